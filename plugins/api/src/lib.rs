@@ -1,0 +1,57 @@
+//! The stable plugin ABI of fedpref.
+//!
+//! A plugin is a `cdylib` that exports one [`PluginMod`] root module through
+//! [`export_plugin!`]. It provides components of four kinds, each a small trait over plain
+//! slices (never tensors):
+//!
+//! - [`LossFunction`]: a preference loss over per-sequence log-probabilities, returning the loss
+//!   and its gradient with respect to each policy log-probability;
+//! - [`AggregatorFunction`]: the server's update rule over flat `f32` parameter vectors;
+//! - [`PartitionerFunction`]: how examples (or their single answers) are dealt out to clients;
+//! - [`ScorerFunction`]: a benchmark metric over generated answers.
+//!
+//! Plugin authors implement these plain-Rust traits and register them on a [`Plugin`]; the
+//! `*Box` adapters turn them into abi_stable trait objects whose every call is wrapped in
+//! [`guard`], so a panic comes back to the host as an error.
+//!
+//! ```text
+//! fn plugin() -> fedpref_plugin_api::Plugin {
+//!     Plugin::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+//!         .loss("dpo", "Direct Preference Optimization", DPO_SPEC, Dpo::from_params)
+//! }
+//! fedpref_plugin_api::export_plugin!(plugin);
+//! ```
+//!
+//! # Compatibility
+//! abi_stable checks at load time that the plugin's types have the layout the host expects and
+//! that both were built against compatible versions of this crate (same minor version while
+//! below 1.0). Any change to a type here bumps this crate's version.
+#![deny(missing_docs)]
+// `#[sabi_trait]` (abi_stable 0.11) expands its impls inside a `const _` block.
+#![allow(non_local_definitions)]
+
+mod aggregator;
+mod error;
+mod guard;
+mod loss;
+mod manifest;
+mod metric;
+mod module;
+mod params;
+mod partitioner;
+mod scorer;
+pub mod testing;
+
+pub use aggregator::*;
+pub use error::{ErrorKind, PluginError};
+pub use guard::guard;
+pub use loss::*;
+pub use manifest::{ComponentInfo, ComponentKind, PluginManifest};
+pub use metric::Metric;
+pub use module::{Plugin, PluginMod, PluginModRef};
+pub use params::{check_range, Params};
+pub use partitioner::*;
+pub use scorer::*;
+
+/// The version of this API crate; plugins record the one they were built against.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
