@@ -1,0 +1,162 @@
+//! Causal grouped-query self-attention, differentiable:
+//! `softmax(q k^T / sqrt(d) + mask) v`, with RoPE on `q`, `k`, for `x` `(batch, seq, hidden)`.
+//!
+//! GQA without copying the shared heads: query head `h` uses KV head `h / group`, so the queries
+//! of one KV head are laid out as `(batch, kv_heads, group * seq, d)` and multiplied by that
+//! head's keys directly. Softmax is composed (`max` detached, `exp`, `sum`, `div`), so every
+//! step has a backward pass. Right padding needs no extra mask: causal attention never lets a
+//! real token see a later padding token.
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::config::ModelConfig;
+use super::context::ForwardCtx;
+use super::linear::Linear;
+use super::lora::{Adapter, TargetModule};
+use super::rope::Rope;
+use crate::Result;
+
+/// Additive causal mask `(seq, offset + seq)`: `0` where key `j <= offset + i`, `-inf` after.
+///
+/// # Errors
+/// Tensor allocation errors.
+pub fn causal_mask(seq: usize, offset: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let t = offset + seq;
+    let m: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..t).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(m, (seq, t), device)?.to_dtype(dtype)?)
+}
+
+/// Softmax over the last dimension, composed of ops with backward passes.
+///
+/// # Errors
+/// Tensor errors.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+}
+
+/// `q_proj`, `k_proj`, `v_proj`, `o_proj` of one layer.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    /// Loads the four projections under `vb` (`self_attn`).
+    ///
+    /// # Errors
+    /// A missing tensor or wrong shape.
+    pub fn load(vb: VarBuilder, cfg: &ModelConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        Ok(Self {
+            q_proj: Linear::load(vb.pp("q_proj"), h, cfg.q_size(), cfg.qkv_bias)?,
+            k_proj: Linear::load(vb.pp("k_proj"), h, cfg.kv_size(), cfg.qkv_bias)?,
+            v_proj: Linear::load(vb.pp("v_proj"), h, cfg.kv_size(), cfg.qkv_bias)?,
+            o_proj: Linear::load(vb.pp("o_proj"), cfg.q_size(), h, cfg.o_bias)?,
+            num_heads: cfg.num_attention_heads,
+            num_kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+        })
+    }
+
+    /// The projection named by `module` (attention modules only).
+    pub fn projection_mut(&mut self, module: TargetModule) -> Option<&mut Linear> {
+        match module {
+            TargetModule::QProj => Some(&mut self.q_proj),
+            TargetModule::KProj => Some(&mut self.k_proj),
+            TargetModule::VProj => Some(&mut self.v_proj),
+            TargetModule::OProj => Some(&mut self.o_proj),
+            _ => None,
+        }
+    }
+
+    /// The projection named by `module` (attention modules only).
+    pub fn projection(&self, module: TargetModule) -> Option<&Linear> {
+        match module {
+            TargetModule::QProj => Some(&self.q_proj),
+            TargetModule::KProj => Some(&self.k_proj),
+            TargetModule::VProj => Some(&self.v_proj),
+            TargetModule::OProj => Some(&self.o_proj),
+            _ => None,
+        }
+    }
+
+    /// Attaches the adapter's branches for `layer` (or removes them with `None`).
+    pub fn set_adapter(&mut self, adapter: Option<&Adapter>, layer: usize) {
+        for m in [TargetModule::QProj, TargetModule::KProj, TargetModule::VProj, TargetModule::OProj] {
+            let branch = adapter.and_then(|a| a.branch(layer, m));
+            if let Some(p) = self.projection_mut(m) {
+                p.set_lora(branch);
+            }
+        }
+    }
+
+    /// A copy with LoRA merged into the frozen weights.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn merged(&self) -> Result<Self> {
+        Ok(Self {
+            q_proj: self.q_proj.merged()?,
+            k_proj: self.k_proj.merged()?,
+            v_proj: self.v_proj.merged()?,
+            o_proj: self.o_proj.merged()?,
+            ..self.clone()
+        })
+    }
+
+    /// `x` `(batch, seq, hidden)` at positions `offset..offset + seq` -> `(batch, seq, hidden)`.
+    /// `mask` is [`causal_mask`]`(seq, offset)` (may be `None` when `seq == 1`). With `cache`,
+    /// the keys/values of earlier positions are read from it and this call's are appended.
+    ///
+    /// # Errors
+    /// Shape mismatch.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        offset: usize,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        ctx: &ForwardCtx,
+    ) -> Result<Tensor> {
+        let (b, s, _) = x.dims3()?;
+        let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let group = nh / nkv;
+        let q = self.q_proj.forward(x, ctx)?.reshape((b, s, nh, d))?.transpose(1, 2)?;
+        let k = self.k_proj.forward(x, ctx)?.reshape((b, s, nkv, d))?.transpose(1, 2)?;
+        let v = self.v_proj.forward(x, ctx)?.reshape((b, s, nkv, d))?.transpose(1, 2)?;
+        let q = rope.apply(&q.contiguous()?, offset)?;
+        let mut k = rope.apply(&k.contiguous()?, offset)?;
+        let mut v = v.contiguous()?;
+        if let Some(cache) = cache {
+            if let Some((ck, cv)) = cache.as_ref() {
+                k = Tensor::cat(&[ck, &k], 2)?;
+                v = Tensor::cat(&[cv, &v], 2)?;
+            }
+            *cache = Some((k.clone(), v.clone()));
+        }
+        let t = k.dim(2)?;
+        // (b, nh, s, d) -> (b, nkv, group * s, d): heads of one KV group are adjacent.
+        let q = q.reshape((b, nkv, group * s, d))?;
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
+        let scores = match mask {
+            Some(m) => scores.reshape((b, nkv, group, s, t))?.broadcast_add(m)?,
+            None => scores.reshape((b, nkv, group, s, t))?,
+        };
+        let probs = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;
+        let y = probs.matmul(&v)?; // (b, nkv, group * s, d)
+        let y = y.reshape((b, nh, s, d))?.transpose(1, 2)?.reshape((b, s, nh * d))?;
+        self.o_proj.forward(&y, ctx)
+    }
+}

@@ -1,0 +1,49 @@
+//! Per-call forward options ([`ForwardCtx`]): whether the LoRA branch is on, and whether LoRA
+//! dropout is active (with its seeded generator).
+//!
+//! Fed by the decoder's adapter switch and training mode; read by every [`super::linear::Linear`].
+
+use std::sync::Mutex;
+
+use candle_core::Tensor;
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::Result;
+
+/// Options that travel down one forward pass.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardCtx<'a> {
+    /// Add the LoRA branches (false: the frozen base model, i.e. the reference model).
+    pub adapter: bool,
+    /// LoRA dropout generator when training; `None` disables dropout.
+    pub dropout_rng: Option<&'a Mutex<StdRng>>,
+}
+
+impl ForwardCtx<'_> {
+    /// The base model: no adapter, no dropout.
+    pub const BASE: ForwardCtx<'static> = ForwardCtx { adapter: false, dropout_rng: None };
+
+    /// Inverted dropout of `x` with probability `p`: zeroes entries with probability `p` and
+    /// scales the rest by `1 / (1 - p)`; identity when not training or `p == 0`.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+        let Some(rng) = self.dropout_rng else { return Ok(x.clone()) };
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let scale = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = {
+            // A poisoned lock only means another thread panicked mid-draw; the generator state
+            // is still a valid generator state.
+            let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
+            (0..x.elem_count())
+                .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale as f32 })
+                .collect()
+        };
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        Ok((x * mask)?)
+    }
+}

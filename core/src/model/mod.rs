@@ -1,0 +1,36 @@
+//! The model: a differentiable llama-family decoder with LoRA, its loaders, tokenizer and chat
+//! template, sequence log-probs, optimizer and generation.
+//!
+//! - [`config`]: [`ModelConfig`] from `config.json` or GGUF metadata.
+//! - Layers, each `load(vb, &cfg)` + `forward`: [`rms_norm`], [`rope`], [`linear`] (frozen,
+//!   optional LoRA branch), [`attention`], [`mlp`], [`layer`], [`decoder`] ([`Decoder`]).
+//! - [`lora`]: [`LoraConfig`], [`Adapter`] (PEFT init, flat f32 vector for aggregators).
+//! - [`logprobs`]: summed answer log-probs of a right-padded batch, with autograd to the adapter.
+//!
+//! Frozen weights are plain tensors, the adapter's matrices are candle `Var`s; every op on the
+//! training path is composed of candle ops with backward passes (candle-nn's fused softmax,
+//! rms_norm and rope have none) or is a custom op with a hand-written, tested backward.
+
+pub mod attention;
+pub mod config;
+pub mod context;
+pub mod decoder;
+pub mod frozen_matmul;
+pub mod gguf;
+pub mod kv_cache;
+pub mod layer;
+pub mod linear;
+pub mod logprobs;
+pub mod lora;
+pub mod mlp;
+pub mod rms_norm;
+pub mod rope;
+
+#[cfg(test)]
+pub(crate) mod test_util;
+
+pub use config::{Architecture, ModelConfig};
+pub use decoder::Decoder;
+pub use kv_cache::KvCache;
+pub use logprobs::{sequence_logprobs, SequenceBatch, SequenceLogProbs};
+pub use lora::{Adapter, LoraConfig, TargetModule};
