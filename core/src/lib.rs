@@ -1,0 +1,12 @@
+//! fedpref: federated preference fine-tuning of language models.
+//!
+//! The host side of the workbench: it loads plugins ([`plugin_host`]) and, through them, runs
+//! preference losses, aggregators, partitioners and scorers.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod model;
+pub mod plugin_host;
+
+pub use error::{Error, Result};
+pub use plugin_host::PluginHost;

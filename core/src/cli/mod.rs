@@ -1,0 +1,77 @@
+//! Subcommands of the `fedpref` binary: argument types (clap) and their dispatch.
+
+mod loss;
+mod plugins;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use fedpref::{Error, PluginHost};
+
+/// Federated preference fine-tuning of language models.
+#[derive(Debug, Parser)]
+#[command(name = "fedpref", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Also load plugins from this directory (repeatable); the executable's directory and
+    /// FEDPREF_PLUGIN_PATH are always searched.
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    plugin_dirs: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List and check plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Evaluate a loss plugin on log-prob arrays given as JSON (for plugin authors).
+    Loss(loss::LossArgs),
+}
+
+/// Parses the arguments and runs the subcommand.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let host = || -> anyhow::Result<PluginHost> {
+        let mut builder = PluginHost::builder().default_dirs();
+        for dir in &cli.plugin_dirs {
+            builder = builder.dir(dir);
+        }
+        Ok(builder.load()?)
+    };
+    match &cli.command {
+        Command::Plugins(command) => plugins::run(command, host),
+        Command::Loss(args) => loss::run(args, &host()?),
+    }
+}
+
+/// Logs go to stderr (results go to stdout); `RUST_LOG` overrides the default `warn` level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// 2 for errors the user fixes in arguments or configuration, 1 for everything else.
+pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    match error.downcast_ref::<Error>() {
+        Some(Error::UnknownComponent { .. } | Error::Json { .. }) => ExitCode::from(2),
+        Some(Error::Plugin { source, .. })
+            if source.kind == fedpref_plugin_api::ErrorKind::InvalidParams =>
+        {
+            ExitCode::from(2)
+        }
+        _ if error.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// A mistake in the command's arguments found after parsing (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,0 +1,185 @@
+//! The SimPO loss over per-sequence log-probabilities (Meng, Xia and Chen 2024, "SimPO: Simple
+//! Preference Optimization with a Reference-Free Reward"; `simpo_loss` of the authors'
+//! `SimPOTrainer`, and TRL `CPOTrainer.cpo_loss` with `loss_type="simpo"`,
+//! `simpo_gamma = gamma_beta_ratio·β` and `cpo_alpha = 0`).
+//!
+//! Fed by the host's [`LossBatch`]: (chosen, rejected) pairs of summed policy log-probs and
+//! their token counts; no reference model (`logp_ref` is empty, and ignored when present).
+//! Feeds back the mean loss over pairs, its gradient with respect to every `logp_policy[i]`,
+//! and reward metrics.
+//!
+//! The reward is the length-normalized policy log-prob, so for a pair (chosen `c`, rejected `r`)
+//! with β = `beta`, γ = `gamma_beta_ratio`·β and ε = `label_smoothing`:
+//!
+//! ```text
+//! x = β·logπ(c)/|c| − β·logπ(r)/|r| − γ
+//! ℓ = −(1−ε) log σ(x) − ε log σ(−x)          (ε = 0: the paper's eq. 6)
+//! ```
+//!
+//! and the batch loss is the mean of ℓ over pairs.
+
+use fedpref_plugin_api::{
+    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+};
+
+use crate::math::{log_sigmoid, mean, sigmoid};
+
+/// What SimPO asks of the host: (chosen, rejected) pairs and nothing else — no reference
+/// log-probs, no KL batch.
+pub const SIMPO_SPEC: LossSpec = LossSpec {
+    data: DataNeeds::Paired,
+    needs_reference: false,
+    needs_kl_batch: false,
+};
+
+/// The per-pair loss ℓ(x) and its slope dℓ/dx, finite for every finite `x`.
+pub fn pair_loss(label_smoothing: f64, x: f64) -> (f64, f64) {
+    let eps = label_smoothing;
+    // d/dx −log σ(x) = −σ(−x); d/dx −log σ(−x) = σ(x).
+    (
+        -(1.0 - eps) * log_sigmoid(x) - eps * log_sigmoid(-x),
+        -(1.0 - eps) * sigmoid(-x) + eps * sigmoid(x),
+    )
+}
+
+/// The SimPO loss with its parameters resolved.
+///
+/// Parameters (a JSON object): `beta` (β > 0, default 2.0), `gamma_beta_ratio` (γ/β ≥ 0,
+/// default 0.5), `label_smoothing` (ε in [0, 0.5), default 0); the defaults are the SimPO
+/// trainer's.
+///
+/// `evaluate` returns the mean of ℓ over the `P` pairs and
+/// `d loss / d logp_policy[c] = ℓ'(x)·β/|c| / P`, `d loss / d logp_policy[r] = −ℓ'(x)·β/|r| / P`.
+/// Metrics, means over pairs: `rewards/chosen` = β·logπ(c)/|c|, `rewards/rejected` likewise,
+/// `rewards/margins` = their difference, `rewards/accuracies` = share of pairs whose chosen
+/// reward is strictly larger. An empty batch gives loss 0, empty gradients and NaN ("not
+/// defined") metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simpo {
+    /// β, the reward scale.
+    pub beta: f64,
+    /// γ/β: the target reward margin in units of β.
+    pub gamma_beta_ratio: f64,
+    /// ε, the assumed preference-label noise rate.
+    pub label_smoothing: f64,
+}
+
+impl Simpo {
+    /// Reads `beta`, `gamma_beta_ratio` and `label_smoothing` from `params`.
+    ///
+    /// # Errors
+    /// `InvalidParams` for an unknown key, β ≤ 0, γ/β < 0 or ε outside [0, 0.5).
+    pub fn from_params(params: &Params) -> Result<Self, PluginError> {
+        let beta = params.f64_or("beta", 2.0)?;
+        let gamma_beta_ratio = params.f64_or("gamma_beta_ratio", 0.5)?;
+        let label_smoothing = params.f64_or("label_smoothing", 0.0)?;
+        params.finish()?;
+        if !(beta.is_finite() && beta > 0.0) {
+            return Err(PluginError::invalid_params(format!(
+                "`beta` = {beta} must be a finite number > 0"
+            )));
+        }
+        if !(gamma_beta_ratio.is_finite() && gamma_beta_ratio >= 0.0) {
+            return Err(PluginError::invalid_params(format!(
+                "`gamma_beta_ratio` = {gamma_beta_ratio} must be a finite number >= 0"
+            )));
+        }
+        if !(0.0..0.5).contains(&label_smoothing) {
+            return Err(PluginError::invalid_params(format!(
+                "`label_smoothing` = {label_smoothing} is outside [0, 0.5)"
+            )));
+        }
+        Ok(Self {
+            beta,
+            gamma_beta_ratio,
+            label_smoothing,
+        })
+    }
+
+    /// γ = `gamma_beta_ratio`·β, the target reward margin.
+    pub fn gamma(&self) -> f64 {
+        self.gamma_beta_ratio * self.beta
+    }
+}
+
+impl LossFunction for Simpo {
+    fn spec(&self) -> LossSpec {
+        SIMPO_SPEC
+    }
+
+    fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
+        batch.validate(&SIMPO_SPEC)?;
+        check_inputs(batch)?;
+        let pairs = batch.pairs();
+        // β·logπ(y)/|y|: the reference-free reward, per token.
+        let reward =
+            |i: usize| self.beta * f64::from(batch.logp_policy[i]) / f64::from(batch.n_tokens[i]);
+        let mut grad = vec![0.0f32; batch.len()];
+        let mut total = 0.0;
+        let n_pairs = pairs.len() as f64;
+        for &(c, r) in &pairs {
+            let x = reward(c) - reward(r) - self.gamma();
+            let (loss, slope) = pair_loss(self.label_smoothing, x);
+            total += loss;
+            grad[c] = (slope * self.beta / f64::from(batch.n_tokens[c]) / n_pairs) as f32;
+            grad[r] = (-slope * self.beta / f64::from(batch.n_tokens[r]) / n_pairs) as f32;
+        }
+        let loss = if pairs.is_empty() {
+            0.0
+        } else {
+            total / n_pairs
+        };
+        let accuracy = |c: usize, r: usize| if reward(c) > reward(r) { 1.0 } else { 0.0 };
+        let metrics = vec![
+            Metric::new(
+                "rewards/chosen",
+                mean(pairs.iter().map(|&(c, _)| reward(c))),
+            ),
+            Metric::new(
+                "rewards/rejected",
+                mean(pairs.iter().map(|&(_, r)| reward(r))),
+            ),
+            Metric::new(
+                "rewards/margins",
+                mean(pairs.iter().map(|&(c, r)| reward(c) - reward(r))),
+            ),
+            Metric::new(
+                "rewards/accuracies",
+                mean(pairs.iter().map(|&(c, r)| accuracy(c, r))),
+            ),
+        ];
+        Ok(LossOutput {
+            loss,
+            grad_logp_policy: grad.into(),
+            grad_kl_logp_policy: Default::default(),
+            metrics: metrics.into(),
+        })
+    }
+}
+
+/// Rejects sequences without a partner, non-finite policy log-probs and zero token counts.
+fn check_inputs(batch: &LossBatch<'_>) -> Result<(), PluginError> {
+    if let Some(i) = batch.pair.iter().position(|&p| p < 0) {
+        let label = if batch.labels[i] == Label::Chosen {
+            "chosen"
+        } else {
+            "rejected"
+        };
+        return Err(PluginError::invalid_input(format!(
+            "sequence {i} ({label}) has no partner (pair[{i}] = {}); simpo needs every sequence in a (chosen, rejected) pair",
+            batch.pair[i]
+        )));
+    }
+    if let Some(i) = batch.logp_policy.iter().position(|v| !v.is_finite()) {
+        return Err(PluginError::invalid_input(format!(
+            "logp_policy[{i}] = {} is not finite",
+            batch.logp_policy[i]
+        )));
+    }
+    if let Some(i) = batch.n_tokens.iter().position(|&n| n == 0) {
+        return Err(PluginError::invalid_input(format!(
+            "n_tokens[{i}] = 0; simpo averages log-probs per token and needs at least 1"
+        )));
+    }
+    Ok(())
+}
