@@ -24,7 +24,15 @@ use crate::Result;
 pub fn causal_mask(seq: usize, offset: usize, dtype: DType, device: &Device) -> Result<Tensor> {
     let t = offset + seq;
     let m: Vec<f32> = (0..seq)
-        .flat_map(|i| (0..t).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..t).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
     Ok(Tensor::from_vec(m, (seq, t), device)?.to_dtype(dtype)?)
 }
@@ -93,7 +101,12 @@ impl Attention {
 
     /// Attaches the adapter's branches for `layer` (or removes them with `None`).
     pub fn set_adapter(&mut self, adapter: Option<&Adapter>, layer: usize) {
-        for m in [TargetModule::QProj, TargetModule::KProj, TargetModule::VProj, TargetModule::OProj] {
+        for m in [
+            TargetModule::QProj,
+            TargetModule::KProj,
+            TargetModule::VProj,
+            TargetModule::OProj,
+        ] {
             let branch = adapter.and_then(|a| a.branch(layer, m));
             if let Some(p) = self.projection_mut(m) {
                 p.set_lora(branch);
@@ -133,9 +146,21 @@ impl Attention {
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let group = nh / nkv;
-        let q = self.q_proj.forward(x, ctx)?.reshape((b, s, nh, d))?.transpose(1, 2)?;
-        let k = self.k_proj.forward(x, ctx)?.reshape((b, s, nkv, d))?.transpose(1, 2)?;
-        let v = self.v_proj.forward(x, ctx)?.reshape((b, s, nkv, d))?.transpose(1, 2)?;
+        let q = self
+            .q_proj
+            .forward(x, ctx)?
+            .reshape((b, s, nh, d))?
+            .transpose(1, 2)?;
+        let k = self
+            .k_proj
+            .forward(x, ctx)?
+            .reshape((b, s, nkv, d))?
+            .transpose(1, 2)?;
+        let v = self
+            .v_proj
+            .forward(x, ctx)?
+            .reshape((b, s, nkv, d))?
+            .transpose(1, 2)?;
         let q = rope.apply(&q.contiguous()?, offset)?;
         let mut k = rope.apply(&k.contiguous()?, offset)?;
         let mut v = v.contiguous()?;
@@ -156,7 +181,10 @@ impl Attention {
         };
         let probs = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;
         let y = probs.matmul(&v)?; // (b, nkv, group * s, d)
-        let y = y.reshape((b, nh, s, d))?.transpose(1, 2)?.reshape((b, s, nh * d))?;
+        let y = y
+            .reshape((b, nh, s, d))?
+            .transpose(1, 2)?
+            .reshape((b, s, nh * d))?;
         self.o_proj.forward(&y, ctx)
     }
 }

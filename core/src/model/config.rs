@@ -101,7 +101,10 @@ impl ModelConfig {
     /// # Errors
     /// [`Error::ModelFormat`] naming `path` and the inconsistent values.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |message: String| Error::ModelFormat { path: path.to_path_buf(), message };
+        let bad = |message: String| Error::ModelFormat {
+            path: path.to_path_buf(),
+            message,
+        };
         if self.num_attention_heads == 0
             || self.num_key_value_heads == 0
             || self.num_attention_heads % self.num_key_value_heads != 0
@@ -112,10 +115,15 @@ impl ModelConfig {
             )));
         }
         if self.head_dim == 0 || self.head_dim % 2 != 0 {
-            return Err(bad(format!("head_dim {} must be even and positive", self.head_dim)));
+            return Err(bad(format!(
+                "head_dim {} must be even and positive",
+                self.head_dim
+            )));
         }
         if self.vocab_size == 0 || self.hidden_size == 0 || self.num_hidden_layers == 0 {
-            return Err(bad("vocab_size, hidden_size and num_hidden_layers must be positive".into()));
+            return Err(bad(
+                "vocab_size, hidden_size and num_hidden_layers must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -126,22 +134,32 @@ impl ModelConfig {
     /// [`Error::Json`] for malformed JSON, [`Error::UnsupportedArchitecture`] for a `model_type`
     /// other than llama / qwen2 (or mistral), [`Error::ModelFormat`] for inconsistent shapes.
     pub fn from_hf_json(text: &str, path: &Path) -> Result<Self> {
-        let raw: HfConfig = serde_json::from_str(text)
-            .map_err(|e| Error::Json { path: path.to_path_buf(), message: e.to_string() })?;
+        let raw: HfConfig = serde_json::from_str(text).map_err(|e| Error::Json {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let arch_name = raw
             .model_type
             .clone()
             .or_else(|| raw.architectures.as_ref().and_then(|a| a.first().cloned()))
             .unwrap_or_default();
-        let architecture = Architecture::from_name(&arch_name).ok_or_else(|| {
-            Error::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.clone() }
-        })?;
+        let architecture =
+            Architecture::from_name(&arch_name).ok_or_else(|| Error::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: arch_name.clone(),
+            })?;
         let num_key_value_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
-        let head_dim = raw.head_dim.unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
+        let head_dim = raw
+            .head_dim
+            .unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
         let rope_scaling = match &raw.rope_scaling {
             None => None,
             Some(s) => {
-                let kind = s.rope_type.clone().or_else(|| s.type_.clone()).unwrap_or_default();
+                let kind = s
+                    .rope_type
+                    .clone()
+                    .or_else(|| s.type_.clone())
+                    .unwrap_or_default();
                 match kind.as_str() {
                     "default" | "" => None,
                     "llama3" => Some(Llama3RopeScaling {
@@ -208,16 +226,17 @@ impl ModelConfig {
             .and_then(|v| v.to_string().ok())
             .ok_or_else(|| missing("general.architecture"))?
             .clone();
-        let architecture = Architecture::from_name(&arch_name).ok_or_else(|| {
-            Error::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch_name.clone() }
-        })?;
+        let architecture =
+            Architecture::from_name(&arch_name).ok_or_else(|| Error::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: arch_name.clone(),
+            })?;
         let get_u = |key: &str| -> Result<usize> {
             let k = format!("{arch_name}.{key}");
             md.get(&k).and_then(gguf_usize).ok_or_else(|| missing(&k))
         };
-        let get_f = |key: &str| -> Option<f64> {
-            md.get(&format!("{arch_name}.{key}")).and_then(gguf_f64)
-        };
+        let get_f =
+            |key: &str| -> Option<f64> { md.get(&format!("{arch_name}.{key}")).and_then(gguf_f64) };
         let hidden_size = get_u("embedding_length")?;
         let num_attention_heads = get_u("attention.head_count")?;
         let num_key_value_heads = get_u("attention.head_count_kv").unwrap_or(num_attention_heads);
@@ -247,7 +266,9 @@ impl ModelConfig {
             qkv_bias: content.tensor_infos.contains_key("blk.0.attn_q.bias"),
             o_bias: content.tensor_infos.contains_key("blk.0.attn_output.bias"),
             bos_token_id: token_id("tokenizer.ggml.bos_token_id"),
-            eos_token_ids: token_id("tokenizer.ggml.eos_token_id").into_iter().collect(),
+            eos_token_ids: token_id("tokenizer.ggml.eos_token_id")
+                .into_iter()
+                .collect(),
         };
         cfg.validate(path)?;
         Ok(cfg)
@@ -353,7 +374,9 @@ mod tests {
     fn unknown_architecture_is_named() {
         let j = r#"{"model_type":"gpt2","vocab_size":1,"hidden_size":2,"intermediate_size":2,
             "num_hidden_layers":1,"num_attention_heads":1}"#;
-        let e = ModelConfig::from_hf_json(j, Path::new("m/config.json")).unwrap_err().to_string();
+        let e = ModelConfig::from_hf_json(j, Path::new("m/config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"gpt2\"") && e.contains("m/config.json"), "{e}");
     }
 }

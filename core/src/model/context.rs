@@ -22,7 +22,10 @@ pub struct ForwardCtx<'a> {
 
 impl ForwardCtx<'_> {
     /// The base model: no adapter, no dropout.
-    pub const BASE: ForwardCtx<'static> = ForwardCtx { adapter: false, dropout_rng: None };
+    pub const BASE: ForwardCtx<'static> = ForwardCtx {
+        adapter: false,
+        dropout_rng: None,
+    };
 
     /// Inverted dropout of `x` with probability `p`: zeroes entries with probability `p` and
     /// scales the rest by `1 / (1 - p)`; identity when not training or `p == 0`.
@@ -30,7 +33,9 @@ impl ForwardCtx<'_> {
     /// # Errors
     /// Tensor errors.
     pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
-        let Some(rng) = self.dropout_rng else { return Ok(x.clone()) };
+        let Some(rng) = self.dropout_rng else {
+            return Ok(x.clone());
+        };
         if p <= 0.0 {
             return Ok(x.clone());
         }
@@ -40,7 +45,13 @@ impl ForwardCtx<'_> {
             // is still a valid generator state.
             let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
             (0..x.elem_count())
-                .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale as f32 })
+                .map(|_| {
+                    if rng.random::<f64>() < p {
+                        0.0
+                    } else {
+                        scale as f32
+                    }
+                })
                 .collect()
         };
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;

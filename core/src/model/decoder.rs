@@ -54,8 +54,9 @@ impl Decoder {
     /// # Errors
     /// As [`Self::load`].
     pub fn load_with_rope(vb: VarBuilder, cfg: &ModelConfig, style: RopeStyle) -> Result<Self> {
-        let embed_tokens =
-            vb.pp("model.embed_tokens").get((cfg.vocab_size, cfg.hidden_size), "weight")?;
+        let embed_tokens = vb
+            .pp("model.embed_tokens")
+            .get((cfg.vocab_size, cfg.hidden_size), "weight")?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| DecoderLayer::load(vb.pp(format!("model.layers.{i}")), cfg))
             .collect::<Result<Vec<_>>>()?;
@@ -63,7 +64,8 @@ impl Decoder {
         let lm_head = if cfg.tie_word_embeddings {
             embed_tokens.clone()
         } else {
-            vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?
+            vb.pp("lm_head")
+                .get((cfg.vocab_size, cfg.hidden_size), "weight")?
         };
         let rope = Rope::new(cfg, style, vb.dtype(), vb.device())?;
         Ok(Self {
@@ -109,7 +111,11 @@ impl Decoder {
     /// # Errors
     /// [`Error::Adapter`] when the adapter was built for a model with other layer count.
     pub fn attach_adapter(&mut self, adapter: Adapter) -> Result<()> {
-        if let Some(p) = adapter.pairs().iter().find(|p| p.layer >= self.layers.len()) {
+        if let Some(p) = adapter
+            .pairs()
+            .iter()
+            .find(|p| p.layer >= self.layers.len())
+        {
             return Err(Error::Adapter {
                 path: "-".into(),
                 message: format!(
@@ -157,7 +163,10 @@ impl Decoder {
 
     /// The options of a forward pass in the current mode.
     pub fn ctx(&self) -> ForwardCtx<'_> {
-        ForwardCtx { adapter: self.adapter_enabled(), dropout_rng: self.dropout_rng.as_deref() }
+        ForwardCtx {
+            adapter: self.adapter_enabled(),
+            dropout_rng: self.dropout_rng.as_deref(),
+        }
     }
 
     /// A copy with the adapter merged into the frozen weights and no adapter attached: same
@@ -174,7 +183,13 @@ impl Decoder {
                 l.set_adapter(None, i);
             }
         }
-        Ok(Self { layers, adapter: None, adapter_enabled: true, dropout_rng: None, ..self.clone() })
+        Ok(Self {
+            layers,
+            adapter: None,
+            adapter_enabled: true,
+            dropout_rng: None,
+            ..self.clone()
+        })
     }
 
     /// Embeds `ids` `(batch, seq)` (u32) -> `(batch, seq, hidden)`.
@@ -187,10 +202,16 @@ impl Decoder {
         let max = flat.max(0)?.to_dtype(DType::U32)?.to_scalar::<u32>()? as usize;
         if max >= self.cfg.vocab_size {
             return Err(Error::ModelInput {
-                message: format!("token id {max} is outside the vocabulary of {}", self.cfg.vocab_size),
+                message: format!(
+                    "token id {max} is outside the vocabulary of {}",
+                    self.cfg.vocab_size
+                ),
             });
         }
-        Ok(self.embed_tokens.index_select(&flat, 0)?.reshape((b, s, self.cfg.hidden_size))?)
+        Ok(self
+            .embed_tokens
+            .index_select(&flat, 0)?
+            .reshape((b, s, self.cfg.hidden_size))?)
     }
 
     /// Final hidden states `(batch, seq, hidden)` (after the final norm) for `ids`
@@ -224,7 +245,11 @@ impl Decoder {
             });
         }
         let mut x = self.embed(ids)?;
-        let mask = if s > 1 { Some(causal_mask(s, offset, x.dtype(), x.device())?) } else { None };
+        let mask = if s > 1 {
+            Some(causal_mask(s, offset, x.dtype(), x.device())?)
+        } else {
+            None
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
             x = layer.forward(&x, &self.rope, offset, mask.as_ref(), slot, ctx)?;
@@ -273,8 +298,18 @@ mod tests {
     use crate::model::test_util::{random_weights, tiny_config};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap()
-            .to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
     }
 
     fn build(cfg: &ModelConfig, w: &HashMap<String, Tensor>, dtype: DType) -> Decoder {
@@ -283,7 +318,11 @@ mod tests {
     }
 
     fn ids() -> Tensor {
-        Tensor::new(&[[1u32, 5, 9, 3, 30, 7, 2], [4, 4, 17, 8, 0, 21, 11]], &Device::Cpu).unwrap()
+        Tensor::new(
+            &[[1u32, 5, 9, 3, 30, 7, 2], [4, 4, 17, 8, 0, 21, 11]],
+            &Device::Cpu,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -292,7 +331,9 @@ mod tests {
             let mut cfg = tiny_config();
             cfg.tie_word_embeddings = tied;
             let w = random_weights(&cfg, 1, DType::F32);
-            let ours = build(&cfg, &w, DType::F32).last_logits(&ids(), None).unwrap();
+            let ours = build(&cfg, &w, DType::F32)
+                .last_logits(&ids(), None)
+                .unwrap();
             use candle_transformers::models::llama as ct;
             let ct_cfg = ct::Config {
                 hidden_size: cfg.hidden_size,
@@ -327,7 +368,9 @@ mod tests {
         cfg.qkv_bias = true;
         cfg.rope_theta = 1_000_000.0;
         let w = random_weights(&cfg, 2, DType::F32);
-        let ours = build(&cfg, &w, DType::F32).last_logits(&ids(), None).unwrap();
+        let ours = build(&cfg, &w, DType::F32)
+            .last_logits(&ids(), None)
+            .unwrap();
         use candle_transformers::models::qwen2 as ct;
         let ct_cfg = ct::Config {
             vocab_size: cfg.vocab_size,
@@ -355,11 +398,28 @@ mod tests {
     fn with_adapter(cfg: &ModelConfig, dtype: DType, seed: u64) -> Decoder {
         let w = random_weights(cfg, 3, dtype);
         let mut m = build(cfg, &w, dtype);
-        let lc = LoraConfig::new(2, 4.0, 0.0, &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]).unwrap();
+        let lc = LoraConfig::new(
+            2,
+            4.0,
+            0.0,
+            &[
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ],
+        )
+        .unwrap();
         let ad = Adapter::new(&lc, cfg, seed, dtype, &Device::Cpu).unwrap();
         // Non-zero B, so that every LoRA path changes the output.
         for p in ad.pairs() {
-            let b = Tensor::randn(0f64, 0.3, p.b.shape(), &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+            let b = Tensor::randn(0f64, 0.3, p.b.shape(), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
             p.b.set(&b).unwrap();
         }
         m.attach_adapter(ad).unwrap();
@@ -375,10 +435,18 @@ mod tests {
         assert!(max_diff(&on, &merged) < 1e-4);
         m.set_adapter_enabled(false);
         let off = m.logits(&ids()).unwrap();
-        let base = build(&cfg, &random_weights(&cfg, 3, DType::F32), DType::F32).logits(&ids()).unwrap();
+        let base = build(&cfg, &random_weights(&cfg, 3, DType::F32), DType::F32)
+            .logits(&ids())
+            .unwrap();
         assert_eq!(max_diff(&off, &base), 0.0);
-        assert!(max_diff(&on, &off) > 1e-2, "the adapter must change the output");
-        assert_eq!(max_diff(&m.merged().unwrap().logits(&ids()).unwrap(), &base), 0.0);
+        assert!(
+            max_diff(&on, &off) > 1e-2,
+            "the adapter must change the output"
+        );
+        assert_eq!(
+            max_diff(&m.merged().unwrap().logits(&ids()).unwrap(), &base),
+            0.0
+        );
     }
 
     #[test]
@@ -387,10 +455,14 @@ mod tests {
         let m = with_adapter(&cfg, DType::F32, 6);
         let full = m.logits(&ids()).unwrap();
         let mut cache = KvCache::new(cfg.num_hidden_layers);
-        let first = m.last_logits(&ids().narrow(1, 0, 4).unwrap(), Some(&mut cache)).unwrap();
+        let first = m
+            .last_logits(&ids().narrow(1, 0, 4).unwrap(), Some(&mut cache))
+            .unwrap();
         assert!(max_diff(&first, &full.narrow(1, 3, 1).unwrap().squeeze(1).unwrap()) < 1e-5);
         for t in 4..7 {
-            let step = m.last_logits(&ids().narrow(1, t, 1).unwrap(), Some(&mut cache)).unwrap();
+            let step = m
+                .last_logits(&ids().narrow(1, t, 1).unwrap(), Some(&mut cache))
+                .unwrap();
             let expect = full.narrow(1, t, 1).unwrap().squeeze(1).unwrap();
             assert!(max_diff(&step, &expect) < 1e-5, "position {t}");
         }
@@ -403,8 +475,14 @@ mod tests {
         cfg.qkv_bias = true;
         let m = with_adapter(&cfg, DType::F64, 7);
         let seqs = vec![
-            MaskedSequence { ids: vec![1, 5, 9, 3, 30, 7], answer_mask: vec![false, false, false, true, true, true] },
-            MaskedSequence { ids: vec![4, 17, 8, 21], answer_mask: vec![false, true, true, true] },
+            MaskedSequence {
+                ids: vec![1, 5, 9, 3, 30, 7],
+                answer_mask: vec![false, false, false, true, true, true],
+            },
+            MaskedSequence {
+                ids: vec![4, 17, 8, 21],
+                answer_mask: vec![false, true, true, true],
+            },
         ];
         let batch = SequenceBatch::new(&seqs, 0, &Device::Cpu).unwrap();
         let weights = Tensor::new(&[0.7f64, -1.3], &Device::Cpu).unwrap();
@@ -417,7 +495,9 @@ mod tests {
         let h = 1e-5;
         let mut checked = 0;
         for (vi, v) in vars.iter().enumerate() {
-            let g = grads.get(v).unwrap_or_else(|| panic!("no gradient for var {vi}"));
+            let g = grads
+                .get(v)
+                .unwrap_or_else(|| panic!("no gradient for var {vi}"));
             let g: Vec<f64> = g.flatten_all().unwrap().to_vec1().unwrap();
             let orig: Vec<f64> = v.flatten_all().unwrap().to_vec1().unwrap();
             // Two coordinates per var: first and a middle one.
@@ -425,14 +505,20 @@ mod tests {
                 let probe = |delta: f64| {
                     let mut x = orig.clone();
                     x[i] += delta;
-                    v.set(&Tensor::from_vec(x, v.shape(), &Device::Cpu).unwrap()).unwrap();
+                    v.set(&Tensor::from_vec(x, v.shape(), &Device::Cpu).unwrap())
+                        .unwrap();
                     let f = loss(&m).to_scalar::<f64>().unwrap();
-                    v.set(&Tensor::from_vec(orig.clone(), v.shape(), &Device::Cpu).unwrap()).unwrap();
+                    v.set(&Tensor::from_vec(orig.clone(), v.shape(), &Device::Cpu).unwrap())
+                        .unwrap();
                     f
                 };
                 let fd = (probe(h) - probe(-h)) / (2.0 * h);
                 let tol = 1e-6 * (1.0 + fd.abs());
-                assert!((fd - g[i]).abs() < tol, "var {vi} coord {i}: fd {fd} autograd {}", g[i]);
+                assert!(
+                    (fd - g[i]).abs() < tol,
+                    "var {vi} coord {i}: fd {fd} autograd {}",
+                    g[i]
+                );
                 checked += 1;
             }
         }
@@ -445,16 +531,29 @@ mod tests {
     fn sequence_logprobs_sum_answer_tokens_of_padded_rows() {
         let cfg = tiny_config();
         let m = with_adapter(&cfg, DType::F32, 8);
-        let a = MaskedSequence { ids: vec![1, 5, 9, 3], answer_mask: vec![false, false, true, true] };
-        let b = MaskedSequence { ids: vec![1, 7, 9, 3, 12, 13, 2], answer_mask: vec![false, false, false, true, true, true, true] };
+        let a = MaskedSequence {
+            ids: vec![1, 5, 9, 3],
+            answer_mask: vec![false, false, true, true],
+        };
+        let b = MaskedSequence {
+            ids: vec![1, 7, 9, 3, 12, 13, 2],
+            answer_mask: vec![false, false, false, true, true, true, true],
+        };
         let batch = SequenceBatch::new(&[a.clone(), b.clone()], 0, &Device::Cpu).unwrap();
         let lp = sequence_logprobs(&m, &batch).unwrap();
         assert_eq!(lp.n_tokens, vec![2, 4]);
         let got: Vec<f32> = lp.logp.to_vec1().unwrap();
         for (row, s) in [a, b].iter().enumerate() {
             let per_token = crate::model::logprobs::token_logprobs(&m, &s.ids).unwrap();
-            let expect: f32 = (1..s.ids.len()).filter(|&t| s.answer_mask[t]).map(|t| per_token[t - 1]).sum();
-            assert!((got[row] - expect).abs() < 1e-4, "row {row}: {} vs {expect}", got[row]);
+            let expect: f32 = (1..s.ids.len())
+                .filter(|&t| s.answer_mask[t])
+                .map(|t| per_token[t - 1])
+                .sum();
+            assert!(
+                (got[row] - expect).abs() < 1e-4,
+                "row {row}: {} vs {expect}",
+                got[row]
+            );
         }
     }
 }

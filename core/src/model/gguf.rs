@@ -41,7 +41,10 @@ pub fn unpermute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
     let dims = w.dims().to_vec();
     let rest: usize = dims[1..].iter().product();
     let d = dims[0] / heads;
-    Ok(w.reshape((heads, d / 2, 2, rest))?.transpose(1, 2)?.contiguous()?.reshape(dims)?)
+    Ok(w.reshape((heads, d / 2, 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
 }
 
 /// The permutation llama.cpp's converter applies (`(heads, 2, d/2)` -> `(heads, d/2, 2)` per
@@ -53,7 +56,10 @@ pub fn permute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
     let dims = w.dims().to_vec();
     let rest: usize = dims[1..].iter().product();
     let d = dims[0] / heads;
-    Ok(w.reshape((heads, 2, d / 2, rest))?.transpose(1, 2)?.contiguous()?.reshape(dims)?)
+    Ok(w.reshape((heads, 2, d / 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
 }
 
 /// The Hugging Face name of a GGUF tensor, or `None` for tensors the decoder does not use.
@@ -113,7 +119,11 @@ impl GgufFile {
 
     /// A string metadata value.
     pub fn metadata_str(&self, key: &str) -> Option<&str> {
-        self.content.metadata.get(key).and_then(|v| v.to_string().ok()).map(|s| s.as_str())
+        self.content
+            .metadata
+            .get(key)
+            .and_then(|v| v.to_string().ok())
+            .map(|s| s.as_str())
     }
 
     /// The hyper-parameters.
@@ -129,7 +139,12 @@ impl GgufFile {
     ///
     /// # Errors
     /// I/O or dequantization failures, naming the tensor.
-    pub fn tensors(&self, cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<HashMap<String, Tensor>> {
+    pub fn tensors(
+        &self,
+        cfg: &ModelConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<HashMap<String, Tensor>> {
         let mut reader =
             BufReader::new(File::open(&self.path).map_err(|e| Error::io(&self.path, e))?);
         let mut out = HashMap::new();
@@ -141,7 +156,10 @@ impl GgufFile {
                 path: self.path.clone(),
                 message: format!("tensor {name}: {e}"),
             };
-            let q = self.content.tensor(&mut reader, name, &Device::Cpu).map_err(bad)?;
+            let q = self
+                .content
+                .tensor(&mut reader, name, &Device::Cpu)
+                .map_err(bad)?;
             let mut t = q.dequantize(&Device::Cpu).map_err(bad)?;
             if cfg.architecture == Architecture::Llama {
                 if hf.contains(".self_attn.q_proj.") {
@@ -179,7 +197,16 @@ mod tests {
     use crate::model::test_util::{random_weights, tiny_config};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     fn gguf_name(hf: &str) -> String {
@@ -216,27 +243,44 @@ mod tests {
         let q = &w["model.layers.0.self_attn.q_proj.weight"];
         let p = permute_rows(q, cfg.num_attention_heads).unwrap();
         assert!(max_diff(&p, q) > 0.0);
-        assert_eq!(max_diff(&unpermute_rows(&p, cfg.num_attention_heads).unwrap(), q), 0.0);
+        assert_eq!(
+            max_diff(&unpermute_rows(&p, cfg.num_attention_heads).unwrap(), q),
+            0.0
+        );
         // The raw GGUF layout (permuted q/k) with interleaved RoPE == HF layout with half RoPE.
         let mut permuted = w.clone();
         for l in 0..cfg.num_hidden_layers {
             let qn = format!("model.layers.{l}.self_attn.q_proj.weight");
             let kn = format!("model.layers.{l}.self_attn.k_proj.weight");
-            permuted.insert(qn.clone(), permute_rows(&w[&qn], cfg.num_attention_heads).unwrap());
-            permuted.insert(kn.clone(), permute_rows(&w[&kn], cfg.num_key_value_heads).unwrap());
+            permuted.insert(
+                qn.clone(),
+                permute_rows(&w[&qn], cfg.num_attention_heads).unwrap(),
+            );
+            permuted.insert(
+                kn.clone(),
+                permute_rows(&w[&kn], cfg.num_key_value_heads).unwrap(),
+            );
         }
         let ids = Tensor::new(&[[1u32, 4, 9, 16, 25, 3]], &Device::Cpu).unwrap();
-        let hf = Decoder::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let hf =
+            Decoder::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap();
         let raw = Decoder::load_with_rope(
             VarBuilder::from_tensors(permuted.clone(), DType::F32, &Device::Cpu),
             &cfg,
             RopeStyle::Interleaved,
         )
         .unwrap();
-        let wrong = Decoder::load(VarBuilder::from_tensors(permuted, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let wrong = Decoder::load(
+            VarBuilder::from_tensors(permuted, DType::F32, &Device::Cpu),
+            &cfg,
+        )
+        .unwrap();
         let a = hf.logits(&ids).unwrap();
         assert!(max_diff(&a, &raw.logits(&ids).unwrap()) < 1e-4);
-        assert!(max_diff(&a, &wrong.logits(&ids).unwrap()) > 1e-3, "the permutation must matter");
+        assert!(
+            max_diff(&a, &wrong.logits(&ids).unwrap()) > 1e-3,
+            "the permutation must matter"
+        );
     }
 
     #[test]
@@ -255,7 +299,11 @@ mod tests {
             } else if name.contains("k_proj") {
                 t = permute_rows(&t, cfg.num_key_value_heads).unwrap();
             }
-            let dtype = if name.contains("mlp.") && t.dim(1).unwrap() % 32 == 0 { GgmlDType::Q8_0 } else { GgmlDType::F32 };
+            let dtype = if name.contains("mlp.") && t.dim(1).unwrap() % 32 == 0 {
+                GgmlDType::Q8_0
+            } else {
+                GgmlDType::F32
+            };
             let q = QTensor::quantize(&t, dtype).unwrap();
             if dtype != GgmlDType::F32 {
                 // The reference sees what the file holds (MLP weights are not permuted).
@@ -267,12 +315,27 @@ mod tests {
         let md = vec![
             ("general.architecture", V::String("llama".into())),
             ("llama.block_count", V::U32(cfg.num_hidden_layers as u32)),
-            ("llama.context_length", V::U32(cfg.max_position_embeddings as u32)),
+            (
+                "llama.context_length",
+                V::U32(cfg.max_position_embeddings as u32),
+            ),
             ("llama.embedding_length", V::U32(cfg.hidden_size as u32)),
-            ("llama.feed_forward_length", V::U32(cfg.intermediate_size as u32)),
-            ("llama.attention.head_count", V::U32(cfg.num_attention_heads as u32)),
-            ("llama.attention.head_count_kv", V::U32(cfg.num_key_value_heads as u32)),
-            ("llama.attention.layer_norm_rms_epsilon", V::F32(cfg.rms_norm_eps as f32)),
+            (
+                "llama.feed_forward_length",
+                V::U32(cfg.intermediate_size as u32),
+            ),
+            (
+                "llama.attention.head_count",
+                V::U32(cfg.num_attention_heads as u32),
+            ),
+            (
+                "llama.attention.head_count_kv",
+                V::U32(cfg.num_key_value_heads as u32),
+            ),
+            (
+                "llama.attention.layer_norm_rms_epsilon",
+                V::F32(cfg.rms_norm_eps as f32),
+            ),
             ("llama.rope.freq_base", V::F32(cfg.rope_theta as f32)),
             ("tokenizer.ggml.bos_token_id", V::U32(1)),
             ("tokenizer.ggml.eos_token_id", V::U32(2)),
@@ -283,7 +346,8 @@ mod tests {
         {
             let mut f = File::create(&path).unwrap();
             let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
-            let t_refs: Vec<(&str, &QTensor)> = qtensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            let t_refs: Vec<(&str, &QTensor)> =
+                qtensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
             gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
         }
         let file = GgufFile::open(&path).unwrap();
@@ -292,7 +356,8 @@ mod tests {
         assert_eq!(got_cfg.vocab_size, cfg.vocab_size);
         assert!(!got_cfg.tie_word_embeddings && !got_cfg.qkv_bias);
         let ours = file.decoder(DType::F32, &Device::Cpu).unwrap();
-        let hf = Decoder::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let hf =
+            Decoder::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap();
         let ids = Tensor::new(&[[1u32, 4, 9, 16, 25, 3]], &Device::Cpu).unwrap();
         let d = max_diff(&hf.logits(&ids).unwrap(), &ours.logits(&ids).unwrap());
         assert!(d < 1e-4, "max |diff| {d}");

@@ -58,7 +58,11 @@ impl DecoderLayer {
     /// # Errors
     /// Tensor errors.
     pub fn merged(&self) -> Result<Self> {
-        Ok(Self { self_attn: self.self_attn.merged()?, mlp: self.mlp.merged()?, ..self.clone() })
+        Ok(Self {
+            self_attn: self.self_attn.merged()?,
+            mlp: self.mlp.merged()?,
+            ..self.clone()
+        })
     }
 
     /// `x` `(batch, seq, hidden)` -> same shape. See [`Attention::forward`] for the rest.
@@ -74,9 +78,18 @@ impl DecoderLayer {
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
-        let a = self.self_attn.forward(&self.input_layernorm.forward(x)?, rope, offset, mask, cache, ctx)?;
+        let a = self.self_attn.forward(
+            &self.input_layernorm.forward(x)?,
+            rope,
+            offset,
+            mask,
+            cache,
+            ctx,
+        )?;
         let h = (x + a)?;
-        let m = self.mlp.forward(&self.post_attention_layernorm.forward(&h)?, ctx)?;
+        let m = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&h)?, ctx)?;
         Ok((h + m)?)
     }
 }

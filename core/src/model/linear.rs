@@ -26,15 +26,32 @@ impl Linear {
     ///
     /// # Errors
     /// A missing tensor or wrong shape, named by candle's VarBuilder.
-    pub fn load(vb: VarBuilder, in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self> {
         let weight = vb.get((out_features, in_features), "weight")?;
-        let bias = if bias { Some(vb.get(out_features, "bias")?) } else { None };
-        Ok(Self { weight, bias, lora: None })
+        let bias = if bias {
+            Some(vb.get(out_features, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            lora: None,
+        })
     }
 
     /// Wraps existing tensors.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias, lora: None }
+        Self {
+            weight,
+            bias,
+            lora: None,
+        }
     }
 
     /// The frozen weight `(out, in)`.
@@ -88,6 +105,10 @@ impl Linear {
                 (&self.weight + delta)?.detach()
             }
         };
-        Ok(Self { weight, bias: self.bias.clone(), lora: None })
+        Ok(Self {
+            weight,
+            bias: self.bias.clone(),
+            lora: None,
+        })
     }
 }

@@ -40,9 +40,15 @@ impl SequenceBatch {
     ///
     /// # Errors
     /// [`Error::ModelInput`] for an empty batch, an empty sequence or a mask of another length.
-    pub fn new(sequences: &[MaskedSequence], pad_id: u32, device: &candle_core::Device) -> Result<Self> {
+    pub fn new(
+        sequences: &[MaskedSequence],
+        pad_id: u32,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
         if sequences.is_empty() {
-            return Err(Error::ModelInput { message: "empty batch of sequences".into() });
+            return Err(Error::ModelInput {
+                message: "empty batch of sequences".into(),
+            });
         }
         let seq = sequences.iter().map(|s| s.ids.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(seq * sequences.len());
@@ -70,7 +76,13 @@ impl SequenceBatch {
             }
         }
         let ids = Tensor::from_vec(ids, (sequences.len(), seq), device)?;
-        Ok(Self { ids, predict_at, targets, rows, n_tokens })
+        Ok(Self {
+            ids,
+            predict_at,
+            targets,
+            rows,
+            n_tokens,
+        })
     }
 
     /// The padded ids `(batch, seq)`.
@@ -154,7 +166,11 @@ pub fn sequence_logprobs_with(
     let hidden = model.hidden_states_with(batch.ids(), None, ctx)?;
     let h = hidden.dim(D::Minus1)?;
     if n == 0 {
-        let dtype = if hidden.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+        let dtype = if hidden.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
         return Ok(SequenceLogProbs {
             logp: Tensor::zeros(b, dtype, device)?,
             n_tokens: batch.n_tokens.clone(),
@@ -172,7 +188,10 @@ pub fn sequence_logprobs_with(
     }
     let seg = Tensor::from_vec(seg, (b, n), device)?.to_dtype(token_logp.dtype())?;
     let logp = seg.matmul(&token_logp.unsqueeze(1)?)?.squeeze(1)?;
-    Ok(SequenceLogProbs { logp, n_tokens: batch.n_tokens.clone() })
+    Ok(SequenceLogProbs {
+        logp,
+        n_tokens: batch.n_tokens.clone(),
+    })
 }
 
 /// Log-prob of every token after the first under the decoder's current mode (no dropout):
@@ -182,16 +201,59 @@ pub fn sequence_logprobs_with(
 /// [`Error::ModelInput`] for fewer than one id; tensor errors.
 pub fn token_logprobs(model: &Decoder, ids: &[u32]) -> Result<Vec<f32>> {
     if ids.is_empty() {
-        return Err(Error::ModelInput { message: "no token ids".into() });
+        return Err(Error::ModelInput {
+            message: "no token ids".into(),
+        });
     }
     if ids.len() == 1 {
         return Ok(vec![]);
     }
-    let ctx = ForwardCtx { adapter: model.adapter_enabled(), dropout_rng: None };
+    let ctx = ForwardCtx {
+        adapter: model.adapter_enabled(),
+        dropout_rng: None,
+    };
     let x = Tensor::from_slice(ids, (1, ids.len()), model.device())?;
     let hidden = model.hidden_states_with(&x, None, &ctx)?.i(0)?;
     let hidden = hidden.narrow(0, 0, ids.len() - 1)?;
     let logits = model.head(&hidden)?;
     let targets = Tensor::from_slice(&ids[1..], ids.len() - 1, model.device())?;
-    Ok(gather_log_softmax(&logits, &targets)?.detach().to_dtype(DType::F32)?.to_vec1()?)
+    Ok(gather_log_softmax(&logits, &targets)?
+        .detach()
+        .to_dtype(DType::F32)?
+        .to_vec1()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::smollm2;
+
+    #[test]
+    fn smollm2_logprobs_match_numpy_reference() {
+        // Written by tests/reference/llama_numpy.py (independent numpy forward over the same
+        // dequantized GGUF weights, raw llama.cpp q/k layout with interleaved RoPE).
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/reference/smollm2_logprobs.json");
+        let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(fixture["token_ids"].clone()).unwrap();
+        let expect: Vec<f64> = serde_json::from_value(fixture["logprobs"].clone()).unwrap();
+        let text = fixture["text"].as_str().unwrap();
+        let (model, tok) = smollm2();
+        assert_eq!(tok.encode(text).unwrap(), ids, "tokenizer drifted from the fixture");
+        let got = token_logprobs(model, &ids).unwrap();
+        assert_eq!(got.len(), expect.len());
+        for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+            assert!((*g as f64 - e).abs() < 1e-3, "token {i}: ours {g}, numpy {e}");
+        }
+        // The batched, masked path agrees with the per-token one.
+        let mask: Vec<bool> = (0..ids.len()).map(|i| i >= 16).collect();
+        let seq = MaskedSequence { ids: ids.clone(), answer_mask: mask };
+        let short = MaskedSequence { ids: ids[..10].to_vec(), answer_mask: vec![true; 10] };
+        let batch = SequenceBatch::new(&[seq, short], 2, model.device()).unwrap();
+        let lp = reference_logprobs(model, &batch).unwrap();
+        let want0: f64 = expect[15..].iter().sum();
+        let want1: f64 = expect[..9].iter().sum();
+        assert!((lp[0] as f64 - want0).abs() < 2e-3, "{} vs {want0}", lp[0]);
+        assert!((lp[1] as f64 - want1).abs() < 2e-3, "{} vs {want1}", lp[1]);
+        assert_eq!(batch.n_tokens(), &[ids.len() - 16, 9]);
+    }
 }

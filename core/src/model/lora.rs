@@ -104,12 +104,17 @@ impl LoraConfig {
     /// # Errors
     /// [`Error::Adapter`] for an unknown module name, a zero rank or a dropout outside `[0, 1)`.
     pub fn new(rank: usize, alpha: f64, dropout: f64, targets: &[&str]) -> Result<Self> {
-        let bad = |message: String| Error::Adapter { path: "-".into(), message };
+        let bad = |message: String| Error::Adapter {
+            path: "-".into(),
+            message,
+        };
         if rank == 0 {
             return Err(bad("lora rank must be positive, got 0".into()));
         }
         if !(0.0..1.0).contains(&dropout) {
-            return Err(bad(format!("lora dropout must be in [0, 1), got {dropout}")));
+            return Err(bad(format!(
+                "lora dropout must be in [0, 1), got {dropout}"
+            )));
         }
         let mut target_modules = targets
             .iter()
@@ -126,7 +131,12 @@ impl LoraConfig {
         if target_modules.is_empty() {
             return Err(bad("lora needs at least one target module".into()));
         }
-        Ok(Self { rank, alpha, dropout, target_modules })
+        Ok(Self {
+            rank,
+            alpha,
+            dropout,
+            target_modules,
+        })
     }
 
     /// `alpha / rank`.
@@ -187,8 +197,9 @@ impl Adapter {
             for &module in &config.target_modules {
                 let (out, inp) = module.shape(model);
                 let bound = 1.0 / (inp as f64).sqrt();
-                let a: Vec<f64> =
-                    (0..config.rank * inp).map(|_| rng.random_range(-bound..bound)).collect();
+                let a: Vec<f64> = (0..config.rank * inp)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect();
                 let a = Tensor::from_vec(a, (config.rank, inp), device)?.to_dtype(dtype)?;
                 let b = Tensor::zeros((out, config.rank), dtype, device)?;
                 pairs.push(LoraPair {
@@ -199,14 +210,21 @@ impl Adapter {
                 });
             }
         }
-        Ok(Self { config: config.clone(), pairs })
+        Ok(Self {
+            config: config.clone(),
+            pairs,
+        })
     }
 
     /// Builds an adapter from given pairs (used by the PEFT loader); sorts them into flat order.
     ///
     /// # Errors
     /// [`Error::Adapter`] when a targeted (layer, module) is missing or has the wrong shape.
-    pub fn from_pairs(config: LoraConfig, model: &ModelConfig, mut pairs: Vec<LoraPair>) -> Result<Self> {
+    pub fn from_pairs(
+        config: LoraConfig,
+        model: &ModelConfig,
+        mut pairs: Vec<LoraPair>,
+    ) -> Result<Self> {
         pairs.sort_by_key(|p| (p.layer, p.module));
         let expected: Vec<(usize, TargetModule)> = (0..model.num_hidden_layers)
             .flat_map(|l| config.target_modules.iter().map(move |&m| (l, m)))
@@ -254,7 +272,9 @@ impl Adapter {
 
     /// The pair of `(layer, module)`, if targeted.
     pub fn pair(&self, layer: usize, module: TargetModule) -> Option<&LoraPair> {
-        self.pairs.iter().find(|p| p.layer == layer && p.module == module)
+        self.pairs
+            .iter()
+            .find(|p| p.layer == layer && p.module == module)
     }
 
     /// The branch a linear layer adds for `(layer, module)`, if targeted.
@@ -269,12 +289,18 @@ impl Adapter {
 
     /// Every trainable var in flat order: `A`, `B` of each pair.
     pub fn vars(&self) -> Vec<Var> {
-        self.pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect()
+        self.pairs
+            .iter()
+            .flat_map(|p| [p.a.clone(), p.b.clone()])
+            .collect()
     }
 
     /// Number of trainable scalars (length of [`Self::flatten`]).
     pub fn num_params(&self) -> usize {
-        self.pairs.iter().map(|p| p.a.elem_count() + p.b.elem_count()).sum()
+        self.pairs
+            .iter()
+            .map(|p| p.a.elem_count() + p.b.elem_count())
+            .sum()
     }
 
     /// All trainable values as one f32 vector in flat order (see the module docs).
@@ -284,7 +310,12 @@ impl Adapter {
     pub fn flatten(&self) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(self.num_params());
         for v in self.vars() {
-            out.extend(v.as_tensor().flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
+            out.extend(
+                v.as_tensor()
+                    .flatten_all()?
+                    .to_dtype(DType::F32)?
+                    .to_vec1::<f32>()?,
+            );
         }
         Ok(out)
     }
@@ -327,7 +358,11 @@ mod tests {
         let lc = LoraConfig::new(2, 4.0, 0.0, &["v_proj", "q_proj", "down_proj"]).unwrap();
         assert_eq!(
             lc.target_modules,
-            vec![TargetModule::QProj, TargetModule::VProj, TargetModule::DownProj]
+            vec![
+                TargetModule::QProj,
+                TargetModule::VProj,
+                TargetModule::DownProj
+            ]
         );
         let ad = Adapter::new(&lc, &cfg, 7, DType::F32, &Device::Cpu).unwrap();
         let order: Vec<_> = ad.pairs().iter().map(|p| (p.layer, p.module)).collect();
@@ -338,7 +373,9 @@ mod tests {
         // Fresh B is zero, A within PEFT's Kaiming bound.
         let (_, inp) = TargetModule::QProj.shape(&cfg);
         let a0 = 2 * inp;
-        assert!(flat[..a0].iter().all(|x| x.abs() <= 1.0 / (inp as f32).sqrt()));
+        assert!(flat[..a0]
+            .iter()
+            .all(|x| x.abs() <= 1.0 / (inp as f32).sqrt()));
         assert!(flat[..a0].iter().any(|x| *x != 0.0));
         let (out, _) = TargetModule::QProj.shape(&cfg);
         assert!(flat[a0..a0 + out * 2].iter().all(|x| *x == 0.0));
@@ -346,7 +383,13 @@ mod tests {
         ad.unflatten(&new).unwrap();
         assert_eq!(ad.flatten().unwrap(), new);
         // The second var of the flat order is layer 0's q_proj B, row-major.
-        let b = ad.pairs()[0].b.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = ad.pairs()[0]
+            .b
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(b, new[a0..a0 + out * 2].to_vec());
         assert!(ad.unflatten(&new[1..]).is_err());
         let same = Adapter::new(&lc, &cfg, 7, DType::F32, &Device::Cpu).unwrap();
@@ -359,7 +402,9 @@ mod tests {
     fn bad_config_is_refused() {
         assert!(LoraConfig::new(0, 1.0, 0.0, &["q_proj"]).is_err());
         assert!(LoraConfig::new(4, 1.0, 1.0, &["q_proj"]).is_err());
-        let e = LoraConfig::new(4, 1.0, 0.0, &["qproj"]).unwrap_err().to_string();
+        let e = LoraConfig::new(4, 1.0, 0.0, &["qproj"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"qproj\""), "{e}");
     }
 }

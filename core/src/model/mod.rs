@@ -6,16 +6,22 @@
 //!   optional LoRA branch), [`attention`], [`mlp`], [`layer`], [`decoder`] ([`Decoder`]).
 //! - [`lora`]: [`LoraConfig`], [`Adapter`] (PEFT init, flat f32 vector for aggregators).
 //! - [`logprobs`]: summed answer log-probs of a right-padded batch, with autograd to the adapter.
+//! - [`gguf`]: GGUF loader (dequantized to f32, llama q/k un-permuted to the HF layout).
+//! - [`tokenizer`], [`chat_template`], [`answer_mask`]: text to masked token ids, as TRL does.
+//! - [`generate`]: greedy / top-p decoding with a [`KvCache`].
 //!
 //! Frozen weights are plain tensors, the adapter's matrices are candle `Var`s; every op on the
 //! training path is composed of candle ops with backward passes (candle-nn's fused softmax,
 //! rms_norm and rope have none) or is a custom op with a hand-written, tested backward.
 
+pub mod answer_mask;
 pub mod attention;
+pub mod chat_template;
 pub mod config;
 pub mod context;
 pub mod decoder;
 pub mod frozen_matmul;
+pub mod generate;
 pub mod gguf;
 pub mod kv_cache;
 pub mod layer;
@@ -25,6 +31,7 @@ pub mod lora;
 pub mod mlp;
 pub mod rms_norm;
 pub mod rope;
+pub mod tokenizer;
 
 #[cfg(test)]
 pub(crate) mod test_util;
@@ -32,5 +39,8 @@ pub(crate) mod test_util;
 pub use config::{Architecture, ModelConfig};
 pub use decoder::Decoder;
 pub use kv_cache::KvCache;
+pub use tokenizer::TextTokenizer;
+pub use chat_template::{ChatMessage, ChatTemplate};
+pub use gguf::GgufFile;
 pub use logprobs::{sequence_logprobs, SequenceBatch, SequenceLogProbs};
 pub use lora::{Adapter, LoraConfig, TargetModule};

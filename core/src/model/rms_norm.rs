@@ -22,7 +22,10 @@ impl RmsNorm {
     /// # Errors
     /// A missing tensor or wrong shape, named by candle's VarBuilder.
     pub fn load(vb: VarBuilder, hidden: usize, eps: f64) -> Result<Self> {
-        Ok(Self { weight: vb.get(hidden, "weight")?, eps })
+        Ok(Self {
+            weight: vb.get(hidden, "weight")?,
+            eps,
+        })
     }
 
     /// Wraps an existing weight.
@@ -40,7 +43,9 @@ impl RmsNorm {
     /// # Errors
     /// Shape mismatch between `x` and the weight.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?;
+        let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
+            .sqrt()?
+            .recip()?;
         Ok(x.broadcast_mul(&inv_rms)?.broadcast_mul(&self.weight)?)
     }
 }
@@ -66,11 +71,25 @@ mod tests {
         let x0 = Tensor::randn(0f64, 1.0, (1, 8), &dev).unwrap();
         let probe = Tensor::randn(0f64, 1.0, (1, 8), &dev).unwrap();
         let f = |x: &Tensor| -> f64 {
-            (norm.forward(x).unwrap() * &probe).unwrap().sum_all().unwrap().to_scalar().unwrap()
+            (norm.forward(x).unwrap() * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
         };
         let xv = Var::from_tensor(&x0).unwrap();
-        let loss = (norm.forward(&xv).unwrap() * &probe).unwrap().sum_all().unwrap();
-        let g = loss.backward().unwrap().get(&xv).unwrap().flatten_all().unwrap();
+        let loss = (norm.forward(&xv).unwrap() * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g = loss
+            .backward()
+            .unwrap()
+            .get(&xv)
+            .unwrap()
+            .flatten_all()
+            .unwrap();
         let g: Vec<f64> = g.to_vec1().unwrap();
         let h = 1e-6;
         for i in 0..8 {
@@ -78,7 +97,11 @@ mod tests {
             e[i] = h;
             let e = Tensor::from_vec(e, (1, 8), &dev).unwrap();
             let fd = (f(&(&x0 + &e).unwrap()) - f(&(&x0 - &e).unwrap())) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-7, "coordinate {i}: fd {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 1e-7,
+                "coordinate {i}: fd {fd} vs {}",
+                g[i]
+            );
         }
     }
 }

@@ -37,9 +37,12 @@ pub struct Rope {
 /// Inverse frequencies `theta^(-2i/d)`, `i < d/2`, with Llama 3 scaling when configured.
 pub fn inverse_frequencies(cfg: &ModelConfig) -> Vec<f64> {
     let d = cfg.head_dim;
-    let base: Vec<f64> =
-        (0..d / 2).map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / d as f64)).collect();
-    let Some(s) = &cfg.rope_scaling else { return base };
+    let base: Vec<f64> = (0..d / 2)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / d as f64))
+        .collect();
+    let Some(s) = &cfg.rope_scaling else {
+        return base;
+    };
     let old = s.original_max_position_embeddings as f64;
     let low_wavelen = old / s.low_freq_factor;
     let high_wavelen = old / s.high_freq_factor;
@@ -136,7 +139,12 @@ mod tests {
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
         let rope_i = Rope::new(&cfg, RopeStyle::Interleaved, DType::F32, &dev).unwrap();
         let ours_i = rope_i.apply(&x, 2).unwrap();
-        let diff = (ours_i - fused_i).unwrap().abs().unwrap().max_all().unwrap();
+        let diff = (ours_i - fused_i)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
     }
 
@@ -148,11 +156,18 @@ mod tests {
             let rope = Rope::new(&cfg, style, DType::F64, &dev).unwrap();
             let x = candle_core::Var::randn(0f64, 1.0, (1, 2, 3, cfg.head_dim), &dev).unwrap();
             let w = Tensor::randn(0f64, 1.0, (1, 2, 3, cfg.head_dim), &dev).unwrap();
-            let loss = (rope.apply(&x, 1).unwrap() * &w).unwrap().sum_all().unwrap();
+            let loss = (rope.apply(&x, 1).unwrap() * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap();
             let g = loss.backward().unwrap();
             let gx = g.get(&x).expect("rope must pass a gradient");
             // RoPE is linear and orthogonal: d/dx <R x, w> = R^T w = rope with -sin.
-            let back = Rope { cos: rope.cos.clone(), sin: rope.sin.neg().unwrap(), style };
+            let back = Rope {
+                cos: rope.cos.clone(),
+                sin: rope.sin.neg().unwrap(),
+                style,
+            };
             let expect = back.apply(&w, 1).unwrap();
             let diff = (gx - expect).unwrap().abs().unwrap().max_all().unwrap();
             assert!(diff.to_scalar::<f64>().unwrap() < 1e-12, "{style:?}");

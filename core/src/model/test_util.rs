@@ -44,7 +44,10 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64, dtype: DType) -> HashMap<Str
                 mean + std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
             })
             .collect();
-        Tensor::from_vec(v, shape, &dev).unwrap().to_dtype(dtype).unwrap()
+        Tensor::from_vec(v, shape, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
     };
     let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let (q, kv) = (cfg.q_size(), cfg.kv_size());
@@ -57,10 +60,19 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64, dtype: DType) -> HashMap<Str
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         m.insert(format!("{p}.input_layernorm.weight"), t(&[h], 1.0, 0.1));
-        m.insert(format!("{p}.post_attention_layernorm.weight"), t(&[h], 1.0, 0.1));
+        m.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            t(&[h], 1.0, 0.1),
+        );
         m.insert(format!("{p}.self_attn.q_proj.weight"), t(&[q, h], 0.0, 0.3));
-        m.insert(format!("{p}.self_attn.k_proj.weight"), t(&[kv, h], 0.0, 0.3));
-        m.insert(format!("{p}.self_attn.v_proj.weight"), t(&[kv, h], 0.0, 0.3));
+        m.insert(
+            format!("{p}.self_attn.k_proj.weight"),
+            t(&[kv, h], 0.0, 0.3),
+        );
+        m.insert(
+            format!("{p}.self_attn.v_proj.weight"),
+            t(&[kv, h], 0.0, 0.3),
+        );
         m.insert(format!("{p}.self_attn.o_proj.weight"), t(&[h, q], 0.0, 0.3));
         if cfg.qkv_bias {
             m.insert(format!("{p}.self_attn.q_proj.bias"), t(&[q], 0.0, 0.3));
@@ -72,4 +84,24 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64, dtype: DType) -> HashMap<Str
         m.insert(format!("{p}.mlp.down_proj.weight"), t(&[h, i], 0.0, 0.3));
     }
     m
+}
+
+/// The default SmolLM2 GGUF (fetched by `cargo xtask setup`), loaded once per test binary.
+pub fn smollm2() -> &'static (super::decoder::Decoder, super::tokenizer::TextTokenizer) {
+    static MODEL: std::sync::OnceLock<(super::decoder::Decoder, super::tokenizer::TextTokenizer)> =
+        std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        let path = smollm2_path();
+        let file = super::gguf::GgufFile::open(&path).unwrap();
+        let tok = super::tokenizer::TextTokenizer::from_gguf(&file).unwrap();
+        (file.decoder(DType::F32, &Device::Cpu).unwrap(), tok)
+    })
+}
+
+/// Path of the default GGUF; panics with the fix when it is missing.
+pub fn smollm2_path() -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} is missing: run `cargo xtask setup`", p.display());
+    p
 }
