@@ -57,7 +57,10 @@ pub struct ClientPlan {
 impl ClientPlan {
     /// Plain local training, nothing added.
     pub fn plain() -> Self {
-        Self { prox_mu: 0.0, gradient_offset: RVec::new() }
+        Self {
+            prox_mu: 0.0,
+            gradient_offset: RVec::new(),
+        }
     }
 }
 
@@ -85,7 +88,8 @@ pub trait AggregatorFunction: Send + Sync + 'static {
     ///
     /// # Errors
     /// `InvalidInput` on inconsistent sizes or an empty update list.
-    fn aggregate(&mut self, input: &AggregationInput<'_>) -> Result<AggregationOutput, PluginError>;
+    fn aggregate(&mut self, input: &AggregationInput<'_>)
+        -> Result<AggregationOutput, PluginError>;
     /// The internal state (momentum, moments, control variates) as bytes, for checkpoints.
     fn save_state(&self) -> Result<Vec<u8>, PluginError>;
     /// Restores a state written by [`AggregatorFunction::save_state`].
@@ -99,9 +103,13 @@ pub trait AggregatorFunction: Send + Sync + 'static {
 #[sabi_trait]
 pub trait Aggregator: Send + Sync {
     /// See [`AggregatorFunction::client_plan`].
-    fn client_plan(&self, client: u32, global: RSlice<'_, f32>) -> RResult<ClientPlan, PluginError>;
+    fn client_plan(&self, client: u32, global: RSlice<'_, f32>)
+        -> RResult<ClientPlan, PluginError>;
     /// See [`AggregatorFunction::aggregate`].
-    fn aggregate(&mut self, input: &AggregationInput<'_>) -> RResult<AggregationOutput, PluginError>;
+    fn aggregate(
+        &mut self,
+        input: &AggregationInput<'_>,
+    ) -> RResult<AggregationOutput, PluginError>;
     /// See [`AggregatorFunction::save_state`].
     fn save_state(&self) -> RResult<RVec<u8>, PluginError>;
     /// See [`AggregatorFunction::load_state`].
@@ -123,11 +131,18 @@ impl<T: AggregatorFunction> AggregatorBox<T> {
 }
 
 impl<T: AggregatorFunction> Aggregator for AggregatorBox<T> {
-    fn client_plan(&self, client: u32, global: RSlice<'_, f32>) -> RResult<ClientPlan, PluginError> {
+    fn client_plan(
+        &self,
+        client: u32,
+        global: RSlice<'_, f32>,
+    ) -> RResult<ClientPlan, PluginError> {
         crate::guard(|| self.0.client_plan(client, global.as_slice()))
     }
 
-    fn aggregate(&mut self, input: &AggregationInput<'_>) -> RResult<AggregationOutput, PluginError> {
+    fn aggregate(
+        &mut self,
+        input: &AggregationInput<'_>,
+    ) -> RResult<AggregationOutput, PluginError> {
         crate::guard(|| self.0.aggregate(input))
     }
 

@@ -52,7 +52,10 @@ pub struct PluginError {
 impl PluginError {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: RString::from(message.into()) }
+        Self {
+            kind,
+            message: RString::from(message.into()),
+        }
     }
 
     /// Malformed or out-of-range parameters.

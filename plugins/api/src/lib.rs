@@ -35,6 +35,7 @@ mod error;
 mod guard;
 mod loss;
 mod manifest;
+pub mod math;
 mod metric;
 mod module;
 mod params;
@@ -55,3 +56,6 @@ pub use scorer::*;
 
 /// The version of this API crate; plugins record the one they were built against.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod tests;

@@ -94,7 +94,8 @@ impl LossBatch<'_> {
         self.logp_policy.is_empty()
     }
 
-    /// Checks that every per-sequence slice has the same length, that pairs are symmetric with
+    /// Checks that every per-sequence slice has the same length, that every answer has at least
+    /// one token, that pairs are symmetric with
     /// opposite labels, and that the reference / KL arrays are present when `spec` needs them.
     ///
     /// # Errors
@@ -124,6 +125,11 @@ impl LossBatch<'_> {
                 "kl_logp_policy has {} entries but kl_logp_ref has {}",
                 self.kl_logp_policy.len(),
                 self.kl_logp_ref.len()
+            )));
+        }
+        if let Some(i) = self.n_tokens.iter().position(|&t| t == 0) {
+            return Err(PluginError::invalid_input(format!(
+                "n_tokens[{i}] = 0; every answer needs at least one token"
             )));
         }
         for (i, &p) in self.pair.iter().enumerate() {
@@ -206,7 +212,10 @@ impl<T: LossFunction> LossBox<T> {
     /// Boxes `loss` as an FFI object.
     pub fn new(loss: T) -> LossObject {
         let spec = loss.spec();
-        Loss_TO::from_value(LossBox { inner: loss, spec }, abi_stable::sabi_trait::TD_Opaque)
+        Loss_TO::from_value(
+            LossBox { inner: loss, spec },
+            abi_stable::sabi_trait::TD_Opaque,
+        )
     }
 }
 

@@ -23,8 +23,12 @@ pub enum ComponentKind {
 
 impl ComponentKind {
     /// Every kind, in display order.
-    pub const ALL: [ComponentKind; 4] =
-        [ComponentKind::Loss, ComponentKind::Aggregator, ComponentKind::Partitioner, ComponentKind::Scorer];
+    pub const ALL: [ComponentKind; 4] = [
+        ComponentKind::Loss,
+        ComponentKind::Aggregator,
+        ComponentKind::Partitioner,
+        ComponentKind::Scorer,
+    ];
 
     /// The lowercase name used in configs and on the command line.
     pub fn as_str(self) -> &'static str {

@@ -15,6 +15,9 @@ pub struct Metric {
 impl Metric {
     /// A metric called `name` with `value`.
     pub fn new(name: &str, value: f64) -> Self {
-        Self { name: RString::from(name), value }
+        Self {
+            name: RString::from(name),
+            value,
+        }
     }
 }

@@ -11,11 +11,10 @@ use abi_stable::{
 };
 
 use crate::{
-    AggregatorBox, AggregatorFunction, AggregatorObject, ComponentInfo, ComponentKind, ErrorKind, LossBox,
-    LossFunction, LossObject, LossSpec, Params, PartitionerBox, PartitionerFunction, PartitionerObject,
-    PluginError, PluginManifest, ScorerBox, ScorerFunction, ScorerObject,
+    AggregatorBox, AggregatorFunction, AggregatorObject, ComponentInfo, ComponentKind, ErrorKind,
+    LossBox, LossFunction, LossObject, LossSpec, Params, PartitionerBox, PartitionerFunction,
+    PartitionerObject, PluginError, PluginManifest, ScorerBox, ScorerFunction, ScorerObject,
 };
-
 
 /// The root module of a plugin library.
 ///
@@ -29,7 +28,8 @@ pub struct PluginMod {
     /// The plugin's manifest.
     pub manifest: extern "C" fn() -> RResult<PluginManifest, PluginError>,
     /// Creates the loss component `name` with JSON parameters.
-    pub new_loss: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<LossObject, PluginError>,
+    pub new_loss:
+        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<LossObject, PluginError>,
     /// Creates the aggregator component `name` with JSON parameters.
     pub new_aggregator:
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<AggregatorObject, PluginError>,
@@ -38,7 +38,8 @@ pub struct PluginMod {
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<PartitionerObject, PluginError>,
     /// Creates the scorer component `name` with JSON parameters.
     #[sabi(last_prefix_field)]
-    pub new_scorer: extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<ScorerObject, PluginError>,
+    pub new_scorer:
+        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<ScorerObject, PluginError>,
 }
 
 impl RootModule for PluginModRef {
@@ -118,7 +119,12 @@ impl Plugin {
         build: impl Fn(&Params) -> Result<T, PluginError> + 'static,
     ) -> Self {
         let factory: Factory<LossObject> = Box::new(move |p| build(p).map(LossBox::new));
-        self.losses.push(Entry { name, summary, loss_spec: Some(spec), factory });
+        self.losses.push(Entry {
+            name,
+            summary,
+            loss_spec: Some(spec),
+            factory,
+        });
         self
     }
 
@@ -129,8 +135,14 @@ impl Plugin {
         summary: &'static str,
         build: impl Fn(&Params) -> Result<T, PluginError> + 'static,
     ) -> Self {
-        let factory: Factory<AggregatorObject> = Box::new(move |p| build(p).map(AggregatorBox::new));
-        self.aggregators.push(Entry { name, summary, loss_spec: None, factory });
+        let factory: Factory<AggregatorObject> =
+            Box::new(move |p| build(p).map(AggregatorBox::new));
+        self.aggregators.push(Entry {
+            name,
+            summary,
+            loss_spec: None,
+            factory,
+        });
         self
     }
 
@@ -141,8 +153,14 @@ impl Plugin {
         summary: &'static str,
         build: impl Fn(&Params) -> Result<T, PluginError> + 'static,
     ) -> Self {
-        let factory: Factory<PartitionerObject> = Box::new(move |p| build(p).map(PartitionerBox::new));
-        self.partitioners.push(Entry { name, summary, loss_spec: None, factory });
+        let factory: Factory<PartitionerObject> =
+            Box::new(move |p| build(p).map(PartitionerBox::new));
+        self.partitioners.push(Entry {
+            name,
+            summary,
+            loss_spec: None,
+            factory,
+        });
         self
     }
 
@@ -154,13 +172,21 @@ impl Plugin {
         build: impl Fn(&Params) -> Result<T, PluginError> + 'static,
     ) -> Self {
         let factory: Factory<ScorerObject> = Box::new(move |p| build(p).map(ScorerBox::new));
-        self.scorers.push(Entry { name, summary, loss_spec: None, factory });
+        self.scorers.push(Entry {
+            name,
+            summary,
+            loss_spec: None,
+            factory,
+        });
         self
     }
 
     /// The manifest describing every component.
     pub fn manifest(&self) -> PluginManifest {
-        fn infos<T>(kind: ComponentKind, entries: &[Entry<T>]) -> impl Iterator<Item = ComponentInfo> + '_ {
+        fn infos<T>(
+            kind: ComponentKind,
+            entries: &[Entry<T>],
+        ) -> impl Iterator<Item = ComponentInfo> + '_ {
             entries.iter().map(move |e| ComponentInfo {
                 kind,
                 name: RString::from(e.name),
@@ -181,7 +207,13 @@ impl Plugin {
         }
     }
 
-    fn build<T>(&self, kind: ComponentKind, entries: &[Entry<T>], name: &str, params: &str) -> Result<T, PluginError> {
+    fn build<T>(
+        &self,
+        kind: ComponentKind,
+        entries: &[Entry<T>],
+        name: &str,
+        params: &str,
+    ) -> Result<T, PluginError> {
         let entry = entries.iter().find(|e| e.name == name).ok_or_else(|| {
             PluginError::new(
                 ErrorKind::UnknownComponent,
@@ -204,7 +236,11 @@ impl Plugin {
     ///
     /// # Errors
     /// `UnknownComponent`, or the constructor's `InvalidParams`.
-    pub fn new_aggregator(&self, name: &str, params: &str) -> Result<AggregatorObject, PluginError> {
+    pub fn new_aggregator(
+        &self,
+        name: &str,
+        params: &str,
+    ) -> Result<AggregatorObject, PluginError> {
         self.build(ComponentKind::Aggregator, &self.aggregators, name, params)
     }
 
@@ -212,7 +248,11 @@ impl Plugin {
     ///
     /// # Errors
     /// `UnknownComponent`, or the constructor's `InvalidParams`.
-    pub fn new_partitioner(&self, name: &str, params: &str) -> Result<PartitionerObject, PluginError> {
+    pub fn new_partitioner(
+        &self,
+        name: &str,
+        params: &str,
+    ) -> Result<PartitionerObject, PluginError> {
         self.build(ComponentKind::Partitioner, &self.partitioners, name, params)
     }
 
@@ -248,7 +288,8 @@ macro_rules! export_plugin {
         }
 
         #[::abi_stable::sabi_extern_fn]
-        fn __fedpref_manifest() -> ::abi_stable::std_types::RResult<$crate::PluginManifest, $crate::PluginError> {
+        fn __fedpref_manifest(
+        ) -> ::abi_stable::std_types::RResult<$crate::PluginManifest, $crate::PluginError> {
             $crate::guard(|| Ok($plugin().manifest()))
         }
 

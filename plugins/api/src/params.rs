@@ -33,10 +33,17 @@ impl Params {
                         "parameters must be a table, got {other}"
                     )))
                 }
-                Err(e) => return Err(PluginError::invalid_params(format!("parameters are not valid JSON: {e}"))),
+                Err(e) => {
+                    return Err(PluginError::invalid_params(format!(
+                        "parameters are not valid JSON: {e}"
+                    )))
+                }
             }
         };
-        Ok(Self { values, read: RefCell::default() })
+        Ok(Self {
+            values,
+            read: RefCell::default(),
+        })
     }
 
     fn get(&self, key: &str) -> Option<&Value> {
@@ -51,9 +58,9 @@ impl Params {
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64, PluginError> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| PluginError::invalid_params(format!("`{key}` must be a number, got {v}"))),
+            Some(v) => v.as_f64().ok_or_else(|| {
+                PluginError::invalid_params(format!("`{key}` must be a number, got {v}"))
+            }),
         }
     }
 
@@ -64,9 +71,9 @@ impl Params {
     pub fn str_or<'a>(&'a self, key: &str, default: &'a str) -> Result<&'a str, PluginError> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_str()
-                .ok_or_else(|| PluginError::invalid_params(format!("`{key}` must be a string, got {v}"))),
+            Some(v) => v.as_str().ok_or_else(|| {
+                PluginError::invalid_params(format!("`{key}` must be a string, got {v}"))
+            }),
         }
     }
 
@@ -74,7 +81,12 @@ impl Params {
     ///
     /// # Errors
     /// `InvalidParams` naming the key, the bad value and the allowed ones.
-    pub fn choice<'a>(&'a self, key: &str, allowed: &[&str], default: &'a str) -> Result<&'a str, PluginError> {
+    pub fn choice<'a>(
+        &'a self,
+        key: &str,
+        allowed: &[&str],
+        default: &'a str,
+    ) -> Result<&'a str, PluginError> {
         let value = self.str_or(key, default)?;
         if allowed.contains(&value) {
             Ok(value)
@@ -97,15 +109,23 @@ impl Params {
     /// `InvalidParams` naming the unknown keys and the known ones.
     pub fn finish(&self) -> Result<(), PluginError> {
         let read = self.read.borrow();
-        let unknown: Vec<&str> =
-            self.values.keys().filter(|k| !read.contains(*k)).map(String::as_str).collect();
+        let unknown: Vec<&str> = self
+            .values
+            .keys()
+            .filter(|k| !read.contains(*k))
+            .map(String::as_str)
+            .collect();
         if unknown.is_empty() {
             Ok(())
         } else {
             let known: Vec<&str> = read.iter().map(String::as_str).collect();
             Err(PluginError::invalid_params(format!(
                 "unknown parameter {} (known: {})",
-                unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                unknown
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 known.join(", ")
             )))
         }
@@ -120,6 +140,8 @@ pub fn check_range(key: &str, value: f64, low: f64, high: f64) -> Result<f64, Pl
     if value.is_finite() && value >= low && value <= high {
         Ok(value)
     } else {
-        Err(PluginError::invalid_params(format!("`{key}` = {value} is outside [{low}, {high}]")))
+        Err(PluginError::invalid_params(format!(
+            "`{key}` = {value} is outside [{low}, {high}]"
+        )))
     }
 }

@@ -111,7 +111,10 @@ pub struct PartitionerBox<T>(T);
 impl<T: PartitionerFunction> PartitionerBox<T> {
     /// Boxes `partitioner` as an FFI object.
     pub fn new(partitioner: T) -> PartitionerObject {
-        Partitioner_TO::from_value(PartitionerBox(partitioner), abi_stable::sabi_trait::TD_Opaque)
+        Partitioner_TO::from_value(
+            PartitionerBox(partitioner),
+            abi_stable::sabi_trait::TD_Opaque,
+        )
     }
 }
 

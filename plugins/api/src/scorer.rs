@@ -122,7 +122,11 @@ pub trait ScorerFunction: Send + Sync + 'static {
     ///
     /// # Errors
     /// Only for failures that concern the whole call (bad parameters discovered late).
-    fn score(&self, items: &[ScoreItem], host: &HostServicesRef<'_>) -> Result<ScoreOutput, PluginError>;
+    fn score(
+        &self,
+        items: &[ScoreItem],
+        host: &HostServicesRef<'_>,
+    ) -> Result<ScoreOutput, PluginError>;
 }
 
 /// The FFI-safe face of a scorer. Every method catches panics of the implementation.
@@ -132,7 +136,11 @@ pub trait Scorer: Send + Sync {
     fn spec(&self) -> ScorerSpec;
     /// See [`ScorerFunction::score`].
     #[sabi(last_prefix_field)]
-    fn score(&self, items: RSlice<'_, ScoreItem>, host: HostServicesRef<'_>) -> RResult<ScoreOutput, PluginError>;
+    fn score(
+        &self,
+        items: RSlice<'_, ScoreItem>,
+        host: HostServicesRef<'_>,
+    ) -> RResult<ScoreOutput, PluginError>;
 }
 
 /// An owned scorer object crossing the plugin boundary.
@@ -148,7 +156,13 @@ impl<T: ScorerFunction> ScorerBox<T> {
     /// Boxes `scorer` as an FFI object.
     pub fn new(scorer: T) -> ScorerObject {
         let spec = scorer.spec();
-        Scorer_TO::from_value(ScorerBox { inner: scorer, spec }, abi_stable::sabi_trait::TD_Opaque)
+        Scorer_TO::from_value(
+            ScorerBox {
+                inner: scorer,
+                spec,
+            },
+            abi_stable::sabi_trait::TD_Opaque,
+        )
     }
 }
 
@@ -157,7 +171,11 @@ impl<T: ScorerFunction> Scorer for ScorerBox<T> {
         self.spec
     }
 
-    fn score(&self, items: RSlice<'_, ScoreItem>, host: HostServicesRef<'_>) -> RResult<ScoreOutput, PluginError> {
+    fn score(
+        &self,
+        items: RSlice<'_, ScoreItem>,
+        host: HostServicesRef<'_>,
+    ) -> RResult<ScoreOutput, PluginError> {
         crate::guard(|| self.inner.score(items.as_slice(), &host))
     }
 }

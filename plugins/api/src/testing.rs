@@ -14,7 +14,11 @@ pub fn finite_difference(
     h: f32,
 ) -> Result<(Vec<f64>, Vec<f64>), PluginError> {
     let eval = |policy: &[f32], kl: &[f32]| -> Result<f64, PluginError> {
-        let b = LossBatch { logp_policy: policy.into(), kl_logp_policy: kl.into(), ..*batch };
+        let b = LossBatch {
+            logp_policy: policy.into(),
+            kl_logp_policy: kl.into(),
+            ..*batch
+        };
         Ok(loss.evaluate(&b)?.loss)
     };
     let mut policy = batch.logp_policy.to_vec();

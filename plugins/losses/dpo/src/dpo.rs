@@ -29,7 +29,7 @@ use fedpref_plugin_api::{
     DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
 };
 
-use crate::math::{log_sigmoid, mean, sigmoid};
+use fedpref_plugin_api::math::{log_sigmoid, mean, sigmoid};
 
 /// What DPO asks of the host: (chosen, rejected) pairs and reference log-probs; no KL batch.
 pub const DPO_SPEC: LossSpec = LossSpec {
@@ -197,7 +197,7 @@ impl LossFunction for Dpo {
 
     fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
         batch.validate(&DPO_SPEC)?;
-        check_inputs(batch, self.variant.averages_log_probs())?;
+        check_inputs(batch)?;
         let pairs = batch.pairs();
         let mut grad = vec![0.0f32; batch.len()];
         if pairs.is_empty() {
@@ -224,9 +224,9 @@ impl LossFunction for Dpo {
     }
 }
 
-/// Rejects sequences without a partner, non-finite log-probs and (when `per_token`) zero token
-/// counts.
-fn check_inputs(batch: &LossBatch<'_>, per_token: bool) -> Result<(), PluginError> {
+/// Rejects sequences without a partner and non-finite log-probs (`LossBatch::validate` has
+/// already checked lengths, pairing and token counts).
+fn check_inputs(batch: &LossBatch<'_>) -> Result<(), PluginError> {
     if let Some(i) = batch.pair.iter().position(|&p| p < 0) {
         let label = if batch.labels[i] == Label::Chosen {
             "chosen"
@@ -246,13 +246,6 @@ fn check_inputs(batch: &LossBatch<'_>, per_token: bool) -> Result<(), PluginErro
             return Err(PluginError::invalid_input(format!(
                 "{name}[{i}] = {} is not finite",
                 values[i]
-            )));
-        }
-    }
-    if per_token {
-        if let Some(i) = batch.n_tokens.iter().position(|&n| n == 0) {
-            return Err(PluginError::invalid_input(format!(
-                "n_tokens[{i}] = 0; ipo averages log-probs per token and needs at least 1"
             )));
         }
     }

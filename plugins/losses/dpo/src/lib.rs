@@ -3,8 +3,8 @@
 //! One component, `dpo` ([`Dpo`]), over (chosen, rejected) pairs with reference log-probs:
 //! `variant` = `sigmoid` (Rafailov et al. 2023), `cdpo`, `robust`, `hinge` or `ipo`, with the
 //! formulas of TRL's `DPOTrainer.dpo_loss` (see [`dpo`](crate::dpo) for the table). The host
-//! loads the `cdylib` through [`fedpref_root_module`]; the math is plain Rust in [`dpo`] and
-//! [`math`], tested in-process through the `rlib`.
+//! loads the `cdylib` through [`fedpref_root_module`]; the math is plain Rust in [`dpo`] with
+//! `fedpref_plugin_api::math`, tested in-process through the `rlib`.
 //!
 //! ```
 //! let plugin = fedpref_loss_dpo::plugin();
@@ -13,7 +13,6 @@
 //! ```
 
 pub mod dpo;
-pub mod math;
 #[cfg(test)]
 mod tests;
 

@@ -31,7 +31,7 @@ use fedpref_plugin_api::{
     DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
 };
 
-use crate::math::{mean, sigmoid};
+use fedpref_plugin_api::math::{mean, sigmoid};
 
 /// What `kto` asks of the host: single answers (pairs split inside each client), reference
 /// log-probs and a KL batch.

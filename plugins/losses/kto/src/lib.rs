@@ -7,7 +7,7 @@
 //!   single answers of every pair out across clients.
 //!
 //! The host loads the `cdylib` through [`fedpref_root_module`]; the math is plain Rust in
-//! [`kto`] and [`math`], tested in-process through the `rlib`.
+//! [`kto`] with `fedpref_plugin_api::math`, tested in-process through the `rlib`.
 //!
 //! ```
 //! let plugin = fedpref_loss_kto::plugin();
@@ -16,7 +16,6 @@
 //! ```
 
 pub mod kto;
-pub mod math;
 #[cfg(test)]
 mod tests;
 

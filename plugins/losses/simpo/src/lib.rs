@@ -6,7 +6,7 @@
 //! than DPO and KTO: its [`SIMPO_SPEC`] asks for no reference log-probs at all.
 //!
 //! The host loads the `cdylib` through [`fedpref_root_module`]; the math is plain Rust in
-//! [`simpo`] and [`math`], tested in-process through the `rlib`.
+//! [`simpo`] with `fedpref_plugin_api::math`, tested in-process through the `rlib`.
 //!
 //! ```
 //! let plugin = fedpref_loss_simpo::plugin();
@@ -14,7 +14,6 @@
 //! assert!(!loss.spec().needs_reference);
 //! ```
 
-pub mod math;
 pub mod simpo;
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,7 @@ use fedpref_plugin_api::{
     DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
 };
 
-use crate::math::{log_sigmoid, mean, sigmoid};
+use fedpref_plugin_api::math::{log_sigmoid, mean, sigmoid};
 
 /// What SimPO asks of the host: (chosen, rejected) pairs and nothing else — no reference
 /// log-probs, no KL batch.
@@ -174,11 +174,6 @@ fn check_inputs(batch: &LossBatch<'_>) -> Result<(), PluginError> {
         return Err(PluginError::invalid_input(format!(
             "logp_policy[{i}] = {} is not finite",
             batch.logp_policy[i]
-        )));
-    }
-    if let Some(i) = batch.n_tokens.iter().position(|&n| n == 0) {
-        return Err(PluginError::invalid_input(format!(
-            "n_tokens[{i}] = 0; simpo averages log-probs per token and needs at least 1"
         )));
     }
     Ok(())

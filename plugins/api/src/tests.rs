@@ -1,0 +1,185 @@
+//! Unit tests of the API crate's own logic: batch validation, parameters, panic guards, math.
+
+use abi_stable::std_types::RResult;
+
+use crate::{
+    check_range, guard, math, DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Params, PluginError,
+};
+
+const PAIRED: LossSpec = LossSpec {
+    data: DataNeeds::Paired,
+    needs_reference: true,
+    needs_kl_batch: false,
+};
+
+struct Arrays {
+    policy: Vec<f32>,
+    reference: Vec<f32>,
+    n_tokens: Vec<u32>,
+    labels: Vec<Label>,
+    pair: Vec<i64>,
+}
+
+impl Arrays {
+    fn two_pairs() -> Self {
+        Arrays {
+            policy: vec![-1.0, -2.0, -3.0, -4.0],
+            reference: vec![-1.5, -1.5, -3.5, -3.5],
+            n_tokens: vec![2, 3, 4, 5],
+            labels: vec![
+                Label::Chosen,
+                Label::Rejected,
+                Label::Rejected,
+                Label::Chosen,
+            ],
+            pair: vec![1, 0, 3, 2],
+        }
+    }
+
+    fn batch(&self) -> LossBatch<'_> {
+        LossBatch {
+            logp_policy: self.policy.as_slice().into(),
+            logp_ref: self.reference.as_slice().into(),
+            n_tokens: self.n_tokens.as_slice().into(),
+            labels: self.labels.as_slice().into(),
+            pair: self.pair.as_slice().into(),
+            kl_logp_policy: Default::default(),
+            kl_logp_ref: Default::default(),
+        }
+    }
+}
+
+fn message(result: Result<(), PluginError>) -> String {
+    let error = result.expect_err("an error");
+    assert_eq!(error.kind, ErrorKind::InvalidInput);
+    error.message.into_string()
+}
+
+#[test]
+fn a_consistent_batch_validates_and_lists_its_pairs() {
+    let arrays = Arrays::two_pairs();
+    arrays.batch().validate(&PAIRED).expect("valid batch");
+    assert_eq!(arrays.batch().pairs(), vec![(0, 1), (3, 2)]);
+}
+
+#[test]
+fn validation_names_the_first_inconsistency() {
+    let mut short = Arrays::two_pairs();
+    short.n_tokens.pop();
+    assert_eq!(
+        message(short.batch().validate(&PAIRED)),
+        "n_tokens has 3 entries but logp_policy has 4"
+    );
+
+    let mut no_reference = Arrays::two_pairs();
+    no_reference.reference.clear();
+    assert!(message(no_reference.batch().validate(&PAIRED)).starts_with("logp_ref has 0 entries"));
+
+    let mut asymmetric = Arrays::two_pairs();
+    asymmetric.pair[1] = 2;
+    assert_eq!(
+        message(asymmetric.batch().validate(&PAIRED)),
+        "pair[0] = 1 is not a symmetric partner index"
+    );
+
+    let mut same_label = Arrays::two_pairs();
+    same_label.labels[1] = Label::Chosen;
+    assert_eq!(
+        message(same_label.batch().validate(&PAIRED)),
+        "sequences 0 and 1 are paired but carry the same label"
+    );
+
+    let mut empty_answer = Arrays::two_pairs();
+    empty_answer.n_tokens[2] = 0;
+    assert!(message(empty_answer.batch().validate(&PAIRED)).starts_with("n_tokens[2] = 0"));
+}
+
+#[test]
+fn params_read_typed_values_and_reject_unknown_keys() {
+    let params =
+        Params::parse(r#"{"beta": 0.25, "variant": "ipo", "typo": 1}"#).expect("a JSON object");
+    assert_eq!(params.f64_or("beta", 0.1).expect("a number"), 0.25);
+    assert_eq!(params.f64_or("absent", 0.1).expect("the default"), 0.1);
+    assert_eq!(
+        params
+            .choice("variant", &["sigmoid", "ipo"], "sigmoid")
+            .expect("allowed"),
+        "ipo"
+    );
+    let error = params.finish().expect_err("typo is unknown");
+    assert_eq!(error.kind, ErrorKind::InvalidParams);
+    assert!(
+        error.message.contains("unknown parameter `typo`"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("beta") && error.message.contains("variant"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn params_errors_name_the_key_and_the_allowed_values() {
+    let params = Params::parse(r#"{"beta": "high", "variant": "sigmod"}"#).expect("a JSON object");
+    assert_eq!(
+        params
+            .f64_or("beta", 0.1)
+            .expect_err("not a number")
+            .message,
+        "`beta` must be a number, got \"high\""
+    );
+    let error = params
+        .choice("variant", &["sigmoid", "ipo"], "sigmoid")
+        .expect_err("not allowed");
+    assert_eq!(
+        error.message,
+        "`variant` = \"sigmod\" is not one of sigmoid, ipo"
+    );
+    assert_eq!(
+        Params::parse("[1, 2]").expect_err("not an object").kind,
+        ErrorKind::InvalidParams
+    );
+    assert!(Params::parse("")
+        .expect("empty means none")
+        .finish()
+        .is_ok());
+    assert!(check_range("epsilon", 0.7, 0.0, 0.5).is_err());
+    assert_eq!(check_range("epsilon", 0.5, 0.0, 0.5).expect("inside"), 0.5);
+}
+
+#[test]
+fn guard_turns_a_panic_into_an_error_with_its_location() {
+    let result: RResult<(), PluginError> = guard(|| panic!("boom {}", 7));
+    let error = result.into_result().expect_err("the panic is caught");
+    assert_eq!(error.kind, ErrorKind::Panicked);
+    assert!(error.message.starts_with("boom 7 at "), "{}", error.message);
+    assert!(error.message.contains("tests.rs"), "{}", error.message);
+    assert_eq!(guard(|| Ok::<_, PluginError>(3)).into_result(), Ok(3));
+}
+
+#[test]
+fn stable_math_matches_the_naive_forms_and_never_overflows() {
+    for x in [-30.0, -2.5, -0.1, 0.0, 0.3, 4.0, 30.0] {
+        let naive_sigmoid = 1.0 / (1.0 + (-x as f64).exp());
+        assert!(
+            (math::sigmoid(x) - naive_sigmoid).abs() < 1e-15,
+            "sigmoid({x})"
+        );
+        assert!(
+            (math::log_sigmoid(x) - naive_sigmoid.ln()).abs() < 1e-12,
+            "log_sigmoid({x})"
+        );
+        assert!(
+            (math::softplus(x) - (1.0 + (x as f64).exp()).ln()).abs() < 1e-12,
+            "softplus({x})"
+        );
+    }
+    assert_eq!(math::log_sigmoid(1e4), 0.0);
+    assert_eq!(math::log_sigmoid(-1e4), -1e4);
+    assert_eq!(math::sigmoid(-1e4), 0.0);
+    assert_eq!(math::softplus(1e4), 1e4);
+    assert!(math::mean(Vec::<f64>::new()).is_nan());
+    assert_eq!(math::mean([1.0, 2.0, 6.0]), 3.0);
+}
