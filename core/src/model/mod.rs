@@ -8,6 +8,10 @@
 //! - [`logprobs`]: summed answer log-probs of a right-padded batch, with autograd to the adapter.
 //! - [`gguf`]: GGUF loader (dequantized to f32, llama q/k un-permuted to the HF layout).
 //! - [`tokenizer`], [`chat_template`], [`answer_mask`]: text to masked token ids, as TRL does.
+//! - [`hf`], [`load`]: Hugging Face directories; [`load_model`] picks the format from the path.
+//! - [`peft`]: LoRA adapters saved and loaded in PEFT's layout.
+//! - [`optimizer`]: AdamW (PyTorch semantics), global-norm clipping, gradient accumulation.
+//! - [`cpu`]: [`init_cpu`] (FTZ/DAZ, allocator thresholds) and [`frozen_matmul`] (gemm custom op).
 //! - [`generate`]: greedy / top-p decoding with a [`KvCache`].
 //!
 //! Frozen weights are plain tensors, the adapter's matrices are candle `Var`s; every op on the
@@ -19,16 +23,21 @@ pub mod attention;
 pub mod chat_template;
 pub mod config;
 pub mod context;
+pub mod cpu;
 pub mod decoder;
 pub mod frozen_matmul;
 pub mod generate;
 pub mod gguf;
+pub mod hf;
 pub mod kv_cache;
 pub mod layer;
 pub mod linear;
+pub mod load;
 pub mod logprobs;
 pub mod lora;
 pub mod mlp;
+pub mod optimizer;
+pub mod peft;
 pub mod rms_norm;
 pub mod rope;
 pub mod tokenizer;
@@ -37,10 +46,12 @@ pub mod tokenizer;
 pub(crate) mod test_util;
 
 pub use config::{Architecture, ModelConfig};
+pub use cpu::init_cpu;
 pub use decoder::Decoder;
 pub use kv_cache::KvCache;
 pub use tokenizer::TextTokenizer;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use gguf::GgufFile;
+pub use load::{load_model, LoadedModel};
 pub use logprobs::{sequence_logprobs, SequenceBatch, SequenceLogProbs};
 pub use lora::{Adapter, LoraConfig, TargetModule};

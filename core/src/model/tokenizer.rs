@@ -278,3 +278,27 @@ mod tests {
         assert_eq!(tok.stop_ids(), vec![2, 0]);
     }
 }
+
+#[cfg(test)]
+mod hf_dir_tests {
+    use super::*;
+    use crate::model::test_util::smollm2;
+
+    #[test]
+    fn hf_directory_tokenizer_reads_tokenizer_config() {
+        let (_, gguf_tok) = smollm2();
+        let dir = std::env::temp_dir().join(format!("fedpref-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        gguf_tok.inner.save(dir.join("tokenizer.json"), false).unwrap();
+        let cfg = json!({"bos_token": "<|im_start|>", "eos_token": {"content": "<|im_end|>"},
+                         "chat_template": gguf_tok.chat_template().unwrap()});
+        std::fs::write(dir.join("tokenizer_config.json"), cfg.to_string()).unwrap();
+        let tok = TextTokenizer::from_hf_dir(&dir).unwrap();
+        assert_eq!(tok.bos(), Some(("<|im_start|>", 1)));
+        assert_eq!(tok.eos(), Some(("<|im_end|>", 2)));
+        assert_eq!(tok.chat_template(), gguf_tok.chat_template());
+        let text = "<|im_start|>user\nCount 12345 sheep, s'il vous plaît.<|im_end|>";
+        assert_eq!(tok.encode(text).unwrap(), gguf_tok.encode(text).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
