@@ -1,5 +1,6 @@
 //! Subcommands of the `fedpref` binary: argument types (clap) and their dispatch.
 
+mod logprobs;
 mod loss;
 mod plugins;
 
@@ -28,6 +29,8 @@ enum Command {
     Plugins(plugins::PluginsCommand),
     /// Evaluate a loss plugin on log-prob arrays given as JSON (for plugin authors).
     Loss(loss::LossArgs),
+    /// Print per-token log-probs of a text, prompt/answer or id list under a model (JSON).
+    Logprobs(logprobs::LogprobsArgs),
 }
 
 /// Parses the arguments and runs the subcommand.
@@ -43,6 +46,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Plugins(command) => plugins::run(command, host),
         Command::Loss(args) => loss::run(args, &host()?),
+        Command::Logprobs(args) => logprobs::run(args),
     }
 }
 

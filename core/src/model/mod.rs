@@ -34,6 +34,7 @@ pub mod layer;
 pub mod linear;
 pub mod load;
 pub mod logprobs;
+pub mod logprobs_cli;
 pub mod lora;
 pub mod mlp;
 pub mod optimizer;

@@ -22,6 +22,7 @@ pub struct TextTokenizer {
     bos: Option<(String, u32)>,
     eos: Option<(String, u32)>,
     chat_template: Option<String>,
+    add_bos: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -82,7 +83,7 @@ impl TextTokenizer {
         eos: Option<(String, u32)>,
         chat_template: Option<String>,
     ) -> Self {
-        Self { inner, bos, eos, chat_template }
+        Self { inner, bos, eos, chat_template, add_bos: false }
     }
 
     /// Rebuilds the byte-level BPE tokenizer embedded in a GGUF file.
@@ -154,6 +155,7 @@ impl TextTokenizer {
             bos: special("tokenizer.ggml.bos_token_id"),
             eos: special("tokenizer.ggml.eos_token_id"),
             chat_template: file.metadata_str("tokenizer.chat_template").map(str::to_string),
+            add_bos: md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false),
         })
     }
 
@@ -198,6 +200,7 @@ impl TextTokenizer {
             eos: with_id(token_str("eos_token")),
             inner: inner.clone(),
             chat_template,
+            add_bos: cfg.get("add_bos_token").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 
@@ -209,6 +212,20 @@ impl TextTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| tok_err(format!("encode: {e}")))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids of a whole document: BOS first when the model asks for it
+    /// (`tokenizer.ggml.add_bos_token` / `add_bos_token`), then [`Self::encode`].
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`].
+    pub fn encode_document(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = match (&self.bos, self.add_bos) {
+            (Some((_, id)), true) => vec![*id],
+            _ => vec![],
+        };
+        ids.extend(self.encode(text)?);
+        Ok(ids)
     }
 
     /// Text of `ids`; special tokens are kept unless `skip_special`.

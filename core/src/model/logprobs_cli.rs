@@ -1,0 +1,100 @@
+//! The library side of `fedpref logprobs`: per-token log-probs of one sequence under a model
+//! (optionally with a PEFT adapter), as JSON `{"token_ids": [...], "logprobs": [...]}` where
+//! `logprobs[i] = log p(token_ids[i + 1] | token_ids[..=i])` (nats).
+//!
+//! Inputs: raw text (tokenized as a document: BOS only if the model asks for it), a prompt and
+//! answer (rendered with the model's chat template and tokenized as in training: TRL's split,
+//! EOS after the answer), or token ids used exactly as given.
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use super::answer_mask::encode_chat;
+use super::chat_template::ChatMessage;
+use super::load::load_model;
+use super::logprobs::token_logprobs;
+use super::peft::load_adapter;
+use crate::{Error, Result};
+
+/// What to score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogprobsInput {
+    /// Plain text.
+    Text(String),
+    /// A user prompt and the assistant's answer, through the chat template.
+    PromptAnswer {
+        /// The user message.
+        prompt: String,
+        /// The answer.
+        answer: String,
+    },
+    /// Token ids, used as given (no template, no BOS).
+    Ids(Vec<u32>),
+}
+
+/// The command's output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogprobsOutput {
+    /// The scored sequence.
+    pub token_ids: Vec<u32>,
+    /// `logprobs[i]` is the log-prob of `token_ids[i + 1]`; one shorter than `token_ids`.
+    pub logprobs: Vec<f32>,
+}
+
+/// Loads `model` (GGUF file or Hugging Face directory), attaches the PEFT adapter in `adapter`
+/// if given, and scores `input`.
+///
+/// # Errors
+/// Loader, adapter, template or tokenizer errors naming their file; [`Error::ModelInput`] for
+/// an empty sequence or ids outside the vocabulary.
+pub fn compute_logprobs(model: &Path, adapter: Option<&Path>, input: &LogprobsInput) -> Result<LogprobsOutput> {
+    let device = Device::Cpu;
+    let mut loaded = load_model(model, &device)?;
+    if let Some(dir) = adapter {
+        let ad = load_adapter(dir, loaded.decoder.config(), loaded.decoder.dtype(), &device)?;
+        loaded.decoder.attach_adapter(ad)?;
+    }
+    let token_ids = match input {
+        LogprobsInput::Text(text) => loaded.tokenizer.encode_document(text)?,
+        LogprobsInput::PromptAnswer { prompt, answer } => {
+            let template = loaded.chat_template()?;
+            encode_chat(&loaded.tokenizer, &template, &[ChatMessage::new("user", prompt.as_str())], answer)?.ids
+        }
+        LogprobsInput::Ids(ids) => ids.clone(),
+    };
+    if token_ids.is_empty() {
+        return Err(Error::ModelInput { message: "the input encodes to no tokens".into() });
+    }
+    let logprobs = token_logprobs(&loaded.decoder, &token_ids)?;
+    Ok(LogprobsOutput { token_ids, logprobs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::smollm2_path;
+
+    #[test]
+    fn ids_text_and_prompt_answer_modes_on_smollm2() {
+        let path = smollm2_path();
+        let fixture: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/reference/smollm2_logprobs.json")).unwrap(),
+        )
+        .unwrap();
+        let ids: Vec<u32> = serde_json::from_value(fixture["token_ids"].clone()).unwrap();
+        let by_ids = compute_logprobs(&path, None, &LogprobsInput::Ids(ids.clone())).unwrap();
+        assert_eq!(by_ids.token_ids, ids);
+        assert_eq!(by_ids.logprobs.len(), ids.len() - 1);
+        let text = fixture["text"].as_str().unwrap().to_string();
+        let by_text = compute_logprobs(&path, None, &LogprobsInput::Text(text)).unwrap();
+        assert_eq!(by_text, by_ids, "SmolLM2 adds no BOS to documents");
+        let pa = LogprobsInput::PromptAnswer { prompt: "Hi".into(), answer: "Hello!".into() };
+        let out = compute_logprobs(&path, None, &pa).unwrap();
+        assert_eq!(*out.token_ids.last().unwrap(), 2, "EOS ends the answer");
+        assert!(out.logprobs.iter().all(|l| *l <= 0.0 && l.is_finite()));
+        let e = compute_logprobs(&path, None, &LogprobsInput::Ids(vec![1, 99999])).unwrap_err().to_string();
+        assert!(e.contains("99999"), "{e}");
+    }
+}
