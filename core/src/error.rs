@@ -157,6 +157,83 @@ pub enum Error {
         /// What was wrong: the bad value and the expected one.
         message: String,
     },
+
+    /// Records of a data file that failed validation while `data.on_invalid = "error"`.
+    #[error(
+        "{}: {count} invalid record{} (first {} shown):{}\nfix them, or set data.on_invalid = \"skip\" to skip and count them",
+        path.display(), if *count == 1 { "" } else { "s" }, first.len(), crate::data::format_issues(first)
+    )]
+    InvalidData {
+        /// The data file.
+        path: PathBuf,
+        /// How many records are invalid.
+        count: usize,
+        /// The first of them, each with its line or record index.
+        first: Vec<crate::data::Issue>,
+    },
+
+    /// A data file whose records cannot be located (an array with broken structure).
+    #[error("{}:{line}: {message}; the file cannot be split into records", path.display())]
+    UnreadableData {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line of the damage.
+        line: usize,
+        /// What was found and what was expected.
+        message: String,
+    },
+
+    /// A data file whose record layout is unknown or ambiguous.
+    #[error("{}: {message}", path.display())]
+    DataLayout {
+        /// The data file.
+        path: PathBuf,
+        /// The fields found and the layouts known.
+        message: String,
+    },
+
+    /// A data file without a single valid example.
+    #[error("{}: no valid examples ({records} records read, {skipped} skipped as invalid)", path.display())]
+    EmptyDataset {
+        /// The data file.
+        path: PathBuf,
+        /// Records read.
+        records: usize,
+        /// Records skipped as invalid.
+        skipped: usize,
+    },
+
+    /// A loss that needs (chosen, rejected) pairs on data holding single answers.
+    #[error(
+        "loss {loss:?} needs (chosen, rejected) pairs, but {} {detail}; single answers cannot be made into pairs: use a loss for unpaired data (e.g. kto) or a paired data set",
+        path.display()
+    )]
+    NeedsPairs {
+        /// The data file.
+        path: PathBuf,
+        /// The loss asking for pairs.
+        loss: String,
+        /// What the file holds instead.
+        detail: String,
+    },
+
+    /// An invalid `[data]` setting.
+    #[error("data.{key}: {message}")]
+    DataConfig {
+        /// The key under `[data]`.
+        key: &'static str,
+        /// The bad value and what is expected.
+        message: String,
+    },
+
+    /// A partition that does not place every example (or single answer) exactly once.
+    #[error("partitioner {partitioner:?} returned an invalid partition: {message}")]
+    InvalidPartition {
+        /// The partitioner's name.
+        partitioner: String,
+        /// The first fault found.
+        message: String,
+    },
 }
 
 /// `Result` with the library's [`Error`].

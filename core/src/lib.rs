@@ -4,6 +4,7 @@
 //! preference losses, aggregators, partitioners and scorers.
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod model;
 pub mod plugin_host;

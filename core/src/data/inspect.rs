@@ -1,0 +1,348 @@
+//! `fedpref data inspect`: what a data file holds, as tables.
+//!
+//! Loads the file with invalid records skipped and counted (whatever `on_invalid` says, so the
+//! report can list them all), then reports the layout found, rows, pairs versus single answers,
+//! label balance, length percentiles (characters until a tokenizer is available), invalid rows
+//! by reason and, when a partition is given, a per-client preview.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    client_data::{ClientCounts, ClientData},
+    config::{DataConfig, OnInvalid},
+    dataset::Dataset,
+    example::Answers,
+    format::Layout,
+    load::load,
+    message::n_chars,
+    problem::{FileKind, InvalidCounts, Issue},
+    table::Table,
+};
+use crate::Result;
+
+/// Nearest-rank percentiles of a length column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Percentiles {
+    /// Number of values.
+    pub n: usize,
+    /// Median.
+    pub p50: usize,
+    /// 90th percentile.
+    pub p90: usize,
+    /// 99th percentile.
+    pub p99: usize,
+    /// Largest value.
+    pub max: usize,
+}
+
+impl Percentiles {
+    /// The percentiles of `values`; `None` when empty.
+    pub fn of(mut values: Vec<usize>) -> Option<Self> {
+        values.sort_unstable();
+        let n = values.len();
+        let rank = |p: usize| values[((p * n).div_ceil(100)).clamp(1, n) - 1];
+        let max = *values.last()?;
+        Some(Self {
+            n,
+            p50: rank(50),
+            p90: rank(90),
+            p99: rank(99),
+            max,
+        })
+    }
+}
+
+/// The per-client preview of a partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientPreview {
+    /// The partitioner's name.
+    pub partitioner: String,
+    /// Counts per client.
+    pub clients: Vec<ClientCounts>,
+    /// Pairs a client can still compare (whole, or both answers on one client).
+    pub pairs_intact: usize,
+    /// Pairs in the data.
+    pub n_pairs: usize,
+    /// The partitioner's metrics.
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// What `fedpref data inspect` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Array or JSON Lines.
+    pub file_kind: FileKind,
+    /// The layout used.
+    pub layout: Layout,
+    /// Whether the layout was detected (rather than named in the config).
+    pub detected: bool,
+    /// Records read, valid or not.
+    pub n_records: usize,
+    /// Valid examples.
+    pub n_examples: usize,
+    /// Pairs among them.
+    pub n_pairs: usize,
+    /// Desirable single answers among them.
+    pub n_desirable: usize,
+    /// Undesirable single answers among them.
+    pub n_undesirable: usize,
+    /// The group column and its number of distinct values.
+    pub groups: Option<(String, usize)>,
+    /// The category column and its number of distinct values; `None`: length buckets.
+    pub categories: Option<(String, usize)>,
+    /// Length percentiles per part (`prompt`, `chosen`, `rejected`, `completion`, `total`).
+    pub lengths: Vec<(&'static str, Percentiles)>,
+    /// Invalid records by reason.
+    pub invalid: InvalidCounts,
+    /// The first invalid records.
+    pub issues: Vec<Issue>,
+    /// A partition preview, when one was run.
+    pub clients: Option<ClientPreview>,
+}
+
+/// Loads `path` under `config` with invalid records skipped and counted, and reports on it.
+/// Returns the data set too, for a partition preview.
+///
+/// # Errors
+/// Any loading error except invalid records (which are counted instead).
+pub fn inspect(path: &Path, config: &DataConfig) -> Result<(InspectReport, Dataset)> {
+    let config = DataConfig {
+        on_invalid: OnInvalid::Skip,
+        ..config.clone()
+    };
+    let dataset = load(path, &config)?;
+    let report = InspectReport::new(&dataset, config.format.layout().is_none());
+    Ok((report, dataset))
+}
+
+impl InspectReport {
+    /// The report on `dataset`; `detected` says whether its layout was detected.
+    pub fn new(dataset: &Dataset, detected: bool) -> Self {
+        let mut parts: [(&'static str, Vec<usize>); 5] = [
+            ("prompt", vec![]),
+            ("chosen", vec![]),
+            ("rejected", vec![]),
+            ("completion", vec![]),
+            ("total", vec![]),
+        ];
+        for e in &dataset.examples {
+            parts[0].1.push(e.prompt_chars());
+            match &e.answers {
+                Answers::Pair { chosen, rejected } => {
+                    parts[1].1.push(n_chars(chosen));
+                    parts[2].1.push(n_chars(rejected));
+                }
+                Answers::Single { completion, .. } => parts[3].1.push(n_chars(completion)),
+            }
+            parts[4].1.push(e.n_chars());
+        }
+        let lengths = parts
+            .into_iter()
+            .filter_map(|(name, values)| Percentiles::of(values).map(|p| (name, p)))
+            .collect();
+        let distinct = |values: std::collections::BTreeSet<&str>| values.len();
+        Self {
+            path: dataset.path.clone(),
+            file_kind: dataset.file_kind,
+            layout: dataset.layout,
+            detected,
+            n_records: dataset.n_records,
+            n_examples: dataset.len(),
+            n_pairs: dataset.n_pairs(),
+            n_desirable: dataset.n_desirable(),
+            n_undesirable: dataset.n_undesirable(),
+            groups: dataset
+                .group_key
+                .clone()
+                .map(|k| (k, dataset.groups().len())),
+            categories: dataset.category_key.clone().map(|k| {
+                (
+                    k,
+                    distinct(
+                        dataset
+                            .examples
+                            .iter()
+                            .filter_map(|e| e.category.as_deref())
+                            .collect(),
+                    ),
+                )
+            }),
+            lengths,
+            invalid: dataset.invalid.clone(),
+            issues: dataset.issues.clone(),
+            clients: None,
+        }
+    }
+
+    /// Adds the preview of `clients`, the partition made by `partitioner` with `metrics`.
+    pub fn with_clients(
+        mut self,
+        partitioner: &str,
+        clients: &ClientData,
+        metrics: &[(String, f64)],
+    ) -> Self {
+        self.clients = Some(ClientPreview {
+            partitioner: partitioner.to_owned(),
+            clients: (0..clients.n_clients())
+                .map(|c| clients.counts(c))
+                .collect(),
+            pairs_intact: clients.pairs_intact(),
+            n_pairs: self.n_pairs,
+            metrics: metrics.to_vec(),
+        });
+        self
+    }
+}
+
+fn percent(part: usize, whole: usize) -> String {
+    if whole == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}%", 100.0 * part as f64 / whole as f64)
+    }
+}
+
+impl fmt::Display for InspectReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "data: {}", self.path.display())?;
+        let mut summary = Table::new(&["", ""]);
+        summary.row(vec![
+            "file".into(),
+            format!("{}, {} records", self.file_kind.as_str(), self.n_records),
+        ]);
+        let how = if self.detected {
+            "detected"
+        } else {
+            "from the config"
+        };
+        summary.row(vec!["layout".into(), format!("{} ({how})", self.layout)]);
+        let singles = self.n_desirable + self.n_undesirable;
+        summary.row(vec![
+            "examples".into(),
+            format!(
+                "{} valid: {} pairs, {singles} single answers",
+                self.n_examples, self.n_pairs
+            ),
+        ]);
+        let groups = self
+            .groups
+            .as_ref()
+            .map_or("none".to_owned(), |(k, n)| format!("{k}: {n} distinct"));
+        summary.row(vec!["groups".into(), groups]);
+        let categories = self.categories.as_ref().map_or(
+            "none (dirichlet uses length buckets)".to_owned(),
+            |(k, n)| format!("{k}: {n} distinct"),
+        );
+        summary.row(vec!["categories".into(), categories]);
+        // The header row of a key-value table is empty; skip it.
+        let text = summary.to_string();
+        f.write_str(text.split_once('\n').map_or("", |(_, rest)| rest))?;
+
+        writeln!(
+            f,
+            "\nlabel balance (as single answers; a pair gives one of each)"
+        )?;
+        let desirable = self.n_pairs + self.n_desirable;
+        let undesirable = self.n_pairs + self.n_undesirable;
+        let total = desirable + undesirable;
+        let mut labels = Table::new(&["label", "answers", "share"]);
+        labels.row(vec![
+            "desirable".into(),
+            desirable.to_string(),
+            percent(desirable, total),
+        ]);
+        labels.row(vec![
+            "undesirable".into(),
+            undesirable.to_string(),
+            percent(undesirable, total),
+        ]);
+        write!(f, "{labels}")?;
+
+        writeln!(f, "\nlengths (characters)")?;
+        let mut lengths = Table::new(&["part", "n", "p50", "p90", "p99", "max"]);
+        for (name, p) in &self.lengths {
+            lengths.row(vec![
+                (*name).into(),
+                p.n.to_string(),
+                p.p50.to_string(),
+                p.p90.to_string(),
+                p.p99.to_string(),
+                p.max.to_string(),
+            ]);
+        }
+        write!(f, "{lengths}")?;
+
+        if self.invalid.total() == 0 {
+            writeln!(f, "\ninvalid records: none")?;
+        } else {
+            writeln!(f, "\ninvalid records: {} (skipped)", self.invalid.total())?;
+            let mut reasons = Table::new(&["reason", "records"]);
+            for (reason, count) in &self.invalid.0 {
+                reasons.row(vec![reason.as_str().into(), count.to_string()]);
+            }
+            write!(f, "{reasons}")?;
+            writeln!(f, "  first:")?;
+            for issue in &self.issues {
+                writeln!(f, "    {issue}")?;
+            }
+        }
+
+        if let Some(preview) = &self.clients {
+            writeln!(
+                f,
+                "\nclients ({}, {} clients)",
+                preview.partitioner,
+                preview.clients.len()
+            )?;
+            let mut clients = Table::new(&[
+                "client",
+                "items",
+                "pairs",
+                "desirable",
+                "undesirable",
+                "answers",
+            ]);
+            for (c, counts) in preview.clients.iter().enumerate() {
+                clients.row(vec![
+                    c.to_string(),
+                    counts.items().to_string(),
+                    counts.pairs.to_string(),
+                    counts.desirable.to_string(),
+                    counts.undesirable.to_string(),
+                    counts.answers().to_string(),
+                ]);
+            }
+            write!(f, "{clients}")?;
+            writeln!(
+                f,
+                "  pairs intact (whole, or both answers on one client): {} of {} ({})",
+                preview.pairs_intact,
+                preview.n_pairs,
+                percent(preview.pairs_intact, preview.n_pairs)
+            )?;
+            for (name, value) in &preview.metrics {
+                writeln!(f, "  {name} = {value}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let p = Percentiles::of((1..=100).rev().collect()).unwrap();
+        assert_eq!((p.n, p.p50, p.p90, p.p99, p.max), (100, 50, 90, 99, 100));
+        let p = Percentiles::of(vec![7]).unwrap();
+        assert_eq!((p.p50, p.p99, p.max), (7, 7, 7));
+        assert_eq!(Percentiles::of(vec![]), None);
+    }
+}

@@ -1,0 +1,123 @@
+//! Loading a data file: read the records ([`super::source`]), pick the layout
+//! ([`super::format`]), parse and validate each record ([`super::record`]), then either stop on
+//! the first problems (`on_invalid = "error"`) or skip and count them (`"skip"`).
+
+use std::path::Path;
+
+use super::{
+    config::{DataConfig, GroupKey, OnInvalid},
+    dataset::Dataset,
+    format::{detect, DETECTION_SAMPLE},
+    problem::{InvalidCounts, Issue},
+    record::{self, Columns},
+    source::read_records,
+};
+use crate::{Error, Result};
+
+/// How many problems an error (or a report) lists.
+pub const MAX_REPORTED: usize = 10;
+
+/// Loads and validates `path` under `config` (its `path` field is not used here).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; see [`load_bytes`] for the rest.
+pub fn load(path: &Path, config: &DataConfig) -> Result<Dataset> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    load_bytes(path, &bytes, config)
+}
+
+/// Loads and validates the contents `bytes` of the file `path`.
+///
+/// # Errors
+/// - [`Error::UnreadableData`]: the records of an array cannot be located;
+/// - [`Error::DataLayout`]: the layout is unknown or ambiguous;
+/// - [`Error::InvalidData`]: some record is invalid and `on_invalid = "error"`;
+/// - [`Error::EmptyDataset`]: no record is valid.
+pub fn load_bytes(path: &Path, bytes: &[u8], config: &DataConfig) -> Result<Dataset> {
+    let records = read_records(bytes).map_err(|e| Error::UnreadableData {
+        path: path.to_owned(),
+        line: e.line,
+        message: e.message,
+    })?;
+    let n_records = records.records.len();
+    let objects = || {
+        records
+            .records
+            .iter()
+            .filter_map(|r| r.object.as_ref().ok())
+    };
+    let mut issues: Vec<Issue> = Vec::new();
+    let layout = match (config.format.layout(), objects().next()) {
+        (Some(layout), _) => Some(layout),
+        (None, Some(_)) => Some(detect(objects()).map_err(|e| Error::DataLayout {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?),
+        // Nothing parsed as an object: every record is an issue below.
+        (None, None) => None,
+    };
+    let group_key = match config.group_key_setting() {
+        GroupKey::Named(key) => Some(key.to_owned()),
+        GroupKey::None => None,
+        GroupKey::Detect => DataConfig::DEFAULT_GROUP_KEYS
+            .into_iter()
+            .find(|key| {
+                objects()
+                    .take(DETECTION_SAMPLE)
+                    .any(|o| o.contains_key(*key))
+            })
+            .map(str::to_owned),
+    };
+    let category_key = config.category_key.clone().filter(|k| !k.is_empty());
+    let columns = Columns {
+        group: group_key.as_deref(),
+        category: category_key.as_deref(),
+    };
+    let mut examples = Vec::with_capacity(n_records);
+    for raw in &records.records {
+        let parsed = match (&raw.object, layout) {
+            (Ok(object), Some(layout)) => record::parse(layout, object, columns, raw.location),
+            (Err(problem), _) => Err(problem.clone()),
+            (Ok(_), None) => unreachable!("a layout exists whenever an object does"),
+        };
+        match parsed {
+            Ok(example) => examples.push(example),
+            Err(problem) => issues.push(Issue {
+                location: raw.location,
+                problem,
+            }),
+        }
+    }
+    if !issues.is_empty() && config.on_invalid == OnInvalid::Error {
+        let count = issues.len();
+        issues.truncate(MAX_REPORTED);
+        return Err(Error::InvalidData {
+            path: path.to_owned(),
+            count,
+            first: issues,
+        });
+    }
+    let mut invalid = InvalidCounts::default();
+    for issue in &issues {
+        invalid.add(issue.problem.reason());
+    }
+    let (Some(layout), false) = (layout, examples.is_empty()) else {
+        return Err(Error::EmptyDataset {
+            path: path.to_owned(),
+            records: n_records,
+            skipped: invalid.total(),
+        });
+    };
+    issues.truncate(MAX_REPORTED);
+    Ok(Dataset {
+        path: path.to_owned(),
+        file_kind: records.kind,
+        layout,
+        examples,
+        n_records,
+        invalid,
+        issues,
+        group_key,
+        category_key,
+    })
+}
