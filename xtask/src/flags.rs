@@ -1,0 +1,115 @@
+//! Command-line flags of `cargo xtask`, one struct per command (clap derive).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::assets::Group;
+
+/// Project automation for fedpref.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+pub struct Xtask {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download the model, data and benchmark assets into `assets/` and verify them.
+    Setup(Setup),
+    /// Build every plugin and the `fedpref` binary into one folder.
+    BuildPlugins(BuildPlugins),
+    /// Run the whole test suite as CI does (fetching assets and building plugins first).
+    Test(Test),
+    /// Scaffold a new plugin crate under `plugins/<kind>s/<name>/`.
+    NewPlugin(NewPlugin),
+}
+
+/// `cargo xtask setup`.
+#[derive(Debug, Args)]
+pub struct Setup {
+    /// Also fetch an opt-in asset group (repeatable): `qwen` is Qwen2.5-Coder-0.5B-Instruct
+    /// Q4_K_M (about 400 MB).
+    #[arg(long = "with", value_name = "GROUP")]
+    pub with: Vec<Group>,
+}
+
+/// `cargo xtask build-plugins`.
+#[derive(Debug, Args)]
+pub struct BuildPlugins {
+    /// Build with the release profile (into target/release).
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// `cargo xtask test`.
+#[derive(Debug, Args)]
+pub struct Test {}
+
+/// `cargo xtask new-plugin`.
+#[derive(Debug, Args)]
+pub struct NewPlugin {
+    /// The kind of component the plugin provides.
+    pub kind: PluginKind,
+    /// The plugin's name: lowercase letters, digits and dashes, starting with a letter
+    /// (e.g. `my-loss`); the package becomes `fedpref-<kind>-<name>`.
+    pub name: String,
+}
+
+/// The plugin kinds `new-plugin` can scaffold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginKind {
+    /// A preference loss.
+    Loss,
+    /// A server aggregation rule.
+    Aggregator,
+    /// A data partition rule.
+    Partitioner,
+    /// A benchmark scorer.
+    Scorer,
+}
+
+impl PluginKind {
+    /// The singular lowercase name (`loss`), as in package names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Loss => "loss",
+            PluginKind::Aggregator => "aggregator",
+            PluginKind::Partitioner => "partitioner",
+            PluginKind::Scorer => "scorer",
+        }
+    }
+
+    /// The folder under `plugins/` (`losses`).
+    pub fn folder(self) -> &'static str {
+        match self {
+            PluginKind::Loss => "losses",
+            PluginKind::Aggregator => "aggregators",
+            PluginKind::Partitioner => "partitioners",
+            PluginKind::Scorer => "scorers",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn with_qwen_parses_and_default_is_not_a_choice() {
+        let flags = Xtask::try_parse_from(["xtask", "setup", "--with", "qwen"]).unwrap();
+        let Command::Setup(setup) = flags.command else {
+            panic!("expected setup")
+        };
+        assert_eq!(setup.with, vec![Group::Qwen]);
+        assert!(Xtask::try_parse_from(["xtask", "setup", "--with", "default"]).is_err());
+    }
+}

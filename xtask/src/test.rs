@@ -1,0 +1,39 @@
+//! `cargo xtask test`: the whole test suite, exactly as CI runs it (`.ci/run` calls this).
+//!
+//! Order matters: the end-to-end tests in `tests/` need the default model and data (`setup`),
+//! every plugin cdylib next to the `fedpref` binary (`cargo build --workspace`), and the test
+//! fixture plugins (`tests/fixtures`, its own workspace so that broken fixtures never join the
+//! real plugin set) before `cargo test --workspace` runs them.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use xshell::{cmd, Shell};
+
+use crate::{flags, project_root, setup};
+
+/// Runs `cargo xtask test`.
+pub fn run(sh: &Shell, _flags: &flags::Test) -> Result<()> {
+    let start = Instant::now();
+    let missing = setup::missing_default_assets();
+    if !missing.is_empty() {
+        println!("assets missing ({}): running setup", missing.join(", "));
+        setup::run(sh, &flags::Setup { with: Vec::new() })?;
+    }
+    cmd!(sh, "cargo build --workspace").run()?;
+    if project_root().join("tests/fixtures/Cargo.toml").exists() {
+        cmd!(
+            sh,
+            "cargo build --manifest-path tests/fixtures/Cargo.toml --target-dir target/fixtures"
+        )
+        .run()?;
+    }
+    cmd!(sh, "cargo test --workspace").run()?;
+    let seconds = start.elapsed().as_secs();
+    println!(
+        "cargo xtask test: done in {}m {:02}s",
+        seconds / 60,
+        seconds % 60
+    );
+    Ok(())
+}
