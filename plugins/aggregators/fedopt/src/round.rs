@@ -1,0 +1,162 @@
+//! One round's input as every rule of this crate reads it: the checks shared by all rules, the
+//! client weights `p_i`, the averaged client delta `Δ_t = Σ_i p_i (y_i − w_t)` and the checks on
+//! the new global vector.
+//!
+//! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
+
+use fedpref_plugin_api::{AggregationInput, ClientUpdate, Metric, PluginError};
+
+use crate::options::Weighting;
+
+/// Checks what every rule needs: at least one update, each with the global vector's length, a
+/// client index below `n_clients`, no client twice, and only finite values.
+///
+/// # Errors
+/// `InvalidInput` naming the rule, the client and the bad value.
+pub fn check_input(rule: &str, input: &AggregationInput<'_>) -> Result<(), PluginError> {
+    if input.updates.is_empty() {
+        return Err(PluginError::invalid_input(format!(
+            "{rule}: no client update to aggregate in round {}",
+            input.round
+        )));
+    }
+    let p = input.global.len();
+    if let Some(j) = input.global.iter().position(|x| !x.is_finite()) {
+        return Err(PluginError::invalid_input(format!(
+            "{rule}: global parameter {j} is {}",
+            input.global[j]
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for update in input.updates.iter() {
+        let client = update.client;
+        if update.params.len() != p {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client {client} sent {} parameters but the global model has {p}",
+                update.params.len()
+            )));
+        }
+        if client >= input.n_clients {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client index {client} is out of range for a federation of {} clients",
+                input.n_clients
+            )));
+        }
+        if !seen.insert(client) {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client {client} sent two updates in round {}",
+                input.round
+            )));
+        }
+        if let Some(j) = update.params.iter().position(|x| !x.is_finite()) {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client {client} sent parameter {j} = {}",
+                update.params[j]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The normalized client weights `p_i` (summing to 1) in update order.
+///
+/// # Errors
+/// `InvalidInput` when weighting by examples and every update holds 0 examples.
+pub fn weights(
+    rule: &str,
+    updates: &[ClientUpdate<'_>],
+    weighting: Weighting,
+) -> Result<Vec<f64>, PluginError> {
+    match weighting {
+        Weighting::Uniform => Ok(vec![1.0 / updates.len() as f64; updates.len()]),
+        Weighting::Examples => {
+            // Exact in f64 below 2^53 examples in total.
+            let total: f64 = updates.iter().map(|u| u.n_examples as f64).sum();
+            if total <= 0.0 {
+                return Err(PluginError::invalid_input(format!(
+                    "{rule}: every client update holds 0 examples, so they cannot be weighted by example count"
+                )));
+            }
+            Ok(updates
+                .iter()
+                .map(|u| u.n_examples as f64 / total)
+                .collect())
+        }
+    }
+}
+
+/// `Δ_t[j] = Σ_i p_i (y_i[j] − w_t[j])`, shape `(p,)`.
+pub fn mean_delta(global: &[f32], updates: &[ClientUpdate<'_>], p: &[f64]) -> Vec<f64> {
+    let mut delta = vec![0f64; global.len()];
+    for (update, &weight) in updates.iter().zip(p) {
+        for ((d, &y), &w) in delta.iter_mut().zip(update.params.iter()).zip(global) {
+            *d += weight * (f64::from(y) - f64::from(w));
+        }
+    }
+    delta
+}
+
+/// Rounds the new global vector to `f32` and checks it stayed finite.
+///
+/// # Errors
+/// `Failed` naming the first entry that overflowed `f32`.
+pub fn finish_global(
+    rule: &str,
+    new_global: impl Iterator<Item = f64>,
+) -> Result<Vec<f32>, PluginError> {
+    let out: Vec<f32> = new_global.map(|x| x as f32).collect();
+    finite(rule, "new global parameter", &out)?;
+    Ok(out)
+}
+
+/// Checks that a vector (new parameters or state) holds only finite values.
+///
+/// # Errors
+/// `Failed` naming `what` and the first bad entry.
+pub fn finite(rule: &str, what: &str, values: &[f32]) -> Result<(), PluginError> {
+    match values.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(j) => Err(PluginError::failed(format!(
+            "{rule}: {what} {j} is {} (the update overflowed f32; lower the server learning rate)",
+            values[j]
+        ))),
+    }
+}
+
+/// The metrics every rule reports: `clients` (updates aggregated) and `update_norm`
+/// (`‖w_{t+1} − w_t‖₂`).
+pub fn base_metrics(global: &[f32], new_global: &[f32], clients: usize) -> Vec<Metric> {
+    vec![
+        Metric::new("clients", clients as f64),
+        Metric::new("update_norm", distance(global, new_global)),
+    ]
+}
+
+/// The Euclidean distance between two vectors of the same length.
+pub fn distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// The Euclidean norm of a vector.
+pub fn norm(a: &[f32]) -> f64 {
+    a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Checks that a state vector allocated in an earlier round matches this round's size.
+///
+/// # Errors
+/// `InvalidInput` naming the rule and both sizes.
+pub fn check_state_len(rule: &str, what: &str, state: &[f32], p: usize) -> Result<(), PluginError> {
+    if state.is_empty() || state.len() == p {
+        Ok(())
+    } else {
+        Err(PluginError::invalid_input(format!(
+            "{rule}: the {what} holds {} parameters but the global model has {p}",
+            state.len()
+        )))
+    }
+}

@@ -1,0 +1,128 @@
+//! One round's input as every robust rule reads it: the shared checks, integer parameters,
+//! the per-coordinate sort behind the median and the trimmed mean, and the metrics all rules
+//! report.
+//!
+//! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
+
+use std::collections::BTreeSet;
+
+use fedpref_plugin_api::{AggregationInput, ClientUpdate, Metric, Params, PluginError};
+
+/// Checks what every rule needs: at least one update, each with the global vector's length, a
+/// client index below `n_clients`, no client twice, and only finite values (a non-finite value
+/// has no place in the orderings and distances the rules compare, so it is refused rather than
+/// guessed at).
+///
+/// # Errors
+/// `InvalidInput` naming the rule, the client and the bad value.
+pub fn check_input(rule: &str, input: &AggregationInput<'_>) -> Result<(), PluginError> {
+    if input.updates.is_empty() {
+        return Err(PluginError::invalid_input(format!(
+            "{rule}: no client update to aggregate in round {}",
+            input.round
+        )));
+    }
+    let p = input.global.len();
+    if let Some(j) = input.global.iter().position(|x| !x.is_finite()) {
+        return Err(PluginError::invalid_input(format!(
+            "{rule}: global parameter {j} is {}",
+            input.global[j]
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for update in input.updates.iter() {
+        let client = update.client;
+        if update.params.len() != p {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client {client} sent {} parameters but the global model has {p}",
+                update.params.len()
+            )));
+        }
+        if client >= input.n_clients {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client index {client} is out of range for a federation of {} clients",
+                input.n_clients
+            )));
+        }
+        if !seen.insert(client) {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client {client} sent two updates in round {}",
+                input.round
+            )));
+        }
+        if let Some(j) = update.params.iter().position(|x| !x.is_finite()) {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: client {client} sent parameter {j} = {}",
+                update.params[j]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole number `>= minimum`, or `default` when absent.
+///
+/// # Errors
+/// `InvalidParams` naming the key and the bad value.
+pub fn count_or(
+    params: &Params,
+    key: &str,
+    default: u64,
+    minimum: u64,
+) -> Result<u64, PluginError> {
+    let value = match params.value(key) {
+        None => return Ok(default),
+        Some(v) => v,
+    };
+    match value.as_u64() {
+        Some(n) if n >= minimum => Ok(n),
+        _ => Err(PluginError::invalid_params(format!(
+            "`{key}` must be a whole number >= {minimum}, got {value}"
+        ))),
+    }
+}
+
+/// For every coordinate `j`, sorts `{y_i[j]}` over the clients ascending and applies `reduce`;
+/// shape `(p,)`. Inputs are finite ([`check_input`]), so the order is total.
+pub fn per_coordinate(
+    p: usize,
+    updates: &[ClientUpdate<'_>],
+    reduce: impl Fn(&[f32]) -> f64,
+) -> Vec<f64> {
+    let mut column = vec![0f32; updates.len()];
+    (0..p)
+        .map(|j| {
+            for (slot, update) in column.iter_mut().zip(updates) {
+                *slot = update.params[j];
+            }
+            column.sort_unstable_by(f32::total_cmp);
+            reduce(&column)
+        })
+        .collect()
+}
+
+/// The mean of `values` (non-empty) in `f64`.
+pub fn mean(values: &[f32]) -> f64 {
+    values.iter().map(|&x| f64::from(x)).sum::<f64>() / values.len() as f64
+}
+
+/// Rounds the new global vector to `f32` (an average or order statistic of finite `f32`
+/// values, so it stays finite).
+pub fn to_f32(values: Vec<f64>) -> Vec<f32> {
+    values.into_iter().map(|x| x as f32).collect()
+}
+
+/// The metrics every rule reports: `clients` (updates received) and `update_norm`
+/// (`‖w_{t+1} − w_t‖₂`).
+pub fn base_metrics(global: &[f32], new_global: &[f32], clients: usize) -> Vec<Metric> {
+    let update_norm = global
+        .iter()
+        .zip(new_global)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    vec![
+        Metric::new("clients", clients as f64),
+        Metric::new("update_norm", update_norm),
+    ]
+}
