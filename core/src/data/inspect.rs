@@ -16,12 +16,12 @@ use super::{
     dataset::Dataset,
     example::Answers,
     format::Layout,
-    load::load,
+    load::{scan, MAX_REPORTED},
     message::n_chars,
     problem::{FileKind, InvalidCounts, Issue},
     table::Table,
 };
-use crate::Result;
+use crate::{Error, Result};
 
 /// Nearest-rank percentiles of a length column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +77,8 @@ pub struct InspectReport {
     pub path: PathBuf,
     /// Array or JSON Lines.
     pub file_kind: FileKind,
-    /// The layout used.
-    pub layout: Layout,
+    /// The layout used; `None` when no record was an object and none was configured.
+    pub layout: Option<Layout>,
     /// Whether the layout was detected (rather than named in the config).
     pub detected: bool,
     /// Records read, valid or not.
@@ -106,18 +106,38 @@ pub struct InspectReport {
 }
 
 /// Loads `path` under `config` with invalid records skipped and counted, and reports on it.
-/// Returns the data set too, for a partition preview.
+/// Returns the data set too, for a partition preview; `None` when no record is valid (the
+/// report then lists why).
 ///
 /// # Errors
-/// Any loading error except invalid records (which are counted instead).
-pub fn inspect(path: &Path, config: &DataConfig) -> Result<(InspectReport, Dataset)> {
-    let config = DataConfig {
-        on_invalid: OnInvalid::Skip,
-        ..config.clone()
-    };
-    let dataset = load(path, &config)?;
-    let report = InspectReport::new(&dataset, config.format.layout().is_none());
-    Ok((report, dataset))
+/// [`Error::Io`], [`Error::UnreadableData`] and [`Error::DataLayout`]; invalid records are
+/// counted instead.
+pub fn inspect(path: &Path, config: &DataConfig) -> Result<(InspectReport, Option<Dataset>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let scanned = scan(path, &bytes, config)?;
+    let detected = config.format.layout().is_none();
+    if scanned.examples.is_empty() {
+        let report = InspectReport {
+            path: path.to_owned(),
+            file_kind: scanned.file_kind,
+            layout: scanned.layout,
+            detected,
+            n_records: scanned.n_records,
+            n_examples: 0,
+            n_pairs: 0,
+            n_desirable: 0,
+            n_undesirable: 0,
+            groups: None,
+            categories: None,
+            lengths: Vec::new(),
+            invalid: scanned.invalid(),
+            issues: scanned.issues.into_iter().take(MAX_REPORTED).collect(),
+            clients: None,
+        };
+        return Ok((report, None));
+    }
+    let dataset = scanned.into_dataset(path, OnInvalid::Skip)?;
+    Ok((InspectReport::new(&dataset, detected), Some(dataset)))
 }
 
 impl InspectReport {
@@ -149,7 +169,7 @@ impl InspectReport {
         Self {
             path: dataset.path.clone(),
             file_kind: dataset.file_kind,
-            layout: dataset.layout,
+            layout: Some(dataset.layout),
             detected,
             n_records: dataset.n_records,
             n_examples: dataset.len(),
@@ -218,9 +238,13 @@ impl fmt::Display for InspectReport {
         let how = if self.detected {
             "detected"
         } else {
-            "from the config"
+            "as configured"
         };
-        summary.row(vec!["layout".into(), format!("{} ({how})", self.layout)]);
+        let layout = self.layout.map_or_else(
+            || "unknown (no record is a JSON object)".to_owned(),
+            |l| format!("{l} ({how})"),
+        );
+        summary.row(vec!["layout".into(), layout]);
         let singles = self.n_desirable + self.n_undesirable;
         summary.row(vec![
             "examples".into(),

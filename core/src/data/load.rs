@@ -7,8 +7,9 @@ use std::path::Path;
 use super::{
     config::{DataConfig, GroupKey, OnInvalid},
     dataset::Dataset,
-    format::{detect, DETECTION_SAMPLE},
-    problem::{InvalidCounts, Issue},
+    example::Example,
+    format::{detect, Layout, DETECTION_SAMPLE},
+    problem::{FileKind, InvalidCounts, Issue},
     record::{self, Columns},
     source::read_records,
 };
@@ -34,6 +35,33 @@ pub fn load(path: &Path, config: &DataConfig) -> Result<Dataset> {
 /// - [`Error::InvalidData`]: some record is invalid and `on_invalid = "error"`;
 /// - [`Error::EmptyDataset`]: no record is valid.
 pub fn load_bytes(path: &Path, bytes: &[u8], config: &DataConfig) -> Result<Dataset> {
+    scan(path, bytes, config)?.into_dataset(path, config.on_invalid)
+}
+
+/// Every record of a file parsed and checked, before the `on_invalid` policy applies.
+#[derive(Debug, Clone)]
+pub(super) struct Scan {
+    /// Array or JSON Lines.
+    pub file_kind: FileKind,
+    /// The layout, `None` when no record is a JSON object and none was configured.
+    pub layout: Option<Layout>,
+    /// The valid examples.
+    pub examples: Vec<Example>,
+    /// Records read.
+    pub n_records: usize,
+    /// Every invalid record.
+    pub issues: Vec<Issue>,
+    /// The group column read.
+    pub group_key: Option<String>,
+    /// The category column read.
+    pub category_key: Option<String>,
+}
+
+/// Reads, detects and parses every record of `bytes`.
+///
+/// # Errors
+/// [`Error::UnreadableData`] and [`Error::DataLayout`] as [`load_bytes`].
+pub(super) fn scan(path: &Path, bytes: &[u8], config: &DataConfig) -> Result<Scan> {
     let records = read_records(bytes).map_err(|e| Error::UnreadableData {
         path: path.to_owned(),
         line: e.line,
@@ -46,7 +74,6 @@ pub fn load_bytes(path: &Path, bytes: &[u8], config: &DataConfig) -> Result<Data
             .iter()
             .filter_map(|r| r.object.as_ref().ok())
     };
-    let mut issues: Vec<Issue> = Vec::new();
     let layout = match (config.format.layout(), objects().next()) {
         (Some(layout), _) => Some(layout),
         (None, Some(_)) => Some(detect(objects()).map_err(|e| Error::DataLayout {
@@ -74,11 +101,13 @@ pub fn load_bytes(path: &Path, bytes: &[u8], config: &DataConfig) -> Result<Data
         category: category_key.as_deref(),
     };
     let mut examples = Vec::with_capacity(n_records);
+    let mut issues = Vec::new();
     for raw in &records.records {
         let parsed = match (&raw.object, layout) {
             (Ok(object), Some(layout)) => record::parse(layout, object, columns, raw.location),
             (Err(problem), _) => Err(problem.clone()),
-            (Ok(_), None) => unreachable!("a layout exists whenever an object does"),
+            // `layout` is `None` only when no record is an object, so this arm never runs.
+            (Ok(_), None) => continue,
         };
         match parsed {
             Ok(example) => examples.push(example),
@@ -88,36 +117,60 @@ pub fn load_bytes(path: &Path, bytes: &[u8], config: &DataConfig) -> Result<Data
             }),
         }
     }
-    if !issues.is_empty() && config.on_invalid == OnInvalid::Error {
-        let count = issues.len();
-        issues.truncate(MAX_REPORTED);
-        return Err(Error::InvalidData {
-            path: path.to_owned(),
-            count,
-            first: issues,
-        });
-    }
-    let mut invalid = InvalidCounts::default();
-    for issue in &issues {
-        invalid.add(issue.problem.reason());
-    }
-    let (Some(layout), false) = (layout, examples.is_empty()) else {
-        return Err(Error::EmptyDataset {
-            path: path.to_owned(),
-            records: n_records,
-            skipped: invalid.total(),
-        });
-    };
-    issues.truncate(MAX_REPORTED);
-    Ok(Dataset {
-        path: path.to_owned(),
+    Ok(Scan {
         file_kind: records.kind,
         layout,
         examples,
         n_records,
-        invalid,
         issues,
         group_key,
         category_key,
     })
+}
+
+impl Scan {
+    /// Records skipped, by reason.
+    pub fn invalid(&self) -> InvalidCounts {
+        let mut invalid = InvalidCounts::default();
+        for issue in &self.issues {
+            invalid.add(issue.problem.reason());
+        }
+        invalid
+    }
+
+    /// Applies `on_invalid` and checks that something is left.
+    ///
+    /// # Errors
+    /// [`Error::InvalidData`] and [`Error::EmptyDataset`] as [`load_bytes`].
+    pub fn into_dataset(mut self, path: &Path, on_invalid: OnInvalid) -> Result<Dataset> {
+        if !self.issues.is_empty() && on_invalid == OnInvalid::Error {
+            let count = self.issues.len();
+            self.issues.truncate(MAX_REPORTED);
+            return Err(Error::InvalidData {
+                path: path.to_owned(),
+                count,
+                first: self.issues,
+            });
+        }
+        let invalid = self.invalid();
+        let (Some(layout), false) = (self.layout, self.examples.is_empty()) else {
+            return Err(Error::EmptyDataset {
+                path: path.to_owned(),
+                records: self.n_records,
+                skipped: invalid.total(),
+            });
+        };
+        self.issues.truncate(MAX_REPORTED);
+        Ok(Dataset {
+            path: path.to_owned(),
+            file_kind: self.file_kind,
+            layout,
+            examples: self.examples,
+            n_records: self.n_records,
+            invalid,
+            issues: self.issues,
+            group_key: self.group_key,
+            category_key: self.category_key,
+        })
+    }
 }

@@ -261,6 +261,7 @@ fn inspect_prints_tables_and_a_client_preview() {
     let path = fx.file("kto.jsonl", jsonl(&rows));
     // Inspect counts invalid rows even when the config says to stop on them.
     let (report, data) = inspect(&path, &DataConfig::default()).unwrap();
+    let data = data.expect("three valid records");
     let metas = example_metas(&data, 4);
     let kinds: Vec<ExampleKind> = metas.iter().map(|m| m.kind).collect();
     let clients =
@@ -278,6 +279,26 @@ fn inspect_prints_tables_and_a_client_preview() {
         "line 4: `label` must be true or false, got \"maybe\"",
         "clients (rr, 2 clients)",
         "pairs intact (whole, or both answers on one client): 0 of 0 (-)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+#[test]
+fn inspect_explains_a_file_without_valid_records() {
+    let fx = Fixtures::new();
+    let path = fx.file(
+        "bad.jsonl",
+        "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"a\"}\nnot json\n",
+    );
+    let (report, data) = inspect(&path, &DataConfig::default()).unwrap();
+    assert!(data.is_none());
+    let text = report.to_string();
+    for expected in [
+        "examples    0 valid",
+        "invalid records: 2 (skipped)",
+        "line 1: chosen and rejected are identical",
+        "line 2: invalid JSON",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
