@@ -20,6 +20,7 @@
 
 pub mod answer_mask;
 pub mod attention;
+pub mod bench;
 pub mod chat_template;
 pub mod config;
 pub mod context;
