@@ -12,12 +12,24 @@ use xshell::{cmd, Shell};
 
 use crate::{flags, project_root, setup};
 
-/// Runs `cargo xtask test`.
+/// Runs `cargo xtask test`, printing the elapsed time whether it passes or fails.
 pub fn run(sh: &Shell, _flags: &flags::Test) -> Result<()> {
     let start = Instant::now();
+    let result = build_and_test(sh);
+    let seconds = start.elapsed().as_secs();
+    let verdict = if result.is_ok() { "passed" } else { "failed" };
+    println!(
+        "cargo xtask test: {verdict} after {}m {:02}s",
+        seconds / 60,
+        seconds % 60
+    );
+    result
+}
+
+fn build_and_test(sh: &Shell) -> Result<()> {
     let missing = setup::missing_default_assets();
     if !missing.is_empty() {
-        println!("assets missing ({}): running setup", missing.join(", "));
+        println!("{} default asset(s) missing: running setup", missing.len());
         setup::run(sh, &flags::Setup { with: Vec::new() })?;
     }
     cmd!(sh, "cargo build --workspace").run()?;
@@ -28,12 +40,7 @@ pub fn run(sh: &Shell, _flags: &flags::Test) -> Result<()> {
         )
         .run()?;
     }
-    cmd!(sh, "cargo test --workspace").run()?;
-    let seconds = start.elapsed().as_secs();
-    println!(
-        "cargo xtask test: done in {}m {:02}s",
-        seconds / 60,
-        seconds % 60
-    );
+    // Run every test binary even after a failure, so one CI run reports every failing test.
+    cmd!(sh, "cargo test --workspace --no-fail-fast").run()?;
     Ok(())
 }
