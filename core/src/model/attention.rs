@@ -1,51 +1,22 @@
 //! Causal grouped-query self-attention, differentiable:
-//! `softmax(q k^T / sqrt(d) + mask) v`, with RoPE on `q`, `k`, for `x` `(batch, seq, hidden)`.
+//! `softmax(q k^T / sqrt(d) + causal mask) v`, with RoPE on `q`, `k`, for `x` `(batch, seq, hidden)`.
+//! The core is [`super::fused_attention::causal_attention`] (custom op with a hand-written
+//! backward, and a composed twin).
 //!
-//! GQA without copying the shared heads: query head `h` uses KV head `h / group`, so the queries
-//! of one KV head are laid out as `(batch, kv_heads, group * seq, d)` and multiplied by that
-//! head's keys directly. Softmax is composed (`max` detached, `exp`, `sum`, `div`), so every
-//! step has a backward pass. Right padding needs no extra mask: causal attention never lets a
-//! real token see a later padding token.
+//! GQA without copying the shared heads: query head `h` reads KV head `h / group` in place.
+//! Right padding needs no extra mask: causal attention never lets a real token see a later
+//! padding token.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
 use super::context::ForwardCtx;
+use super::fused_attention::causal_attention;
 use super::linear::Linear;
 use super::lora::{Adapter, TargetModule};
 use super::rope::Rope;
 use crate::Result;
-
-/// Additive causal mask `(seq, offset + seq)`: `0` where key `j <= offset + i`, `-inf` after.
-///
-/// # Errors
-/// Tensor allocation errors.
-pub fn causal_mask(seq: usize, offset: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let t = offset + seq;
-    let m: Vec<f32> = (0..seq)
-        .flat_map(|i| {
-            (0..t).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Tensor::from_vec(m, (seq, t), device)?.to_dtype(dtype)?)
-}
-
-/// Softmax over the last dimension, composed of ops with backward passes.
-///
-/// # Errors
-/// Tensor errors.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
-}
 
 /// `q_proj`, `k_proj`, `v_proj`, `o_proj` of one layer.
 #[derive(Debug, Clone)]
@@ -129,7 +100,7 @@ impl Attention {
     }
 
     /// `x` `(batch, seq, hidden)` at positions `offset..offset + seq` -> `(batch, seq, hidden)`.
-    /// `mask` is [`causal_mask`]`(seq, offset)` (may be `None` when `seq == 1`). With `cache`,
+    /// With `cache`,
     /// the keys/values of earlier positions are read from it and this call's are appended.
     ///
     /// # Errors
@@ -139,13 +110,11 @@ impl Attention {
         x: &Tensor,
         rope: &Rope,
         offset: usize,
-        mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let (nh, nkv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let group = nh / nkv;
         let q = self
             .q_proj
             .forward(x, ctx)?
@@ -171,20 +140,8 @@ impl Attention {
             }
             *cache = Some((k.clone(), v.clone()));
         }
-        let t = k.dim(2)?;
-        // (b, nh, s, d) -> (b, nkv, group * s, d): heads of one KV group are adjacent.
-        let q = q.reshape((b, nkv, group * s, d))?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
-        let scores = match mask {
-            Some(m) => scores.reshape((b, nkv, group, s, t))?.broadcast_add(m)?,
-            None => scores.reshape((b, nkv, group, s, t))?,
-        };
-        let probs = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;
-        let y = probs.matmul(&v)?; // (b, nkv, group * s, d)
-        let y = y
-            .reshape((b, nh, s, d))?
-            .transpose(1, 2)?
-            .reshape((b, s, nh * d))?;
+        // (b, s, nh, d) out of the fused op flattens to (b, s, nh * d) without a copy.
+        let y = causal_attention(&q, &k, &v, 1.0 / (d as f64).sqrt())?.reshape((b, s, nh * d))?;
         self.o_proj.forward(&y, ctx)
     }
 }

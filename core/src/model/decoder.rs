@@ -13,7 +13,6 @@ use candle_nn::VarBuilder;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::attention::causal_mask;
 use super::config::ModelConfig;
 use super::context::ForwardCtx;
 use super::frozen_matmul::frozen_matmul;
@@ -245,14 +244,9 @@ impl Decoder {
             });
         }
         let mut x = self.embed(ids)?;
-        let mask = if s > 1 {
-            Some(causal_mask(s, offset, x.dtype(), x.device())?)
-        } else {
-            None
-        };
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
-            x = layer.forward(&x, &self.rope, offset, mask.as_ref(), slot, ctx)?;
+            x = layer.forward(&x, &self.rope, offset, slot, ctx)?;
         }
         self.norm.forward(&x)
     }

@@ -74,7 +74,6 @@ impl DecoderLayer {
         x: &Tensor,
         rope: &Rope,
         offset: usize,
-        mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
@@ -82,7 +81,6 @@ impl DecoderLayer {
             &self.input_layernorm.forward(x)?,
             rope,
             offset,
-            mask,
             cache,
             ctx,
         )?;

@@ -27,6 +27,7 @@ pub mod context;
 pub mod cpu;
 pub mod decoder;
 pub mod frozen_matmul;
+pub mod fused_attention;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
