@@ -125,11 +125,7 @@ pub fn gather_log_softmax(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         DType::F64 | DType::F32 => logits.clone(),
         _ => logits.to_dtype(DType::F32)?,
     };
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let picked = shifted.gather(&targets.unsqueeze(1)?, 1)?;
-    Ok((picked - lse)?.squeeze(1)?)
+    super::fused_log_softmax::gather_log_softmax_fused(&logits, targets)
 }
 
 /// Summed answer log-probs of every sequence under the decoder's current mode (adapter on or

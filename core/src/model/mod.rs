@@ -28,6 +28,7 @@ pub mod cpu;
 pub mod decoder;
 pub mod frozen_matmul;
 pub mod fused_attention;
+pub mod fused_log_softmax;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
