@@ -1,12 +1,13 @@
 //! The SwiGLU MLP: `down_proj(silu(gate_proj(x)) * up_proj(x))`, `x` `(..., hidden)` -> same.
 //!
-//! `silu` is candle's unary op, which has a backward pass.
+//! The elementwise part is [`super::fused_swiglu::swiglu`] (custom op with a plain twin).
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
 use super::context::ForwardCtx;
+use super::fused_swiglu::swiglu;
 use super::linear::Linear;
 use super::lora::{Adapter, TargetModule};
 use crate::Result;
@@ -68,8 +69,8 @@ impl Mlp {
     /// # Errors
     /// Shape mismatch.
     pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(x, ctx)?.silu()?;
+        let gate = self.gate_proj.forward(x, ctx)?;
         let up = self.up_proj.forward(x, ctx)?;
-        self.down_proj.forward(&(gate * up)?, ctx)
+        self.down_proj.forward(&swiglu(&gate, &up)?, ctx)
     }
 }

@@ -29,6 +29,7 @@ pub mod decoder;
 pub mod frozen_matmul;
 pub mod fused_attention;
 pub mod fused_log_softmax;
+pub mod fused_swiglu;
 pub mod generate;
 pub mod gguf;
 pub mod hf;

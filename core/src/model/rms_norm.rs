@@ -1,10 +1,15 @@
 //! RMSNorm, differentiable: `y = x / sqrt(mean(x^2, last) + eps) * weight`, any leading shape,
 //! `weight` of shape `(hidden,)` and frozen.
 //!
-//! Built from `sqr`, `mean_keepdim`, `sqrt`, `recip` and broadcasts, all of which have backward
-//! passes (candle-nn's fused `rms_norm` has none and would cut the gradient).
+//! [`RmsNorm::forward_plain`] is built from `sqr`, `mean_keepdim`, `sqrt`, `recip` and
+//! broadcasts, all of which have backward passes (candle-nn's fused `rms_norm` has none and would
+//! cut the gradient). [`RmsNorm::forward`] runs a custom op on f32 CPU tensors: one pass per row
+//! forward, and a backward that gives only the input gradient (the weight is frozen),
+//! `dx = r (w g) - x r^3 / H sum(w g x)` with `r = 1 / rms(x)`, instead of candle's broadcast
+//! backward sums (PERF-CPU.md cause 5).
 
-use candle_core::{Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
 use candle_nn::VarBuilder;
 
 use crate::Result;
@@ -43,10 +48,74 @@ impl RmsNorm {
     /// # Errors
     /// Shape mismatch between `x` and the weight.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let hidden = self.weight.dim(0)?;
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32
+            && x.dim(D::Minus1)? == hidden
+        {
+            let weight: Vec<f32> = self.weight.to_vec1()?;
+            return Ok(x.contiguous()?.apply_op1(RmsNormOp { weight, eps: self.eps as f32 })?);
+        }
+        self.forward_plain(x)
+    }
+
+    /// The composed twin of [`Self::forward`].
+    ///
+    /// # Errors
+    /// Shape mismatch between `x` and the weight.
+    pub fn forward_plain(&self, x: &Tensor) -> Result<Tensor> {
         let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
             .sqrt()?
             .recip()?;
         Ok(x.broadcast_mul(&inv_rms)?.broadcast_mul(&self.weight)?)
+    }
+}
+
+/// The fast path: the frozen weight and epsilon.
+struct RmsNormOp {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl RmsNormOp {
+    fn inv_rms(&self, row: &[f32]) -> f32 {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        1.0 / (ms + self.eps).sqrt()
+    }
+}
+
+impl CustomOp1 for RmsNormOp {
+    fn name(&self) -> &'static str {
+        "rms-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else { candle_core::bail!("rms-norm: input must be f32") };
+        let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("rms-norm: input must be contiguous") };
+        let h = self.weight.len();
+        let mut out = vec![0f32; b - a];
+        out.par_chunks_mut(h).zip(data[a..b].par_chunks(h)).for_each(|(o, x)| {
+            let r = self.inv_rms(x);
+            for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {
+                *o = x * r * w;
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let h = self.weight.len();
+        let x: Vec<f32> = arg.contiguous()?.flatten_all()?.to_vec1()?;
+        let g: Vec<f32> = grad_res.contiguous()?.flatten_all()?.to_vec1()?;
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(h).zip(x.par_chunks(h)).zip(g.par_chunks(h)).for_each(|((d, x), g)| {
+            let r = self.inv_rms(x);
+            let dot: f32 = x.iter().zip(g).zip(&self.weight).map(|((x, g), w)| x * g * w).sum();
+            let c = r * r * r * dot / h as f32;
+            for (((d, x), g), w) in d.iter_mut().zip(x).zip(g).zip(&self.weight) {
+                *d = r * w * g - x * c;
+            }
+        });
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
 
@@ -60,7 +129,7 @@ mod tests {
         let dev = Device::Cpu;
         let w = Tensor::randn(1f32, 0.1, 8, &dev).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 3, 8), &dev).unwrap();
-        let ours = RmsNorm::new(w.clone(), 1e-5).forward(&x).unwrap();
+        let ours = RmsNorm::new(w.clone(), 1e-5).forward_plain(&x).unwrap();
         let fused = candle_nn::ops::rms_norm(&x, &w, 1e-5).unwrap();
         let diff = (ours - fused).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
@@ -103,5 +172,20 @@ mod tests {
                 g[i]
             );
         }
+    }
+
+    #[test]
+    fn fast_path_equals_plain_twin_forward_and_input_gradient() {
+        let dev = Device::Cpu;
+        let norm = RmsNorm::new(Tensor::randn(1f32, 0.2, 12, &dev).unwrap(), 1e-5);
+        let x = Var::randn(0f32, 1.0, (2, 3, 12), &dev).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (2, 3, 12), &dev).unwrap();
+        let fast = norm.forward(&x).unwrap();
+        let plain = norm.forward_plain(&x).unwrap();
+        let max = |t: Tensor| -> f32 { t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap() };
+        assert!(max((&fast - &plain).unwrap()) < 1e-5);
+        let gf = (fast * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max((gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap()) < 1e-5);
     }
 }

@@ -10,9 +10,14 @@
 //! The GGUF loader un-permutes llama q/k weights ([`super::gguf::unpermute_rows`]) so the decoder
 //! always runs [`RopeStyle::Half`] on Hugging Face layouts, and LoRA adapters keep PEFT's layout;
 //! `Interleaved` is kept for raw GGUF layouts and as the check of that un-permutation.
+//! [`Rope::apply`] runs a custom op on f32 CPU tensors (one pass, backward = rotation by the
+//! opposite angle); [`Rope::apply_plain`] is its composed twin.
 //! candle-nn's fused `rope`/`rope_i` have no backward pass and are not used here.
 
-use candle_core::{DType, Device, Tensor, D};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
 
 use super::config::ModelConfig;
 use crate::Result;
@@ -95,6 +100,23 @@ impl Rope {
     /// # Errors
     /// Shape errors, or `offset + seq` past the table.
     pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let (_, _, s, d) = x.dims4()?;
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.cos.dtype() == DType::F32
+            && d == 2 * self.cos.dim(1)? && offset + s <= self.cos.dim(0)?
+        {
+            let cos: Vec<f32> = self.cos.narrow(0, offset, s)?.flatten_all()?.to_vec1()?;
+            let sin: Vec<f32> = self.sin.narrow(0, offset, s)?.flatten_all()?.to_vec1()?;
+            let op = RopeOp { cos: Arc::new(cos), sin: Arc::new(sin), style: self.style, inverse: false };
+            return Ok(x.contiguous()?.apply_op1(op)?);
+        }
+        self.apply_plain(x, offset)
+    }
+
+    /// The composed twin of [`Self::apply`] (narrow, multiply, cat / stack).
+    ///
+    /// # Errors
+    /// Shape errors, or `offset + seq` past the table.
+    pub fn apply_plain(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let (b, h, s, d) = x.dims4()?;
         let half = d / 2;
         let cos = self.cos.narrow(0, offset, s)?;
@@ -116,6 +138,53 @@ impl Rope {
                 Tensor::stack(&[r1, r2], D::Minus1)?.reshape((b, h, s, d))?
             }
         })
+    }
+}
+
+/// The fast path: tables for the `seq` positions of this call, `(seq, d/2)` each. The backward
+/// is the same rotation by the opposite angle (`inverse`), RoPE being orthogonal.
+struct RopeOp {
+    cos: Arc<Vec<f32>>,
+    sin: Arc<Vec<f32>>,
+    style: RopeStyle,
+    inverse: bool,
+}
+
+impl CustomOp1 for RopeOp {
+    fn name(&self) -> &'static str {
+        "rope"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (_, _, s, d) = layout.shape().dims4()?;
+        let CpuStorage::F32(data) = storage else { candle_core::bail!("rope: input must be f32") };
+        let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("rope: input must be contiguous") };
+        let half = d / 2;
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        let mut out = vec![0f32; b - a];
+        // One chunk per (batch, head): s rows of d.
+        out.par_chunks_mut(s * d).zip(data[a..b].par_chunks(s * d)).for_each(|(o, x)| {
+            for p in 0..s {
+                let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
+                let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
+                for i in 0..half {
+                    let (c, sn) = (cos[i], sign * sin[i]);
+                    let (i1, i2) = match self.style {
+                        RopeStyle::Half => (i, i + half),
+                        RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                    };
+                    let (x1, x2) = (xr[i1], xr[i2]);
+                    or[i1] = x1 * c - x2 * sn;
+                    or[i2] = x1 * sn + x2 * c;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let op = RopeOp { cos: self.cos.clone(), sin: self.sin.clone(), style: self.style, inverse: !self.inverse };
+        Ok(Some(grad_res.contiguous()?.apply_op1(op)?))
     }
 }
 
@@ -171,6 +240,24 @@ mod tests {
             let expect = back.apply(&w, 1).unwrap();
             let diff = (gx - expect).unwrap().abs().unwrap().max_all().unwrap();
             assert!(diff.to_scalar::<f64>().unwrap() < 1e-12, "{style:?}");
+        }
+    }
+
+    #[test]
+    fn fast_path_equals_plain_twin_forward_and_gradient() {
+        let cfg = tiny_config();
+        let dev = Device::Cpu;
+        for style in [RopeStyle::Half, RopeStyle::Interleaved] {
+            let rope = Rope::new(&cfg, style, DType::F32, &dev).unwrap();
+            let x = candle_core::Var::randn(0f32, 1.0, (2, 3, 5, cfg.head_dim), &dev).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (2, 3, 5, cfg.head_dim), &dev).unwrap();
+            let fast = rope.apply(&x, 3).unwrap();
+            let plain = rope.apply_plain(&x, 3).unwrap();
+            let max = |t: Tensor| -> f32 { t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap() };
+            assert!(max((&fast - &plain).unwrap()) < 1e-6, "{style:?}");
+            let gf = (fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(max((gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap()) < 1e-6, "{style:?}");
         }
     }
 }
