@@ -363,4 +363,30 @@ mod tests {
         assert!(d < 1e-4, "max |diff| {d}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn dequantizes_the_quant_types_of_smollm2_and_qwen_files() {
+        // SmolLM2: Q4_1, Q8_0; Qwen2.5 Q4_K_M: Q4_K, Q5_0, Q6_K (plus F16 / F32 norms).
+        let mut cfg = tiny_config();
+        cfg.architecture = Architecture::Qwen2;
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (4, 256), &dev).unwrap();
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q5_0, GgmlDType::Q6K, GgmlDType::F16] {
+            let q = QTensor::quantize(&x, dtype).unwrap();
+            let dir = std::env::temp_dir().join(format!("fedpref-q-{}-{dtype:?}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("q.gguf");
+            let md = [("general.architecture", gguf_file::Value::String("qwen2".into()))];
+            let md: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
+            gguf_file::write(&mut File::create(&path).unwrap(), &md, &[("token_embd.weight", &q)]).unwrap();
+            let t = GgufFile::open(&path).unwrap().tensors(&cfg, DType::F32, &dev).unwrap();
+            let got = &t["model.embed_tokens.weight"];
+            assert_eq!(got.dims(), &[4, 256], "{dtype:?}");
+            // Within quantization error of the original (4-bit types are the coarsest).
+            let err = max_diff(got, &x);
+            assert!(err < 0.5, "{dtype:?}: {err}");
+            assert_eq!(max_diff(got, &q.dequantize(&dev).unwrap()), 0.0, "{dtype:?}");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
 }
