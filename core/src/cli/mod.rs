@@ -1,8 +1,10 @@
 //! Subcommands of the `fedpref` binary: argument types (clap) and their dispatch.
 
+mod data;
 mod logprobs;
 mod loss;
 mod plugins;
+mod run;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -27,15 +29,21 @@ enum Command {
     /// List and check plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Inspect preference data files.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Evaluate a loss plugin on log-prob arrays given as JSON (for plugin authors).
     Loss(loss::LossArgs),
     /// Print per-token log-probs of a text, prompt/answer or id list under a model (JSON).
     Logprobs(logprobs::LogprobsArgs),
+    /// Run a federated experiment (a sweep of methods x aggregators x seeds) from a config.
+    Run(run::RunArgs),
 }
 
 /// Parses the arguments and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
     let host = || -> anyhow::Result<PluginHost> {
         let mut builder = PluginHost::builder().default_dirs();
         for dir in &cli.plugin_dirs {
@@ -45,15 +53,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
     };
     match &cli.command {
         Command::Plugins(command) => plugins::run(command, host),
+        Command::Data(command) => data::run(command, host),
         Command::Loss(args) => loss::run(args, &host()?),
         Command::Logprobs(args) => logprobs::run(args),
+        Command::Run(args) => run::run(args, &cli.plugin_dirs),
     }
 }
 
-/// Logs go to stderr (results go to stdout); `RUST_LOG` overrides the default `warn` level.
-pub fn init_logging() {
+/// Logs go to stderr (results go to stdout); `RUST_LOG` overrides the `default` level.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -64,7 +74,9 @@ pub fn init_logging() {
 /// 2 for errors the user fixes in arguments or configuration, 1 for everything else.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     match error.downcast_ref::<Error>() {
-        Some(Error::UnknownComponent { .. } | Error::Json { .. }) => ExitCode::from(2),
+        Some(Error::UnknownComponent { .. } | Error::Json { .. } | Error::Config { .. } | Error::Usage(_)) => {
+            ExitCode::from(2)
+        }
         Some(Error::Plugin { source, .. })
             if source.kind == fedpref_plugin_api::ErrorKind::InvalidParams =>
         {

@@ -1,0 +1,97 @@
+//! `fedpref run <config>`: runs an experiment (every method x aggregator x seed of its sweep),
+//! skipping complete runs and resuming interrupted ones; prints a summary table.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use clap::Args;
+use fedpref::{
+    config::{self, ExperimentConfig},
+    federation::{run_sweep, Progress, RunSummary},
+    PluginHost,
+};
+
+use super::UsageError;
+
+/// Arguments of `fedpref run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment config (TOML), e.g. configs/quickstart.toml.
+    #[arg(required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. `--set federation.rounds=2` (repeatable; the value is TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Continue the run in this directory from its last complete round, with its saved config.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    resume: Option<PathBuf>,
+}
+
+/// Loads the config (or the saved one of `--resume`), then runs the sweep.
+pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let experiment = match (&args.config, &args.resume) {
+        (_, Some(run_dir)) => resumed_config(run_dir, &args.overrides)?,
+        (Some(path), None) => config::load(path, &args.overrides)?,
+        (None, None) => return Err(UsageError("give a config file or --resume <run-dir>".to_owned()).into()),
+    };
+    let mut builder = PluginHost::builder().default_dirs();
+    for dir in plugin_dirs.iter().chain(&experiment.plugins.dirs) {
+        builder = builder.dir(dir);
+    }
+    let host = builder.load()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = stop.clone();
+    // First Ctrl-C: finish the current step and stop cleanly; a second one exits at once.
+    let _ = ctrlc::set_handler(move || {
+        if handler_stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the current step, then stopping (Ctrl-C again to quit at once)");
+    });
+    let summaries = run_sweep(&experiment, &host, stop, Progress::detect())?;
+    print!("{}", summary_table(&summaries));
+    println!("sweep directory: {}", experiment.sweep_dir().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The saved config of a run directory, placed so the run lands in that same directory.
+fn resumed_config(run_dir: &Path, overrides: &[String]) -> anyhow::Result<ExperimentConfig> {
+    let mut experiment = config::load(&run_dir.join("config.toml"), overrides)?;
+    let sweep_dir = run_dir.parent().ok_or_else(|| UsageError(format!("{} has no parent directory", run_dir.display())))?;
+    experiment.experiment.name = sweep_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| UsageError(format!("{} is not a run directory of a sweep", run_dir.display())))?
+        .to_owned();
+    experiment.experiment.output_dir = sweep_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(experiment)
+}
+
+fn summary_table(summaries: &[RunSummary]) -> String {
+    let mut out = String::from("\nrun                               status     rounds  seconds  tokens/s  margin first -> last  accuracy last\n");
+    for s in summaries {
+        let first = s.round_metrics.first();
+        let last = s.round_metrics.last();
+        let get = |m: Option<&std::collections::BTreeMap<String, f64>>, k: &str| {
+            m.and_then(|m| m.get(k)).map_or("-".to_owned(), |v| format!("{v:.4}"))
+        };
+        out.push_str(&format!(
+            "{:<33} {:<10} {:>6}  {:>7.1}  {:>8.1}  {:>8} -> {:<8}  {:>13}\n",
+            s.name,
+            if s.skipped { "skipped" } else { "complete" },
+            s.started_at_round as usize + s.round_metrics.len(),
+            s.seconds,
+            s.tokens_per_second,
+            get(first, "rewards/margins"),
+            get(last, "rewards/margins"),
+            get(last, "rewards/accuracies"),
+        ));
+    }
+    out
+}

@@ -1,0 +1,333 @@
+//! The sections of an experiment config, each a serde struct with defaults that rejects
+//! unknown keys. Cross-field checks live in [`ExperimentConfig::validate`].
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataConfig;
+
+/// Parameters of a plugin component: a TOML table, handed to the plugin as a JSON object.
+pub type ComponentParams = BTreeMap<String, serde_json::Value>;
+
+/// A whole experiment: one run, or a sweep over methods, aggregators and seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// Name, methods, aggregators, seeds, output directory.
+    pub experiment: ExperimentSection,
+    /// The base model.
+    pub model: ModelSection,
+    /// The LoRA adapter that clients train.
+    pub lora: LoraSection,
+    /// The preference data.
+    pub data: DataConfig,
+    /// How examples are dealt out to clients.
+    pub partition: PartitionSection,
+    /// Rounds, clients, faults.
+    pub federation: FederationSection,
+    /// Local training on each client.
+    pub training: TrainingSection,
+    /// Parameters of each loss, by component name (`[losses.dpo] beta = 0.1`).
+    pub losses: BTreeMap<String, ComponentParams>,
+    /// Parameters of each aggregator, by component name (`[aggregators.fedprox] mu = 0.01`).
+    pub aggregators: BTreeMap<String, ComponentParams>,
+    /// Where else to look for plugins.
+    pub plugins: PluginsSection,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            experiment: ExperimentSection::default(),
+            model: ModelSection::default(),
+            lora: LoraSection::default(),
+            data: DataConfig::default(),
+            partition: PartitionSection::default(),
+            federation: FederationSection::default(),
+            training: TrainingSection::default(),
+            losses: BTreeMap::new(),
+            aggregators: BTreeMap::new(),
+            plugins: PluginsSection::default(),
+        }
+    }
+}
+
+/// `[experiment]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentSection {
+    /// Name of the sweep directory under `output_dir`.
+    pub name: String,
+    /// Loss components to run (`dpo`, `kto`, `ktor`, `simpo`, ...).
+    pub methods: Vec<String>,
+    /// Aggregator components to run (`fedavg`, `fedprox`, ...).
+    pub aggregators: Vec<String>,
+    /// Seeds to run; each seeds sampling, partition, LoRA init, dropout and faults.
+    pub seeds: Vec<u64>,
+    /// Parent directory of sweep directories.
+    pub output_dir: PathBuf,
+}
+
+impl Default for ExperimentSection {
+    fn default() -> Self {
+        Self {
+            name: "experiment".to_owned(),
+            methods: vec!["dpo".to_owned()],
+            aggregators: vec!["fedavg".to_owned()],
+            seeds: vec![0],
+            output_dir: PathBuf::from("runs"),
+        }
+    }
+}
+
+/// Numeric precision of the frozen base model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats everywhere.
+    #[default]
+    F32,
+    /// bfloat16 base weights and activations; LoRA, optimizer and log-softmax stay f32.
+    Bf16,
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// A GGUF file or a Hugging Face model directory.
+    pub path: PathBuf,
+    /// `f32` or `bf16`.
+    pub dtype: Precision,
+    /// `cpu` (default), `auto`, or `cuda:N` in a CUDA build.
+    pub device: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("assets/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            dtype: Precision::F32,
+            device: "cpu".to_owned(),
+        }
+    }
+}
+
+/// `[lora]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraSection {
+    /// Rank r.
+    pub rank: usize,
+    /// Scaling numerator: the update is scaled by alpha / r.
+    pub alpha: f64,
+    /// Dropout on the adapter's input during training.
+    pub dropout: f64,
+    /// Modules that get an adapter.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        Self { rank: 8, alpha: 16.0, dropout: 0.05, targets: vec!["q_proj".to_owned(), "v_proj".to_owned()] }
+    }
+}
+
+/// `[partition]`: the partitioner for paired and unpaired methods. Methods that need
+/// redistributed data (KTOR) always use `redistribute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartitionSection {
+    /// Partitioner component (`iid`, `dirichlet`, `natural`, `quantity-skew`).
+    pub name: String,
+    /// Its parameters.
+    pub params: ComponentParams,
+}
+
+impl Default for PartitionSection {
+    fn default() -> Self {
+        Self { name: "iid".to_owned(), params: ComponentParams::new() }
+    }
+}
+
+/// `[federation]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationSection {
+    /// Number of clients the data is split into.
+    pub clients: u32,
+    /// Clients sampled each round (without replacement).
+    pub clients_per_round: u32,
+    /// Number of rounds.
+    pub rounds: u32,
+    /// Probability that a sampled client fails mid-round (fault injection).
+    pub dropout: f64,
+    /// Seconds a round waits for clients; clients still training then are dropped. None: no limit.
+    pub deadline_seconds: Option<f64>,
+    /// Evaluate the global adapter every this many rounds (and after the last one); 0: only at the end.
+    pub eval_every: u32,
+}
+
+impl Default for FederationSection {
+    fn default() -> Self {
+        Self { clients: 10, clients_per_round: 2, rounds: 10, dropout: 0.0, deadline_seconds: None, eval_every: 0 }
+    }
+}
+
+/// Local steps per round: a fixed number, or the paper's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LocalSteps {
+    /// This many optimizer steps per client per round.
+    Fixed(u32),
+    /// `"epochs:E"` in configs: about E epochs of each client's data spread over the rounds the
+    /// client is expected to be sampled in (the paper used E = 3).
+    Epochs(EpochsRule),
+}
+
+/// The paper's local-steps rule, written `"epochs:3"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EpochsRule {
+    /// Epochs over the whole run.
+    pub epochs: f64,
+}
+
+impl TryFrom<String> for EpochsRule {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let epochs = value
+            .strip_prefix("epochs:")
+            .and_then(|e| e.trim().parse::<f64>().ok())
+            .filter(|e| e.is_finite() && *e > 0.0)
+            .ok_or_else(|| format!("{value:?} is neither a step count nor \"epochs:E\" with E > 0"))?;
+        Ok(Self { epochs })
+    }
+}
+
+impl From<EpochsRule> for String {
+    fn from(rule: EpochsRule) -> Self {
+        format!("epochs:{}", rule.epochs)
+    }
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSection {
+    /// Examples (pairs for paired losses, answers otherwise) per optimizer step.
+    pub batch_size: usize,
+    /// Micro-batches accumulated into one step.
+    pub grad_accum: usize,
+    /// Optimizer steps per client per round.
+    pub local_steps: LocalSteps,
+    /// Learning rate of the first round.
+    pub lr: f64,
+    /// Learning rate of the last round (cosine decay over rounds, constant within a round).
+    pub lr_min: f64,
+    /// Clip the gradient to this global norm; 0 disables clipping.
+    pub max_grad_norm: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Keep each client's optimizer state across rounds instead of re-creating it each round.
+    pub keep_optimizer_state: bool,
+    /// A client update whose mean loss exceeds this is rejected as diverged.
+    pub max_loss: f64,
+}
+
+impl Default for TrainingSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 4,
+            grad_accum: 1,
+            local_steps: LocalSteps::Fixed(5),
+            lr: 1e-4,
+            lr_min: 1e-5,
+            max_grad_norm: 1.0,
+            weight_decay: 0.0,
+            keep_optimizer_state: false,
+            max_loss: 1e3,
+        }
+    }
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsSection {
+    /// Extra plugin directories, searched after the executable's directory and
+    /// `FEDPREF_PLUGIN_PATH`.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl ExperimentConfig {
+    /// Checks values and cross-field rules that need no plugin or file.
+    ///
+    /// # Errors
+    /// A message naming the key, the bad value and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        let e = &self.experiment;
+        if e.name.is_empty() || e.name.contains(['/', '\\']) {
+            return Err(format!("experiment.name = {:?} must be a non-empty name without slashes", e.name));
+        }
+        for (key, list) in [("experiment.methods", &e.methods), ("experiment.aggregators", &e.aggregators)] {
+            if list.is_empty() {
+                return Err(format!("{key} is empty; name at least one component"));
+            }
+        }
+        if e.seeds.is_empty() {
+            return Err("experiment.seeds is empty; give at least one seed".to_owned());
+        }
+        let f = &self.federation;
+        if f.clients == 0 {
+            return Err("federation.clients = 0 must be at least 1".to_owned());
+        }
+        if f.clients_per_round == 0 || f.clients_per_round > f.clients {
+            return Err(format!(
+                "federation.clients_per_round = {} must be between 1 and federation.clients = {}",
+                f.clients_per_round, f.clients
+            ));
+        }
+        if f.rounds == 0 {
+            return Err("federation.rounds = 0 must be at least 1".to_owned());
+        }
+        if !(0.0..1.0).contains(&f.dropout) {
+            return Err(format!("federation.dropout = {} must be in [0, 1)", f.dropout));
+        }
+        if let Some(deadline) = f.deadline_seconds {
+            if !(deadline.is_finite() && deadline > 0.0) {
+                return Err(format!("federation.deadline_seconds = {deadline} must be positive"));
+            }
+        }
+        let t = &self.training;
+        if t.batch_size == 0 || t.grad_accum == 0 {
+            return Err("training.batch_size and training.grad_accum must be at least 1".to_owned());
+        }
+        if matches!(t.local_steps, LocalSteps::Fixed(0)) {
+            return Err("training.local_steps = 0 must be at least 1".to_owned());
+        }
+        if !(t.lr > 0.0 && t.lr_min >= 0.0 && t.lr_min <= t.lr) {
+            return Err(format!(
+                "training.lr = {} and training.lr_min = {} must satisfy 0 <= lr_min <= lr, lr > 0",
+                t.lr, t.lr_min
+            ));
+        }
+        if t.max_grad_norm < 0.0 || t.weight_decay < 0.0 {
+            return Err("training.max_grad_norm and training.weight_decay must not be negative".to_owned());
+        }
+        let l = &self.lora;
+        if l.rank == 0 || l.alpha <= 0.0 || !(0.0..1.0).contains(&l.dropout) || l.targets.is_empty() {
+            return Err(format!(
+                "lora: rank = {} must be >= 1, alpha = {} > 0, dropout = {} in [0, 1), targets non-empty",
+                l.rank, l.alpha, l.dropout
+            ));
+        }
+        if !matches!(self.model.device.as_str(), "cpu" | "auto") && !self.model.device.starts_with("cuda") {
+            return Err(format!("model.device = {:?} is not one of cpu, auto, cuda:N", self.model.device));
+        }
+        self.data.validate().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,305 @@
+//! Local training of one client for one round: batches of its units, policy log-probs with
+//! autograd, the loss plugin through the surrogate-gradient bridge, the aggregator's client
+//! plan (FedProx's proximal term, SCAFFOLD's correction) added to the gradient, AdamW.
+//!
+//! The bridge: the loss plugin returns `g_i = d loss / d logp_policy[i]`; backpropagating
+//! `sum_i g_i * logp_policy[i]` (with `g` a constant) gives exactly `d loss / d theta`.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use fedpref_plugin_api::{ClientPlan, Label, LossBatch, LossOutput};
+use rand::{seq::SliceRandom, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::units::{Scored, Unit};
+use crate::{
+    model::{
+        logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
+        optimizer::{AdamW, AdamWConfig, GradAccumulator},
+        Decoder,
+    },
+    plugin_host::LossHandle,
+    Error, Result,
+};
+
+/// How one client trains this round.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Optimizer steps.
+    pub steps: u32,
+    /// Units per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per step.
+    pub grad_accum: usize,
+    /// This round's learning rate.
+    pub lr: f64,
+    /// Global-norm clip; 0 disables.
+    pub max_grad_norm: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Seed of this client's batch order and LoRA dropout this round.
+    pub seed: u64,
+    /// Stop (as a dropped client) when this instant passes.
+    pub deadline: Option<Instant>,
+    /// Fail on purpose (fault injection) before this step, if set.
+    pub fail_before_step: Option<u32>,
+}
+
+/// One optimizer step's record, appended to `metrics/steps.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Round, 0-based.
+    pub round: u32,
+    /// Client index.
+    pub client: u32,
+    /// Step within the round, 0-based.
+    pub step: u32,
+    /// Mean loss over the step's micro-batches.
+    pub loss: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens through the model (policy and KL sequences, padding excluded).
+    pub tokens: usize,
+    /// Wall time of the step.
+    pub seconds: f64,
+    /// The loss plugin's metrics, averaged over micro-batches (NaN-free: undefined ones omitted).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+/// Why a client returned no update.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Dropout {
+    /// Fault injection (`federation.dropout`).
+    Failed {
+        /// The step it failed at.
+        step: u32,
+    },
+    /// The round's deadline passed.
+    MissedDeadline {
+        /// Steps completed.
+        steps: u32,
+    },
+    /// The stop flag was raised (Ctrl-C).
+    Interrupted,
+}
+
+/// A client's result.
+#[derive(Debug)]
+pub enum LocalOutcome {
+    /// Trained: new flat parameters and per-step records.
+    Trained {
+        /// Flat adapter parameters after training.
+        params: Vec<f32>,
+        /// One record per step.
+        steps: Vec<StepRecord>,
+        /// Optimizer state after the round (for `keep_optimizer_state`).
+        optimizer: OptimizerState,
+    },
+    /// No update this round.
+    Dropped(Dropout),
+}
+
+/// AdamW's moments, flat, for keeping a client's optimizer across rounds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OptimizerState {
+    /// First moments.
+    pub m: Vec<f32>,
+    /// Second moments.
+    pub v: Vec<f32>,
+    /// Steps taken.
+    pub step: usize,
+}
+
+/// Trains `decoder`'s attached adapter (already set to the global parameters `global`) on
+/// `units`.
+///
+/// # Errors
+/// Model and plugin errors, naming the client.
+#[allow(clippy::too_many_arguments)]
+pub fn train_client(
+    decoder: &mut Decoder,
+    loss: &LossHandle,
+    units: &[Unit],
+    global: &[f32],
+    plan: &ClientPlan,
+    settings: &LocalSettings,
+    previous_optimizer: Option<&OptimizerState>,
+    pad_id: u32,
+    stop: &dyn Fn() -> bool,
+    mut on_step: impl FnMut(&StepRecord),
+    round: u32,
+    client: u32,
+) -> Result<LocalOutcome> {
+    let adapter = decoder.adapter().ok_or_else(|| Error::Usage("no adapter attached to train".to_owned()))?;
+    let vars = adapter.vars();
+    let config = AdamWConfig {
+        lr: settings.lr,
+        weight_decay: settings.weight_decay,
+        max_grad_norm: (settings.max_grad_norm > 0.0).then_some(settings.max_grad_norm),
+        ..AdamWConfig::with_lr(settings.lr)
+    };
+    let mut optimizer = AdamW::new(vars.clone(), config)?;
+    if let Some(state) = previous_optimizer.filter(|s| s.step > 0) {
+        optimizer.import_state(&state.m, &state.v, state.step)?;
+    }
+    let mut accumulator = GradAccumulator::new(vars.clone());
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
+    let mut cursor = 0usize;
+    decoder.set_training(Some(settings.seed));
+    let mut records = Vec::new();
+    let result = (|| -> Result<Option<Dropout>> {
+        for step in 0..settings.steps {
+            if stop() {
+                return Ok(Some(Dropout::Interrupted));
+            }
+            if settings.fail_before_step == Some(step) {
+                return Ok(Some(Dropout::Failed { step }));
+            }
+            if settings.deadline.is_some_and(|d| Instant::now() > d) {
+                return Ok(Some(Dropout::MissedDeadline { steps: step }));
+            }
+            let started = Instant::now();
+            let mut losses = Vec::new();
+            let mut metric_sums = std::collections::BTreeMap::<String, (f64, usize)>::new();
+            let mut tokens = 0;
+            for _ in 0..settings.grad_accum {
+                let picked: Vec<&Unit> = (0..settings.batch_size.min(units.len()))
+                    .map(|_| {
+                        let unit = &units[order[cursor % order.len()]];
+                        cursor += 1;
+                        unit
+                    })
+                    .collect();
+                let (output, micro_tokens) = micro_batch(decoder, loss, &picked, pad_id, &mut accumulator)?;
+                tokens += micro_tokens;
+                losses.push(output.loss);
+                for metric in output.metrics.iter().filter(|m| m.value.is_finite()) {
+                    let entry = metric_sums.entry(metric.name.to_string()).or_default();
+                    entry.0 += metric.value;
+                    entry.1 += 1;
+                }
+            }
+            let mut grads = accumulator.take_mean()?;
+            apply_plan(&mut grads, &vars, global, plan)?;
+            let stats = optimizer.step(&grads)?;
+            let record = StepRecord {
+                round,
+                client,
+                step,
+                loss: losses.iter().sum::<f64>() / losses.len() as f64,
+                lr: settings.lr,
+                grad_norm: stats.grad_norm,
+                tokens,
+                seconds: started.elapsed().as_secs_f64(),
+                metrics: metric_sums.into_iter().map(|(k, (sum, n))| (k, sum / n as f64)).collect(),
+            };
+            on_step(&record);
+            records.push(record);
+        }
+        Ok(None)
+    })();
+    decoder.set_training(None);
+    if let Some(dropout) = result? {
+        return Ok(LocalOutcome::Dropped(dropout));
+    }
+    let adapter = decoder.adapter().ok_or_else(|| Error::Usage("the adapter vanished during training".to_owned()))?;
+    let (m, v, step) = optimizer.export_state()?;
+    Ok(LocalOutcome::Trained { params: adapter.flatten()?, steps: records, optimizer: OptimizerState { m, v, step } })
+}
+
+/// One forward, loss and backward over `units`; gradients go into `accumulator`.
+fn micro_batch(
+    decoder: &Decoder,
+    loss: &LossHandle,
+    units: &[&Unit],
+    pad_id: u32,
+    accumulator: &mut GradAccumulator,
+) -> Result<(LossOutput, usize)> {
+    let mut sequences: Vec<&Scored> = Vec::new();
+    let mut labels = Vec::new();
+    let mut pair = Vec::new();
+    let mut kl: Vec<&Scored> = Vec::new();
+    for unit in units {
+        match unit {
+            Unit::Pair { chosen, rejected } => {
+                let i = sequences.len() as i64;
+                sequences.extend([chosen, rejected]);
+                labels.extend([Label::Chosen, Label::Rejected]);
+                pair.extend([i + 1, i]);
+            }
+            Unit::Single { answer, desirable, kl: kl_sequence } => {
+                sequences.push(answer);
+                labels.push(if *desirable { Label::Chosen } else { Label::Rejected });
+                pair.push(-1);
+                kl.extend(kl_sequence.as_ref());
+            }
+        }
+    }
+    let device = decoder.device().clone();
+    let policy = logprobs_of(decoder, &sequences, pad_id)?;
+    let policy_values: Vec<f32> = policy.to_dtype(DType::F32)?.to_vec1()?;
+    let kl_policy = if kl.is_empty() { None } else { Some(logprobs_of(decoder, &kl, pad_id)?) };
+    let kl_values: Vec<f32> = match &kl_policy {
+        Some(t) => t.to_dtype(DType::F32)?.to_vec1()?,
+        None => Vec::new(),
+    };
+    let reference: Vec<f32> = sequences.iter().map(|s| s.reference).collect();
+    let kl_reference: Vec<f32> = kl.iter().map(|s| s.reference).collect();
+    let n_tokens: Vec<u32> = sequences.iter().map(|s| s.n_tokens()).collect();
+    let spec = loss.spec();
+    let batch = LossBatch {
+        logp_policy: policy_values.as_slice().into(),
+        logp_ref: if spec.needs_reference { reference.as_slice().into() } else { Default::default() },
+        n_tokens: n_tokens.as_slice().into(),
+        labels: labels.as_slice().into(),
+        pair: pair.as_slice().into(),
+        kl_logp_policy: kl_values.as_slice().into(),
+        kl_logp_ref: kl_reference.as_slice().into(),
+    };
+    let output = loss.evaluate(&batch)?;
+    let grad = Tensor::from_slice(output.grad_logp_policy.as_slice(), policy.dims(), &device)?.to_dtype(policy.dtype())?;
+    let mut surrogate = (&policy * &grad)?.sum_all()?;
+    if let (Some(kl_policy), false) = (&kl_policy, output.grad_kl_logp_policy.is_empty()) {
+        let kl_grad = Tensor::from_slice(output.grad_kl_logp_policy.as_slice(), kl_policy.dims(), &device)?
+            .to_dtype(kl_policy.dtype())?;
+        surrogate = (surrogate + (kl_policy * kl_grad)?.sum_all()?)?;
+    }
+    accumulator.add(&surrogate.backward()?)?;
+    let tokens = sequences.iter().chain(kl.iter()).map(|s| s.sequence.ids.len()).sum();
+    Ok((output, tokens))
+}
+
+fn logprobs_of(decoder: &Decoder, scored: &[&Scored], pad_id: u32) -> Result<Tensor> {
+    let sequences: Vec<MaskedSequence> = scored.iter().map(|s| s.sequence.clone()).collect();
+    let batch = SequenceBatch::new(&sequences, pad_id, decoder.device())?;
+    Ok(sequence_logprobs(decoder, &batch)?.logp)
+}
+
+/// Adds the aggregator's client plan to the gradients: `g += mu (w - w_global) + offset`.
+fn apply_plan(grads: &mut [Tensor], vars: &[candle_core::Var], global: &[f32], plan: &ClientPlan) -> Result<()> {
+    if plan.prox_mu == 0.0 && plan.gradient_offset.is_empty() {
+        return Ok(());
+    }
+    let mut at = 0;
+    for (grad, var) in grads.iter_mut().zip(vars) {
+        let n = var.elem_count();
+        let mut extra = Tensor::zeros(var.shape(), DType::F32, var.device())?;
+        if plan.prox_mu != 0.0 {
+            let anchor = Tensor::from_slice(&global[at..at + n], var.shape(), var.device())?;
+            let w = var.as_tensor().to_dtype(DType::F32)?;
+            extra = (extra + ((w - anchor)? * f64::from(plan.prox_mu))?)?;
+        }
+        if !plan.gradient_offset.is_empty() {
+            extra = (extra + Tensor::from_slice(&plan.gradient_offset[at..at + n], var.shape(), var.device())?)?;
+        }
+        *grad = (&*grad + extra.to_dtype(grad.dtype())?)?;
+        at += n;
+    }
+    Ok(())
+}

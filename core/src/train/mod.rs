@@ -1,0 +1,13 @@
+//! Local preference training: from tokenized examples to client units with cached reference
+//! log-probs, and the local loop that turns the global adapter into a client update.
+
+pub mod local;
+pub mod reference;
+pub mod schedule;
+pub mod sequences;
+pub mod units;
+
+pub use local::{train_client, Dropout, LocalOutcome, LocalSettings, OptimizerState, StepRecord};
+pub use reference::ReferenceCache;
+pub use sequences::{tokenize, TokenizedDataset, TokenizedExample};
+pub use units::{client_units, Unit};
