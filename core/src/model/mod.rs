@@ -11,12 +11,28 @@
 //! - [`hf`], [`load`]: Hugging Face directories; [`load_model`] picks the format from the path.
 //! - [`peft`]: LoRA adapters saved and loaded in PEFT's layout.
 //! - [`optimizer`]: AdamW (PyTorch semantics), global-norm clipping, gradient accumulation.
-//! - [`cpu`]: [`init_cpu`] (FTZ/DAZ, allocator thresholds) and [`frozen_matmul`] (gemm custom op).
+//! - [`cpu`]: [`init_cpu`] (FTZ/DAZ, allocator thresholds). Custom ops, each with a plain twin
+//!   it is tested against: [`frozen_matmul`] (gemm, input gradient only), [`fused_attention`],
+//!   [`fused_log_softmax`], [`fused_swiglu`], and the fast paths inside [`rms_norm`], [`rope`].
+//! - [`bench`]: the LoRA train-step benchmark matching `shared/bench/pytorch/train_step.py`.
 //! - [`generate`]: greedy / top-p decoding with a [`KvCache`].
 //!
 //! Frozen weights are plain tensors, the adapter's matrices are candle `Var`s; every op on the
 //! training path is composed of candle ops with backward passes (candle-nn's fused softmax,
 //! rms_norm and rope have none) or is a custom op with a hand-written, tested backward.
+//!
+//! A training step, in short:
+//! ```text
+//! let loaded = load_model(path, &Device::Cpu)?;           // GGUF or HF dir
+//! let mut model = loaded.decoder;
+//! model.attach_adapter(Adapter::new(&lora_cfg, model.config(), seed, DType::F32, &dev)?)?;
+//! let seq = encode_chat(&loaded.tokenizer, &template, &prompt, answer)?;   // TRL masking
+//! let batch = SequenceBatch::new(&seqs, pad_id, &dev)?;
+//! let logp_ref = reference_logprobs(&model, &batch)?;      // adapter off, cached once
+//! let logp = sequence_logprobs(&model, &batch)?.logp;      // autograd to the adapter
+//! let grads = surrogate(logp).backward()?;                 // from the loss plugin's gradients
+//! opt.step(&opt.grads_from(&grads)?)?;                     // AdamW, clipping
+//! ```
 
 pub mod answer_mask;
 pub mod attention;
@@ -58,5 +74,9 @@ pub use tokenizer::TextTokenizer;
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use gguf::GgufFile;
 pub use load::{load_model, LoadedModel};
-pub use logprobs::{sequence_logprobs, SequenceBatch, SequenceLogProbs};
+pub use logprobs::{reference_logprobs, sequence_logprobs, MaskedSequence, SequenceBatch, SequenceLogProbs};
+pub use answer_mask::encode_chat;
+pub use optimizer::{AdamW, AdamWConfig, GradAccumulator};
+pub use peft::{load_adapter, save_adapter};
+pub use generate::{generate, GenerateConfig};
 pub use lora::{Adapter, LoraConfig, TargetModule};
