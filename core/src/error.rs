@@ -9,12 +9,14 @@ use fedpref_plugin_api::{ComponentKind, PluginError};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O failure on a named file.
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message rather than a `#[source]`, so `{:#}` does not print it
+    // twice; the same holds for the plugin errors below.
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A shared library that exports no fedpref root module.
@@ -38,12 +40,12 @@ pub enum Error {
     },
 
     /// A plugin whose manifest function failed.
-    #[error("{}: reading the plugin manifest failed: {source}", path.display())]
+    #[error("{}: reading the plugin manifest failed: {cause}", path.display())]
     PluginManifest {
         /// The library.
         path: PathBuf,
         /// The plugin's error.
-        source: PluginError,
+        cause: PluginError,
     },
 
     /// Two plugins provide a component of the same kind and name.
@@ -73,7 +75,7 @@ pub enum Error {
     },
 
     /// A plugin call returned an error (including a caught panic).
-    #[error("{kind} {name:?} ({}): {source}", path.display())]
+    #[error("{kind} {name:?} ({}): {cause}", path.display())]
     Plugin {
         /// Component kind.
         kind: ComponentKind,
@@ -82,7 +84,7 @@ pub enum Error {
         /// The plugin library.
         path: PathBuf,
         /// The plugin's error.
-        source: PluginError,
+        cause: PluginError,
     },
 
     /// A plugin returned output that breaks the ABI contract (wrong length, NaN).
@@ -95,6 +97,37 @@ pub enum Error {
         /// The plugin library.
         path: PathBuf,
         /// What was wrong.
+        message: String,
+    },
+
+    /// A config file with a bad key or value.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// The key, the bad value and what is allowed.
+        message: String,
+    },
+
+    /// A mistake in how a command or experiment is put together (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+
+    /// A checkpoint that cannot be read back.
+    #[error("{}: damaged checkpoint: {message}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A run that cannot continue (NaN weights, no usable client, interrupted).
+    #[error("{}: {message}", run_dir.display())]
+    Run {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// What happened and what to do.
         message: String,
     },
 
@@ -241,10 +274,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

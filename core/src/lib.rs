@@ -4,10 +4,14 @@
 //! preference losses, aggregators, partitioners and scorers.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod data;
 pub mod error;
+pub mod federation;
 pub mod model;
 pub mod plugin_host;
+pub mod run_dir;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use plugin_host::PluginHost;

@@ -7,7 +7,6 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::init_logging();
     match cli::run() {
         Ok(code) => code,
         Err(error) => {

@@ -71,15 +71,21 @@ fn init_logging(default: &str) {
         .init();
 }
 
-/// 2 for errors the user fixes in arguments or configuration, 1 for everything else.
+/// 2 for errors the user fixes in arguments, configuration or data, 1 for everything else.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     match error.downcast_ref::<Error>() {
-        Some(Error::UnknownComponent { .. } | Error::Json { .. } | Error::Config { .. } | Error::Usage(_)) => {
-            ExitCode::from(2)
-        }
-        Some(Error::Plugin { source, .. })
-            if source.kind == fedpref_plugin_api::ErrorKind::InvalidParams =>
-        {
+        Some(
+            Error::UnknownComponent { .. }
+            | Error::Json { .. }
+            | Error::Config { .. }
+            | Error::Usage(_)
+            | Error::InvalidData { .. }
+            | Error::DataLayout { .. }
+            | Error::EmptyDataset { .. }
+            | Error::NeedsPairs { .. }
+            | Error::DataConfig { .. },
+        ) => ExitCode::from(2),
+        Some(Error::Plugin { cause, .. }) if cause.kind == fedpref_plugin_api::ErrorKind::InvalidParams => {
             ExitCode::from(2)
         }
         _ if error.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),

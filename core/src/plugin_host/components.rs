@@ -29,7 +29,7 @@ impl Origin {
             kind: self.kind,
             name: self.name.clone(),
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 

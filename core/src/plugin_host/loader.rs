@@ -113,9 +113,9 @@ pub(super) fn load(path: &Path) -> Result<LoadedPlugin> {
         .map_err(|e| incompatible(summarize(&e)))?;
     let manifest = module.manifest()()
         .into_result()
-        .map_err(|source| Error::PluginManifest {
+        .map_err(|cause| Error::PluginManifest {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
     Ok(LoadedPlugin {
         path: path.to_path_buf(),
