@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
 use super::context::ForwardCtx;
-use super::fused_attention::causal_attention;
+use super::fused_attention::{causal_attention, causal_attention_left_padded};
 use super::linear::Linear;
 use super::lora::{Adapter, TargetModule};
 use super::rope::Rope;
@@ -130,8 +130,17 @@ impl Attention {
             .forward(x, ctx)?
             .reshape((b, s, nkv, d))?
             .transpose(1, 2)?;
-        let q = rope.apply(&q.contiguous()?, offset)?;
-        let mut k = rope.apply(&k.contiguous()?, offset)?;
+        let (q, mut k) = match ctx.left_pads {
+            None => (rope.apply(&q.contiguous()?, offset)?, rope.apply(&k.contiguous()?, offset)?),
+            Some(pads) => {
+                // Row r's column c is position offset + c - pads[r] (0 on its padding).
+                let positions: Vec<u32> = pads
+                    .iter()
+                    .flat_map(|&p| (0..s).map(move |c| (offset + c).saturating_sub(p) as u32))
+                    .collect();
+                (rope.apply_at(&q.contiguous()?, &positions)?, rope.apply_at(&k.contiguous()?, &positions)?)
+            }
+        };
         let mut v = v.contiguous()?;
         if let Some(cache) = cache {
             if let Some((ck, cv)) = cache.as_ref() {
@@ -141,7 +150,12 @@ impl Attention {
             *cache = Some((k.clone(), v.clone()));
         }
         // (b, s, nh, d) out of the fused op flattens to (b, s, nh * d) without a copy.
-        let y = causal_attention(&q, &k, &v, 1.0 / (d as f64).sqrt())?.reshape((b, s, nh * d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let y = match ctx.left_pads {
+            None => causal_attention(&q, &k, &v, scale)?,
+            Some(pads) => causal_attention_left_padded(&q, &k, &v, scale, pads)?,
+        }
+        .reshape((b, s, nh * d))?;
         self.o_proj.forward(&y, ctx)
     }
 }

@@ -1,5 +1,5 @@
-//! Per-call forward options ([`ForwardCtx`]): whether the LoRA branch is on, and whether LoRA
-//! dropout is active (with its seeded generator).
+//! Per-call forward options ([`ForwardCtx`]): whether the LoRA branch is on, whether LoRA
+//! dropout is active (with its seeded generator), and the left padding of a generation batch.
 //!
 //! Fed by the decoder's adapter switch and training mode; read by every [`super::linear::Linear`].
 
@@ -18,6 +18,10 @@ pub struct ForwardCtx<'a> {
     pub adapter: bool,
     /// LoRA dropout generator when training; `None` disables dropout.
     pub dropout_rng: Option<&'a Mutex<StdRng>>,
+    /// Left padding of each row of a batch (batched generation): row `r`'s first `left_pads[r]`
+    /// columns are padding, its tokens sit at positions `column - left_pads[r]`, and no query
+    /// attends to its padding. `None`: every row starts at column 0.
+    pub left_pads: Option<&'a [usize]>,
 }
 
 impl ForwardCtx<'_> {
@@ -25,6 +29,7 @@ impl ForwardCtx<'_> {
     pub const BASE: ForwardCtx<'static> = ForwardCtx {
         adapter: false,
         dropout_rng: None,
+        left_pads: None,
     };
 
     /// Inverted dropout of `x` with probability `p`: zeroes entries with probability `p` and

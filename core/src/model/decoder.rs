@@ -165,6 +165,7 @@ impl Decoder {
         ForwardCtx {
             adapter: self.adapter_enabled(),
             dropout_rng: self.dropout_rng.as_deref(),
+            left_pads: None,
         }
     }
 

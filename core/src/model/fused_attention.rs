@@ -44,6 +44,37 @@ pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
     Ok(y.transpose(1, 2)?.contiguous()?)
 }
 
+/// Causal GQA attention over a left-padded batch (generation): row `r` of the keys starts at
+/// column `left_pads[r]`; queries never see padding keys (a padding query sees only itself, to
+/// stay finite). Composed ops, no custom backward: used without gradients.
+///
+/// # Errors
+/// Shape errors.
+pub fn causal_attention_left_padded(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, left_pads: &[usize]) -> Result<Tensor> {
+    let (b, nh, s, d) = q.dims4()?;
+    let (_, nkv, t, _) = k.dims4()?;
+    let group = nh / nkv;
+    let offset = t - s;
+    let mut mask = Vec::with_capacity(b * s * t);
+    for &pad in left_pads.iter().take(b) {
+        for i in 0..s {
+            let qpos = offset + i;
+            for j in 0..t {
+                let visible = (j <= qpos && j >= pad) || (qpos < pad && j == qpos);
+                mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+            }
+        }
+    }
+    let mask = Tensor::from_vec(mask, (b, 1, 1, s, t), q.device())?.to_dtype(q.dtype())?;
+    let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
+    let scores = (qg.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, nkv, group, s, t))?.broadcast_add(&mask)?;
+    let max = scores.max_keepdim(D::Minus1)?;
+    let e = scores.broadcast_sub(&max)?.exp()?;
+    let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?.reshape((b, nkv, group * s, t))?;
+    let y = p.matmul(&v.contiguous()?)?.reshape((b, nh, s, d))?;
+    Ok(y.transpose(1, 2)?.contiguous()?)
+}
+
 /// Causal GQA attention; the custom op for f32 on the CPU, the plain twin otherwise.
 ///
 /// # Errors

@@ -108,6 +108,70 @@ pub fn generate(
     Ok(out)
 }
 
+/// Generates continuations of several prompts at once (left-padded batch, one KV cache):
+/// the same ids as [`generate`] on each prompt for greedy decoding, with fewer, larger matmuls.
+/// Row `r` samples with seed `cfg.seed + r`. Finished rows keep decoding a stop id (ignored)
+/// until every row has stopped or the budget is spent.
+///
+/// # Errors
+/// [`Error::ModelInput`] for an empty prompt list or prompt; tensor errors.
+pub fn generate_batch(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    cfg: &GenerateConfig,
+    stop_ids: &[u32],
+) -> Result<Vec<Vec<u32>>> {
+    if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
+        return Err(Error::ModelInput { message: "generate_batch needs non-empty prompts".into() });
+    }
+    if prompts.len() == 1 {
+        return Ok(vec![generate(model, &prompts[0], cfg, stop_ids)?]);
+    }
+    let b = prompts.len();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+    let filler = stop_ids.first().copied().unwrap_or(0);
+    let mut ids = Vec::with_capacity(b * longest);
+    for (p, &pad) in prompts.iter().zip(&pads) {
+        ids.extend(std::iter::repeat_n(filler, pad));
+        ids.extend_from_slice(p);
+    }
+    let max_pos = model.config().max_position_embeddings;
+    let budget = cfg.max_new_tokens.min(max_pos.saturating_sub(longest));
+    let mut rngs: Vec<StdRng> = (0..b).map(|r| StdRng::seed_from_u64(cfg.seed.wrapping_add(r as u64))).collect();
+    let mut cache = KvCache::new(model.config().num_hidden_layers);
+    let ctx = super::context::ForwardCtx { adapter: model.adapter_enabled(), dropout_rng: None, left_pads: Some(&pads) };
+    let mut input = Tensor::from_vec(ids, (b, longest), model.device())?;
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
+    let mut done = vec![false; b];
+    for _ in 0..budget {
+        let h = model.hidden_states_with(&input, Some(&mut cache), &ctx)?;
+        let s = h.dim(1)?;
+        let logits = model.head(&h.narrow(1, s - 1, 1)?.squeeze(1)?)?.to_dtype(DType::F32)?;
+        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let mut next_ids = Vec::with_capacity(b);
+        for (r, row) in rows.iter().enumerate() {
+            let next = if done[r] {
+                filler
+            } else if cfg.temperature <= 0.0 {
+                argmax(row) as u32
+            } else {
+                sample_top_p(row, cfg.temperature, cfg.top_p, &mut rngs[r]) as u32
+            };
+            if !done[r] {
+                out[r].push(next);
+                done[r] = stop_ids.contains(&next);
+            }
+            next_ids.push(next);
+        }
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        input = Tensor::from_vec(next_ids, (b, 1), model.device())?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +206,12 @@ mod tests {
         let out = generate(model, &ids, &cfg, &tok.stop_ids()).unwrap();
         let text = tok.decode(&out, true).unwrap();
         assert!(text.contains("Paris"), "{text:?}");
+        // Batched with a longer prompt (so this one is left-padded): the same answer.
+        let other = template.render(&[ChatMessage::new("user", "Name three primary colors, please.")], true).unwrap();
+        let prompts = vec![ids.clone(), tok.encode(&other).unwrap()];
+        let batched = generate_batch(model, &prompts, &cfg, &tok.stop_ids()).unwrap();
+        assert_eq!(batched[0], out);
+        assert_eq!(batched[1], generate(model, &prompts[1], &cfg, &tok.stop_ids()).unwrap());
         // Greedy decoding with the cache equals re-running the whole sequence each step.
         let mut all = ids.clone();
         for &next in out.iter().take(3) {
@@ -149,6 +219,27 @@ mod tests {
             let logits: Vec<f32> = model.last_logits(&x, None).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
             assert_eq!(argmax(&logits) as u32, next);
             all.push(next);
+        }
+    }
+
+    #[test]
+    fn batched_greedy_equals_one_by_one() {
+        use crate::model::test_util::{random_weights, tiny_config};
+        use candle_nn::VarBuilder;
+        let cfg = tiny_config();
+        let w = random_weights(&cfg, 31, DType::F32);
+        let model = Decoder::load(VarBuilder::from_tensors(w, DType::F32, &candle_core::Device::Cpu), &cfg).unwrap();
+        let prompts = vec![vec![1u32, 5, 9, 3, 30], vec![4, 17], vec![8, 8, 8, 12]];
+        let g = GenerateConfig { max_new_tokens: 6, ..Default::default() };
+        let batched = generate_batch(&model, &prompts, &g, &[]).unwrap();
+        for (p, got) in prompts.iter().zip(&batched) {
+            assert_eq!(got, &generate(&model, p, &g, &[]).unwrap(), "prompt {p:?}");
+        }
+        // A stop id ends only its own row.
+        let stop = batched[1][2];
+        let with_stop = generate_batch(&model, &prompts, &g, &[stop]).unwrap();
+        for (p, got) in prompts.iter().zip(&with_stop) {
+            assert_eq!(got, &generate(&model, p, &g, &[stop]).unwrap(), "prompt {p:?}");
         }
     }
 }

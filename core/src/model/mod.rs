@@ -15,7 +15,7 @@
 //!   it is tested against: [`frozen_matmul`] (gemm, input gradient only), [`fused_attention`],
 //!   [`fused_log_softmax`], [`fused_swiglu`], and the fast paths inside [`rms_norm`], [`rope`].
 //! - [`bench`]: the LoRA train-step benchmark matching `shared/bench/pytorch/train_step.py`.
-//! - [`generate`]: greedy / top-p decoding with a [`KvCache`].
+//! - [`generate`]: greedy / top-p decoding with a [`KvCache`], one prompt or a left-padded batch.
 //!
 //! Frozen weights are plain tensors, the adapter's matrices are candle `Var`s; every op on the
 //! training path is composed of candle ops with backward passes (candle-nn's fused softmax,
@@ -78,5 +78,5 @@ pub use logprobs::{reference_logprobs, sequence_logprobs, MaskedSequence, Sequen
 pub use answer_mask::encode_chat;
 pub use optimizer::{AdamW, AdamWConfig, GradAccumulator};
 pub use peft::{load_adapter, save_adapter};
-pub use generate::{generate, GenerateConfig};
+pub use generate::{generate, generate_batch, GenerateConfig};
 pub use lora::{Adapter, LoraConfig, TargetModule};

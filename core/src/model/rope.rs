@@ -112,6 +112,36 @@ impl Rope {
         self.apply_plain(x, offset)
     }
 
+    /// Rotates `x` `(batch, heads, seq, d)` where row `r`, column `c` sits at position
+    /// `positions[r * seq + c]` (left-padded batches); composed ops.
+    ///
+    /// # Errors
+    /// Shape errors, or a position past the table.
+    pub fn apply_at(&self, x: &Tensor, positions: &[u32]) -> Result<Tensor> {
+        let (b, _, s, d) = x.dims4()?;
+        let half = d / 2;
+        let idx = Tensor::from_slice(positions, b * s, x.device())?;
+        let cos = self.cos.index_select(&idx, 0)?.reshape((b, 1, s, half))?;
+        let sin = self.sin.index_select(&idx, 0)?.reshape((b, 1, s, half))?;
+        let rot = |x1: &Tensor, x2: &Tensor| -> Result<(Tensor, Tensor)> {
+            Ok(((x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?, (x1.broadcast_mul(&sin)? + x2.broadcast_mul(&cos)?)?))
+        };
+        Ok(match self.style {
+            RopeStyle::Half => {
+                let (r1, r2) = rot(&x.narrow(D::Minus1, 0, half)?, &x.narrow(D::Minus1, half, half)?)?;
+                Tensor::cat(&[r1, r2], D::Minus1)?
+            }
+            RopeStyle::Interleaved => {
+                let h = x.dim(1)?;
+                let xp = x.reshape((b, h, s, half, 2))?;
+                let x1 = xp.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
+                let x2 = xp.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+                let (r1, r2) = rot(&x1, &x2)?;
+                Tensor::stack(&[r1, r2], D::Minus1)?.reshape((b, h, s, d))?
+            }
+        })
+    }
+
     /// The composed twin of [`Self::apply`] (narrow, multiply, cat / stack).
     ///
     /// # Errors
