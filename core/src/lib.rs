@@ -11,6 +11,7 @@ pub mod federation;
 pub mod model;
 pub mod plugin_host;
 pub mod run_dir;
+pub mod testing;
 pub mod train;
 
 pub use error::{Error, Result};

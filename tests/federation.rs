@@ -1,0 +1,255 @@
+//! `fedpref run` end to end on a tiny random model: resuming after SIGKILL gives the same
+//! adapter bit for bit, sweeps resume, faults are survived, bad combinations are refused.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::util::{error_lines, fedpref, fedpref_bin};
+
+/// A scratch experiment: a tiny model, a small pair file, and a config writer.
+struct Experiment {
+    dir: tempfile::TempDir,
+}
+
+impl Experiment {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fedpref::testing::write_tiny_model(&dir.path().join("model"), 7).expect("tiny model");
+        let words = ["apple", "river", "stone", "cloud", "ember", "maple", "tide", "quartz"];
+        let rows: Vec<String> = (0..24)
+            .map(|i| {
+                let w = |k: usize| words[(i * 3 + k) % words.len()];
+                serde_json::json!({
+                    "prompt": format!("Name something like {} and {}.", w(0), w(1)),
+                    "chosen": format!("A {} near the {}.", w(2), w(0)),
+                    "rejected": format!("{} {} {}", w(1), w(1), w(3)),
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(dir.path().join("pairs.jsonl"), rows.join("\n")).expect("write data");
+        Experiment { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `name.toml` for a sweep over `methods`, with extra TOML appended.
+    fn config(&self, name: &str, methods: &[&str], extra: &str) -> PathBuf {
+        let methods = methods.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            r#"
+[experiment]
+name = "{name}"
+methods = [{methods}]
+aggregators = ["fedavg"]
+seeds = [3]
+output_dir = "{out}"
+
+[model]
+path = "{model}"
+
+[data]
+path = "{data}"
+max_length = 96
+max_prompt_length = 48
+
+[federation]
+clients = 4
+clients_per_round = 2
+rounds = 12
+
+[training]
+batch_size = 2
+local_steps = 3
+lr = 1e-2
+lr_min = 1e-3
+
+[lora]
+rank = 4
+alpha = 8
+dropout = 0.1
+targets = ["q_proj", "v_proj", "o_proj"]
+{extra}
+"#,
+            out = self.path().join("runs").display(),
+            model = self.path().join("model").display(),
+            data = self.path().join("pairs.jsonl").display(),
+        );
+        let path = self.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    fn run_dir(&self, sweep: &str, run: &str) -> PathBuf {
+        self.path().join("runs").join(sweep).join(run)
+    }
+}
+
+fn final_adapter(run_dir: &Path) -> Vec<u8> {
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("a checkpoint");
+    std::fs::read(run_dir.join("checkpoints").join(latest.trim()).join("global.f32")).expect("global.f32")
+}
+
+fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("metrics file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+/// Starts `fedpref run config` and SIGKILLs it once `steps.jsonl` of `run_dir` has
+/// `kill_after` lines. Returns whether it was killed before finishing.
+fn run_and_kill(config: &Path, run_dir: &Path, kill_after: usize) -> bool {
+    let mut child = Command::new(fedpref_bin())
+        .args(["run", config.to_str().expect("utf-8 path")])
+        .env_remove("FEDPREF_PLUGIN_PATH")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fedpref starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(_status) = child.try_wait().expect("poll child") {
+            return false;
+        }
+        if line_count(&run_dir.join("metrics/steps.jsonl")) >= kill_after {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+            return true;
+        }
+        assert!(Instant::now() < deadline, "the run did not progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_killed_and_resumed_run_equals_an_uninterrupted_one() {
+    let experiment = Experiment::new();
+    let reference = experiment.config("straight", &["dpo"], "");
+    let run = fedpref(&["run", reference.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let straight = experiment.run_dir("straight", "dpo-fedavg-s3");
+    let expected = final_adapter(&straight);
+    let rounds = jsonl(&straight.join("metrics/rounds.jsonl"));
+    assert_eq!(rounds.len(), 12);
+    let steps = jsonl(&straight.join("metrics/steps.jsonl"));
+    assert_eq!(steps.len(), 12 * 2 * 3);
+
+    for (i, kill_after) in [1usize, 20, 45].into_iter().enumerate() {
+        let name = format!("killed{i}");
+        let config = experiment.config(&name, &["dpo"], "");
+        let run_dir = experiment.run_dir(&name, "dpo-fedavg-s3");
+        let killed = run_and_kill(&config, &run_dir, kill_after);
+        assert!(killed, "the run finished before the kill at {kill_after} steps; make it longer");
+        let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+        assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+        assert_eq!(final_adapter(&run_dir), expected, "killed after {kill_after} steps");
+        // No round or step is recorded twice.
+        let resumed_rounds = jsonl(&run_dir.join("metrics/rounds.jsonl"));
+        let round_numbers: Vec<u64> = resumed_rounds.iter().map(|r| r["round"].as_u64().expect("round")).collect();
+        assert_eq!(round_numbers, (0..12).collect::<Vec<_>>());
+        assert_eq!(line_count(&run_dir.join("metrics/steps.jsonl")), steps.len());
+    }
+}
+
+#[test]
+fn a_sweep_skips_complete_runs_and_resumes_the_rest() {
+    let experiment = Experiment::new();
+    let config = experiment.config("sweep", &["dpo", "kto"], "");
+    let kto_dir = experiment.run_dir("sweep", "kto-fedavg-s3");
+    // Kill once the second run (KTO) is past its first checkpoint (2 clients x 3 steps).
+    assert!(run_and_kill(&config, &kto_dir, 8), "the sweep finished before the kill");
+    let dpo_manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(experiment.run_dir("sweep", "dpo-fedavg-s3").join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(dpo_manifest["status"], "complete");
+
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("dpo-fedavg-s3: already complete, skipped"), "{}", run.stderr);
+    assert!(run.stderr.contains("kto-fedavg-s3: resuming after round"), "{}", run.stderr);
+    assert!(run.stdout.contains("kto-fedavg-s3"), "{}", run.stdout);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kto_dir.join("manifest.json")).expect("manifest")).expect("JSON");
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["rounds_completed"], 12);
+}
+
+#[test]
+fn dpo_on_redistributed_data_is_refused_before_any_work() {
+    let experiment = Experiment::new();
+    let config = experiment.config("refused", &["ktor", "dpo"], "[partition]\nname = \"redistribute\"\n");
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let errors = error_lines(&run);
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].contains("method \"dpo\" trains on (chosen, rejected) pairs"), "{}", errors[0]);
+    assert!(!experiment.path().join("runs/refused").exists(), "nothing may be written before the check");
+}
+
+#[test]
+fn ktor_runs_on_redistributed_answers() {
+    let experiment = Experiment::new();
+    let config = experiment.config("ktor", &["ktor"], "");
+    let config_text = std::fs::read_to_string(&config).expect("config").replace("rounds = 12", "rounds = 2");
+    std::fs::write(&config, config_text).expect("write config");
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(experiment.run_dir("ktor", "ktor-fedavg-s3").join("manifest.json")).expect("manifest"),
+    )
+    .expect("JSON");
+    assert_eq!(manifest["partition"]["partitioner"], "redistribute");
+    // 24 pairs give 48 single answers dealt out to 4 clients.
+    let units: Vec<u64> =
+        manifest["partition"]["units"].as_array().expect("units").iter().map(|u| u.as_u64().expect("count")).collect();
+    assert_eq!(units.iter().sum::<u64>(), 48);
+}
+
+#[test]
+fn dropped_clients_and_diverged_updates_are_logged_not_aggregated() {
+    let experiment = Experiment::new();
+    let config = experiment.config("faults", &["dpo"], "");
+    let text = std::fs::read_to_string(&config).expect("config").replace("rounds = 12", "rounds = 6\ndropout = 0.5");
+    std::fs::write(&config, text).expect("write config");
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rounds = jsonl(&experiment.run_dir("faults", "dpo-fedavg-s3").join("metrics/rounds.jsonl"));
+    let dropped: usize = rounds.iter().map(|r| r["dropped"].as_array().expect("dropped").len()).sum();
+    let trained: usize = rounds.iter().map(|r| r["trained"].as_array().expect("trained").len()).sum();
+    assert_eq!(dropped + trained, 6 * 2);
+    assert!(dropped > 0 && trained > 0, "with p = 0.5 over 12 client-rounds both must occur: {rounds:?}");
+    assert!(rounds.iter().flat_map(|r| r["dropped"].as_array().expect("dropped")).all(|d| d["reason"] == "failed"));
+
+    // A loss limit below DPO's starting loss (ln 2) rejects every update: rounds are skipped with
+    // a reason and the global adapter never changes.
+    let config = experiment.config("diverged", &["dpo"], "");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("rounds = 12", "rounds = 2")
+        .replace("lr_min = 1e-3", "lr_min = 1e-3\nmax_loss = 0.1");
+    std::fs::write(&config, text).expect("write config");
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run_dir = experiment.run_dir("diverged", "dpo-fedavg-s3");
+    let rounds = jsonl(&run_dir.join("metrics/rounds.jsonl"));
+    for round in &rounds {
+        assert_eq!(round["trained"].as_array().expect("trained").len(), 0, "{round}");
+        assert_eq!(round["rejected"].as_array().expect("rejected").len(), 2, "{round}");
+        assert!(round["skipped"].as_str().expect("a reason").contains("no client update survived"), "{round}");
+        assert!(round["rejected"][0]["reason"].as_str().expect("reason").contains("diverged"), "{round}");
+    }
+    let first = std::fs::read(run_dir.join("checkpoints/round-0001/global.f32")).expect("global");
+    assert!(first.chunks(4).any(|c| c != [0, 0, 0, 0]), "the LoRA A matrices start non-zero");
+}
