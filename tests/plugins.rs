@@ -172,3 +172,47 @@ fn malformed_input_names_the_file_and_line() {
         errors[0]
     );
 }
+
+/// Every shipped config parses, validates and names only components that exist.
+#[test]
+fn every_shipped_config_is_valid() {
+    let root = crate::util::repo_root();
+    let mut configs = Vec::new();
+    let mut dirs = vec![root.join("configs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("configs directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                configs.push(path);
+            }
+        }
+    }
+    assert!(configs.len() >= 2, "{configs:?}");
+    for config in configs {
+        let run = fedpref(&["run", config.to_str().expect("utf-8 path"), "--dry-run"]);
+        assert_eq!(run.code, 0, "{}: {}", config.display(), run.stderr);
+        assert!(run.stdout.contains("run(s) in"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn config_errors_name_the_file_and_key() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[federation]\nclientz = 3\n").expect("write config");
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path"), "--dry-run"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let errors = error_lines(&run);
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].contains("bad.toml") && errors[0].contains("clientz"), "{}", errors[0]);
+
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path"), "--dry-run", "--set", "federation.clients_per_round=0"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+
+    std::fs::write(&config, "[experiment]\nmethods = [\"dpoo\"]\n").expect("write config");
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path"), "--dry-run"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean \"dpo\""), "{}", run.stderr);
+}

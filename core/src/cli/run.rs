@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Continue the run in this directory from its last complete round, with its saved config.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
     resume: Option<PathBuf>,
+    /// Check the config against the plugins and list the runs it would make, without running.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Loads the config (or the saved one of `--resume`), then runs the sweep.
@@ -45,6 +48,23 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
         builder = builder.dir(dir);
     }
     let host = builder.load()?;
+    if args.dry_run {
+        let runs = experiment.runs(&host)?;
+        println!("{} run(s) in {}:", runs.len(), experiment.sweep_dir().display());
+        for run in &runs {
+            println!(
+                "  {:<32} loss {} ({}), partition {}, {} rounds x {} of {} clients",
+                run.key.dir_name(),
+                run.key.method,
+                run.loss_spec.data.as_str(),
+                run.partitioner,
+                run.config.federation.rounds,
+                run.config.federation.clients_per_round,
+                run.config.federation.clients,
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = stop.clone();
     // First Ctrl-C: finish the current step and stop cleanly; a second one exits at once.
