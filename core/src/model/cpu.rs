@@ -1,6 +1,7 @@
 //! CPU start-up settings for fast f32 training ([`init_cpu`]), per PERF-CPU.md:
 //! - flush-to-zero / denormals-are-zero in the MXCSR of every computing thread (the calling
-//!   thread and rayon's global pool, which candle and gemm use), so tiny activations and
+//!   thread, rayon's global pool used by gemm and the custom ops, and candle's barrier-pool
+//!   workers for elementwise ops), so tiny activations and
 //!   gradients never take the slow denormal path;
 //! - glibc `mallopt`: a high `M_MMAP_THRESHOLD` (its 32 MiB maximum) and `M_TRIM_THRESHOLD`, so
 //!   large tensors are reused from the heap instead of being mmapped, page-faulted and zeroed
@@ -58,7 +59,10 @@ pub fn flush_denormals_enabled() -> bool {
 /// the allocator thresholds. Idempotent.
 pub fn init_cpu() {
     set_flush_denormals();
+    // gemm and the custom ops run on rayon's global pool; candle's elementwise ops on its own
+    // "barrier pool" workers (the caller takes part too).
     rayon::broadcast(|_| set_flush_denormals());
+    candle_core::utils::barrier_pool().execute(|_| set_flush_denormals());
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocator parameters; it is called before heavy
     // allocation and with values inside the documented ranges (the mmap threshold's maximum
@@ -85,6 +89,13 @@ mod tests {
                 assert_eq!(tiny / 4.0, 0.0, "a denormal result must flush to zero");
                 let all: Vec<bool> = rayon::broadcast(|_| flush_denormals_enabled());
                 assert!(all.iter().all(|&b| b), "{all:?}");
+                let seen = std::sync::Mutex::new(Vec::new());
+                candle_core::utils::barrier_pool().execute(|tid| {
+                    seen.lock().unwrap().push((tid, flush_denormals_enabled()));
+                });
+                let seen = seen.into_inner().unwrap();
+                assert_eq!(seen.len(), candle_core::utils::barrier_pool().n_workers() + 1);
+                assert!(seen.iter().all(|(_, b)| *b), "{seen:?}");
             }
         })
         .join()
