@@ -253,3 +253,34 @@ fn dropped_clients_and_diverged_updates_are_logged_not_aggregated() {
     let first = std::fs::read(run_dir.join("checkpoints/round-0001/global.f32")).expect("global");
     assert!(first.chunks(4).any(|c| c != [0, 0, 0, 0]), "the LoRA A matrices start non-zero");
 }
+
+#[test]
+fn ctrl_c_stops_after_the_current_step_and_the_run_continues_later() {
+    let experiment = Experiment::new();
+    let config = experiment.config("interrupted", &["dpo"], "");
+    let run_dir = experiment.run_dir("interrupted", "dpo-fedavg-s3");
+    let mut child = Command::new(fedpref_bin())
+        .args(["run", config.to_str().expect("utf-8 path")])
+        .env_remove("FEDPREF_PLUGIN_PATH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fedpref starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while line_count(&run_dir.join("metrics/steps.jsonl")) < 10 {
+        assert!(Instant::now() < deadline, "the run did not progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("fedpref exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted during round"), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest")).expect("JSON");
+    assert_eq!(manifest["status"], "running");
+    let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("resuming after round"), "{}", resumed.stderr);
+}

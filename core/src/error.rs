@@ -131,6 +131,15 @@ pub enum Error {
         message: String,
     },
 
+    /// The user interrupted a run (Ctrl-C); its last complete round is checkpointed.
+    #[error("{}: interrupted during round {round}; rounds before it are checkpointed, run the same command again to continue", run_dir.display())]
+    Interrupted {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The round that was abandoned.
+        round: u32,
+    },
+
     /// A malformed JSON document.
     #[error("{}: {message}", path.display())]
     Json {

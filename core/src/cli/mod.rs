@@ -85,6 +85,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
             | Error::NeedsPairs { .. }
             | Error::DataConfig { .. },
         ) => ExitCode::from(2),
+        // The shell's convention for a process stopped by SIGINT.
+        Some(Error::Interrupted { .. }) => ExitCode::from(130),
         Some(Error::Plugin { cause, .. }) if cause.kind == fedpref_plugin_api::ErrorKind::InvalidParams => {
             ExitCode::from(2)
         }

@@ -327,6 +327,9 @@ impl ExperimentConfig {
         if !matches!(self.model.device.as_str(), "cpu" | "auto") && !self.model.device.starts_with("cuda") {
             return Err(format!("model.device = {:?} is not one of cpu, auto, cuda:N", self.model.device));
         }
+        if self.model.dtype != Precision::F32 {
+            return Err("model.dtype = \"bf16\": mixed precision comes with the GPU build, which this fedpref is not; use \"f32\"".to_owned());
+        }
         self.data.validate().map_err(|e| e.to_string())?;
         Ok(())
     }

@@ -285,13 +285,7 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             train_seconds += client_started.elapsed().as_secs_f64();
             match outcome {
                 LocalOutcome::Dropped(Dropout::Interrupted) => {
-                    steps_log.sync()?;
-                    return Err(Error::Run {
-                        run_dir: run.run_dir.clone(),
-                        message: format!(
-                            "interrupted during round {round}; the last checkpoint is kept, resume with `fedpref run <config>` (it continues where it stopped)"
-                        ),
-                    });
+                    return Err(Error::Interrupted { run_dir: run.run_dir.clone(), round });
                 }
                 LocalOutcome::Dropped(dropout) => {
                     dropped.push(ClientEvent { client, what: serde_json::to_value(&dropout).unwrap_or_default() });
