@@ -1,0 +1,520 @@
+//! The `judge` scorer: an LLM judge grading answers with MT-Bench's prompts (Zheng et al. 2023,
+//! FastChat `llm_judge`).
+//!
+//! - `mode = "single"` (default): `single-v1` rates each answer 1–10; items with a reference
+//!   answer (MT-Bench math, reasoning, coding) use `single-math-v1`. Score = the rating.
+//! - `mode = "pair"`: `pair-v2` compares the item's `response` (the model under test) with the
+//!   item's `reference` (another model's answer) twice, in both orders, to cancel position bias;
+//!   as FastChat, two verdicts that disagree count as a tie. Score = 1 win, 0.5 tie, 0 loss.
+//!
+//! The judge is an OpenAI-compatible endpoint ([`crate::chat`], when `base_url` is given;
+//! calls run on `concurrency` threads) or the host's local model (`HostServices::generate`,
+//! fully offline, one call at a time). Replies are cached on disk ([`crate::cache`]) when
+//! `cache_dir` is given. A judge that cannot be reached makes items `Failed` with the error in
+//! `detail`; a reply without a readable verdict makes them `Unparsed`; neither stops the run.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use fedpref_plugin_api::{
+    check_range, math::mean, ChatMessage, GenerationRequest, HostServicesRef, ItemScore, Metric,
+    Outcome, Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction, ScorerSpec,
+};
+
+use crate::{
+    cache::VerdictCache,
+    chat::{ChatClient, ChatSettings},
+    params_ext::{opt_str, u32_in},
+    prompts::{self, JudgePrompt},
+    verdict::{parse_pair, parse_rating, PairVerdict},
+};
+
+/// Where `prompts_file` points by default: what `cargo xtask setup` unpacks, relative to the
+/// directory `fedpref` runs in (the repository root).
+pub const DEFAULT_PROMPTS_FILE: &str = "assets/bench/mtbench/judge_prompts.jsonl";
+
+/// Keys that only make sense with an HTTP judge.
+const HTTP_ONLY: [&str; 5] = [
+    "api_key_env",
+    "timeout_s",
+    "retries",
+    "backoff_s",
+    "concurrency",
+];
+
+/// How answers are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A 1–10 rating per answer.
+    Single,
+    /// The answer against `reference`, in both orders.
+    Pair,
+}
+
+/// Who judges.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// An OpenAI-compatible endpoint, `concurrency` calls at a time.
+    Http {
+        /// The client.
+        client: ChatClient,
+        /// Parallel calls.
+        concurrency: usize,
+    },
+    /// The host's local model.
+    Local {
+        /// New tokens per judgement.
+        max_new_tokens: u32,
+        /// Sampling temperature (0: greedy).
+        temperature: f32,
+    },
+}
+
+/// The MT-Bench judge.
+#[derive(Debug)]
+pub struct Judge {
+    mode: Mode,
+    backend: Backend,
+    /// `single-v1` or `pair-v2` (the prompt for items without a reference in single mode).
+    general: JudgePrompt,
+    /// `single-math-v1`, for single-mode items with a reference answer.
+    with_reference: JudgePrompt,
+    cache: Option<VerdictCache>,
+    /// The judge model's name in cache keys.
+    model_key: String,
+}
+
+/// One call to the judge: the two messages.
+#[derive(Debug, Clone)]
+struct Call {
+    system: String,
+    user: String,
+}
+
+impl Judge {
+    /// Reads the parameters (see the crate docs for the table).
+    ///
+    /// # Errors
+    /// `InvalidParams` for an unreadable prompts file or cache directory, an unset API key
+    /// variable, a value out of range, HTTP-only keys without `base_url`, or an unknown key.
+    pub fn from_params(params: &Params) -> Result<Self, PluginError> {
+        let mode = match params.choice("mode", &["single", "pair"], "single")? {
+            "pair" => Mode::Pair,
+            _ => Mode::Single,
+        };
+        let prompts_file = PathBuf::from(params.str_or("prompts_file", DEFAULT_PROMPTS_FILE)?);
+        let general_name = params
+            .str_or(
+                "prompt",
+                if mode == Mode::Pair {
+                    "pair-v2"
+                } else {
+                    "single-v1"
+                },
+            )?
+            .to_owned();
+        let reference_name = params
+            .str_or("reference_prompt", "single-math-v1")?
+            .to_owned();
+        let base_url = opt_str(params, "base_url")?;
+        let model = opt_str(params, "model")?;
+        let max_tokens = u32_in(
+            params,
+            "max_tokens",
+            if base_url.is_some() { 2048 } else { 256 },
+            1,
+            1 << 20,
+        )?;
+        let temperature = check_range("temperature", params.f64_or("temperature", 0.0)?, 0.0, 2.0)?;
+        let cache_dir = opt_str(params, "cache_dir")?;
+        let backend = match &base_url {
+            Some(base_url) => {
+                let model = model.clone().ok_or_else(|| {
+                    PluginError::invalid_params("`model` is required with `base_url`: the judge model's name, e.g. \"gpt-4\"")
+                })?;
+                let api_key = match opt_str(params, "api_key_env")? {
+                    None => None,
+                    Some(var) => Some(std::env::var(&var).map_err(|_| {
+                        PluginError::invalid_params(format!(
+                            "`api_key_env` = {var:?} but that environment variable is not set; export it or drop `api_key_env` for a server without keys"
+                        ))
+                    })?),
+                };
+                let timeout = check_range(
+                    "timeout_s",
+                    params.f64_or("timeout_s", 60.0)?,
+                    0.001,
+                    3600.0,
+                )?;
+                let retries = u32_in(params, "retries", 3, 0, 20)?;
+                let backoff =
+                    check_range("backoff_s", params.f64_or("backoff_s", 1.0)?, 0.0, 60.0)?;
+                let concurrency = u32_in(params, "concurrency", 4, 1, 64)?;
+                let client = ChatClient::new(ChatSettings {
+                    base_url: base_url.clone(),
+                    model,
+                    api_key,
+                    timeout: Duration::from_secs_f64(timeout),
+                    retries,
+                    backoff: Duration::from_secs_f64(backoff),
+                    max_tokens,
+                    temperature,
+                });
+                // `concurrency` is in [1, 64].
+                Backend::Http {
+                    client,
+                    concurrency: concurrency as usize,
+                }
+            }
+            None => {
+                if let Some(key) = HTTP_ONLY.iter().find(|k| params.value(k).is_some()) {
+                    return Err(PluginError::invalid_params(format!(
+                        "`{key}` applies to an HTTP judge only; set `base_url` too, or drop `{key}` for the host's local judge"
+                    )));
+                }
+                Backend::Local {
+                    max_new_tokens: max_tokens,
+                    temperature: temperature as f32,
+                }
+            }
+        };
+        params.finish()?;
+        let all = prompts::load(&prompts_file)?;
+        let general = prompts::pick(&all, &general_name, &prompts_file)?;
+        let with_reference = prompts::pick(&all, &reference_name, &prompts_file)?;
+        // Every slot a mode fills, so a prompt that needs another one fails here, not per item.
+        let probe: &[(&str, &str)] = &[
+            ("question", "q"),
+            ("answer", "a"),
+            ("ref_answer_1", "r"),
+            ("answer_a", "a"),
+            ("answer_b", "b"),
+        ];
+        for prompt in [&general, &with_reference] {
+            prompt.render(probe).map_err(PluginError::invalid_params)?;
+        }
+        let cache = cache_dir
+            .map(|dir| VerdictCache::open(&PathBuf::from(dir)).map_err(PluginError::invalid_params))
+            .transpose()?;
+        let model_key = match &backend {
+            Backend::Http { client, .. } => {
+                format!("{}|t={temperature}|max={max_tokens}", client.model())
+            }
+            Backend::Local { .. } => format!(
+                "local:{}|t={temperature}|max={max_tokens}",
+                model.as_deref().unwrap_or("host")
+            ),
+        };
+        Ok(Self {
+            mode,
+            backend,
+            general,
+            with_reference,
+            cache,
+            model_key,
+        })
+    }
+
+    /// The calls judging `item`, or why it cannot be judged.
+    fn calls(&self, item: &ScoreItem) -> Result<Vec<Call>, String> {
+        let question = item.prompt.as_str();
+        let render = |prompt: &JudgePrompt, values: &[(&str, &str)]| -> Result<Call, String> {
+            Ok(Call {
+                system: prompt.system_prompt.clone(),
+                user: prompt.render(values)?,
+            })
+        };
+        match self.mode {
+            Mode::Single if item.reference.is_empty() => {
+                Ok(vec![render(&self.general, &[("question", question), ("answer", &item.response)])?])
+            }
+            Mode::Single => Ok(vec![render(
+                &self.with_reference,
+                &[("question", question), ("answer", &item.response), ("ref_answer_1", &item.reference)],
+            )?]),
+            Mode::Pair if item.reference.is_empty() => {
+                Err("pair mode needs the other model's answer in the item's `reference`, which is empty".to_owned())
+            }
+            Mode::Pair => Ok(vec![
+                render(&self.general, &[("question", question), ("answer_a", &item.response), ("answer_b", &item.reference)])?,
+                render(&self.general, &[("question", question), ("answer_a", &item.reference), ("answer_b", &item.response)])?,
+            ]),
+        }
+    }
+
+    /// Runs every call not answered by the cache; returns replies in call order.
+    fn run_calls(
+        &self,
+        calls: &[Call],
+        host: &HostServicesRef<'_>,
+        stats: &mut Stats,
+    ) -> Result<Vec<Result<String, String>>, PluginError> {
+        let keys: Vec<String> = calls
+            .iter()
+            .map(|c| VerdictCache::key(&self.model_key, &c.system, &c.user))
+            .collect();
+        let mut replies: Vec<Option<Result<String, String>>> = keys
+            .iter()
+            .map(|k| self.cache.as_ref().and_then(|c| c.get(k)).map(Ok))
+            .collect();
+        stats.cache_hits = replies.iter().filter(|r| r.is_some()).count();
+        let todo: Vec<usize> = (0..calls.len()).filter(|&i| replies[i].is_none()).collect();
+        stats.judge_calls = todo.len();
+        let store = |i: usize, reply: &Result<String, String>| -> usize {
+            match (reply, &self.cache) {
+                (Ok(text), Some(cache)) => {
+                    usize::from(cache.put(&keys[i], &self.model_key, text).is_err())
+                }
+                _ => 0,
+            }
+        };
+        match &self.backend {
+            Backend::Local {
+                max_new_tokens,
+                temperature,
+            } => {
+                for &i in &todo {
+                    let request = GenerationRequest {
+                        messages: vec![
+                            message("system", &calls[i].system),
+                            message("user", &calls[i].user),
+                        ]
+                        .into(),
+                        max_new_tokens: *max_new_tokens,
+                        temperature: *temperature,
+                        top_p: 1.0,
+                    };
+                    let reply = host
+                        .generate(&request)
+                        .into_result()
+                        .map(|r| r.into_string())
+                        .map_err(|e| format!("the host's local judge failed: {e}"));
+                    stats.cache_errors += store(i, &reply);
+                    replies[i] = Some(reply);
+                }
+            }
+            Backend::Http {
+                client,
+                concurrency,
+            } => {
+                let results = concurrently(&todo, *concurrency, |i| {
+                    let reply = client.complete(&calls[i].system, &calls[i].user);
+                    let cache_error = store(i, &reply);
+                    (reply, cache_error)
+                })?;
+                for (i, (reply, cache_error)) in results {
+                    stats.cache_errors += cache_error;
+                    replies[i] = Some(reply);
+                }
+            }
+        }
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.ok_or_else(|| {
+                    PluginError::failed(format!(
+                        "judge call {i} got no reply (a worker stopped early)"
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Runs `work` on every index of `todo` with up to `threads` threads; returns `(index, result)`
+/// pairs in no particular order.
+///
+/// # Errors
+/// `Failed` when a worker thread panicked.
+fn concurrently<T: Send>(
+    todo: &[usize],
+    threads: usize,
+    work: impl Fn(usize) -> T + Sync,
+) -> Result<Vec<(usize, T)>, PluginError> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(todo.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        done.push((i, work(i)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(todo.len());
+        for handle in handles {
+            all.extend(
+                handle
+                    .join()
+                    .map_err(|_| PluginError::failed("a judge worker thread panicked"))?,
+            );
+        }
+        Ok(all)
+    })
+}
+
+fn message(role: &str, content: &str) -> ChatMessage {
+    ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    }
+}
+
+/// Counters for the summary.
+#[derive(Debug, Default)]
+struct Stats {
+    cache_hits: usize,
+    judge_calls: usize,
+    cache_errors: usize,
+}
+
+/// The outcome of one pair-mode item from its two replies (A = the model first, then B first).
+fn pair_outcome(first: &str, second: &str) -> (Outcome, f64, bool) {
+    let (Some(v1), Some(v2)) = (parse_pair(first), parse_pair(second)) else {
+        return (Outcome::Unparsed, f64::NAN, false);
+    };
+    // The model's result in each order: 1 win, 0.5 tie, 0 loss.
+    let as_model = |v: PairVerdict, model_is_a: bool| match (v, model_is_a) {
+        (PairVerdict::Tie, _) => 0.5,
+        (PairVerdict::A, true) | (PairVerdict::B, false) => 1.0,
+        _ => 0.0,
+    };
+    let (s1, s2) = (as_model(v1, true), as_model(v2, false));
+    if s1 == s2 {
+        (Outcome::Scored, s1, false)
+    } else {
+        (Outcome::Scored, 0.5, true)
+    }
+}
+
+impl ScorerFunction for Judge {
+    fn spec(&self) -> ScorerSpec {
+        ScorerSpec {
+            needs_generation: true,
+            needs_pair_logratios: false,
+        }
+    }
+
+    fn score(
+        &self,
+        items: &[ScoreItem],
+        host: &HostServicesRef<'_>,
+    ) -> Result<ScoreOutput, PluginError> {
+        let mut plans: Vec<Result<std::ops::Range<usize>, String>> =
+            Vec::with_capacity(items.len());
+        let mut calls = Vec::new();
+        for item in items {
+            plans.push(self.calls(item).map(|c| {
+                let start = calls.len();
+                calls.extend(c);
+                start..calls.len()
+            }));
+        }
+        let mut stats = Stats::default();
+        let replies = self.run_calls(&calls, host, &mut stats)?;
+        let mut scores = Vec::with_capacity(items.len());
+        let mut inconsistent = 0usize;
+        for (item, plan) in items.iter().zip(plans) {
+            let item_replies: Result<Vec<&str>, String> = match plan {
+                Err(why) => Err(why),
+                Ok(range) => replies[range]
+                    .iter()
+                    .map(|r| r.as_deref().map_err(Clone::clone))
+                    .collect(),
+            };
+            let (outcome, score, detail) = match item_replies {
+                Err(error) => (Outcome::Failed, f64::NAN, error),
+                Ok(r) if self.mode == Mode::Single => match parse_rating(r[0], 1.0, 10.0) {
+                    Some(rating) => (Outcome::Scored, rating, r[0].to_owned()),
+                    None => (Outcome::Unparsed, f64::NAN, r[0].to_owned()),
+                },
+                Ok(r) => {
+                    let (outcome, score, disagree) = pair_outcome(r[0], r[1]);
+                    inconsistent += usize::from(disagree);
+                    (
+                        outcome,
+                        score,
+                        format!("[answer first]\n{}\n\n[answer second]\n{}", r[0], r[1]),
+                    )
+                }
+            };
+            scores.push(ItemScore {
+                id: item.id.clone(),
+                outcome,
+                score,
+                detail: detail.into(),
+            });
+        }
+        Ok(ScoreOutput {
+            summary: self.summary(items, &scores, &stats, inconsistent).into(),
+            items: scores.into(),
+        })
+    }
+}
+
+impl Judge {
+    fn summary(
+        &self,
+        items: &[ScoreItem],
+        scores: &[ItemScore],
+        stats: &Stats,
+        inconsistent: usize,
+    ) -> Vec<Metric> {
+        let count = |o: Outcome| scores.iter().filter(|s| s.outcome == o).count() as f64;
+        let scored = || {
+            scores
+                .iter()
+                .filter(|s| s.outcome == Outcome::Scored)
+                .map(|s| s.score)
+        };
+        let mut summary = vec![Metric::new("mean_score", mean(scored()))];
+        if self.mode == Mode::Pair {
+            let n = count(Outcome::Scored);
+            let share = |v: f64| {
+                if n > 0.0 {
+                    scored().filter(|s| *s == v).count() as f64 / n
+                } else {
+                    f64::NAN
+                }
+            };
+            summary.extend([
+                Metric::new("win_rate", share(1.0)),
+                Metric::new("tie_rate", share(0.5)),
+                Metric::new("loss_rate", share(0.0)),
+                Metric::new("inconsistent", inconsistent as f64),
+            ]);
+        }
+        summary.extend([
+            Metric::new("n", scores.len() as f64),
+            Metric::new("scored", count(Outcome::Scored)),
+            Metric::new("unparsed", count(Outcome::Unparsed)),
+            Metric::new("failed", count(Outcome::Failed)),
+            Metric::new("judge_calls", stats.judge_calls as f64),
+            Metric::new("cache_hits", stats.cache_hits as f64),
+            Metric::new("cache_errors", stats.cache_errors as f64),
+        ]);
+        let mut by_category: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for (item, s) in items.iter().zip(scores) {
+            if !item.category.is_empty() && s.outcome == Outcome::Scored {
+                by_category
+                    .entry(item.category.as_str())
+                    .or_default()
+                    .push(s.score);
+            }
+        }
+        summary.extend(
+            by_category
+                .into_iter()
+                .map(|(c, v)| Metric::new(&format!("mean_score/{c}"), mean(v))),
+        );
+        summary
+    }
+}

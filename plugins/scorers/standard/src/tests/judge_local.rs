@@ -1,0 +1,281 @@
+//! The judge with the host's local model (a scripted fake host): prompt choice, single and pair
+//! verdicts, host failures, the cache, parameter errors and the prompt renderer.
+
+use fedpref_plugin_api::{ErrorKind, Outcome, Params, ScorerFunction};
+
+use super::{item, metric, prompts_dir, FakeHost, PROMPTS};
+use crate::{prompts::JudgePrompt, Judge};
+
+fn judge(json: &str) -> Judge {
+    Judge::from_params(&Params::parse(json).unwrap()).unwrap()
+}
+
+#[test]
+fn single_mode_uses_the_reference_prompt_when_a_reference_exists() {
+    let (_dir, prompts) = prompts_dir();
+    let scorer = judge(&format!(
+        r#"{{"prompts_file": {prompts:?}, "max_tokens": 64}}"#
+    ));
+    let host = FakeHost::new(vec![
+        Ok("Good answer. Rating: [[8]]".into()),
+        Ok("Wrong result. Rating: [[2]]".into()),
+        Ok("I think it is fine.".into()),
+        Err("out of memory".into()),
+    ]);
+    let mut math = item("111", "What is 2+2?", "5", "4");
+    math.category = "math".into();
+    let mut writing = item("81", "Write a poem.", "Roses are red.", "");
+    writing.category = "writing".into();
+    let items = [
+        writing,
+        math,
+        item("82", "Q", "A", ""),
+        item("83", "Q", "A", ""),
+    ];
+    let out = judge_score(&scorer, &items, &host);
+    let outcomes: Vec<Outcome> = out.items.iter().map(|s| s.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Scored,
+            Outcome::Scored,
+            Outcome::Unparsed,
+            Outcome::Failed
+        ]
+    );
+    assert_eq!((out.items[0].score, out.items[1].score), (8.0, 2.0));
+    assert!(out.items[2].score.is_nan() && out.items[2].detail.as_str() == "I think it is fine.");
+    assert!(
+        out.items[3].detail.contains("out of memory"),
+        "{}",
+        out.items[3].detail
+    );
+    assert_eq!(metric(&out, "mean_score"), 5.0);
+    assert_eq!(
+        (
+            metric(&out, "scored"),
+            metric(&out, "unparsed"),
+            metric(&out, "failed")
+        ),
+        (2.0, 1.0, 1.0)
+    );
+    assert_eq!(metric(&out, "mean_score/math"), 2.0);
+    assert_eq!(metric(&out, "mean_score/writing"), 8.0);
+
+    let requests = host.requests.lock().unwrap();
+    assert_eq!(requests.len(), 4);
+    let user = |i: usize| requests[i].messages[1].content.to_string();
+    assert_eq!(requests[0].messages[0].role.as_str(), "system");
+    assert_eq!(
+        requests[0].messages[0].content.as_str(),
+        "You are a helpful assistant."
+    );
+    assert!(user(0).contains("[Question]\nWrite a poem.") && user(0).contains("Roses are red."));
+    assert!(!user(0).contains("Reference Answer"));
+    assert!(
+        user(1).contains("[The Start of Reference Answer]\n4\n[The End of Reference Answer]"),
+        "{}",
+        user(1)
+    );
+    assert_eq!(requests[0].max_new_tokens, 64);
+    assert_eq!(requests[0].temperature, 0.0);
+}
+
+fn judge_score(
+    scorer: &Judge,
+    items: &[fedpref_plugin_api::ScoreItem],
+    host: &FakeHost,
+) -> fedpref_plugin_api::ScoreOutput {
+    let out = scorer.score(items, &host.services()).unwrap();
+    out
+}
+
+#[test]
+fn pair_mode_judges_both_orders_and_ties_inconsistent_verdicts() {
+    let (_dir, prompts) = prompts_dir();
+    let scorer = judge(&format!(
+        r#"{{"prompts_file": {prompts:?}, "mode": "pair"}}"#
+    ));
+    // Per item: (answer first, answer second). The model is A in the first call, B in the second.
+    let host = FakeHost::new(vec![
+        Ok("[[A]]".into()),
+        Ok("[[B]]".into()), // consistent win
+        Ok("[[B]]".into()),
+        Ok("[[A]]".into()), // consistent loss
+        Ok("[[A]]".into()),
+        Ok("[[A]]".into()), // position bias: inconsistent -> tie
+        Ok("[[C]]".into()),
+        Ok("[[C]]".into()), // tie
+        Ok("[[A]]".into()),
+        Ok("no idea".into()), // unparsed
+    ]);
+    let items: Vec<_> = (0..5)
+        .map(|i| item(&i.to_string(), "Q", "model answer", "baseline answer"))
+        .collect();
+    let mut items = items;
+    items.push(item("5", "Q", "model answer", ""));
+    let out = judge_score(&scorer, &items, &host);
+    let scores: Vec<f64> = out.items.iter().take(4).map(|s| s.score).collect();
+    assert_eq!(scores, [1.0, 0.0, 0.5, 0.5]);
+    assert_eq!(out.items[4].outcome, Outcome::Unparsed);
+    assert_eq!(out.items[5].outcome, Outcome::Failed);
+    assert!(
+        out.items[5].detail.contains("reference"),
+        "{}",
+        out.items[5].detail
+    );
+    assert_eq!(
+        (
+            metric(&out, "win_rate"),
+            metric(&out, "loss_rate"),
+            metric(&out, "tie_rate")
+        ),
+        (0.25, 0.25, 0.5)
+    );
+    assert_eq!(metric(&out, "inconsistent"), 1.0);
+    assert_eq!(metric(&out, "judge_calls"), 10.0);
+    let requests = host.requests.lock().unwrap();
+    let user = |i: usize| requests[i].messages[1].content.to_string();
+    assert!(user(0).find("model answer").unwrap() < user(0).find("baseline answer").unwrap());
+    assert!(user(1).find("baseline answer").unwrap() < user(1).find("model answer").unwrap());
+    assert!(requests[0].messages[0].content.contains("impartial judge"));
+}
+
+#[test]
+fn local_replies_are_cached_per_judge_model() {
+    let (dir, prompts) = prompts_dir();
+    let cache = dir.path().join("cache");
+    let config = |model: &str| {
+        format!(
+            r#"{{"prompts_file": {prompts:?}, "cache_dir": {:?}, "model": {model:?}}}"#,
+            cache.to_str().unwrap()
+        )
+    };
+    let items = [item("1", "Q1", "A1", ""), item("2", "Q2", "A2", "")];
+    let first = FakeHost::new(vec![Ok("Rating: [[4]]".into()), Ok("Rating: [[6]]".into())]);
+    let out = judge_score(&judge(&config("smol")), &items, &first);
+    assert_eq!(
+        (metric(&out, "judge_calls"), metric(&out, "cache_hits")),
+        (2.0, 0.0)
+    );
+    // Same judge model: every verdict comes from the cache, the host is not asked.
+    let second = FakeHost::new(vec![Ok("Rating: [[9]]".into())]);
+    let again = judge_score(&judge(&config("smol")), &items, &second);
+    assert_eq!(
+        (metric(&again, "judge_calls"), metric(&again, "cache_hits")),
+        (0.0, 2.0)
+    );
+    assert_eq!(
+        again.items.iter().map(|s| s.score).collect::<Vec<_>>(),
+        [4.0, 6.0]
+    );
+    assert!(second.requests.lock().unwrap().is_empty());
+    // Another judge model does not reuse them; failures are never cached.
+    let failing = FakeHost::new(vec![Err("boom".into())]);
+    let other = judge_score(&judge(&config("bigger")), &items, &failing);
+    assert_eq!(metric(&other, "failed"), 2.0);
+    let retry = FakeHost::new(vec![Ok("Rating: [[5]]".into())]);
+    let healed = judge_score(&judge(&config("bigger")), &items, &retry);
+    assert_eq!(
+        (
+            metric(&healed, "judge_calls"),
+            metric(&healed, "mean_score")
+        ),
+        (2.0, 5.0)
+    );
+}
+
+#[test]
+fn bad_judge_params_are_named() {
+    let (dir, prompts) = prompts_dir();
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(
+        &broken,
+        format!("{}\nnot json\n", PROMPTS.lines().next().unwrap()),
+    )
+    .unwrap();
+    let cases = [
+        (
+            format!(r#"{{"prompts_file": {prompts:?}, "mode": "triple"}}"#),
+            "`mode`",
+        ),
+        (
+            format!(r#"{{"prompts_file": {prompts:?}, "timeout_s": 5}}"#),
+            "`timeout_s` applies to an HTTP judge only",
+        ),
+        (
+            format!(r#"{{"prompts_file": {prompts:?}, "base_url": "http://127.0.0.1:1/v1"}}"#),
+            "`model` is required",
+        ),
+        (
+            format!(
+                r#"{{"prompts_file": {prompts:?}, "base_url": "http://x/v1", "model": "m", "api_key_env": "FEDPREF_TEST_SURELY_UNSET_KEY"}}"#
+            ),
+            "FEDPREF_TEST_SURELY_UNSET_KEY",
+        ),
+        (
+            format!(
+                r#"{{"prompts_file": {prompts:?}, "base_url": "http://x/v1", "model": "m", "retries": 2.5}}"#
+            ),
+            "whole number",
+        ),
+        (
+            format!(
+                r#"{{"prompts_file": {prompts:?}, "base_url": "http://x/v1", "model": "m", "concurrency": 0}}"#
+            ),
+            "`concurrency`",
+        ),
+        (
+            format!(r#"{{"prompts_file": {prompts:?}, "prompt": "single-v9"}}"#),
+            "no prompt named \"single-v9\"",
+        ),
+        (
+            format!(r#"{{"prompts_file": {:?}}}"#, broken.to_str().unwrap()),
+            "line 2",
+        ),
+        (
+            format!(r#"{{"prompts_file": {prompts:?}, "judge": "gpt"}}"#),
+            "unknown parameter `judge`",
+        ),
+    ];
+    for (json, expected) in cases {
+        let err = Judge::from_params(&Params::parse(&json).unwrap()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParams, "{json}: {err}");
+        assert!(err.message.contains(expected), "{json}: {err}");
+    }
+}
+
+#[test]
+fn templates_fill_slots_once_and_leave_other_braces() {
+    let prompt = JudgePrompt {
+        name: "t".into(),
+        system_prompt: String::new(),
+        prompt_template: "Q: {question}\nA: {answer}\nJSON: {\"k\": 1} {}".into(),
+    };
+    let text = prompt
+        .render(&[("question", "say {answer}"), ("answer", "ok")])
+        .unwrap();
+    assert_eq!(text, "Q: say {answer}\nA: ok\nJSON: {\"k\": 1} {}");
+    assert!(prompt
+        .render(&[("question", "q")])
+        .unwrap_err()
+        .contains("`{answer}`"));
+}
+
+#[test]
+fn real_prompts_file_has_what_the_judge_needs() {
+    let path = super::assets().join("bench/mtbench/judge_prompts.jsonl");
+    if !path.exists() {
+        return;
+    }
+    let all = crate::prompts::load(&path).unwrap();
+    for name in ["single-v1", "single-math-v1", "pair-v2"] {
+        let from_asset = &all[name];
+        let fixture: JudgePrompt = PROMPTS
+            .lines()
+            .map(|l| serde_json::from_str::<JudgePrompt>(l).unwrap())
+            .find(|p| p.name == name)
+            .unwrap();
+        assert_eq!(from_asset, &fixture, "{name}");
+    }
+}
