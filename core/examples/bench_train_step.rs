@@ -8,7 +8,10 @@ fn main() -> anyhow::Result<()> {
     let mut b = fedpref::model::bench::TrainStepBench::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or_else(|| anyhow::anyhow!("{a} needs a value"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{a} needs a value"))
+        };
         match a.as_str() {
             "--gguf" => b.gguf = Some(PathBuf::from(value()?)),
             "--steps" => b.steps = value()?.parse()?,

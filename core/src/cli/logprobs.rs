@@ -40,12 +40,19 @@ pub fn run(args: &LogprobsArgs) -> anyhow::Result<ExitCode> {
     fedpref::model::init_cpu();
     let input = match (&args.text, &args.prompt, &args.answer, &args.ids) {
         (Some(t), ..) => LogprobsInput::Text(t.clone()),
-        (_, Some(p), Some(a), _) => LogprobsInput::PromptAnswer { prompt: p.clone(), answer: a.clone() },
+        (_, Some(p), Some(a), _) => LogprobsInput::PromptAnswer {
+            prompt: p.clone(),
+            answer: a.clone(),
+        },
         (.., Some(ids)) => LogprobsInput::Ids(
             ids.split(',')
                 .map(|s| s.trim().parse::<u32>())
                 .collect::<Result<_, _>>()
-                .map_err(|e| UsageError(format!("--ids must be comma-separated token ids ({e}), got {ids:?}")))?,
+                .map_err(|e| {
+                    UsageError(format!(
+                        "--ids must be comma-separated token ids ({e}), got {ids:?}"
+                    ))
+                })?,
         ),
         _ => return Err(UsageError("give --text, --prompt with --answer, or --ids".into()).into()),
     };

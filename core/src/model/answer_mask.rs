@@ -27,7 +27,11 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
 ///
 /// # Errors
 /// [`Error::ChatTemplate`] when the template fails.
-pub fn split_chat(template: &ChatTemplate, prompt: &[ChatMessage], answer: &str) -> Result<(String, String)> {
+pub fn split_chat(
+    template: &ChatTemplate,
+    prompt: &[ChatMessage],
+    answer: &str,
+) -> Result<(String, String)> {
     let prompt_text = template.render(prompt, true)?;
     let mut all = prompt.to_vec();
     all.push(ChatMessage::new("assistant", answer));
@@ -47,7 +51,9 @@ pub fn encode_texts(tok: &TextTokenizer, prompt: &str, answer: &str) -> Result<M
     })?;
     let mut ids = tok.encode(prompt)?;
     if ids.is_empty() {
-        return Err(Error::ModelInput { message: "the prompt encodes to no tokens".into() });
+        return Err(Error::ModelInput {
+            message: "the prompt encodes to no tokens".into(),
+        });
     }
     let n_prompt = ids.len();
     ids.extend(tok.encode(answer)?);
@@ -103,15 +109,22 @@ mod smollm2_tests {
     #[test]
     fn smollm2_answer_tokens_follow_the_generation_prompt_and_end_with_eos() {
         let (_, tok) = smollm2();
-        let t = ChatTemplate::new(tok.chat_template().unwrap(), "<|im_start|>", "<|im_end|>").unwrap();
+        let t =
+            ChatTemplate::new(tok.chat_template().unwrap(), "<|im_start|>", "<|im_end|>").unwrap();
         let prompt = [ChatMessage::new("user", "What is the capital of France?")];
         let s = encode_chat(tok, &t, &prompt, "Paris.").unwrap();
         let n_prompt = s.answer_mask.iter().position(|&m| m).unwrap();
         assert!(s.answer_mask[n_prompt..].iter().all(|&m| m));
         let prompt_text = tok.decode(&s.ids[..n_prompt], false).unwrap();
-        assert!(prompt_text.ends_with("<|im_start|>assistant\n"), "{prompt_text:?}");
+        assert!(
+            prompt_text.ends_with("<|im_start|>assistant\n"),
+            "{prompt_text:?}"
+        );
         // TRL: answer = rest of the templated conversation ("Paris.<|im_end|>\n") + EOS.
-        assert_eq!(tok.decode(&s.ids[n_prompt..], false).unwrap(), "Paris.<|im_end|>\n<|im_end|>");
+        assert_eq!(
+            tok.decode(&s.ids[n_prompt..], false).unwrap(),
+            "Paris.<|im_end|>\n<|im_end|>"
+        );
         assert_eq!(*s.ids.last().unwrap(), 2);
     }
 }

@@ -131,14 +131,20 @@ impl Attention {
             .reshape((b, s, nkv, d))?
             .transpose(1, 2)?;
         let (q, mut k) = match ctx.left_pads {
-            None => (rope.apply(&q.contiguous()?, offset)?, rope.apply(&k.contiguous()?, offset)?),
+            None => (
+                rope.apply(&q.contiguous()?, offset)?,
+                rope.apply(&k.contiguous()?, offset)?,
+            ),
             Some(pads) => {
                 // Row r's column c is position offset + c - pads[r] (0 on its padding).
                 let positions: Vec<u32> = pads
                     .iter()
                     .flat_map(|&p| (0..s).map(move |c| (offset + c).saturating_sub(p) as u32))
                     .collect();
-                (rope.apply_at(&q.contiguous()?, &positions)?, rope.apply_at(&k.contiguous()?, &positions)?)
+                (
+                    rope.apply_at(&q.contiguous()?, &positions)?,
+                    rope.apply_at(&k.contiguous()?, &positions)?,
+                )
             }
         };
         let mut v = v.contiguous()?;

@@ -67,7 +67,14 @@ pub struct TrainStepBench {
 
 impl Default for TrainStepBench {
     fn default() -> Self {
-        Self { batch: 4, seq: 256, warmup: 1, steps: 3, rank: 8, gguf: None }
+        Self {
+            batch: 4,
+            seq: 256,
+            warmup: 1,
+            steps: 3,
+            rank: 8,
+            gguf: None,
+        }
     }
 }
 
@@ -133,14 +140,23 @@ pub fn random_model(cfg: &ModelConfig, device: &Device) -> Result<Decoder> {
     let mut m: HashMap<String, Tensor> = HashMap::new();
     let r = |shape: &[usize]| Tensor::randn(0f32, 0.02, shape, device);
     m.insert("model.embed_tokens.weight".into(), r(&[v, h])?);
-    m.insert("model.norm.weight".into(), Tensor::ones(h, DType::F32, device)?);
+    m.insert(
+        "model.norm.weight".into(),
+        Tensor::ones(h, DType::F32, device)?,
+    );
     if !cfg.tie_word_embeddings {
         m.insert("lm_head.weight".into(), r(&[v, h])?);
     }
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        m.insert(format!("{p}.input_layernorm.weight"), Tensor::ones(h, DType::F32, device)?);
-        m.insert(format!("{p}.post_attention_layernorm.weight"), Tensor::ones(h, DType::F32, device)?);
+        m.insert(
+            format!("{p}.input_layernorm.weight"),
+            Tensor::ones(h, DType::F32, device)?,
+        );
+        m.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            Tensor::ones(h, DType::F32, device)?,
+        );
         m.insert(format!("{p}.self_attn.q_proj.weight"), r(&[q, h])?);
         m.insert(format!("{p}.self_attn.k_proj.weight"), r(&[kv, h])?);
         m.insert(format!("{p}.self_attn.v_proj.weight"), r(&[kv, h])?);
@@ -169,17 +185,29 @@ pub fn train_step(b: &TrainStepBench) -> Result<TrainStepReport> {
     let trainable_params = adapter.num_params();
     model.attach_adapter(adapter)?;
     model.set_training(Some(0));
-    let mut opt = AdamW::new(vars, AdamWConfig { max_grad_norm: None, ..AdamWConfig::with_lr(1e-4) })?;
+    let mut opt = AdamW::new(
+        vars,
+        AdamWConfig {
+            max_grad_norm: None,
+            ..AdamWConfig::with_lr(1e-4)
+        },
+    )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1234);
     let seqs: Vec<MaskedSequence> = (0..b.batch)
         .map(|_| {
-            let ids: Vec<u32> = (0..b.seq).map(|_| rng.random_range(0..cfg.vocab_size as u32)).collect();
-            MaskedSequence { answer_mask: vec![true; ids.len()], ids }
+            let ids: Vec<u32> = (0..b.seq)
+                .map(|_| rng.random_range(0..cfg.vocab_size as u32))
+                .collect();
+            MaskedSequence {
+                answer_mask: vec![true; ids.len()],
+                ids,
+            }
         })
         .collect();
     let batch = SequenceBatch::new(&seqs, 0, &device)?;
     let n_predicted: usize = batch.n_tokens().iter().sum();
-    let (mut times, mut fwd, mut bwd, mut optim, mut losses) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut times, mut fwd, mut bwd, mut optim, mut losses) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for step in 0..b.warmup + b.steps {
         let t0 = Instant::now();
         let lp = sequence_logprobs(&model, &batch)?;
@@ -234,11 +262,20 @@ mod tests {
         let adapter = Adapter::new(&lora, &cfg, 0, DType::F32, &dev).unwrap();
         let mut opt = AdamW::new(adapter.vars(), AdamWConfig::with_lr(1e-2)).unwrap();
         model.attach_adapter(adapter).unwrap();
-        let seq = MaskedSequence { ids: vec![1, 2, 3, 4, 5, 6, 7, 8], answer_mask: vec![true; 8] };
+        let seq = MaskedSequence {
+            ids: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            answer_mask: vec![true; 8],
+        };
         let batch = SequenceBatch::new(&[seq], 0, &dev).unwrap();
         let mut losses = vec![];
         for _ in 0..20 {
-            let loss = sequence_logprobs(&model, &batch).unwrap().logp.sum_all().unwrap().neg().unwrap();
+            let loss = sequence_logprobs(&model, &batch)
+                .unwrap()
+                .logp
+                .sum_all()
+                .unwrap()
+                .neg()
+                .unwrap();
             losses.push(loss.to_scalar::<f32>().unwrap());
             let g = opt.grads_from(&loss.backward().unwrap()).unwrap();
             opt.step(&g).unwrap();

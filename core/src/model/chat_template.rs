@@ -22,7 +22,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message from `role`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -58,11 +61,19 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template_owned("chat", source.to_string()).map_err(template_err)?;
-        Ok(Self { env, bos_token: bos_token.into(), eos_token: eos_token.into() })
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_template_owned("chat", source.to_string())
+            .map_err(template_err)?;
+        Ok(Self {
+            env,
+            bos_token: bos_token.into(),
+            eos_token: eos_token.into(),
+        })
     }
 
     /// The built-in Alpaca template.
@@ -111,20 +122,38 @@ mod tests {
         // Qwen-style templates call .strip() / .startswith(); some raise on bad roles.
         let src = "{% for m in messages %}{% if m.role not in ['user', 'assistant'] %}{{ raise_exception('bad role ' + m.role) }}{% endif %}{{ m.content.strip() }}{% if m.content.strip().startswith('a') %}!{% endif %}\n{% endfor %}";
         let t = ChatTemplate::new(src, "", "").unwrap();
-                // trim_blocks (as in transformers) eats the newline after a block tag.
-        assert_eq!(t.render(&[ChatMessage::new("user", "  abc ")], false).unwrap(), "abc!");
-        let e = t.render(&[ChatMessage::new("tool", "x")], false).unwrap_err().to_string();
+        // trim_blocks (as in transformers) eats the newline after a block tag.
+        assert_eq!(
+            t.render(&[ChatMessage::new("user", "  abc ")], false)
+                .unwrap(),
+            "abc!"
+        );
+        let e = t
+            .render(&[ChatMessage::new("tool", "x")], false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bad role tool"), "{e}");
     }
 
     #[test]
     fn alpaca_template() {
         let t = ChatTemplate::alpaca("<s>", "</s>").unwrap();
-        let p = t.render(&[ChatMessage::new("user", "Add 2 and 2.")], true).unwrap();
+        let p = t
+            .render(&[ChatMessage::new("user", "Add 2 and 2.")], true)
+            .unwrap();
         assert!(p.starts_with("Below is an instruction"));
-        assert!(p.ends_with("### Instruction:\nAdd 2 and 2.\n\n### Response:\n"), "{p:?}");
+        assert!(
+            p.ends_with("### Instruction:\nAdd 2 and 2.\n\n### Response:\n"),
+            "{p:?}"
+        );
         let full = t
-            .render(&[ChatMessage::new("user", "Add 2 and 2."), ChatMessage::new("assistant", "4")], false)
+            .render(
+                &[
+                    ChatMessage::new("user", "Add 2 and 2."),
+                    ChatMessage::new("assistant", "4"),
+                ],
+                false,
+            )
             .unwrap();
         assert_eq!(&full[p.len()..], "4</s>\n\n");
     }

@@ -94,7 +94,10 @@ mod tests {
                     seen.lock().unwrap().push((tid, flush_denormals_enabled()));
                 });
                 let seen = seen.into_inner().unwrap();
-                assert_eq!(seen.len(), candle_core::utils::barrier_pool().n_workers() + 1);
+                assert_eq!(
+                    seen.len(),
+                    candle_core::utils::barrier_pool().n_workers() + 1
+                );
                 assert!(seen.iter().all(|(_, b)| *b), "{seen:?}");
             }
         })

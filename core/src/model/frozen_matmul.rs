@@ -32,7 +32,9 @@ pub fn frozen_matmul_plain(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// Shape mismatch between `x`'s last dim and `W`'s second.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let fast = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype();
+    let fast = x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && x.dtype() == w.dtype();
     if !fast {
         return frozen_matmul_plain(x, w);
     }
@@ -52,22 +54,45 @@ struct FrozenLinear {
 
 /// `dst (m, n) = lhs (m, k) rhs (k, n)`, all row-major except `rhs` given as `(n, k)` row-major
 /// (that is, `rhs^T`), through the gemm crate on candle's thread count.
-fn gemm_nt<T: 'static + Copy + Default>(lhs: &[T], rhs_t: &[T], m: usize, n: usize, k: usize, zero: T, one: T) -> Vec<T> {
+fn gemm_nt<T: 'static + Copy + Default>(
+    lhs: &[T],
+    rhs_t: &[T],
+    m: usize,
+    n: usize,
+    k: usize,
+    zero: T,
+    one: T,
+) -> Vec<T> {
     let mut dst = vec![T::default(); m * n];
     let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the three buffers hold m*k, n*k and m*n elements; the strides below address
     // exactly those ranges (lhs row-major (m, k); rhs element (kk, j) = rhs_t[j * k + kk];
     // dst row-major (m, n)), and dst does not alias the inputs.
     unsafe {
         gemm::gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
             false,
-            lhs.as_ptr(), 1, k as isize,
-            rhs_t.as_ptr(), k as isize, 1,
-            zero, one,
-            false, false, false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs_t.as_ptr(),
+            k as isize,
+            1,
+            zero,
+            one,
+            false,
+            false,
+            false,
             par,
         );
     }
@@ -79,7 +104,11 @@ impl CustomOp1 for FrozenLinear {
         "frozen-linear"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (out, inp) = self.w.dims2()?;
         let dims = layout.shape().dims();
         let m = layout.shape().elem_count() / inp;
@@ -88,7 +117,10 @@ impl CustomOp1 for FrozenLinear {
             *last = out;
         }
         let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("frozen-linear: input must be contiguous, got strides {:?}", layout.stride())
+            candle_core::bail!(
+                "frozen-linear: input must be contiguous, got strides {:?}",
+                layout.stride()
+            )
         };
         let (w_storage, w_layout) = self.w.storage_and_layout();
         let candle_core::Storage::Cpu(w_cpu) = &*w_storage else {
@@ -109,7 +141,12 @@ impl CustomOp1 for FrozenLinear {
         Ok((result, Shape::from(out_dims)))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         // d(x W^T)/dx applied to grad_y: grad_y W, shaped like x.
         let (out, _) = self.w.dims2()?;
         let g = grad_res.reshape(((), out))?.matmul(&self.w)?;
@@ -124,32 +161,66 @@ mod tests {
     use super::*;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap()
-            .to_dtype(DType::F64).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     #[test]
     fn fast_path_equals_plain_twin_forward_and_input_gradient() {
         let dev = Device::Cpu;
         for dtype in [DType::F32, DType::F64] {
-            let w = Tensor::randn(0f32, 1.0, (7, 5), &dev).unwrap().to_dtype(dtype).unwrap();
-            let x0 = Tensor::randn(0f32, 1.0, (2, 3, 5), &dev).unwrap().to_dtype(dtype).unwrap();
-            let probe = Tensor::randn(0f32, 1.0, (2, 3, 7), &dev).unwrap().to_dtype(dtype).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (7, 5), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let x0 = Tensor::randn(0f32, 1.0, (2, 3, 5), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let probe = Tensor::randn(0f32, 1.0, (2, 3, 7), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
             let x = Var::from_tensor(&x0).unwrap();
             let wv = Var::from_tensor(&w).unwrap();
             let fast = frozen_matmul(&x, &wv).unwrap();
             let plain = frozen_matmul_plain(&x, &wv).unwrap();
             let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
             assert!(max_diff(&fast, &plain) < tol);
-            let gf = (fast * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let gp = (plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let gf = (fast * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gp = (plain * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             assert!(max_diff(gf.get(&x).unwrap(), gp.get(&x).unwrap()) < tol);
             // The plain twin differentiates the weight too; the fast path never does.
             assert!(gp.get(&wv).is_some());
             assert!(gf.get(&wv).is_none());
             // A transposed (non-contiguous) input is handled.
             let xt = x0.transpose(0, 1).unwrap();
-            assert!(max_diff(&frozen_matmul(&xt, &w).unwrap(), &frozen_matmul_plain(&xt, &w).unwrap()) < tol);
+            assert!(
+                max_diff(
+                    &frozen_matmul(&xt, &w).unwrap(),
+                    &frozen_matmul_plain(&xt, &w).unwrap()
+                ) < tol
+            );
         }
     }
 

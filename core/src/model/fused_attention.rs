@@ -31,15 +31,27 @@ pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
     let group = nh / nkv;
     let offset = t - s;
     let mask: Vec<f32> = (0..s)
-        .flat_map(|i| (0..t).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..t).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
     let mask = Tensor::from_vec(mask, (s, t), q.device())?.to_dtype(q.dtype())?;
     // (b, nh, s, d) -> (b, nkv, group * s, d): the heads of one KV group are adjacent.
     let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
-    let scores = (qg.matmul(&k.t()?)? * scale)?.reshape((b, nkv, group, s, t))?.broadcast_add(&mask)?;
+    let scores = (qg.matmul(&k.t()?)? * scale)?
+        .reshape((b, nkv, group, s, t))?
+        .broadcast_add(&mask)?;
     let max = scores.max_keepdim(D::Minus1)?.detach();
     let e = scores.broadcast_sub(&max)?.exp()?;
-    let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?.reshape((b, nkv, group * s, t))?;
+    let p = e
+        .broadcast_div(&e.sum_keepdim(D::Minus1)?)?
+        .reshape((b, nkv, group * s, t))?;
     let y = p.matmul(&v.contiguous()?)?.reshape((b, nh, s, d))?;
     Ok(y.transpose(1, 2)?.contiguous()?)
 }
@@ -50,7 +62,13 @@ pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
 ///
 /// # Errors
 /// Shape errors.
-pub fn causal_attention_left_padded(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, left_pads: &[usize]) -> Result<Tensor> {
+pub fn causal_attention_left_padded(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    left_pads: &[usize],
+) -> Result<Tensor> {
     let (b, nh, s, d) = q.dims4()?;
     let (_, nkv, t, _) = k.dims4()?;
     let group = nh / nkv;
@@ -67,10 +85,14 @@ pub fn causal_attention_left_padded(q: &Tensor, k: &Tensor, v: &Tensor, scale: f
     }
     let mask = Tensor::from_vec(mask, (b, 1, 1, s, t), q.device())?.to_dtype(q.dtype())?;
     let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
-    let scores = (qg.matmul(&k.contiguous()?.t()?)? * scale)?.reshape((b, nkv, group, s, t))?.broadcast_add(&mask)?;
+    let scores = (qg.matmul(&k.contiguous()?.t()?)? * scale)?
+        .reshape((b, nkv, group, s, t))?
+        .broadcast_add(&mask)?;
     let max = scores.max_keepdim(D::Minus1)?;
     let e = scores.broadcast_sub(&max)?.exp()?;
-    let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?.reshape((b, nkv, group * s, t))?;
+    let p = e
+        .broadcast_div(&e.sum_keepdim(D::Minus1)?)?
+        .reshape((b, nkv, group * s, t))?;
     let y = p.matmul(&v.contiguous()?)?.reshape((b, nh, s, d))?;
     Ok(y.transpose(1, 2)?.contiguous()?)
 }
@@ -95,8 +117,12 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
     if !fast {
         return causal_attention_plain(q, k, v, scale);
     }
-    let op = CausalAttention { scale: scale as f32, lse: Mutex::new(Vec::new()) };
-    Ok(q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)?)
+    let op = CausalAttention {
+        scale: scale as f32,
+        lse: Mutex::new(Vec::new()),
+    };
+    Ok(q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?)
 }
 
 struct CausalAttention {
@@ -128,19 +154,32 @@ unsafe fn mm(
     alpha: f32,
 ) {
     gemm::gemm(
-        m, n, k,
-        dst, 1, dst_rs as isize,
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
         accumulate,
-        lhs, lhs_cs, lhs_rs,
-        rhs, rhs_cs, rhs_rs,
-        if accumulate { 1.0 } else { 0.0 }, alpha,
-        false, false, false,
+        lhs,
+        lhs_cs,
+        lhs_rs,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        if accumulate { 1.0 } else { 0.0 },
+        alpha,
+        false,
+        false,
+        false,
         gemm::Parallelism::None,
     );
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else { candle_core::bail!("causal-attention: {what} must be f32") };
+    let CpuStorage::F32(data) = s else {
+        candle_core::bail!("causal-attention: {what} must be f32")
+    };
     let Some((a, b)) = l.contiguous_offsets() else {
         candle_core::bail!("causal-attention: {what} must be contiguous")
     };
@@ -168,7 +207,11 @@ impl CustomOp3 for CausalAttention {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, nh, s, d) = l1.shape().dims4()?;
         let (_, nkv, t, _) = l2.shape().dims4()?;
-        let (q, k, v) = (f32_slice(s1, l1, "q")?, f32_slice(s2, l2, "k")?, f32_slice(s3, l3, "v")?);
+        let (q, k, v) = (
+            f32_slice(s1, l1, "q")?,
+            f32_slice(s2, l2, "k")?,
+            f32_slice(s3, l3, "v")?,
+        );
         let group = nh / nkv;
         let offset = t - s;
         let scale = self.scale;
@@ -184,12 +227,31 @@ impl CustomOp3 for CausalAttention {
                 let mut p = vec![0f32; s * t];
                 // SAFETY: p is (s, t) row-major; qh is (s, d), kh (t, d) row-major, read as
                 // K^T (d, t) through swapped strides; no aliasing.
-                unsafe { mm(s, t, d, p.as_mut_ptr(), t, false, qh.as_ptr(), d as isize, 1, kh.as_ptr(), 1, d as isize, scale) };
+                unsafe {
+                    mm(
+                        s,
+                        t,
+                        d,
+                        p.as_mut_ptr(),
+                        t,
+                        false,
+                        qh.as_ptr(),
+                        d as isize,
+                        1,
+                        kh.as_ptr(),
+                        1,
+                        d as isize,
+                        scale,
+                    )
+                };
                 let mut lse = vec![0f32; s];
                 for i in 0..s {
                     let row = &mut p[i * t..(i + 1) * t];
                     let valid = offset + i + 1;
-                    let max = row[..valid].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let max = row[..valid]
+                        .iter()
+                        .cloned()
+                        .fold(f32::NEG_INFINITY, f32::max);
                     let mut sum = 0f32;
                     for x in row[..valid].iter_mut() {
                         *x = (*x - max).exp();
@@ -202,7 +264,23 @@ impl CustomOp3 for CausalAttention {
                 }
                 let mut o = vec![0f32; s * d];
                 // SAFETY: o is (s, d); p (s, t) and vh (t, d) row-major.
-                unsafe { mm(s, d, t, o.as_mut_ptr(), d, false, p.as_ptr(), t as isize, 1, vh.as_ptr(), d as isize, 1, 1.0) };
+                unsafe {
+                    mm(
+                        s,
+                        d,
+                        t,
+                        o.as_mut_ptr(),
+                        d,
+                        false,
+                        p.as_ptr(),
+                        t as isize,
+                        1,
+                        vh.as_ptr(),
+                        d as isize,
+                        1,
+                        1.0,
+                    )
+                };
                 (o, lse)
             })
             .collect();
@@ -265,14 +343,47 @@ impl CustomOp3 for CausalAttention {
                     // kh, vh (t, d) row-major; go, oh address s rows of d with stride nh * d
                     // inside their buffers (row0 + (s - 1) nh d + d <= b s nh d); dq_g, dk_h,
                     // dv_h are this task's own chunks.
-                    unsafe { mm(s, t, d, p.as_mut_ptr(), t, false, qh.as_ptr(), d as isize, 1, kh.as_ptr(), 1, d as isize, scale) };
-                    unsafe { mm(s, t, d, dp.as_mut_ptr(), t, false, go.as_ptr(), rs, 1, vh.as_ptr(), 1, d as isize, 1.0) };
+                    unsafe {
+                        mm(
+                            s,
+                            t,
+                            d,
+                            p.as_mut_ptr(),
+                            t,
+                            false,
+                            qh.as_ptr(),
+                            d as isize,
+                            1,
+                            kh.as_ptr(),
+                            1,
+                            d as isize,
+                            scale,
+                        )
+                    };
+                    unsafe {
+                        mm(
+                            s,
+                            t,
+                            d,
+                            dp.as_mut_ptr(),
+                            t,
+                            false,
+                            go.as_ptr(),
+                            rs,
+                            1,
+                            vh.as_ptr(),
+                            1,
+                            d as isize,
+                            1.0,
+                        )
+                    };
                     for i in 0..s {
                         let valid = offset + i + 1;
                         let l = lse[bh * s + i];
                         let r = i * nh * d;
                         let di: f32 = (0..d).map(|c| go[r + c] * oh[r + c]).sum();
-                        let (prow, dprow) = (&mut p[i * t..(i + 1) * t], &mut dp[i * t..(i + 1) * t]);
+                        let (prow, dprow) =
+                            (&mut p[i * t..(i + 1) * t], &mut dp[i * t..(i + 1) * t]);
                         for j in 0..valid {
                             let pij = (prow[j] - l).exp();
                             prow[j] = pij;
@@ -284,9 +395,51 @@ impl CustomOp3 for CausalAttention {
                     let dq_h = &mut dq_g[gi * s * d..(gi + 1) * s * d];
                     unsafe {
                         // dQ = scale dS K; dK += scale dS^T Q; dV += P^T dO.
-                        mm(s, d, t, dq_h.as_mut_ptr(), d, false, dp.as_ptr(), t as isize, 1, kh.as_ptr(), d as isize, 1, scale);
-                        mm(t, d, s, dk_h.as_mut_ptr(), d, gi > 0, dp.as_ptr(), 1, t as isize, qh.as_ptr(), d as isize, 1, scale);
-                        mm(t, d, s, dv_h.as_mut_ptr(), d, gi > 0, p.as_ptr(), 1, t as isize, go.as_ptr(), rs, 1, 1.0);
+                        mm(
+                            s,
+                            d,
+                            t,
+                            dq_h.as_mut_ptr(),
+                            d,
+                            false,
+                            dp.as_ptr(),
+                            t as isize,
+                            1,
+                            kh.as_ptr(),
+                            d as isize,
+                            1,
+                            scale,
+                        );
+                        mm(
+                            t,
+                            d,
+                            s,
+                            dk_h.as_mut_ptr(),
+                            d,
+                            gi > 0,
+                            dp.as_ptr(),
+                            1,
+                            t as isize,
+                            qh.as_ptr(),
+                            d as isize,
+                            1,
+                            scale,
+                        );
+                        mm(
+                            t,
+                            d,
+                            s,
+                            dv_h.as_mut_ptr(),
+                            d,
+                            gi > 0,
+                            p.as_ptr(),
+                            1,
+                            t as isize,
+                            go.as_ptr(),
+                            rs,
+                            1,
+                            1.0,
+                        );
                     }
                 }
             });
@@ -306,7 +459,16 @@ mod tests {
     use super::*;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
     }
 
     #[test]
@@ -322,8 +484,18 @@ mod tests {
             let plain = causal_attention_plain(&q, &k, &v, 0.35).unwrap();
             assert_eq!(fast.dims(), &[2, s, 6, 8]);
             assert!(max_diff(&fast, &plain) < 1e-5);
-            let gf = (fast * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let gp = (plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let gf = (fast * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gp = (plain * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
                 let d = max_diff(gf.get(x).unwrap(), gp.get(x).unwrap());
                 assert!(d < 1e-4, "s={s} t={t} d{name}: {d}");

@@ -42,7 +42,10 @@ pub fn gather_log_softmax_fused(logits: &Tensor, targets: &Tensor) -> Result<Ten
             message: format!("target token {bad} is outside the vocabulary of {vocab}"),
         });
     }
-    let op = GatherLogSoftmax { targets, lse: Mutex::new(Vec::new()) };
+    let op = GatherLogSoftmax {
+        targets,
+        lse: Mutex::new(Vec::new()),
+    };
     Ok(logits.contiguous()?.apply_op1(op)?)
 }
 
@@ -56,9 +59,15 @@ impl CustomOp1 for GatherLogSoftmax {
         "gather-log-softmax"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, vocab) = layout.shape().dims2()?;
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("gather-log-softmax: logits must be f32") };
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("gather-log-softmax: logits must be f32")
+        };
         let Some((a, b)) = layout.contiguous_offsets() else {
             candle_core::bail!("gather-log-softmax: logits must be contiguous")
         };
@@ -78,7 +87,12 @@ impl CustomOp1 for GatherLogSoftmax {
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let (n, vocab) = arg.dims2()?;
         let x: Vec<f32> = arg.contiguous()?.flatten_all()?.to_vec1()?;
         let g: Vec<f32> = grad_res.to_dtype(DType::F32)?.to_vec1()?;
@@ -113,12 +127,27 @@ mod tests {
         let w = Tensor::new(&[1.0f32, -0.5, 2.0, 0.25, 1.5], &dev).unwrap();
         let fast = gather_log_softmax_fused(&x, &t).unwrap();
         let plain = gather_log_softmax_plain(&x, &t).unwrap();
-        let d: f32 = (&fast - &plain).unwrap().abs().unwrap().max(0).unwrap().to_scalar().unwrap();
+        let d: f32 = (&fast - &plain)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert!(d < 1e-5, "{d}");
         let gf = (fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let d: f32 = (gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap().abs().unwrap()
-            .flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        let d: f32 = (gf.get(&x).unwrap() - gp.get(&x).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert!(d < 1e-5, "{d}");
         let bad = Tensor::new(&[0u32, 37, 0, 0, 0], &dev).unwrap();
         assert!(gather_log_softmax_fused(&x, &bad).is_err());

@@ -23,7 +23,9 @@ pub fn swiglu_plain(g: &Tensor, u: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// Shape mismatch.
 pub fn swiglu(g: &Tensor, u: &Tensor) -> Result<Tensor> {
-    if !(g.device().is_cpu() && g.dtype() == DType::F32 && u.dtype() == DType::F32) || g.dims() != u.dims() {
+    if !(g.device().is_cpu() && g.dtype() == DType::F32 && u.dtype() == DType::F32)
+        || g.dims() != u.dims()
+    {
         return swiglu_plain(g, u);
     }
     Ok(g.contiguous()?.apply_op2(&u.contiguous()?, SwiGlu)?)
@@ -34,8 +36,12 @@ struct SwiGlu;
 const CHUNK: usize = 4096;
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(d) = s else { candle_core::bail!("swiglu: inputs must be f32") };
-    let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("swiglu: inputs must be contiguous") };
+    let CpuStorage::F32(d) = s else {
+        candle_core::bail!("swiglu: inputs must be f32")
+    };
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("swiglu: inputs must be contiguous")
+    };
     Ok(&d[a..b])
 }
 
@@ -44,18 +50,33 @@ impl CustomOp2 for SwiGlu {
         "swiglu"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (g, u) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(u.par_chunks(CHUNK)).for_each(|((o, g), u)| {
-            for ((o, g), u) in o.iter_mut().zip(g).zip(u) {
-                *o = g / (1.0 + (-g).exp()) * u;
-            }
-        });
+        out.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(u.par_chunks(CHUNK))
+            .for_each(|((o, g), u)| {
+                for ((o, g), u) in o.iter_mut().zip(g).zip(u) {
+                    *o = g / (1.0 + (-g).exp()) * u;
+                }
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, g_t: &Tensor, u_t: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        g_t: &Tensor,
+        u_t: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g: Vec<f32> = g_t.contiguous()?.flatten_all()?.to_vec1()?;
         let u: Vec<f32> = u_t.contiguous()?.flatten_all()?.to_vec1()?;
         let dy: Vec<f32> = grad.contiguous()?.flatten_all()?.to_vec1()?;
@@ -63,7 +84,11 @@ impl CustomOp2 for SwiGlu {
         let mut du = vec![0f32; g.len()];
         dg.par_chunks_mut(CHUNK)
             .zip(du.par_chunks_mut(CHUNK))
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)))
+            .zip(
+                g.par_chunks(CHUNK)
+                    .zip(u.par_chunks(CHUNK))
+                    .zip(dy.par_chunks(CHUNK)),
+            )
             .for_each(|((dg, du), ((g, u), dy))| {
                 for i in 0..g.len() {
                     let s = 1.0 / (1.0 + (-g[i]).exp());
@@ -72,7 +97,10 @@ impl CustomOp2 for SwiGlu {
                 }
             });
         let dev = g_t.device();
-        Ok((Some(Tensor::from_vec(dg, g_t.shape(), dev)?), Some(Tensor::from_vec(du, u_t.shape(), dev)?)))
+        Ok((
+            Some(Tensor::from_vec(dg, g_t.shape(), dev)?),
+            Some(Tensor::from_vec(du, u_t.shape(), dev)?),
+        ))
     }
 }
 
@@ -88,12 +116,31 @@ mod tests {
         let g = Var::randn(0f32, 2.0, (3, 5000), &dev).unwrap();
         let u = Var::randn(0f32, 1.0, (3, 5000), &dev).unwrap();
         let probe = Tensor::randn(0f32, 1.0, (3, 5000), &dev).unwrap();
-        let max = |t: Tensor| -> f32 { t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap() };
+        let max = |t: Tensor| -> f32 {
+            t.abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
         let fast = swiglu(&g, &u).unwrap();
         let plain = swiglu_plain(&g, &u).unwrap();
         assert!(max((&fast - &plain).unwrap()) < 1e-5);
-        let gf = (fast * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = (fast * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (plain * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert!(max((gf.get(&g).unwrap() - gp.get(&g).unwrap()).unwrap()) < 1e-4);
         assert!(max((gf.get(&u).unwrap() - gp.get(&u).unwrap()).unwrap()) < 1e-4);
     }

@@ -28,7 +28,12 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        Self { max_new_tokens: 256, temperature: 0.0, top_p: 1.0, seed: 0 }
+        Self {
+            max_new_tokens: 256,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -83,7 +88,9 @@ pub fn generate(
     stop_ids: &[u32],
 ) -> Result<Vec<u32>> {
     if prompt.is_empty() {
-        return Err(Error::ModelInput { message: "cannot generate from an empty prompt".into() });
+        return Err(Error::ModelInput {
+            message: "cannot generate from an empty prompt".into(),
+        });
     }
     let max_pos = model.config().max_position_embeddings;
     let budget = cfg.max_new_tokens.min(max_pos.saturating_sub(prompt.len()));
@@ -122,7 +129,9 @@ pub fn generate_batch(
     stop_ids: &[u32],
 ) -> Result<Vec<Vec<u32>>> {
     if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
-        return Err(Error::ModelInput { message: "generate_batch needs non-empty prompts".into() });
+        return Err(Error::ModelInput {
+            message: "generate_batch needs non-empty prompts".into(),
+        });
     }
     if prompts.len() == 1 {
         return Ok(vec![generate(model, &prompts[0], cfg, stop_ids)?]);
@@ -138,16 +147,24 @@ pub fn generate_batch(
     }
     let max_pos = model.config().max_position_embeddings;
     let budget = cfg.max_new_tokens.min(max_pos.saturating_sub(longest));
-    let mut rngs: Vec<StdRng> = (0..b).map(|r| StdRng::seed_from_u64(cfg.seed.wrapping_add(r as u64))).collect();
+    let mut rngs: Vec<StdRng> = (0..b)
+        .map(|r| StdRng::seed_from_u64(cfg.seed.wrapping_add(r as u64)))
+        .collect();
     let mut cache = KvCache::new(model.config().num_hidden_layers);
-    let ctx = super::context::ForwardCtx { adapter: model.adapter_enabled(), dropout_rng: None, left_pads: Some(&pads) };
+    let ctx = super::context::ForwardCtx {
+        adapter: model.adapter_enabled(),
+        dropout_rng: None,
+        left_pads: Some(&pads),
+    };
     let mut input = Tensor::from_vec(ids, (b, longest), model.device())?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut done = vec![false; b];
     for _ in 0..budget {
         let h = model.hidden_states_with(&input, Some(&mut cache), &ctx)?;
         let s = h.dim(1)?;
-        let logits = model.head(&h.narrow(1, s - 1, 1)?.squeeze(1)?)?.to_dtype(DType::F32)?;
+        let logits = model
+            .head(&h.narrow(1, s - 1, 1)?.squeeze(1)?)?
+            .to_dtype(DType::F32)?;
         let rows: Vec<Vec<f32>> = logits.to_vec2()?;
         let mut next_ids = Vec::with_capacity(b);
         for (r, row) in rows.iter().enumerate() {
@@ -199,24 +216,47 @@ mod tests {
         let (bos, eos) = (tok.bos().unwrap().0, tok.eos().unwrap().0);
         let template = ChatTemplate::new(tok.chat_template().unwrap(), bos, eos).unwrap();
         let prompt = template
-            .render(&[ChatMessage::new("user", "What is the capital of France?")], true)
+            .render(
+                &[ChatMessage::new("user", "What is the capital of France?")],
+                true,
+            )
             .unwrap();
         let ids = tok.encode(&prompt).unwrap();
-        let cfg = GenerateConfig { max_new_tokens: 24, ..Default::default() };
+        let cfg = GenerateConfig {
+            max_new_tokens: 24,
+            ..Default::default()
+        };
         let out = generate(model, &ids, &cfg, &tok.stop_ids()).unwrap();
         let text = tok.decode(&out, true).unwrap();
         assert!(text.contains("Paris"), "{text:?}");
         // Batched with a longer prompt (so this one is left-padded): the same answer.
-        let other = template.render(&[ChatMessage::new("user", "Name three primary colors, please.")], true).unwrap();
+        let other = template
+            .render(
+                &[ChatMessage::new(
+                    "user",
+                    "Name three primary colors, please.",
+                )],
+                true,
+            )
+            .unwrap();
         let prompts = vec![ids.clone(), tok.encode(&other).unwrap()];
         let batched = generate_batch(model, &prompts, &cfg, &tok.stop_ids()).unwrap();
         assert_eq!(batched[0], out);
-        assert_eq!(batched[1], generate(model, &prompts[1], &cfg, &tok.stop_ids()).unwrap());
+        assert_eq!(
+            batched[1],
+            generate(model, &prompts[1], &cfg, &tok.stop_ids()).unwrap()
+        );
         // Greedy decoding with the cache equals re-running the whole sequence each step.
         let mut all = ids.clone();
         for &next in out.iter().take(3) {
             let x = Tensor::from_slice(&all, (1, all.len()), model.device()).unwrap();
-            let logits: Vec<f32> = model.last_logits(&x, None).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+            let logits: Vec<f32> = model
+                .last_logits(&x, None)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             assert_eq!(argmax(&logits) as u32, next);
             all.push(next);
         }
@@ -228,9 +268,16 @@ mod tests {
         use candle_nn::VarBuilder;
         let cfg = tiny_config();
         let w = random_weights(&cfg, 31, DType::F32);
-        let model = Decoder::load(VarBuilder::from_tensors(w, DType::F32, &candle_core::Device::Cpu), &cfg).unwrap();
+        let model = Decoder::load(
+            VarBuilder::from_tensors(w, DType::F32, &candle_core::Device::Cpu),
+            &cfg,
+        )
+        .unwrap();
         let prompts = vec![vec![1u32, 5, 9, 3, 30], vec![4, 17], vec![8, 8, 8, 12]];
-        let g = GenerateConfig { max_new_tokens: 6, ..Default::default() };
+        let g = GenerateConfig {
+            max_new_tokens: 6,
+            ..Default::default()
+        };
         let batched = generate_batch(&model, &prompts, &g, &[]).unwrap();
         for (p, got) in prompts.iter().zip(&batched) {
             assert_eq!(got, &generate(&model, p, &g, &[]).unwrap(), "prompt {p:?}");
@@ -239,7 +286,11 @@ mod tests {
         let stop = batched[1][2];
         let with_stop = generate_batch(&model, &prompts, &g, &[stop]).unwrap();
         for (p, got) in prompts.iter().zip(&with_stop) {
-            assert_eq!(got, &generate(&model, p, &g, &[stop]).unwrap(), "prompt {p:?}");
+            assert_eq!(
+                got,
+                &generate(&model, p, &g, &[stop]).unwrap(),
+                "prompt {p:?}"
+            );
         }
     }
 }

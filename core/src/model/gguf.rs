@@ -371,21 +371,44 @@ mod tests {
         cfg.architecture = Architecture::Qwen2;
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1.0, (4, 256), &dev).unwrap();
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q5_0, GgmlDType::Q6K, GgmlDType::F16] {
+        for dtype in [
+            GgmlDType::Q4_1,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q5_0,
+            GgmlDType::Q6K,
+            GgmlDType::F16,
+        ] {
             let q = QTensor::quantize(&x, dtype).unwrap();
-            let dir = std::env::temp_dir().join(format!("fedpref-q-{}-{dtype:?}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("fedpref-q-{}-{dtype:?}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("q.gguf");
-            let md = [("general.architecture", gguf_file::Value::String("qwen2".into()))];
+            let md = [(
+                "general.architecture",
+                gguf_file::Value::String("qwen2".into()),
+            )];
             let md: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
-            gguf_file::write(&mut File::create(&path).unwrap(), &md, &[("token_embd.weight", &q)]).unwrap();
-            let t = GgufFile::open(&path).unwrap().tensors(&cfg, DType::F32, &dev).unwrap();
+            gguf_file::write(
+                &mut File::create(&path).unwrap(),
+                &md,
+                &[("token_embd.weight", &q)],
+            )
+            .unwrap();
+            let t = GgufFile::open(&path)
+                .unwrap()
+                .tensors(&cfg, DType::F32, &dev)
+                .unwrap();
             let got = &t["model.embed_tokens.weight"];
             assert_eq!(got.dims(), &[4, 256], "{dtype:?}");
             // Within quantization error of the original (4-bit types are the coarsest).
             let err = max_diff(got, &x);
             assert!(err < 0.5, "{dtype:?}: {err}");
-            assert_eq!(max_diff(got, &q.dequantize(&dev).unwrap()), 0.0, "{dtype:?}");
+            assert_eq!(
+                max_diff(got, &q.dequantize(&dev).unwrap()),
+                0.0,
+                "{dtype:?}"
+            );
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }

@@ -39,12 +39,17 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         path: dir.to_path_buf(),
         message: "no model.safetensors nor model.safetensors.index.json".into(),
     })?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Json { path: index.clone(), message: e.to_string() })?;
-    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::ModelFormat {
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
         path: index.clone(),
-        message: "missing key weight_map".into(),
+        message: e.to_string(),
     })?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::ModelFormat {
+            path: index.clone(),
+            message: "missing key weight_map".into(),
+        })?;
     let files: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
     Ok(files.into_iter().map(|f| dir.join(f)).collect())
 }
@@ -56,10 +61,11 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn read_tensors(dir: &Path, dtype: DType, device: &Device) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for file in safetensors_files(dir)? {
-        let tensors = candle_core::safetensors::load(&file, device).map_err(|e| Error::ModelFormat {
-            path: file.clone(),
-            message: format!("cannot read safetensors: {e}"),
-        })?;
+        let tensors =
+            candle_core::safetensors::load(&file, device).map_err(|e| Error::ModelFormat {
+                path: file.clone(),
+                message: format!("cannot read safetensors: {e}"),
+            })?;
         for (name, t) in tensors {
             out.insert(name, t.to_dtype(dtype)?);
         }
@@ -75,8 +81,10 @@ pub fn load_decoder(dir: &Path, dtype: DType, device: &Device) -> Result<Decoder
     let cfg = read_config(dir)?;
     let tensors = read_tensors(dir, dtype, device)?;
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
-    Decoder::load(vb, &cfg)
-        .map_err(|e| Error::ModelFormat { path: dir.to_path_buf(), message: e.to_string() })
+    Decoder::load(vb, &cfg).map_err(|e| Error::ModelFormat {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -95,13 +103,21 @@ mod tests {
         let (mut s1, mut s2) = (HashMap::new(), HashMap::new());
         let mut map = serde_json::Map::new();
         for (i, (name, t)) in w.iter().enumerate() {
-            let (shard, file) = if i % 2 == 0 { (&mut s1, "model-00001-of-00002.safetensors") } else { (&mut s2, "model-00002-of-00002.safetensors") };
+            let (shard, file) = if i % 2 == 0 {
+                (&mut s1, "model-00001-of-00002.safetensors")
+            } else {
+                (&mut s2, "model-00002-of-00002.safetensors")
+            };
             shard.insert(name.clone(), t.to_dtype(DType::BF16).unwrap());
             map.insert(name.clone(), serde_json::json!(file));
         }
         candle_core::safetensors::save(&s1, dir.join("model-00001-of-00002.safetensors")).unwrap();
         candle_core::safetensors::save(&s2, dir.join("model-00002-of-00002.safetensors")).unwrap();
-        std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({"weight_map": map}).to_string()).unwrap();
+        std::fs::write(
+            dir.join("model.safetensors.index.json"),
+            serde_json::json!({"weight_map": map}).to_string(),
+        )
+        .unwrap();
         let config = serde_json::json!({
             "model_type": "llama", "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
             "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_hidden_layers,
@@ -113,15 +129,37 @@ mod tests {
         let got = load_decoder(&dir, DType::F32, &Device::Cpu).unwrap();
         let rounded: HashMap<String, Tensor> = w
             .iter()
-            .map(|(k, t)| (k.clone(), t.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap()))
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.to_dtype(DType::BF16)
+                        .unwrap()
+                        .to_dtype(DType::F32)
+                        .unwrap(),
+                )
+            })
             .collect();
-        let want = Decoder::load(VarBuilder::from_tensors(rounded, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let want = Decoder::load(
+            VarBuilder::from_tensors(rounded, DType::F32, &Device::Cpu),
+            &cfg,
+        )
+        .unwrap();
         let ids = Tensor::new(&[[3u32, 1, 4, 1, 5, 9, 2, 6]], &Device::Cpu).unwrap();
-        let d = (got.logits(&ids).unwrap() - want.logits(&ids).unwrap()).unwrap().abs().unwrap()
-            .flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let d = (got.logits(&ids).unwrap() - want.logits(&ids).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(d, 0.0);
         std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
-        let e = load_decoder(&dir, DType::F32, &Device::Cpu).unwrap_err().to_string();
+        let e = load_decoder(&dir, DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

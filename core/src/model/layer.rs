@@ -77,13 +77,9 @@ impl DecoderLayer {
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         ctx: &ForwardCtx,
     ) -> Result<Tensor> {
-        let a = self.self_attn.forward(
-            &self.input_layernorm.forward(x)?,
-            rope,
-            offset,
-            cache,
-            ctx,
-        )?;
+        let a =
+            self.self_attn
+                .forward(&self.input_layernorm.forward(x)?, rope, offset, cache, ctx)?;
         let h = (x + a)?;
         let m = self
             .mlp

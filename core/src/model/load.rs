@@ -45,7 +45,10 @@ impl LoadedModel {
 fn is_gguf(path: &Path) -> bool {
     use std::io::Read;
     let mut magic = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"GGUF"
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"GGUF"
 }
 
 /// Loads a `.gguf` file or a Hugging Face model directory, weights in f32 on `device`.
@@ -54,15 +57,25 @@ fn is_gguf(path: &Path) -> bool {
 /// [`Error::ModelFormat`] for a path that is neither; loader errors naming the file.
 pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel> {
     let (decoder, tokenizer) = if path.is_dir() {
-        (hf::load_decoder(path, DType::F32, device)?, TextTokenizer::from_hf_dir(path)?)
+        (
+            hf::load_decoder(path, DType::F32, device)?,
+            TextTokenizer::from_hf_dir(path)?,
+        )
     } else if is_gguf(path) {
         let file = GgufFile::open(path)?;
-        (file.decoder(DType::F32, device)?, TextTokenizer::from_gguf(&file)?)
+        (
+            file.decoder(DType::F32, device)?,
+            TextTokenizer::from_gguf(&file)?,
+        )
     } else {
         return Err(Error::ModelFormat {
             path: path.to_path_buf(),
             message: "not a gguf file nor a hugging face model directory".into(),
         });
     };
-    Ok(LoadedModel { decoder, tokenizer, source: path.to_path_buf() })
+    Ok(LoadedModel {
+        decoder,
+        tokenizer,
+        source: path.to_path_buf(),
+    })
 }

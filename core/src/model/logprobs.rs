@@ -229,22 +229,39 @@ mod tests {
     fn smollm2_logprobs_match_numpy_reference() {
         // Written by tests/reference/llama_numpy.py (independent numpy forward over the same
         // dequantized GGUF weights, raw llama.cpp q/k layout with interleaved RoPE).
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/reference/smollm2_logprobs.json");
-        let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/reference/smollm2_logprobs.json"
+        );
+        let fixture: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let ids: Vec<u32> = serde_json::from_value(fixture["token_ids"].clone()).unwrap();
         let expect: Vec<f64> = serde_json::from_value(fixture["logprobs"].clone()).unwrap();
         let text = fixture["text"].as_str().unwrap();
         let (model, tok) = smollm2();
-        assert_eq!(tok.encode(text).unwrap(), ids, "tokenizer drifted from the fixture");
+        assert_eq!(
+            tok.encode(text).unwrap(),
+            ids,
+            "tokenizer drifted from the fixture"
+        );
         let got = token_logprobs(model, &ids).unwrap();
         assert_eq!(got.len(), expect.len());
         for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
-            assert!((*g as f64 - e).abs() < 1e-3, "token {i}: ours {g}, numpy {e}");
+            assert!(
+                (*g as f64 - e).abs() < 1e-3,
+                "token {i}: ours {g}, numpy {e}"
+            );
         }
         // The batched, masked path agrees with the per-token one.
         let mask: Vec<bool> = (0..ids.len()).map(|i| i >= 16).collect();
-        let seq = MaskedSequence { ids: ids.clone(), answer_mask: mask };
-        let short = MaskedSequence { ids: ids[..10].to_vec(), answer_mask: vec![true; 10] };
+        let seq = MaskedSequence {
+            ids: ids.clone(),
+            answer_mask: mask,
+        };
+        let short = MaskedSequence {
+            ids: ids[..10].to_vec(),
+            answer_mask: vec![true; 10],
+        };
         let batch = SequenceBatch::new(&[seq, short], 2, model.device()).unwrap();
         let lp = reference_logprobs(model, &batch).unwrap();
         let want0: f64 = expect[15..].iter().sum();

@@ -49,26 +49,46 @@ pub struct LogprobsOutput {
 /// # Errors
 /// Loader, adapter, template or tokenizer errors naming their file; [`Error::ModelInput`] for
 /// an empty sequence or ids outside the vocabulary.
-pub fn compute_logprobs(model: &Path, adapter: Option<&Path>, input: &LogprobsInput) -> Result<LogprobsOutput> {
+pub fn compute_logprobs(
+    model: &Path,
+    adapter: Option<&Path>,
+    input: &LogprobsInput,
+) -> Result<LogprobsOutput> {
     let device = Device::Cpu;
     let mut loaded = load_model(model, &device)?;
     if let Some(dir) = adapter {
-        let ad = load_adapter(dir, loaded.decoder.config(), loaded.decoder.dtype(), &device)?;
+        let ad = load_adapter(
+            dir,
+            loaded.decoder.config(),
+            loaded.decoder.dtype(),
+            &device,
+        )?;
         loaded.decoder.attach_adapter(ad)?;
     }
     let token_ids = match input {
         LogprobsInput::Text(text) => loaded.tokenizer.encode_document(text)?,
         LogprobsInput::PromptAnswer { prompt, answer } => {
             let template = loaded.chat_template()?;
-            encode_chat(&loaded.tokenizer, &template, &[ChatMessage::new("user", prompt.as_str())], answer)?.ids
+            encode_chat(
+                &loaded.tokenizer,
+                &template,
+                &[ChatMessage::new("user", prompt.as_str())],
+                answer,
+            )?
+            .ids
         }
         LogprobsInput::Ids(ids) => ids.clone(),
     };
     if token_ids.is_empty() {
-        return Err(Error::ModelInput { message: "the input encodes to no tokens".into() });
+        return Err(Error::ModelInput {
+            message: "the input encodes to no tokens".into(),
+        });
     }
     let logprobs = token_logprobs(&loaded.decoder, &token_ids)?;
-    Ok(LogprobsOutput { token_ids, logprobs })
+    Ok(LogprobsOutput {
+        token_ids,
+        logprobs,
+    })
 }
 
 #[cfg(test)]
@@ -80,7 +100,11 @@ mod tests {
     fn ids_text_and_prompt_answer_modes_on_smollm2() {
         let path = smollm2_path();
         let fixture: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/reference/smollm2_logprobs.json")).unwrap(),
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/reference/smollm2_logprobs.json"
+            ))
+            .unwrap(),
         )
         .unwrap();
         let ids: Vec<u32> = serde_json::from_value(fixture["token_ids"].clone()).unwrap();
@@ -90,11 +114,16 @@ mod tests {
         let text = fixture["text"].as_str().unwrap().to_string();
         let by_text = compute_logprobs(&path, None, &LogprobsInput::Text(text)).unwrap();
         assert_eq!(by_text, by_ids, "SmolLM2 adds no BOS to documents");
-        let pa = LogprobsInput::PromptAnswer { prompt: "Hi".into(), answer: "Hello!".into() };
+        let pa = LogprobsInput::PromptAnswer {
+            prompt: "Hi".into(),
+            answer: "Hello!".into(),
+        };
         let out = compute_logprobs(&path, None, &pa).unwrap();
         assert_eq!(*out.token_ids.last().unwrap(), 2, "EOS ends the answer");
         assert!(out.logprobs.iter().all(|l| *l <= 0.0 && l.is_finite()));
-        let e = compute_logprobs(&path, None, &LogprobsInput::Ids(vec![1, 99999])).unwrap_err().to_string();
+        let e = compute_logprobs(&path, None, &LogprobsInput::Ids(vec![1, 99999]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("99999"), "{e}");
     }
 }

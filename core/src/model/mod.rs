@@ -66,17 +66,19 @@ pub mod tokenizer;
 #[cfg(test)]
 pub(crate) mod test_util;
 
+pub use answer_mask::encode_chat;
+pub use chat_template::{ChatMessage, ChatTemplate};
 pub use config::{Architecture, ModelConfig};
 pub use cpu::init_cpu;
 pub use decoder::Decoder;
-pub use kv_cache::KvCache;
-pub use tokenizer::TextTokenizer;
-pub use chat_template::{ChatMessage, ChatTemplate};
+pub use generate::{generate, generate_batch, GenerateConfig};
 pub use gguf::GgufFile;
+pub use kv_cache::KvCache;
 pub use load::{load_model, LoadedModel};
-pub use logprobs::{reference_logprobs, sequence_logprobs, MaskedSequence, SequenceBatch, SequenceLogProbs};
-pub use answer_mask::encode_chat;
+pub use logprobs::{
+    reference_logprobs, sequence_logprobs, MaskedSequence, SequenceBatch, SequenceLogProbs,
+};
+pub use lora::{Adapter, LoraConfig, TargetModule};
 pub use optimizer::{AdamW, AdamWConfig, GradAccumulator};
 pub use peft::{load_adapter, save_adapter};
-pub use generate::{generate, generate_batch, GenerateConfig};
-pub use lora::{Adapter, LoraConfig, TargetModule};
+pub use tokenizer::TextTokenizer;

@@ -33,7 +33,14 @@ pub struct AdamWConfig {
 impl AdamWConfig {
     /// TRL's defaults with learning rate `lr` and `max_grad_norm = 1.0`.
     pub fn with_lr(lr: f64) -> Self {
-        Self { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, max_grad_norm: Some(1.0) }
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: Some(1.0),
+        }
     }
 }
 
@@ -44,7 +51,11 @@ impl AdamWConfig {
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
     let mut total = 0f64;
     for g in grads {
-        total += g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+        total += g
+            .to_dtype(DType::F64)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f64>()?;
     }
     Ok(total.sqrt())
 }
@@ -90,9 +101,18 @@ impl AdamW {
     /// # Errors
     /// Tensor allocation errors.
     pub fn new(vars: Vec<Var>, cfg: AdamWConfig) -> Result<Self> {
-        let m = vars.iter().map(|v| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
+        let m = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let v = m.clone();
-        Ok(Self { vars, m, v, step: 0, cfg })
+        Ok(Self {
+            vars,
+            m,
+            v,
+            step: 0,
+            cfg,
+        })
     }
 
     /// The hyper-parameters.
@@ -132,7 +152,11 @@ impl AdamW {
     pub fn step(&mut self, grads: &[Tensor]) -> Result<StepStats> {
         if grads.len() != self.vars.len() {
             return Err(Error::ModelInput {
-                message: format!("{} gradients for {} parameters", grads.len(), self.vars.len()),
+                message: format!(
+                    "{} gradients for {} parameters",
+                    grads.len(),
+                    self.vars.len()
+                ),
             });
         }
         let mut grads = grads.to_vec();
@@ -149,7 +173,11 @@ impl AdamW {
             let g = &grads[i];
             if g.dims() != var.dims() {
                 return Err(Error::ModelInput {
-                    message: format!("gradient {i} has shape {:?}, parameter {:?}", g.dims(), var.dims()),
+                    message: format!(
+                        "gradient {i} has shape {:?}, parameter {:?}",
+                        g.dims(),
+                        var.dims()
+                    ),
                 });
             }
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
@@ -164,7 +192,10 @@ impl AdamW {
             self.m[i] = m;
             self.v[i] = v;
         }
-        Ok(StepStats { grad_norm, step: self.step })
+        Ok(StepStats {
+            grad_norm,
+            step: self.step,
+        })
     }
 
     /// First and second moments (flat, var order) and the step count, for checkpoints.
@@ -190,14 +221,21 @@ impl AdamW {
         let n: usize = self.vars.iter().map(|v| v.elem_count()).sum();
         if m.len() != n || v.len() != n {
             return Err(Error::ModelInput {
-                message: format!("optimizer state of {} / {} values, expected {n}", m.len(), v.len()),
+                message: format!(
+                    "optimizer state of {} / {} values, expected {n}",
+                    m.len(),
+                    v.len()
+                ),
             });
         }
         let mut at = 0;
         for (i, var) in self.vars.iter().enumerate() {
             let k = var.elem_count();
             let load = |src: &[f32]| -> Result<Tensor> {
-                Ok(Tensor::from_slice(&src[at..at + k], var.shape(), var.device())?.to_dtype(var.dtype())?)
+                Ok(
+                    Tensor::from_slice(&src[at..at + k], var.shape(), var.device())?
+                        .to_dtype(var.dtype())?,
+                )
             };
             self.m[i] = load(m)?;
             self.v[i] = load(v)?;
@@ -221,7 +259,11 @@ impl GradAccumulator {
     /// An empty accumulator for `vars`.
     pub fn new(vars: Vec<Var>) -> Self {
         let n = vars.len();
-        Self { vars, sums: vec![None; n], micro_batches: 0 }
+        Self {
+            vars,
+            sums: vec![None; n],
+            micro_batches: 0,
+        }
     }
 
     /// Adds one backward pass's gradients.
@@ -280,25 +322,45 @@ mod tests {
     use candle_core::Device;
 
     fn vec1(t: &Tensor) -> Vec<f64> {
-        t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     #[test]
     fn adamw_matches_hand_computation() {
         let dev = Device::Cpu;
         let p = Var::from_vec(vec![1.0f64, -2.0], 2, &dev).unwrap();
-        let cfg = AdamWConfig { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, max_grad_norm: None };
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            max_grad_norm: None,
+        };
         let mut opt = AdamW::new(vec![p.clone()], cfg).unwrap();
         // Step 1, g = (0.5, -1): m = (0.05, -0.1), v = (0.00025, 0.001), m_hat = g, v_hat = g^2,
         // update = lr * g / (|g| + eps) = (0.1, -0.1) (up to eps); decay first: p * (1 - 0.001).
-        opt.step(&[Tensor::new(&[0.5f64, -1.0], &dev).unwrap()]).unwrap();
-        let want1 = [1.0 * 0.999 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 * 0.999 + 0.1 * 1.0 / (1.0 + 1e-8)];
+        opt.step(&[Tensor::new(&[0.5f64, -1.0], &dev).unwrap()])
+            .unwrap();
+        let want1 = [
+            1.0 * 0.999 - 0.1 * 0.5 / (0.5 + 1e-8),
+            -2.0 * 0.999 + 0.1 * 1.0 / (1.0 + 1e-8),
+        ];
         for (g, w) in vec1(p.as_tensor()).iter().zip(want1) {
             assert!((g - w).abs() < 1e-12, "{g} vs {w}");
         }
         // Step 2, g = (1, 1): m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2, bias-corrected.
-        opt.step(&[Tensor::new(&[1.0f64, 1.0], &dev).unwrap()]).unwrap();
-        let (m, v) = ([0.9 * 0.05 + 0.1, 0.9 * -0.1 + 0.1], [0.999 * 0.00025 + 0.001, 0.999 * 0.001 + 0.001]);
+        opt.step(&[Tensor::new(&[1.0f64, 1.0], &dev).unwrap()])
+            .unwrap();
+        let (m, v) = (
+            [0.9 * 0.05 + 0.1, 0.9 * -0.1 + 0.1],
+            [0.999 * 0.00025 + 0.001, 0.999 * 0.001 + 0.001],
+        );
         let (bc1, bc2) = (1.0 - 0.9f64.powi(2), 1.0 - 0.999f64.powi(2));
         let want2: Vec<f64> = (0..2)
             .map(|i| want1[i] * 0.999 - 0.1 * (m[i] / bc1) / ((v[i] / bc2).sqrt() + 1e-8))
@@ -314,7 +376,10 @@ mod tests {
     #[test]
     fn clipping_scales_to_the_max_norm_like_torch() {
         let dev = Device::Cpu;
-        let mut g = vec![Tensor::new(&[3.0f64], &dev).unwrap(), Tensor::new(&[4.0f64], &dev).unwrap()];
+        let mut g = vec![
+            Tensor::new(&[3.0f64], &dev).unwrap(),
+            Tensor::new(&[4.0f64], &dev).unwrap(),
+        ];
         let norm = clip_grad_norm(&mut g, 1.0).unwrap();
         assert!((norm - 5.0).abs() < 1e-12);
         let coef = 1.0 / (5.0 + 1e-6);
@@ -330,16 +395,32 @@ mod tests {
     fn accumulated_mean_equals_full_batch_gradient() {
         let dev = Device::Cpu;
         let w = Var::from_vec(vec![0.5f64, -0.25, 2.0], 3, &dev).unwrap();
-        let xs = Tensor::new(&[[1.0f64, 2.0, 3.0], [-1.0, 0.5, 0.0], [2.0, 2.0, -1.0], [0.0, 1.0, 1.0]], &dev).unwrap();
+        let xs = Tensor::new(
+            &[
+                [1.0f64, 2.0, 3.0],
+                [-1.0, 0.5, 0.0],
+                [2.0, 2.0, -1.0],
+                [0.0, 1.0, 1.0],
+            ],
+            &dev,
+        )
+        .unwrap();
         // Loss: mean over rows of (x . w)^2.
         let loss = |x: &Tensor| -> Tensor {
-            x.matmul(&w.as_tensor().unsqueeze(1).unwrap()).unwrap().sqr().unwrap().mean_all().unwrap()
+            x.matmul(&w.as_tensor().unsqueeze(1).unwrap())
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_all()
+                .unwrap()
         };
         let full = loss(&xs).backward().unwrap();
         let full = vec1(full.get(w.as_tensor()).unwrap());
         let mut acc = GradAccumulator::new(vec![w.clone()]);
-        acc.add(&loss(&xs.narrow(0, 0, 2).unwrap()).backward().unwrap()).unwrap();
-        acc.add(&loss(&xs.narrow(0, 2, 2).unwrap()).backward().unwrap()).unwrap();
+        acc.add(&loss(&xs.narrow(0, 0, 2).unwrap()).backward().unwrap())
+            .unwrap();
+        acc.add(&loss(&xs.narrow(0, 2, 2).unwrap()).backward().unwrap())
+            .unwrap();
         assert_eq!(acc.micro_batches(), 2);
         let mean = vec1(&acc.take_mean().unwrap()[0]);
         for (a, b) in mean.iter().zip(&full) {

@@ -28,7 +28,10 @@ pub fn tensor_name(layer: usize, module: TargetModule, which: &str) -> String {
 }
 
 fn adapter_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::Adapter { path: path.to_path_buf(), message: message.into() }
+    Error::Adapter {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Writes `adapter` to `dir` (created if missing) as PEFT does. `base_model` is recorded as
@@ -60,17 +63,28 @@ pub fn save_adapter(adapter: &Adapter, dir: &Path, base_model: &str) -> Result<(
         "use_dora": false,
     });
     let cfg_path = dir.join("adapter_config.json");
-    let text = serde_json::to_string_pretty(&config).map_err(|e| adapter_err(&cfg_path, e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&config).map_err(|e| adapter_err(&cfg_path, e.to_string()))?;
     std::fs::write(&cfg_path, text + "\n").map_err(|e| Error::io(&cfg_path, e))?;
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     for p in adapter.pairs() {
-        tensors.push((tensor_name(p.layer, p.module, "A"), p.a.as_tensor().to_dtype(DType::F32)?.contiguous()?));
-        tensors.push((tensor_name(p.layer, p.module, "B"), p.b.as_tensor().to_dtype(DType::F32)?.contiguous()?));
+        tensors.push((
+            tensor_name(p.layer, p.module, "A"),
+            p.a.as_tensor().to_dtype(DType::F32)?.contiguous()?,
+        ));
+        tensors.push((
+            tensor_name(p.layer, p.module, "B"),
+            p.b.as_tensor().to_dtype(DType::F32)?.contiguous()?,
+        ));
     }
     let st_path = dir.join("adapter_model.safetensors");
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata), &st_path)
-        .map_err(|e| adapter_err(&st_path, e.to_string()))?;
+    safetensors::serialize_to_file(
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        Some(metadata),
+        &st_path,
+    )
+    .map_err(|e| adapter_err(&st_path, e.to_string()))?;
     Ok(())
 }
 
@@ -79,25 +93,53 @@ pub fn save_adapter(adapter: &Adapter, dir: &Path, base_model: &str) -> Result<(
 /// # Errors
 /// [`Error::Adapter`] for a non-LoRA config, an unknown target module, a missing tensor or a
 /// shape that does not fit the model (all named).
-pub fn load_adapter(dir: &Path, model: &ModelConfig, dtype: DType, device: &Device) -> Result<Adapter> {
+pub fn load_adapter(
+    dir: &Path,
+    model: &ModelConfig,
+    dtype: DType,
+    device: &Device,
+) -> Result<Adapter> {
     let cfg_path = dir.join("adapter_config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let raw: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Json { path: cfg_path.clone(), message: e.to_string() })?;
-    let peft_type = raw.get("peft_type").and_then(|v| v.as_str()).unwrap_or("LORA");
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: cfg_path.clone(),
+        message: e.to_string(),
+    })?;
+    let peft_type = raw
+        .get("peft_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("LORA");
     if peft_type != "LORA" {
-        return Err(adapter_err(&cfg_path, format!("peft_type {peft_type:?} is not supported; expected LORA")));
+        return Err(adapter_err(
+            &cfg_path,
+            format!("peft_type {peft_type:?} is not supported; expected LORA"),
+        ));
     }
     for unsupported in ["use_dora", "use_rslora"] {
         if raw.get(unsupported).and_then(|v| v.as_bool()) == Some(true) {
-            return Err(adapter_err(&cfg_path, format!("{unsupported} adapters are not supported")));
+            return Err(adapter_err(
+                &cfg_path,
+                format!("{unsupported} adapters are not supported"),
+            ));
         }
     }
-    let rank = raw.get("r").and_then(|v| v.as_u64()).ok_or_else(|| adapter_err(&cfg_path, "missing key r"))?;
-    let alpha = raw.get("lora_alpha").and_then(|v| v.as_f64()).unwrap_or(8.0);
-    let dropout = raw.get("lora_dropout").and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let rank = raw
+        .get("r")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| adapter_err(&cfg_path, "missing key r"))?;
+    let alpha = raw
+        .get("lora_alpha")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(8.0);
+    let dropout = raw
+        .get("lora_dropout")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0);
     let targets: Vec<String> = match raw.get("target_modules") {
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         Some(serde_json::Value::String(s)) => vec![s.clone()],
         _ => return Err(adapter_err(&cfg_path, "missing key target_modules")),
     };
@@ -113,14 +155,22 @@ pub fn load_adapter(dir: &Path, model: &ModelConfig, dtype: DType, device: &Devi
             let get = |which: &str| -> Result<Var> {
                 let name = tensor_name(layer, module, which);
                 // PEFT may or may not keep the adapter name ("default") in saved keys.
-                let alt = name.replace(&format!("lora_{which}.weight"), &format!("lora_{which}.default.weight"));
+                let alt = name.replace(
+                    &format!("lora_{which}.weight"),
+                    &format!("lora_{which}.default.weight"),
+                );
                 let t = tensors
                     .get(&name)
                     .or_else(|| tensors.get(&alt))
                     .ok_or_else(|| adapter_err(&st_path, format!("missing tensor {name}")))?;
                 Ok(Var::from_tensor(&t.to_dtype(dtype)?)?)
             };
-            pairs.push(LoraPair { layer, module, a: get("A")?, b: get("B")? });
+            pairs.push(LoraPair {
+                layer,
+                module,
+                a: get("A")?,
+                b: get("B")?,
+            });
         }
     }
     Adapter::from_pairs(config, model, pairs).map_err(|e| match e {
@@ -139,7 +189,9 @@ mod tests {
         let cfg = tiny_config();
         let lc = LoraConfig::new(3, 6.0, 0.05, &["q_proj", "v_proj", "down_proj"]).unwrap();
         let ad = Adapter::new(&lc, &cfg, 9, DType::F32, &Device::Cpu).unwrap();
-        let flat: Vec<f32> = (0..ad.num_params()).map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5).collect();
+        let flat: Vec<f32> = (0..ad.num_params())
+            .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+            .collect();
         ad.unflatten(&flat).unwrap();
         let dir = std::env::temp_dir().join(format!("fedpref-peft-{}", std::process::id()));
         let (d1, d2) = (dir.join("one"), dir.join("two"));
@@ -147,14 +199,24 @@ mod tests {
         let back = load_adapter(&d1, &cfg, DType::F32, &Device::Cpu).unwrap();
         assert_eq!(back.config(), ad.config());
         let a: Vec<u32> = ad.flatten().unwrap().iter().map(|x| x.to_bits()).collect();
-        let b: Vec<u32> = back.flatten().unwrap().iter().map(|x| x.to_bits()).collect();
+        let b: Vec<u32> = back
+            .flatten()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
         assert_eq!(a, b);
         save_adapter(&back, &d2, "tiny").unwrap();
         for f in ["adapter_config.json", "adapter_model.safetensors"] {
-            assert_eq!(std::fs::read(d1.join(f)).unwrap(), std::fs::read(d2.join(f)).unwrap(), "{f}");
+            assert_eq!(
+                std::fs::read(d1.join(f)).unwrap(),
+                std::fs::read(d2.join(f)).unwrap(),
+                "{f}"
+            );
         }
         // PEFT names and shapes.
-        let st = candle_core::safetensors::load(d1.join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+        let st = candle_core::safetensors::load(d1.join("adapter_model.safetensors"), &Device::Cpu)
+            .unwrap();
         let a0 = &st["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"];
         assert_eq!(a0.dims(), &[3, cfg.hidden_size]);
         let b1 = &st["base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"];
@@ -163,8 +225,13 @@ mod tests {
         // A model with other shapes is refused, naming the problem.
         let mut other = cfg.clone();
         other.num_hidden_layers = 3;
-        let e = load_adapter(&d1, &other, DType::F32, &Device::Cpu).unwrap_err().to_string();
-        assert!(e.contains("missing tensor base_model.model.model.layers.2"), "{e}");
+        let e = load_adapter(&d1, &other, DType::F32, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing tensor base_model.model.model.layers.2"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

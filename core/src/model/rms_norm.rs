@@ -9,8 +9,8 @@
 //! backward sums (PERF-CPU.md cause 5).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
-use rayon::prelude::*;
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use crate::Result;
 
@@ -49,11 +49,16 @@ impl RmsNorm {
     /// Shape mismatch between `x` and the weight.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let hidden = self.weight.dim(0)?;
-        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32
+        if x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && self.weight.dtype() == DType::F32
             && x.dim(D::Minus1)? == hidden
         {
             let weight: Vec<f32> = self.weight.to_vec1()?;
-            return Ok(x.contiguous()?.apply_op1(RmsNormOp { weight, eps: self.eps as f32 })?);
+            return Ok(x.contiguous()?.apply_op1(RmsNormOp {
+                weight,
+                eps: self.eps as f32,
+            })?);
         }
         self.forward_plain(x)
     }
@@ -88,33 +93,56 @@ impl CustomOp1 for RmsNormOp {
         "rms-norm"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("rms-norm: input must be f32") };
-        let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("rms-norm: input must be contiguous") };
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("rms-norm: input must be f32")
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("rms-norm: input must be contiguous")
+        };
         let h = self.weight.len();
         let mut out = vec![0f32; b - a];
-        out.par_chunks_mut(h).zip(data[a..b].par_chunks(h)).for_each(|(o, x)| {
-            let r = self.inv_rms(x);
-            for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {
-                *o = x * r * w;
-            }
-        });
+        out.par_chunks_mut(h)
+            .zip(data[a..b].par_chunks(h))
+            .for_each(|(o, x)| {
+                let r = self.inv_rms(x);
+                for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {
+                    *o = x * r * w;
+                }
+            });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let h = self.weight.len();
         let x: Vec<f32> = arg.contiguous()?.flatten_all()?.to_vec1()?;
         let g: Vec<f32> = grad_res.contiguous()?.flatten_all()?.to_vec1()?;
         let mut dx = vec![0f32; x.len()];
-        dx.par_chunks_mut(h).zip(x.par_chunks(h)).zip(g.par_chunks(h)).for_each(|((d, x), g)| {
-            let r = self.inv_rms(x);
-            let dot: f32 = x.iter().zip(g).zip(&self.weight).map(|((x, g), w)| x * g * w).sum();
-            let c = r * r * r * dot / h as f32;
-            for (((d, x), g), w) in d.iter_mut().zip(x).zip(g).zip(&self.weight) {
-                *d = r * w * g - x * c;
-            }
-        });
+        dx.par_chunks_mut(h)
+            .zip(x.par_chunks(h))
+            .zip(g.par_chunks(h))
+            .for_each(|((d, x), g)| {
+                let r = self.inv_rms(x);
+                let dot: f32 = x
+                    .iter()
+                    .zip(g)
+                    .zip(&self.weight)
+                    .map(|((x, g), w)| x * g * w)
+                    .sum();
+                let c = r * r * r * dot / h as f32;
+                for (((d, x), g), w) in d.iter_mut().zip(x).zip(g).zip(&self.weight) {
+                    *d = r * w * g - x * c;
+                }
+            });
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
@@ -182,10 +210,29 @@ mod tests {
         let probe = Tensor::randn(0f32, 1.0, (2, 3, 12), &dev).unwrap();
         let fast = norm.forward(&x).unwrap();
         let plain = norm.forward_plain(&x).unwrap();
-        let max = |t: Tensor| -> f32 { t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap() };
+        let max = |t: Tensor| -> f32 {
+            t.abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
         assert!(max((&fast - &plain).unwrap()) < 1e-5);
-        let gf = (fast * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = (fast * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (plain * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert!(max((gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap()) < 1e-5);
     }
 }

@@ -101,12 +101,20 @@ impl Rope {
     /// Shape errors, or `offset + seq` past the table.
     pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let (_, _, s, d) = x.dims4()?;
-        if x.device().is_cpu() && x.dtype() == DType::F32 && self.cos.dtype() == DType::F32
-            && d == 2 * self.cos.dim(1)? && offset + s <= self.cos.dim(0)?
+        if x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && self.cos.dtype() == DType::F32
+            && d == 2 * self.cos.dim(1)?
+            && offset + s <= self.cos.dim(0)?
         {
             let cos: Vec<f32> = self.cos.narrow(0, offset, s)?.flatten_all()?.to_vec1()?;
             let sin: Vec<f32> = self.sin.narrow(0, offset, s)?.flatten_all()?.to_vec1()?;
-            let op = RopeOp { cos: Arc::new(cos), sin: Arc::new(sin), style: self.style, inverse: false };
+            let op = RopeOp {
+                cos: Arc::new(cos),
+                sin: Arc::new(sin),
+                style: self.style,
+                inverse: false,
+            };
             return Ok(x.contiguous()?.apply_op1(op)?);
         }
         self.apply_plain(x, offset)
@@ -124,11 +132,17 @@ impl Rope {
         let cos = self.cos.index_select(&idx, 0)?.reshape((b, 1, s, half))?;
         let sin = self.sin.index_select(&idx, 0)?.reshape((b, 1, s, half))?;
         let rot = |x1: &Tensor, x2: &Tensor| -> Result<(Tensor, Tensor)> {
-            Ok(((x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?, (x1.broadcast_mul(&sin)? + x2.broadcast_mul(&cos)?)?))
+            Ok((
+                (x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?,
+                (x1.broadcast_mul(&sin)? + x2.broadcast_mul(&cos)?)?,
+            ))
         };
         Ok(match self.style {
             RopeStyle::Half => {
-                let (r1, r2) = rot(&x.narrow(D::Minus1, 0, half)?, &x.narrow(D::Minus1, half, half)?)?;
+                let (r1, r2) = rot(
+                    &x.narrow(D::Minus1, 0, half)?,
+                    &x.narrow(D::Minus1, half, half)?,
+                )?;
                 Tensor::cat(&[r1, r2], D::Minus1)?
             }
             RopeStyle::Interleaved => {
@@ -185,35 +199,58 @@ impl CustomOp1 for RopeOp {
         "rope"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (_, _, s, d) = layout.shape().dims4()?;
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("rope: input must be f32") };
-        let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("rope: input must be contiguous") };
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("rope: input must be f32")
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("rope: input must be contiguous")
+        };
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut out = vec![0f32; b - a];
         // One chunk per (batch, head): s rows of d.
-        out.par_chunks_mut(s * d).zip(data[a..b].par_chunks(s * d)).for_each(|(o, x)| {
-            for p in 0..s {
-                let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
-                let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
-                for i in 0..half {
-                    let (c, sn) = (cos[i], sign * sin[i]);
-                    let (i1, i2) = match self.style {
-                        RopeStyle::Half => (i, i + half),
-                        RopeStyle::Interleaved => (2 * i, 2 * i + 1),
-                    };
-                    let (x1, x2) = (xr[i1], xr[i2]);
-                    or[i1] = x1 * c - x2 * sn;
-                    or[i2] = x1 * sn + x2 * c;
+        out.par_chunks_mut(s * d)
+            .zip(data[a..b].par_chunks(s * d))
+            .for_each(|(o, x)| {
+                for p in 0..s {
+                    let (cos, sin) = (
+                        &self.cos[p * half..(p + 1) * half],
+                        &self.sin[p * half..(p + 1) * half],
+                    );
+                    let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
+                    for i in 0..half {
+                        let (c, sn) = (cos[i], sign * sin[i]);
+                        let (i1, i2) = match self.style {
+                            RopeStyle::Half => (i, i + half),
+                            RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                        };
+                        let (x1, x2) = (xr[i1], xr[i2]);
+                        or[i1] = x1 * c - x2 * sn;
+                        or[i2] = x1 * sn + x2 * c;
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let op = RopeOp { cos: self.cos.clone(), sin: self.sin.clone(), style: self.style, inverse: !self.inverse };
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let op = RopeOp {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            style: self.style,
+            inverse: !self.inverse,
+        };
         Ok(Some(grad_res.contiguous()?.apply_op1(op)?))
     }
 }
@@ -283,11 +320,23 @@ mod tests {
             let w = Tensor::randn(0f32, 1.0, (2, 3, 5, cfg.head_dim), &dev).unwrap();
             let fast = rope.apply(&x, 3).unwrap();
             let plain = rope.apply_plain(&x, 3).unwrap();
-            let max = |t: Tensor| -> f32 { t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap() };
+            let max = |t: Tensor| -> f32 {
+                t.abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
+            };
             assert!(max((&fast - &plain).unwrap()) < 1e-6, "{style:?}");
             let gf = (fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
             let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
-            assert!(max((gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap()) < 1e-6, "{style:?}");
+            assert!(
+                max((gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap()) < 1e-6,
+                "{style:?}"
+            );
         }
     }
 }

@@ -102,6 +102,10 @@ pub fn smollm2() -> &'static (super::decoder::Decoder, super::tokenizer::TextTok
 pub fn smollm2_path() -> std::path::PathBuf {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../assets/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run `cargo xtask setup`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask setup`",
+        p.display()
+    );
     p
 }

@@ -36,7 +36,9 @@ impl std::fmt::Debug for TextTokenizer {
 }
 
 fn tok_err(message: impl Into<String>) -> Error {
-    Error::Tokenizer { message: message.into() }
+    Error::Tokenizer {
+        message: message.into(),
+    }
 }
 
 /// GPT-2's pre-tokenizer regex (used inside `ByteLevel` with `use_regex`).
@@ -45,12 +47,8 @@ const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 
 /// The `tokenizer.json` pre-tokenizer and normalizer matching llama.cpp's `tokenizer.ggml.pre`.
 fn pre_tokenizer_for(pre: &str) -> Result<(Value, Value)> {
-    let byte_level = |use_regex: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-    };
-    let split = |re: &str| {
-        json!({"type": "Split", "pattern": {"Regex": re}, "behavior": "Isolated", "invert": false})
-    };
+    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+    let split = |re: &str| json!({"type": "Split", "pattern": {"Regex": re}, "behavior": "Isolated", "invert": false});
     Ok(match pre {
         // Digits one by one, then GPT-2's regex (llama.cpp: "\p{N}" then the GPT-2 expression).
         "smollm" => (
@@ -83,7 +81,13 @@ impl TextTokenizer {
         eos: Option<(String, u32)>,
         chat_template: Option<String>,
     ) -> Self {
-        Self { inner, bos, eos, chat_template, add_bos: false }
+        Self {
+            inner,
+            bos,
+            eos,
+            chat_template,
+            add_bos: false,
+        }
     }
 
     /// Rebuilds the byte-level BPE tokenizer embedded in a GGUF file.
@@ -94,26 +98,42 @@ impl TextTokenizer {
         let md = file.metadata();
         let path = file.path().display().to_string();
         let missing = |k: &str| tok_err(format!("{path}: missing metadata key {k}"));
-        let model = file.metadata_str("tokenizer.ggml.model").ok_or_else(|| missing("tokenizer.ggml.model"))?;
+        let model = file
+            .metadata_str("tokenizer.ggml.model")
+            .ok_or_else(|| missing("tokenizer.ggml.model"))?;
         if model != "gpt2" {
             return Err(tok_err(format!(
                 "{path}: gguf tokenizer model {model:?} is not supported; expected gpt2 (byte-level BPE)"
             )));
         }
         let strings = |k: &str| -> Result<Vec<String>> {
-            let v = md.get(k).and_then(|v| v.to_vec().ok()).ok_or_else(|| missing(k))?;
-            v.iter().map(|x| x.to_string().cloned().map_err(|_| missing(k))).collect()
+            let v = md
+                .get(k)
+                .and_then(|v| v.to_vec().ok())
+                .ok_or_else(|| missing(k))?;
+            v.iter()
+                .map(|x| x.to_string().cloned().map_err(|_| missing(k)))
+                .collect()
         };
         let tokens = strings("tokenizer.ggml.tokens")?;
         let merges = strings("tokenizer.ggml.merges")?;
-        let types: Vec<usize> = match md.get("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
-            Some(v) => v.iter().map(|x| super::config::gguf_usize(x).unwrap_or(1)).collect(),
+        let types: Vec<usize> = match md
+            .get("tokenizer.ggml.token_type")
+            .and_then(|v| v.to_vec().ok())
+        {
+            Some(v) => v
+                .iter()
+                .map(|x| super::config::gguf_usize(x).unwrap_or(1))
+                .collect(),
             None => vec![1; tokens.len()],
         };
         let pre = file.metadata_str("tokenizer.ggml.pre").unwrap_or("default");
         let (pre_tokenizer, normalizer) = pre_tokenizer_for(pre)?;
-        let vocab: serde_json::Map<String, Value> =
-            tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+        let vocab: serde_json::Map<String, Value> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), json!(i)))
+            .collect();
         // Type 3 = control, 4 = user-defined: matched whole in text.
         let added: Vec<Value> = types
             .iter()
@@ -154,8 +174,13 @@ impl TextTokenizer {
             inner,
             bos: special("tokenizer.ggml.bos_token_id"),
             eos: special("tokenizer.ggml.eos_token_id"),
-            chat_template: file.metadata_str("tokenizer.chat_template").map(str::to_string),
-            add_bos: md.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false),
+            chat_template: file
+                .metadata_str("tokenizer.chat_template")
+                .map(str::to_string),
+            add_bos: md
+                .get("tokenizer.ggml.add_bos_token")
+                .and_then(|v| v.to_bool().ok())
+                .unwrap_or(false),
         })
     }
 
@@ -170,8 +195,10 @@ impl TextTokenizer {
             .map_err(|e| tok_err(format!("{}: {e}", tj.display())))?;
         let cfg_path = dir.join("tokenizer_config.json");
         let cfg: Value = match std::fs::read_to_string(&cfg_path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| Error::Json { path: cfg_path.clone(), message: e.to_string() })?,
+            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Json {
+                path: cfg_path.clone(),
+                message: e.to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
             Err(e) => return Err(Error::io(&cfg_path, e)),
         };
@@ -192,15 +219,17 @@ impl TextTokenizer {
                 .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
             _ => None,
         };
-        let chat_template = chat_template.or_else(|| {
-            std::fs::read_to_string(dir.join("chat_template.jinja")).ok()
-        });
+        let chat_template =
+            chat_template.or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok());
         Ok(Self {
             bos: with_id(token_str("bos_token")),
             eos: with_id(token_str("eos_token")),
             inner: inner.clone(),
             chat_template,
-            add_bos: cfg.get("add_bos_token").and_then(Value::as_bool).unwrap_or(false),
+            add_bos: cfg
+                .get("add_bos_token")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 
@@ -210,7 +239,10 @@ impl TextTokenizer {
     /// # Errors
     /// [`Error::Tokenizer`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| tok_err(format!("encode: {e}")))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| tok_err(format!("encode: {e}")))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -233,7 +265,9 @@ impl TextTokenizer {
     /// # Errors
     /// [`Error::Tokenizer`].
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special).map_err(|e| tok_err(format!("decode: {e}")))
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| tok_err(format!("decode: {e}")))
     }
 
     /// The id of a token string (`<|im_end|>`), if in the vocabulary.
@@ -265,7 +299,13 @@ impl TextTokenizer {
     /// (`<|im_end|>`, `<|eot_id|>`, `<|endoftext|>`, `<end_of_turn>`).
     pub fn stop_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self.eos.iter().map(|(_, i)| *i).collect();
-        for t in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>", "<|end|>"] {
+        for t in [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|endoftext|>",
+            "<end_of_turn>",
+            "<|end|>",
+        ] {
             if let Some(id) = self.token_id(t) {
                 if !ids.contains(&id) {
                     ids.push(id);
@@ -287,8 +327,27 @@ mod tests {
         assert_eq!(tok.eos(), Some(("<|im_end|>", 2)));
         let ids = tok.encode("<|im_start|>user\nHello, world! 2024").unwrap();
         assert_eq!(ids[0], 1, "control tokens are matched whole");
-        let pieces: Vec<String> = ids.iter().map(|&i| tok.decode(&[i], false).unwrap()).collect();
-        assert_eq!(pieces, ["<|im_start|>", "user", "\n", "Hello", ",", " world", "!", " ", "2", "0", "2", "4"]);
+        let pieces: Vec<String> = ids
+            .iter()
+            .map(|&i| tok.decode(&[i], false).unwrap())
+            .collect();
+        assert_eq!(
+            pieces,
+            [
+                "<|im_start|>",
+                "user",
+                "\n",
+                "Hello",
+                ",",
+                " world",
+                "!",
+                " ",
+                "2",
+                "0",
+                "2",
+                "4"
+            ]
+        );
         let text = "Ünïcode — ça marche?\n\n  indented\tTab";
         assert_eq!(tok.decode(&tok.encode(text).unwrap(), false).unwrap(), text);
         assert!(tok.chat_template().unwrap().contains("<|im_start|>"));
@@ -306,7 +365,10 @@ mod hf_dir_tests {
         let (_, gguf_tok) = smollm2();
         let dir = std::env::temp_dir().join(format!("fedpref-tok-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        gguf_tok.inner.save(dir.join("tokenizer.json"), false).unwrap();
+        gguf_tok
+            .inner
+            .save(dir.join("tokenizer.json"), false)
+            .unwrap();
         let cfg = json!({"bos_token": "<|im_start|>", "eos_token": {"content": "<|im_end|>"},
                          "chat_template": gguf_tok.chat_template().unwrap()});
         std::fs::write(dir.join("tokenizer_config.json"), cfg.to_string()).unwrap();
