@@ -422,6 +422,19 @@ mod tests {
     }
 
     #[test]
+    fn fresh_adapter_leaves_the_model_unchanged() {
+        // PEFT init (B = 0): policy == reference before the first step.
+        let cfg = tiny_config();
+        let w = random_weights(&cfg, 3, DType::F32);
+        let mut m = build(&cfg, &w, DType::F32);
+        let base = m.logits(&ids()).unwrap();
+        let lc = LoraConfig::new(4, 8.0, 0.0, &["q_proj", "v_proj", "down_proj"]).unwrap();
+        m.attach_adapter(Adapter::new(&lc, &cfg, 1, DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(max_diff(&m.logits(&ids()).unwrap(), &base), 0.0);
+    }
+
+    #[test]
     fn merged_adapter_equals_adapter_on_and_disabled_equals_base() {
         let cfg = tiny_config();
         let mut m = with_adapter(&cfg, DType::F32, 5);

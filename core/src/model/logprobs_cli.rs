@@ -126,4 +126,35 @@ mod tests {
             .to_string();
         assert!(e.contains("99999"), "{e}");
     }
+
+    #[test]
+    fn adapter_flag_applies_a_peft_adapter() {
+        use crate::model::lora::{Adapter, LoraConfig};
+        use candle_core::DType;
+        let path = smollm2_path();
+        let (model, _) = crate::model::test_util::smollm2();
+        let lc = LoraConfig::new(4, 8.0, 0.0, &["q_proj", "v_proj"]).unwrap();
+        let ad = Adapter::new(&lc, model.config(), 3, DType::F32, &Device::Cpu).unwrap();
+        let flat: Vec<f32> = (0..ad.num_params())
+            .map(|i| ((i % 97) as f32 - 48.0) * 2e-3)
+            .collect();
+        ad.unflatten(&flat).unwrap();
+        let dir = std::env::temp_dir().join(format!("fedpref-cli-adapter-{}", std::process::id()));
+        crate::model::peft::save_adapter(&ad, &dir, "SmolLM2-135M-Instruct").unwrap();
+        let ids = LogprobsInput::Ids(vec![1, 4093, 198, 1780, 314, 260, 3575]);
+        let base = compute_logprobs(&path, None, &ids).unwrap();
+        let tuned = compute_logprobs(&path, Some(&dir), &ids).unwrap();
+        let mut with = model.clone();
+        with.attach_adapter(ad).unwrap();
+        let want = token_logprobs(&with, &[1, 4093, 198, 1780, 314, 260, 3575]).unwrap();
+        for (g, w) in tuned.logprobs.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        assert!(tuned
+            .logprobs
+            .iter()
+            .zip(&base.logprobs)
+            .any(|(a, b)| (a - b).abs() > 1e-3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
