@@ -284,3 +284,15 @@ fn ctrl_c_stops_after_the_current_step_and_the_run_continues_later() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(resumed.stderr.contains("resuming after round"), "{}", resumed.stderr);
 }
+
+#[test]
+fn data_inspect_reports_token_lengths_under_a_model() {
+    let experiment = Experiment::new();
+    let model = experiment.path().join("model");
+    let data = experiment.path().join("pairs.jsonl");
+    let run = fedpref(&["data", "inspect", data.to_str().expect("utf-8 path"), "--model", model.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("lengths (tokens,"), "{}", run.stdout);
+    // Default limits (512 / 256) keep every one of these short examples whole.
+    assert!(run.stdout.contains("24 fit, 0 truncated, 0 dropped"), "{}", run.stdout);
+}

@@ -7,7 +7,9 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use fedpref::{
-    data::{example_metas, inspect, ClientData, DataConfig, Format},
+    data::{example_metas, inspect, ClientData, DataConfig, Format, Percentiles, TokenLengths},
+    model::load_model,
+    train::tokenize,
     PluginHost,
 };
 use fedpref_plugin_api::PartitionInput;
@@ -46,6 +48,10 @@ pub struct InspectArgs {
     /// Seed of the preview (default: the config's first seed, else 0).
     #[arg(long, value_name = "SEED")]
     seed: Option<u64>,
+    /// Also report lengths in tokens under this model's tokenizer and chat template (a GGUF
+    /// file or Hugging Face directory; default: the config's model, when --config is given).
+    #[arg(long, value_name = "MODEL")]
+    model: Option<PathBuf>,
 }
 
 /// The partition preview settings once the config and the flags are merged.
@@ -70,7 +76,14 @@ pub fn run(
             ))
         })?;
     }
-    let (report, dataset) = inspect(&args.file, &data)?;
+    let (mut report, dataset) = inspect(&args.file, &data)?;
+    let model = args.model.clone().or_else(|| {
+        let path = args.config.as_ref()?;
+        fedpref::config::load(path, &[]).ok().map(|c| c.model.path)
+    });
+    if let (Some(model), Some(dataset)) = (&model, &dataset) {
+        report.tokens = Some(token_lengths(model, dataset, &data)?);
+    }
     let Some(dataset) = dataset else {
         // Nothing to partition: the report says why every record was rejected.
         print!("{report}");
@@ -100,6 +113,32 @@ pub fn run(
     };
     print!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tokenizes `dataset` as training does and summarizes the lengths.
+fn token_lengths(model: &std::path::Path, dataset: &fedpref::data::Dataset, data: &DataConfig) -> anyhow::Result<TokenLengths> {
+    let loaded = load_model(model, &candle_core::Device::Cpu)?;
+    let template = loaded.chat_template()?;
+    // Measure before fitting: limits far above any example keep every example whole.
+    let unlimited = DataConfig { max_length: usize::MAX / 4, max_prompt_length: usize::MAX / 8, ..data.clone() };
+    let whole = tokenize(dataset, &loaded.tokenizer, &template, &unlimited)?;
+    let fitted = tokenize(dataset, &loaded.tokenizer, &template, data)?;
+    let examples: Vec<_> = whole.examples.iter().flatten().collect();
+    let lengths = [
+        ("prompt", examples.iter().map(|e| e.prompt.len()).collect::<Vec<_>>()),
+        ("answer", examples.iter().flat_map(|e| e.answers.iter().map(Vec::len)).collect()),
+        ("total", examples.iter().map(|e| e.max_len()).collect()),
+    ]
+    .into_iter()
+    .filter_map(|(name, values)| Percentiles::of(values).map(|p| (name, p)))
+    .collect();
+    Ok(TokenLengths {
+        model: model.display().to_string(),
+        lengths,
+        max_length: data.max_length,
+        max_prompt_length: data.max_prompt_length,
+        fit: fitted.lengths,
+    })
 }
 
 /// The data settings and the preview (if any) from `--config` and the flags.

@@ -101,8 +101,26 @@ pub struct InspectReport {
     pub invalid: InvalidCounts,
     /// The first invalid records.
     pub issues: Vec<Issue>,
+    /// Lengths in tokens under a model's tokenizer and chat template, when one was given.
+    pub tokens: Option<TokenLengths>,
     /// A partition preview, when one was run.
     pub clients: Option<ClientPreview>,
+}
+
+/// Token lengths of the examples as training sees them (chat template applied, EOS appended),
+/// and how many the length limits keep, truncate or drop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLengths {
+    /// The model whose tokenizer and template were used.
+    pub model: String,
+    /// Percentiles per part (`prompt`, `answer`, `total` = prompt + longest answer), before fitting.
+    pub lengths: Vec<(&'static str, Percentiles)>,
+    /// `data.max_length`.
+    pub max_length: usize,
+    /// `data.max_prompt_length`.
+    pub max_prompt_length: usize,
+    /// Examples that fit, were truncated, were dropped under the limits.
+    pub fit: crate::data::LengthCounts,
 }
 
 /// Loads `path` under `config` with invalid records skipped and counted, and reports on it.
@@ -132,6 +150,7 @@ pub fn inspect(path: &Path, config: &DataConfig) -> Result<(InspectReport, Optio
             lengths: Vec::new(),
             invalid: scanned.invalid(),
             issues: scanned.issues.into_iter().take(MAX_REPORTED).collect(),
+            tokens: None,
             clients: None,
         };
         return Ok((report, None));
@@ -195,6 +214,7 @@ impl InspectReport {
             lengths,
             invalid: dataset.invalid.clone(),
             issues: dataset.issues.clone(),
+            tokens: None,
             clients: None,
         }
     }
@@ -300,6 +320,27 @@ impl fmt::Display for InspectReport {
             ]);
         }
         write!(f, "{lengths}")?;
+
+        if let Some(tokens) = &self.tokens {
+            writeln!(f, "\nlengths (tokens, {} with its chat template)", tokens.model)?;
+            let mut table = Table::new(&["part", "n", "p50", "p90", "p99", "max"]);
+            for (name, p) in &tokens.lengths {
+                table.row(vec![
+                    (*name).into(),
+                    p.n.to_string(),
+                    p.p50.to_string(),
+                    p.p90.to_string(),
+                    p.p99.to_string(),
+                    p.max.to_string(),
+                ]);
+            }
+            write!(f, "{table}")?;
+            writeln!(
+                f,
+                "  limits max_length = {}, max_prompt_length = {}: {} fit, {} truncated, {} dropped",
+                tokens.max_length, tokens.max_prompt_length, tokens.fit.kept, tokens.fit.truncated, tokens.fit.dropped
+            )?;
+        }
 
         if self.invalid.total() == 0 {
             writeln!(f, "\ninvalid records: none")?;

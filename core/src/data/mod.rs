@@ -52,7 +52,7 @@ pub use dataset::Dataset;
 pub use eval_split::{load_splits, split_eval, Splits};
 pub use example::{Answers, Example};
 pub use format::{Format, Layout};
-pub use inspect::{inspect, InspectReport};
+pub use inspect::{inspect, InspectReport, Percentiles, TokenLengths};
 pub use length::{fit_lengths, Fit, Fitted, LengthCounts, LengthLimits};
 pub use load::{load, load_bytes, MAX_REPORTED};
 pub use message::{Message, Role};
