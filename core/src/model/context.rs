@@ -25,6 +25,24 @@ pub struct ForwardCtx<'a> {
 }
 
 impl ForwardCtx<'_> {
+    /// The next inverted-dropout mask of `n` entries (`0` with probability `p`, else
+    /// `1 / (1 - p)`), drawn from the training generator; `None` when not training or `p == 0`.
+    pub fn dropout_mask(&self, n: usize, p: f64) -> Option<Vec<f32>> {
+        let rng = self.dropout_rng?;
+        if p <= 0.0 {
+            return None;
+        }
+        let scale = (1.0 / (1.0 - p)) as f32;
+        // A poisoned lock only means another thread panicked mid-draw; the generator state is
+        // still a valid generator state.
+        let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            (0..n)
+                .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
+                .collect(),
+        )
+    }
+
     /// The base model: no adapter, no dropout.
     pub const BASE: ForwardCtx<'static> = ForwardCtx {
         adapter: false,
@@ -38,26 +56,8 @@ impl ForwardCtx<'_> {
     /// # Errors
     /// Tensor errors.
     pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
-        let Some(rng) = self.dropout_rng else {
+        let Some(mask) = self.dropout_mask(x.elem_count(), p) else {
             return Ok(x.clone());
-        };
-        if p <= 0.0 {
-            return Ok(x.clone());
-        }
-        let scale = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = {
-            // A poisoned lock only means another thread panicked mid-draw; the generator state
-            // is still a valid generator state.
-            let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
-            (0..x.elem_count())
-                .map(|_| {
-                    if rng.random::<f64>() < p {
-                        0.0
-                    } else {
-                        scale as f32
-                    }
-                })
-                .collect()
         };
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         Ok((x * mask)?)

@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 
 use super::context::ForwardCtx;
 use super::frozen_matmul::frozen_matmul;
+use super::fused_lora_linear::{lora_linear, lora_linear_supported};
 use super::lora::LoraBranch;
 use crate::Result;
 
@@ -79,6 +80,25 @@ impl Linear {
     /// # Errors
     /// Shape mismatch.
     pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
+        if let (Some(l), true) = (&self.lora, ctx.adapter) {
+            if lora_linear_supported(x, &self.weight, &l.a, &l.b) {
+                let mask = ctx.dropout_mask(x.elem_count(), l.dropout);
+                let y = lora_linear(x, &self.weight, &l.a, &l.b, l.scaling, mask)?;
+                return Ok(match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                });
+            }
+        }
+        self.forward_plain(x, ctx)
+    }
+
+    /// The composed twin of [`Self::forward`]: frozen matmul, then the LoRA branch from candle
+    /// ops (dropout mask, two matmuls, scale, add).
+    ///
+    /// # Errors
+    /// Shape mismatch.
+    pub fn forward_plain(&self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
         let mut y = frozen_matmul(x, &self.weight)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
@@ -110,5 +130,85 @@ impl Linear {
             bias: self.bias.clone(),
             lora: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use candle_core::{DType, Device, Var};
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn fused_lora_linear_equals_plain_twin_with_and_without_dropout() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.3, (7, 12), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 0.3, 7, &dev).unwrap();
+        let a = Var::randn(0f32, 0.3, (3, 12), &dev).unwrap();
+        let b = Var::randn(0f32, 0.3, (7, 3), &dev).unwrap();
+        let x = Var::randn(0f32, 1.0, (2, 5, 12), &dev).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (2, 5, 7), &dev).unwrap();
+        let mut lin = Linear::new(w, Some(bias));
+        lin.set_lora(Some(LoraBranch {
+            a: a.as_tensor().clone(),
+            b: b.as_tensor().clone(),
+            scaling: 2.5,
+            dropout: 0.3,
+        }));
+        let max = |t: Tensor| -> f32 {
+            t.abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+        };
+        for training in [false, true] {
+            // Two generators with one seed: both paths draw the same dropout mask.
+            let (r1, r2) = (
+                Mutex::new(rand::rngs::StdRng::seed_from_u64(5)),
+                Mutex::new(rand::rngs::StdRng::seed_from_u64(5)),
+            );
+            let ctx = |r| ForwardCtx {
+                adapter: true,
+                dropout_rng: if training { Some(r) } else { None },
+                left_pads: None,
+            };
+            let fast = lin.forward(&x, &ctx(&r1)).unwrap();
+            let plain = lin.forward_plain(&x, &ctx(&r2)).unwrap();
+            assert!(max((&fast - &plain).unwrap()) < 1e-5, "training={training}");
+            let gf = (fast * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gp = (plain * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for (name, v) in [("x", &x), ("A", &a), ("B", &b)] {
+                let d = max((gf.get(v).unwrap() - gp.get(v).unwrap()).unwrap());
+                assert!(d < 1e-4, "training={training} d{name}: {d}");
+            }
+        }
+        // Adapter off: the frozen projection only.
+        let off = ForwardCtx {
+            adapter: false,
+            dropout_rng: None,
+            left_pads: None,
+        };
+        let base = Linear::new(lin.weight().clone(), lin.bias().cloned())
+            .forward(&x, &off)
+            .unwrap();
+        assert_eq!(max((lin.forward(&x, &off).unwrap() - base).unwrap()), 0.0);
+        let _ = DType::F32;
     }
 }

@@ -13,7 +13,7 @@
 //! - [`optimizer`]: AdamW (PyTorch semantics), global-norm clipping, gradient accumulation.
 //! - [`cpu`]: [`init_cpu`] (FTZ/DAZ, allocator thresholds). Custom ops, each with a plain twin
 //!   it is tested against: [`frozen_matmul`] (gemm, input gradient only), [`fused_attention`],
-//!   [`fused_log_softmax`], [`fused_swiglu`], and the fast paths inside [`rms_norm`], [`rope`].
+//!   [`fused_log_softmax`], [`fused_swiglu`], [`fused_lora_linear`], and the fast paths inside [`rms_norm`], [`rope`].
 //! - [`bench`]: the LoRA train-step benchmark matching `shared/bench/pytorch/train_step.py`.
 //! - [`generate`]: greedy / top-p decoding with a [`KvCache`], one prompt or a left-padded batch.
 //!
@@ -45,6 +45,7 @@ pub mod decoder;
 pub mod frozen_matmul;
 pub mod fused_attention;
 pub mod fused_log_softmax;
+pub mod fused_lora_linear;
 pub mod fused_swiglu;
 pub mod generate;
 pub mod gguf;
