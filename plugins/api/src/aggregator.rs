@@ -44,6 +44,59 @@ pub struct AggregationInput<'a> {
     pub updates: RSlice<'a, ClientUpdate<'a>>,
 }
 
+impl AggregationInput<'_> {
+    /// Checks what every rule needs: at least one update, each with the global vector's length, a
+    /// client index below `n_clients`, no client twice, and only finite values.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the rule, the client and the bad value.
+    pub fn validate(&self, rule: &str) -> Result<(), PluginError> {
+        let input = self;
+        if input.updates.is_empty() {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: no client update to aggregate in round {}",
+                input.round
+            )));
+        }
+        let p = input.global.len();
+        if let Some(j) = input.global.iter().position(|x| !x.is_finite()) {
+            return Err(PluginError::invalid_input(format!(
+                "{rule}: global parameter {j} is {}",
+                input.global[j]
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for update in input.updates.iter() {
+            let client = update.client;
+            if update.params.len() != p {
+                return Err(PluginError::invalid_input(format!(
+                    "{rule}: client {client} sent {} parameters but the global model has {p}",
+                    update.params.len()
+                )));
+            }
+            if client >= input.n_clients {
+                return Err(PluginError::invalid_input(format!(
+                    "{rule}: client index {client} is out of range for a federation of {} clients",
+                    input.n_clients
+                )));
+            }
+            if !seen.insert(client) {
+                return Err(PluginError::invalid_input(format!(
+                    "{rule}: client {client} sent two updates in round {}",
+                    input.round
+                )));
+            }
+            if let Some(j) = update.params.iter().position(|x| !x.is_finite()) {
+                return Err(PluginError::invalid_input(format!(
+                    "{rule}: client {client} sent parameter {j} = {}",
+                    update.params[j]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the host must apply during a client's local training.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]

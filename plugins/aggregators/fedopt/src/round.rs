@@ -4,59 +4,9 @@
 //!
 //! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
 
-use fedpref_plugin_api::{AggregationInput, ClientUpdate, Metric, PluginError};
+use fedpref_plugin_api::{ClientUpdate, Metric, PluginError};
 
 use crate::options::Weighting;
-
-/// Checks what every rule needs: at least one update, each with the global vector's length, a
-/// client index below `n_clients`, no client twice, and only finite values.
-///
-/// # Errors
-/// `InvalidInput` naming the rule, the client and the bad value.
-pub fn check_input(rule: &str, input: &AggregationInput<'_>) -> Result<(), PluginError> {
-    if input.updates.is_empty() {
-        return Err(PluginError::invalid_input(format!(
-            "{rule}: no client update to aggregate in round {}",
-            input.round
-        )));
-    }
-    let p = input.global.len();
-    if let Some(j) = input.global.iter().position(|x| !x.is_finite()) {
-        return Err(PluginError::invalid_input(format!(
-            "{rule}: global parameter {j} is {}",
-            input.global[j]
-        )));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for update in input.updates.iter() {
-        let client = update.client;
-        if update.params.len() != p {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client {client} sent {} parameters but the global model has {p}",
-                update.params.len()
-            )));
-        }
-        if client >= input.n_clients {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client index {client} is out of range for a federation of {} clients",
-                input.n_clients
-            )));
-        }
-        if !seen.insert(client) {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client {client} sent two updates in round {}",
-                input.round
-            )));
-        }
-        if let Some(j) = update.params.iter().position(|x| !x.is_finite()) {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client {client} sent parameter {j} = {}",
-                update.params[j]
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// The normalized client weights `p_i` (summing to 1) in update order.
 ///

@@ -4,61 +4,7 @@
 //!
 //! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
 
-use std::collections::BTreeSet;
-
-use fedpref_plugin_api::{AggregationInput, ClientUpdate, Metric, Params, PluginError};
-
-/// Checks what every rule needs: at least one update, each with the global vector's length, a
-/// client index below `n_clients`, no client twice, and only finite values (a non-finite value
-/// has no place in the orderings and distances the rules compare, so it is refused rather than
-/// guessed at).
-///
-/// # Errors
-/// `InvalidInput` naming the rule, the client and the bad value.
-pub fn check_input(rule: &str, input: &AggregationInput<'_>) -> Result<(), PluginError> {
-    if input.updates.is_empty() {
-        return Err(PluginError::invalid_input(format!(
-            "{rule}: no client update to aggregate in round {}",
-            input.round
-        )));
-    }
-    let p = input.global.len();
-    if let Some(j) = input.global.iter().position(|x| !x.is_finite()) {
-        return Err(PluginError::invalid_input(format!(
-            "{rule}: global parameter {j} is {}",
-            input.global[j]
-        )));
-    }
-    let mut seen = BTreeSet::new();
-    for update in input.updates.iter() {
-        let client = update.client;
-        if update.params.len() != p {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client {client} sent {} parameters but the global model has {p}",
-                update.params.len()
-            )));
-        }
-        if client >= input.n_clients {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client index {client} is out of range for a federation of {} clients",
-                input.n_clients
-            )));
-        }
-        if !seen.insert(client) {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client {client} sent two updates in round {}",
-                input.round
-            )));
-        }
-        if let Some(j) = update.params.iter().position(|x| !x.is_finite()) {
-            return Err(PluginError::invalid_input(format!(
-                "{rule}: client {client} sent parameter {j} = {}",
-                update.params[j]
-            )));
-        }
-    }
-    Ok(())
-}
+use fedpref_plugin_api::{ClientUpdate, Metric, Params, PluginError};
 
 /// Reads a whole number `>= minimum`, or `default` when absent.
 ///
@@ -83,7 +29,7 @@ pub fn count_or(
 }
 
 /// For every coordinate `j`, sorts `{y_i[j]}` over the clients ascending and applies `reduce`;
-/// shape `(p,)`. Inputs are finite ([`check_input`]), so the order is total.
+/// shape `(p,)`. Inputs are finite (`AggregationInput::validate`), so the order is total.
 pub fn per_coordinate(
     p: usize,
     updates: &[ClientUpdate<'_>],
