@@ -16,6 +16,8 @@ pub struct Xtask {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build, fetch the assets, run the quickstart (DPO, KTO, KTOR) and write its report.
+    Demo(Demo),
     /// Download the model, data and benchmark assets into `assets/` and verify them.
     Setup(Setup),
     /// Build every plugin and the `fedpref` binary into one folder.
@@ -25,6 +27,10 @@ pub enum Command {
     /// Scaffold a new plugin crate under `plugins/<kind>s/<name>/`.
     NewPlugin(NewPlugin),
 }
+
+/// `cargo xtask demo`.
+#[derive(Debug, Args)]
+pub struct Demo {}
 
 /// `cargo xtask setup`.
 #[derive(Debug, Args)]

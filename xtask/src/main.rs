@@ -4,6 +4,7 @@
 //! parses the flags ([`flags`]) and dispatches; each command lives in its own module and runs
 //! from [`project_root`]:
 //!
+//! - `demo`: build, fetch assets, run the quickstart and write its report ([`demo`]);
 //! - `setup`: fetch the model, data and benchmark assets ([`setup`], table in [`assets`]);
 //! - `build-plugins`: build every plugin cdylib next to the `fedpref` binary ([`plugins`]);
 //! - `test`: set up, build and run the whole test suite, as CI does ([`test`]);
@@ -13,6 +14,7 @@
 
 mod archive;
 mod assets;
+mod demo;
 mod flags;
 mod new_plugin;
 mod plugins;
@@ -43,6 +45,7 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(project_root());
     match flags.command {
+        flags::Command::Demo(cmd) => demo::run(&sh, &cmd),
         flags::Command::Setup(cmd) => setup::run(&sh, &cmd),
         flags::Command::BuildPlugins(cmd) => plugins::run(&sh, &cmd).map(|_| ()),
         flags::Command::Test(cmd) => test::run(&sh, &cmd),

@@ -4,6 +4,8 @@ mod data;
 mod logprobs;
 mod loss;
 mod plugins;
+#[cfg(feature = "report")]
+mod report;
 mod run;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -38,6 +40,9 @@ enum Command {
     Logprobs(logprobs::LogprobsArgs),
     /// Run a federated experiment (a sweep of methods x aggregators x seeds) from a config.
     Run(run::RunArgs),
+    /// Tables, figures and an HTML/Markdown report of a run or sweep directory.
+    #[cfg(feature = "report")]
+    Report(report::ReportArgs),
 }
 
 /// Parses the arguments and runs the subcommand.
@@ -57,6 +62,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Loss(args) => loss::run(args, &host()?),
         Command::Logprobs(args) => logprobs::run(args),
         Command::Run(args) => run::run(args, &cli.plugin_dirs),
+        #[cfg(feature = "report")]
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -1,0 +1,288 @@
+//! Grouped bars: a panel per column group of a [`Table`] (a benchmark metric), aggregators
+//! along the x axis, one bar per method in each, error bars ± 1 std over seeds. Used for the
+//! results table (`results`) and AdvBench's harmless rate alone (`harmless-rate`).
+
+use plotters::{
+    chart::{ChartBuilder, LabelAreaPosition},
+    coord::Shift,
+    element::{PathElement, Rectangle, Text},
+    prelude::{DrawingArea, DrawingBackend},
+    style::{
+        text_anchor::{HPos, Pos, VPos},
+        Color, RGBColor, TRANSPARENT,
+    },
+};
+
+use super::{
+    draw_title, grid_size, layout,
+    legend::{self, Entry, Swatch},
+    lines::{padded_range, tick_decimals, tick_label, y_label_area_pt},
+    style::{size, GRID, INK},
+    Figure, OrMessage, Scale,
+};
+use crate::{order, table::Table, Stat};
+
+/// Bars of one method across the categories.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarSeries {
+    /// Its colour.
+    pub color: RGBColor,
+    /// One value per category.
+    pub values: Vec<Option<Stat>>,
+}
+
+/// One panel of grouped bars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarPanel {
+    /// Title above the panel.
+    pub title: String,
+    /// y axis description.
+    pub y_label: String,
+    /// x axis description.
+    pub x_label: String,
+    /// Groups along the x axis.
+    pub categories: Vec<String>,
+    /// One series per method.
+    pub series: Vec<BarSeries>,
+    /// Values are shares: the axis spans 0 to 1.
+    pub share: bool,
+}
+
+/// A figure of grouped-bar panels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bars {
+    /// File stem.
+    pub name: String,
+    /// Figure title.
+    pub title: String,
+    /// Caption for the report.
+    pub caption: String,
+    /// The panels.
+    pub panels: Vec<BarPanel>,
+    /// Methods and colours.
+    pub legend: Vec<Entry>,
+}
+
+const PANEL_IN: (f64, f64) = (3.3, 2.7);
+
+fn is_share(metric: &str) -> bool {
+    ["rate", "accuracy", "accuracies"]
+        .iter()
+        .any(|w| metric.contains(w))
+}
+
+impl Bars {
+    /// Every column group of `table` (only those `keep` accepts) as a panel.
+    /// `color` gives each method key its colour.
+    pub fn from_table(
+        table: &Table,
+        color: &dyn Fn(&str) -> RGBColor,
+        name: &str,
+        title: &str,
+        keep: impl Fn(&str, &str) -> bool,
+    ) -> Option<Bars> {
+        let mut panels = Vec::new();
+        for (group_index, group) in table.groups.iter().enumerate() {
+            if !keep(&group.benchmark, &group.metric) {
+                continue;
+            }
+            let series = table
+                .methods
+                .iter()
+                .enumerate()
+                .map(|(method_index, method)| BarSeries {
+                    color: color(method),
+                    values: table
+                        .cells
+                        .iter()
+                        .map(|row| row[group_index][method_index].map(|c| c.stat))
+                        .collect(),
+                })
+                .collect();
+            let values_are_shares = table
+                .cells
+                .iter()
+                .flat_map(|row| row[group_index].iter().flatten())
+                .all(|c| (0.0..=1.0).contains(&c.stat.mean));
+            panels.push(BarPanel {
+                title: group.label.clone(),
+                y_label: order::metric_label(&group.metric),
+                x_label: table.row_header.clone(),
+                categories: table.rows.clone(),
+                series,
+                share: is_share(&group.metric) && values_are_shares,
+            });
+        }
+        if panels.is_empty() {
+            return None;
+        }
+        let legend = table
+            .methods
+            .iter()
+            .zip(&table.method_labels)
+            .map(|(method, label)| Entry {
+                label: label.clone(),
+                color: color(method),
+                swatch: Swatch::Box,
+            })
+            .collect();
+        Some(Bars {
+            name: name.to_owned(),
+            title: title.to_owned(),
+            caption: "Bars: mean over seeds; error bars: ± 1 std (none with one seed).".into(),
+            panels,
+            legend,
+        })
+    }
+}
+
+impl Figure for Bars {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn caption(&self) -> String {
+        self.caption.clone()
+    }
+
+    fn size_in(&self) -> (f64, f64) {
+        let width = grid_size(self.panels.len(), 3, PANEL_IN, 1).0;
+        grid_size(
+            self.panels.len(),
+            3,
+            PANEL_IN,
+            legend::rows_needed(&self.legend, width),
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        scale: Scale,
+    ) -> Result<(), String> {
+        let width = self.size_in().0;
+        let areas = layout(
+            area,
+            scale,
+            self.panels.len(),
+            3,
+            legend::rows_needed(&self.legend, width),
+        );
+        draw_title(&areas.title, scale, &self.title)?;
+        for (panel, cell) in self.panels.iter().zip(&areas.panels) {
+            draw_panel(cell, scale, panel)?;
+        }
+        legend::draw(&areas.legend, scale, &self.legend, width)
+    }
+}
+
+/// Draws one panel of grouped bars.
+///
+/// # Errors
+/// The backend's message.
+pub fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    scale: Scale,
+    panel: &BarPanel,
+) -> Result<(), String> {
+    let stats = panel.series.iter().flat_map(|s| s.values.iter().flatten());
+    let extent: Vec<f64> = stats
+        .flat_map(|s| [s.mean - s.std.unwrap_or(0.0), s.mean + s.std.unwrap_or(0.0)])
+        .chain([0.0])
+        .collect();
+    let (y_min, y_max) = if panel.share {
+        (0.0, 1.05)
+    } else {
+        let (low, high) = padded_range(extent.iter().copied(), 0.08);
+        (
+            if extent.iter().all(|v| *v >= 0.0) {
+                0.0
+            } else {
+                low
+            },
+            high,
+        )
+    };
+    let categories = panel.categories.len().max(1);
+    let decimals = tick_decimals(y_max - y_min);
+    let mut chart = ChartBuilder::on(area)
+        .margin(scale.px(5.0))
+        .margin_right(scale.px(10.0))
+        .caption(&panel.title, scale.font(size::PANEL_TITLE))
+        .x_label_area_size(scale.px(26.0))
+        .y_label_area_size(scale.px(y_label_area_pt(y_min, y_max, decimals)))
+        .build_cartesian_2d(0.0..categories as f64, y_min..y_max)
+        .msg()?;
+    let no_ticks = |_: &f64| String::new();
+    let y_ticks = |y: &f64| tick_label(*y, decimals);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2)
+        .x_label_formatter(&no_ticks)
+        .y_label_formatter(&y_ticks)
+        .y_labels(6)
+        .x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .label_style(scale.font(size::TICK))
+        .axis_desc_style(scale.font(size::AXIS))
+        .bold_line_style(GRID.stroke_width(scale.upx(0.5)))
+        .light_line_style(TRANSPARENT)
+        .axis_style(INK.stroke_width(scale.upx(0.6)))
+        .set_tick_mark_size(LabelAreaPosition::Left, scale.px(2.5))
+        .set_tick_mark_size(LabelAreaPosition::Bottom, 0)
+        .draw()
+        .msg()?;
+    if y_min < 0.0 {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0.0), (categories as f64, 0.0)],
+                INK.stroke_width(scale.upx(0.6)),
+            )))
+            .msg()?;
+    }
+    let bars = panel.series.len().max(1) as f64;
+    let width = 0.8 / bars;
+    for (series_index, series) in panel.series.iter().enumerate() {
+        for (category, stat) in series.values.iter().enumerate() {
+            let Some(stat) = stat else { continue };
+            let x0 = category as f64 + 0.1 + series_index as f64 * width;
+            let (x1, center) = (x0 + width * 0.9, x0 + width * 0.45);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.0), (x1, stat.mean)],
+                    series.color.filled(),
+                )))
+                .msg()?;
+            if let Some(std) = stat.std {
+                let (low, high) = (stat.mean - std, stat.mean + std);
+                let cap = width * 0.2;
+                let style = INK.stroke_width(scale.upx(0.8));
+                for path in [
+                    vec![(center, low), (center, high)],
+                    vec![(center - cap, low), (center + cap, low)],
+                    vec![(center - cap, high), (center + cap, high)],
+                ] {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(path, style)))
+                        .msg()?;
+                }
+            }
+        }
+    }
+    // Category names under their groups (plotters' own ticks would sit at round numbers).
+    let label = scale
+        .font(size::TICK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    for (index, name) in panel.categories.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(index as f64 + 0.5, y_min));
+        let base = area.get_base_pixel();
+        area.draw(&Text::new(
+            name.clone(),
+            (x - base.0, y - base.1 + scale.px(3.0)),
+            label.clone(),
+        ))
+        .msg()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Integration tests of fedpref-analysis over run directories the tests write themselves
+//! (following the layout documented in core/src/run_dir.rs): reading, tables, figures and
+//! reports. One binary, as STYLE.md asks.
+
+mod figures;
+mod read;
+mod report;
+mod tables;
+mod util;

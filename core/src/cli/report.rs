@@ -1,0 +1,103 @@
+//! `fedpref report <run-or-sweep-dir>`: reads the runs with `fedpref-analysis` and writes
+//! `report/` (tables, figures, `index.md`, a self-contained `index.html`); `--compare A B`
+//! lines two sweeps up side by side. Prints the results table (Markdown) and the paths.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use clap::Args;
+use fedpref_analysis::{ReadOptions, Report, Sweep};
+
+use super::UsageError;
+
+/// Arguments of `fedpref report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory (runs/<experiment>/<run>) or a sweep directory (runs/<experiment>).
+    #[arg(
+        required_unless_present = "compare",
+        conflicts_with = "compare",
+        value_name = "DIR"
+    )]
+    dir: Option<PathBuf>,
+    /// Compare two sweep (or run) directories side by side instead.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Option<Vec<PathBuf>>,
+    /// Where to write the report [default: <DIR>/report, or <A>/report/compare-<B's name>].
+    #[arg(long, value_name = "OUT")]
+    out: Option<PathBuf>,
+    /// Fail on a missing or corrupt file instead of skipping it with a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Reads, reports, prints.
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let options = ReadOptions {
+        strict: args.strict,
+    };
+    let report = match (&args.dir, &args.compare) {
+        (Some(dir), None) => {
+            let sweep = read(dir, options)?;
+            let out = args.out.clone().unwrap_or_else(|| dir.join("report"));
+            fedpref_analysis::write_report(&sweep, &out)?
+        }
+        (None, Some(pair)) if pair.len() == 2 => {
+            let (a, b) = (read(&pair[0], options)?, read(&pair[1], options)?);
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| pair[0].join("report").join(format!("compare-{}", b.name)));
+            fedpref_analysis::write_comparison(&a, &b, &out)?
+        }
+        _ => {
+            return Err(
+                UsageError("give one run or sweep directory, or --compare A B".into()).into(),
+            )
+        }
+    };
+    print_report(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `dir`, turning "not a run directory" into a usage error and printing skipped files.
+fn read(dir: &Path, options: ReadOptions) -> anyhow::Result<Sweep> {
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "{}: no such directory; give a run or sweep directory written by `fedpref run` (e.g. runs/quickstart)",
+            dir.display()
+        ))
+        .into());
+    }
+    let sweep = match fedpref_analysis::read(dir, options) {
+        Ok(sweep) => sweep,
+        Err(error @ fedpref_analysis::Error::NoRuns { .. }) => {
+            return Err(UsageError(error.to_string()).into())
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !sweep.problems.is_empty() {
+        eprintln!(
+            "warning: {} missing or corrupt file(s) or line(s) in {} were skipped (--strict fails instead):",
+            sweep.problems.len(),
+            dir.display()
+        );
+        for problem in &sweep.problems {
+            eprintln!("  {problem}");
+        }
+    }
+    Ok(sweep)
+}
+
+fn print_report(report: &Report) {
+    println!("{}", report.results_markdown.trim_end());
+    println!();
+    println!("report: {}", report.index_html.display());
+    println!("        {}", report.index_md.display());
+    println!("figures:");
+    for figure in &report.figures {
+        println!("  {}", figure.png.display());
+    }
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask demo`: the quickstart from a fresh clone to a report, in one command.
+//!
+//! Builds the workspace (the `fedpref` binary and every plugin), fetches the assets (the
+//! same code path as `cargo xtask setup`), runs `fedpref run configs/quickstart.toml` (DPO,
+//! KTO and KTOR with FedAvg on SmolLM2-135M; complete runs are skipped and interrupted ones
+//! resumed, so a second demo is quick), writes the report with `fedpref report`, and ends by
+//! printing the results table and where the report and figures are.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{flags, project_root, setup};
+
+/// The demo's config and the sweep directory it writes (`output_dir/name` in that config).
+const CONFIG: &str = "configs/quickstart.toml";
+const SWEEP_DIR: &str = "runs/quickstart";
+
+/// Runs `cargo xtask demo`.
+pub fn run(sh: &Shell, _flags: &flags::Demo) -> Result<()> {
+    println!("==> building fedpref and its plugins");
+    cmd!(sh, "cargo build --workspace").run()?;
+    println!("==> fetching the model and data");
+    setup::run(sh, &flags::Setup { with: Vec::new() })?;
+    let fedpref = project_root().join("target/debug/fedpref");
+    println!(
+        "==> training: {} (a few minutes per round on a small CPU)",
+        CONFIG
+    );
+    cmd!(sh, "{fedpref} run {CONFIG}").run()?;
+    println!("==> writing the report");
+    let printed = cmd!(sh, "{fedpref} report {SWEEP_DIR}")
+        .read()
+        .context("`fedpref report` failed; the runs are in runs/quickstart")?;
+    let report = Path::new(SWEEP_DIR).join("report");
+    println!(
+        "\n==> results ({})\n",
+        report.join("tables/results.md").display()
+    );
+    println!("{printed}");
+    println!(
+        "\nopen {} in a browser (self-contained), or read {}",
+        report.join("index.html").display(),
+        report.join("index.md").display()
+    );
+    Ok(())
+}
