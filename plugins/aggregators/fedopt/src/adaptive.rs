@@ -186,7 +186,7 @@ impl AggregatorFunction for FedAdaptive {
         input: &AggregationInput<'_>,
     ) -> Result<AggregationOutput, PluginError> {
         let name = self.adaptivity.name();
-        round::check_input(name, input)?;
+        input.validate(name)?;
         let n = input.global.len();
         round::check_state_len(name, "first moment", &self.m, n)?;
         round::check_state_len(name, "second moment", &self.v, n)?;

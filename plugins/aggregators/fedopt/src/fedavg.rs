@@ -41,7 +41,7 @@ fn weighted_average(
     rule: &str,
     input: &AggregationInput<'_>,
 ) -> Result<AggregationOutput, PluginError> {
-    round::check_input(rule, input)?;
+    input.validate(rule)?;
     let updates = input.updates.as_slice();
     let p = round::weights(rule, updates, Weighting::Examples)?;
     let mut sum = vec![0f64; input.global.len()];

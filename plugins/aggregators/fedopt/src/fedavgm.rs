@@ -85,7 +85,7 @@ impl AggregatorFunction for FedAvgM {
         &mut self,
         input: &AggregationInput<'_>,
     ) -> Result<AggregationOutput, PluginError> {
-        round::check_input(Self::NAME, input)?;
+        input.validate(Self::NAME)?;
         let n = input.global.len();
         round::check_state_len(Self::NAME, "momentum buffer", &self.velocity, n)?;
         let updates = input.updates.as_slice();

@@ -141,7 +141,7 @@ impl AggregatorFunction for Scaffold {
         &mut self,
         input: &AggregationInput<'_>,
     ) -> Result<AggregationOutput, PluginError> {
-        round::check_input(Self::NAME, input)?;
+        input.validate(Self::NAME)?;
         let n_clients = u64::from(input.n_clients);
         if self.n_clients > 0 && self.n_clients != n_clients {
             return Err(PluginError::invalid_input(format!(

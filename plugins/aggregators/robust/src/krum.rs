@@ -105,7 +105,7 @@ impl AggregatorFunction for Krum {
         input: &AggregationInput<'_>,
     ) -> Result<AggregationOutput, PluginError> {
         let name = self.name();
-        round::check_input(name, input)?;
+        input.validate(name)?;
         let updates = input.updates.as_slice();
         let m = updates.len() as u64;
         let f = self.byzantine;

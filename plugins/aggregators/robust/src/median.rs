@@ -49,7 +49,7 @@ impl AggregatorFunction for Median {
         &mut self,
         input: &AggregationInput<'_>,
     ) -> Result<AggregationOutput, PluginError> {
-        round::check_input(Self::NAME, input)?;
+        input.validate(Self::NAME)?;
         let updates = input.updates.as_slice();
         let global = round::to_f32(round::per_coordinate(
             input.global.len(),

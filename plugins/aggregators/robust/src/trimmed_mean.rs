@@ -58,7 +58,7 @@ impl AggregatorFunction for TrimmedMean {
         &mut self,
         input: &AggregationInput<'_>,
     ) -> Result<AggregationOutput, PluginError> {
-        round::check_input(Self::NAME, input)?;
+        input.validate(Self::NAME)?;
         let updates = input.updates.as_slice();
         let m = updates.len();
         let k = self.trimmed_per_end(m);
