@@ -7,6 +7,7 @@
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod federation;
 pub mod model;
 pub mod plugin_host;

@@ -1,6 +1,7 @@
 //! Subcommands of the `fedpref` binary: argument types (clap) and their dispatch.
 
 mod data;
+mod eval;
 mod logprobs;
 mod loss;
 mod plugins;
@@ -40,6 +41,8 @@ enum Command {
     Logprobs(logprobs::LogprobsArgs),
     /// Run a federated experiment (a sweep of methods x aggregators x seeds) from a config.
     Run(run::RunArgs),
+    /// Score a run's checkpoint (or the base model) on its [eval] benchmarks.
+    Eval(eval::EvalArgs),
     /// Tables, figures and an HTML/Markdown report of a run or sweep directory.
     #[cfg(feature = "report")]
     Report(report::ReportArgs),
@@ -48,7 +51,7 @@ enum Command {
 /// Parses the arguments and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
+    init_logging(if matches!(cli.command, Command::Run(_) | Command::Eval(_)) { "info" } else { "warn" });
     let host = || -> anyhow::Result<PluginHost> {
         let mut builder = PluginHost::builder().default_dirs();
         for dir in &cli.plugin_dirs {
@@ -62,6 +65,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Loss(args) => loss::run(args, &host()?),
         Command::Logprobs(args) => logprobs::run(args),
         Command::Run(args) => run::run(args, &cli.plugin_dirs),
+        Command::Eval(args) => eval::run(args, &cli.plugin_dirs),
         #[cfg(feature = "report")]
         Command::Report(args) => report::run(args),
     }

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataConfig;
+use crate::{data::DataConfig, eval::EvalSection};
 
 /// Parameters of a plugin component: a TOML table, handed to the plugin as a JSON object.
 pub type ComponentParams = BTreeMap<String, serde_json::Value>;
@@ -34,6 +34,8 @@ pub struct ExperimentConfig {
     pub aggregators: BTreeMap<String, ComponentParams>,
     /// Where else to look for plugins.
     pub plugins: PluginsSection,
+    /// Benchmarks the global model is scored on.
+    pub eval: EvalSection,
 }
 
 impl Default for ExperimentConfig {
@@ -49,6 +51,7 @@ impl Default for ExperimentConfig {
             losses: BTreeMap::new(),
             aggregators: BTreeMap::new(),
             plugins: PluginsSection::default(),
+            eval: EvalSection::default(),
         }
     }
 }
@@ -331,6 +334,7 @@ impl ExperimentConfig {
             return Err("model.dtype = \"bf16\": mixed precision comes with the GPU build, which this fedpref is not; use \"f32\"".to_owned());
         }
         self.data.validate().map_err(|e| e.to_string())?;
+        self.eval.validate()?;
         Ok(())
     }
 }

@@ -90,6 +90,9 @@ impl ExperimentConfig {
         for name in self.aggregators.keys() {
             host.find(ComponentKind::Aggregator, name)?;
         }
+        for benchmark in &self.eval.benchmarks {
+            host.find(ComponentKind::Scorer, &benchmark.scorer)?;
+        }
         let mut runs = Vec::new();
         for method in &self.experiment.methods {
             let (info, _) = host.find(ComponentKind::Loss, method)?;

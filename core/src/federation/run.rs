@@ -167,6 +167,8 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         });
     }
     let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
+    // Scorers and benchmark files are checked here, so a bad [eval] fails before training.
+    let mut evaluator = crate::eval::Evaluator::new(&config.eval, ctx.host, &run.run_dir, &model, splits.eval.as_ref(), &config.data, None)?;
 
     let needs_reference = run.loss_spec.needs_reference || run.loss_spec.needs_kl_batch;
     if needs_reference && ctx.reference_cache.is_none() {
@@ -368,6 +370,9 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             m.write(&dir)?;
         }
         ctx.progress.note(&round_line(&name, &record));
+        if config.eval.due(round, federation.rounds, federation.eval_every) {
+            evaluator.evaluate(&model, &global, crate::eval::Target::Round(round), &ctx.progress, &name)?;
+        }
         round_metrics.push(train);
         round_bar.inc(1);
     }

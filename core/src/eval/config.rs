@@ -1,0 +1,203 @@
+//! `[eval]`: which benchmarks to score the global model on, and how answers are generated.
+//!
+//! ```toml
+//! [eval]
+//! batch_size = 8                      # prompts generated together
+//!
+//! [[eval.benchmarks]]
+//! name = "advbench"                   # eval/advbench.jsonl
+//! scorer = "advbench"                 # a scorer component
+//! prompts = "assets/bench/advbench/adv_bench.prompt"
+//! limit = 8                           # the first 8 prompts (quick runs)
+//! max_new_tokens = 48                 # greedy unless temperature > 0
+//!
+//! [[eval.benchmarks]]
+//! name = "mtbench-1"
+//! scorer = "judge"
+//! prompts = "assets/bench/mtbench/question.jsonl"
+//! references = "assets/bench/mtbench/reference_answer/gpt-4.jsonl"
+//! params = { base_url = "http://127.0.0.1:8000/v1", model = "judge" }
+//! ```
+//!
+//! Read by [`crate::config`] (the `eval` key of [`crate::config::ExperimentConfig`]); feeds the
+//! [`super::Evaluator`].
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ComponentParams;
+
+/// `[eval]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// The benchmarks, scored after the rounds `federation.eval_every` picks and the last one.
+    pub benchmarks: Vec<BenchmarkConfig>,
+    /// Prompts generated together in one left-padded batch.
+    pub batch_size: usize,
+    /// The model behind a local judge (a scorer calling the host's `generate`); default: the
+    /// run's base model without the adapter, so verdicts do not drift with training.
+    pub judge_model: Option<PathBuf>,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            benchmarks: Vec::new(),
+            batch_size: 8,
+            judge_model: None,
+        }
+    }
+}
+
+/// How a benchmark's prompt file is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptFormat {
+    /// From the file name: `.prompt`, `.yaml`, `.yml` → `advbench`; `.jsonl` → `mtbench`;
+    /// anything else → `lines`; no `prompts` → `eval-split`.
+    #[default]
+    Auto,
+    /// PyRIT's seed-dataset YAML (`seeds: [{value: ...}]`), e.g. AdvBench's `adv_bench.prompt`.
+    Advbench,
+    /// FastChat's `question.jsonl` (MT-Bench, Vicuna bench): the first turn of each question.
+    Mtbench,
+    /// One prompt per non-empty line (HarmBench's `harmbench_prompts.txt`).
+    Lines,
+    /// The held-out pairs of the run's data (`data.eval_fraction` or `data.eval_path`).
+    EvalSplit,
+}
+
+/// One `[[eval.benchmarks]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchmarkConfig {
+    /// Name of the results file `eval/<name>.jsonl` and of the rows in `metrics/evals.jsonl`.
+    pub name: String,
+    /// The scorer component (`advbench`, `judge`, `preference-accuracy`, ...).
+    pub scorer: String,
+    /// The prompt file; absent for held-out pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PathBuf>,
+    /// Its layout.
+    #[serde(default)]
+    pub format: PromptFormat,
+    /// Reference answers in FastChat's `reference_answer/*.jsonl` layout, by question id (the
+    /// judge grades math, reasoning and coding against them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<PathBuf>,
+    /// Score only the first `limit` prompts of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Longest answer, in tokens.
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy decoding.
+    #[serde(default)]
+    pub temperature: f64,
+    /// Nucleus threshold in (0, 1] when sampling.
+    #[serde(default = "default_top_p")]
+    pub top_p: f64,
+    /// The scorer's parameters.
+    #[serde(default)]
+    pub params: ComponentParams,
+}
+
+fn default_max_new_tokens() -> usize {
+    256
+}
+
+fn default_top_p() -> f64 {
+    1.0
+}
+
+impl BenchmarkConfig {
+    /// The format, with `auto` resolved from the file name.
+    pub fn resolved_format(&self) -> PromptFormat {
+        match (self.format, &self.prompts) {
+            (PromptFormat::Auto, None) => PromptFormat::EvalSplit,
+            (PromptFormat::Auto, Some(path)) => match path.extension().and_then(|e| e.to_str()) {
+                Some("prompt" | "yaml" | "yml") => PromptFormat::Advbench,
+                Some("jsonl") => PromptFormat::Mtbench,
+                _ => PromptFormat::Lines,
+            },
+            (format, _) => format,
+        }
+    }
+}
+
+impl EvalSection {
+    /// Checks every benchmark's settings (not the files, read when a run starts).
+    ///
+    /// # Errors
+    /// A message naming the benchmark, the key, the bad value and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("eval.batch_size = 0 must be at least 1".to_owned());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for b in &self.benchmarks {
+            let name = &b.name;
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !name.starts_with('.');
+            if !valid {
+                return Err(format!(
+                    "eval.benchmarks: name = {name:?} must be letters, digits, '-', '_' or '.' (it names eval/<name>.jsonl)"
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(format!(
+                    "eval.benchmarks: name {name:?} is used twice; names must be unique"
+                ));
+            }
+            if b.scorer.is_empty() {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: scorer is empty; name a scorer component"
+                ));
+            }
+            if b.limit == Some(0) {
+                return Err(format!("eval.benchmarks {name:?}: limit = 0 must be at least 1 (or left out for all prompts)"));
+            }
+            if b.max_new_tokens == 0 {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: max_new_tokens = 0 must be at least 1"
+                ));
+            }
+            if !(b.temperature.is_finite() && b.temperature >= 0.0) {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: temperature = {} must be >= 0",
+                    b.temperature
+                ));
+            }
+            if !(b.top_p > 0.0 && b.top_p <= 1.0) {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: top_p = {} must be in (0, 1]",
+                    b.top_p
+                ));
+            }
+            let format = b.resolved_format();
+            if format == PromptFormat::EvalSplit && b.prompts.is_some() {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: format = \"eval-split\" reads the run's held-out data; drop `prompts`"
+                ));
+            }
+            if format != PromptFormat::EvalSplit && b.prompts.is_none() {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: format {format:?} needs a `prompts` file"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the benchmarks run after round `round` (0-based) of `rounds`: every
+    /// `eval_every` rounds when that is positive, and always after the last round.
+    pub fn due(&self, round: u32, rounds: u32, eval_every: u32) -> bool {
+        !self.benchmarks.is_empty()
+            && (round + 1 == rounds || (eval_every > 0 && (round + 1) % eval_every == 0))
+    }
+}

@@ -1,0 +1,469 @@
+//! The [`Evaluator`]: set up once per run (scorers created, prompt files and held-out pairs
+//! read, so a bad benchmark fails before training), then called after the rounds
+//! `eval.due` picks, or by `fedpref eval` on any checkpoint.
+//!
+//! Per benchmark and evaluation: answers are generated with the adapter merged into the model
+//! ([`super::answers`], cached), held-out log-ratios computed when the scorer asks
+//! ([`super::pairs`]), the scorer called with the host's local judge ([`super::local_judge`]),
+//! then every item is appended to `eval/<benchmark>.jsonl` and a summary row to
+//! `metrics/evals.jsonl` ([`super::records`]). A broken prompt record is a `failed` row; a
+//! scorer that fails as a whole is logged and recorded, and evaluation goes on.
+
+use std::{path::Path, time::Instant};
+
+use abi_stable::std_types::{RString, RVec};
+use fedpref_plugin_api::{Metric, Outcome, ScoreItem, ScoreOutput};
+
+use super::{
+    answers::{adapter_hash, AnswerCache, Answerer},
+    config::{BenchmarkConfig, EvalSection, PromptFormat},
+    local_judge::{JudgeModel, LocalJudge},
+    pairs::{held_out_pairs, pair_logprobs, HeldOutPair},
+    prompts::{read_prompts, read_references, BenchmarkPrompt, Record},
+    records::{metric_map, outcome_name, GenerationSummary, ItemRow, SummaryRow, Target},
+};
+use crate::{
+    data::{DataConfig, Dataset},
+    federation::Progress,
+    model::{ChatTemplate, GenerateConfig, LoadedModel},
+    plugin_host::ScorerHandle,
+    run_dir::{JsonLines, RunDir},
+    Error, PluginHost, Result,
+};
+
+/// One benchmark, ready to run.
+struct Benchmark {
+    config: BenchmarkConfig,
+    scorer: ScorerHandle,
+    records: Vec<Record>,
+}
+
+/// Evaluates models of one run directory on the configured benchmarks.
+pub struct Evaluator {
+    benchmarks: Vec<Benchmark>,
+    batch_size: usize,
+    run_dir: RunDir,
+    answers: AnswerCache,
+    pairs: Vec<HeldOutPair>,
+    /// Reference log-probs of `pairs` under the base model, computed on first use: the base
+    /// model never changes during a run.
+    pair_reference: Vec<(f64, f64)>,
+    template: ChatTemplate,
+    model_identity: String,
+    judge_model: Option<JudgeModel>,
+}
+
+/// The headline of one benchmark's evaluation, for logs and the CLI.
+#[derive(Debug, Clone)]
+pub struct BenchmarkResult {
+    /// The summary row written.
+    pub summary: SummaryRow,
+}
+
+impl Evaluator {
+    /// Creates every scorer and reads every prompt file of `section` (only the benchmarks named
+    /// in `only`, when given), and tokenizes the held-out pairs of `eval_data`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownComponent`] or [`Error::Plugin`] for a scorer or its parameters;
+    /// [`Error::Io`] for a prompt file that cannot be read; [`Error::Usage`] for a benchmark
+    /// that needs held-out pairs when the run has none, or a name in `only` that is not
+    /// configured.
+    pub fn new(
+        section: &EvalSection,
+        host: &PluginHost,
+        run_dir: &Path,
+        model: &LoadedModel,
+        eval_data: Option<&Dataset>,
+        data_config: &DataConfig,
+        only: Option<&[String]>,
+    ) -> Result<Self> {
+        if let Some(names) = only {
+            if let Some(unknown) = names
+                .iter()
+                .find(|n| !section.benchmarks.iter().any(|b| &b.name == *n))
+            {
+                let known: Vec<&str> = section.benchmarks.iter().map(|b| b.name.as_str()).collect();
+                return Err(Error::Usage(format!(
+                    "benchmark {unknown:?} is not configured in [eval] (configured: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        let template = model.chat_template()?;
+        let mut benchmarks = Vec::new();
+        let mut needs_pairs = false;
+        for config in section
+            .benchmarks
+            .iter()
+            .filter(|b| only.is_none_or(|names| names.contains(&b.name)))
+        {
+            let params = serde_json::Value::Object(config.params.clone().into_iter().collect());
+            let scorer = host.scorer(&config.scorer, &params)?;
+            let format = config.resolved_format();
+            if scorer.spec().needs_pair_logratios && format != PromptFormat::EvalSplit {
+                return Err(Error::Usage(format!(
+                    "eval.benchmarks {:?}: scorer {:?} scores held-out pairs; drop `prompts` (format \"eval-split\")",
+                    config.name, config.scorer
+                )));
+            }
+            let records = match &config.prompts {
+                Some(path) => read_prompts(path, format, config.limit)
+                    .map_err(|e| unreadable(&config.name, "prompts", path, e))?,
+                None => {
+                    needs_pairs = true;
+                    Vec::new()
+                }
+            };
+            let records = match &config.references {
+                Some(path) => with_references(records, path)
+                    .map_err(|e| unreadable(&config.name, "references", path, e))?,
+                None => records,
+            };
+            benchmarks.push(Benchmark {
+                config: config.clone(),
+                scorer,
+                records,
+            });
+        }
+        let pairs = match (needs_pairs, eval_data) {
+            (false, _) => Vec::new(),
+            (true, None) => {
+                return Err(Error::Usage(
+                    "an [eval] benchmark scores held-out pairs, but the run has none; set data.eval_fraction (e.g. 0.1) or data.eval_path"
+                        .to_owned(),
+                ))
+            }
+            (true, Some(data)) => held_out_pairs(data, &model.tokenizer, &template, data_config)?.0,
+        };
+        let dir = RunDir::new(run_dir);
+        let answers = AnswerCache::open(&dir.eval_dir().join("cache").join("answers.jsonl"))?;
+        Ok(Self {
+            benchmarks,
+            batch_size: section.batch_size,
+            answers,
+            pairs,
+            pair_reference: Vec::new(),
+            template,
+            model_identity: model_identity(&model.source),
+            judge_model: section.judge_model.clone().map(JudgeModel::new),
+            run_dir: dir,
+        })
+    }
+
+    /// True when there is nothing to evaluate.
+    pub fn is_empty(&self) -> bool {
+        self.benchmarks.is_empty()
+    }
+
+    /// Number of held-out pairs available to pair scorers.
+    pub fn n_pairs(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Evaluates `model` — its decoder with the adapter attached and holding `adapter_params`
+    /// (empty and no adapter for the base model) — on every benchmark, writing the rows.
+    ///
+    /// # Errors
+    /// Model, tokenizer and I/O errors. A scorer's own failure is recorded, not returned.
+    pub fn evaluate(
+        &mut self,
+        model: &LoadedModel,
+        adapter_params: &[f32],
+        target: Target,
+        progress: &Progress,
+        label: &str,
+    ) -> Result<Vec<BenchmarkResult>> {
+        let policy = model.decoder.merged()?;
+        let mut base_decoder = model.decoder.clone();
+        base_decoder.set_adapter_enabled(false);
+        let base = base_decoder.merged()?;
+        drop(base_decoder);
+        let adapter = adapter_hash(if model.decoder.adapter_enabled() {
+            adapter_params
+        } else {
+            &[]
+        });
+        let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
+        let eval_dir = self.run_dir.eval_dir();
+        std::fs::create_dir_all(&eval_dir).map_err(|e| Error::io(&eval_dir, e))?;
+        let metrics_dir = self.run_dir.metrics_dir();
+        std::fs::create_dir_all(&metrics_dir).map_err(|e| Error::io(&metrics_dir, e))?;
+        let mut summaries = JsonLines::open(&metrics_dir.join("evals.jsonl"), None)?;
+        let mut results = Vec::new();
+        for index in 0..self.benchmarks.len() {
+            let started = Instant::now();
+            let config = self.benchmarks[index].config.clone();
+            let spec = self.benchmarks[index].scorer.spec();
+            let (mut items, broken) = self.items(&self.benchmarks[index]);
+            let mut tokens = vec![0usize; items.len()];
+            let mut cached = vec![false; items.len()];
+            let mut generation = GenerationSummary::default();
+            if spec.needs_generation && !items.is_empty() {
+                let answerer = Answerer {
+                    decoder: &policy,
+                    tokenizer: &model.tokenizer,
+                    template: &self.template,
+                    batch_size: self.batch_size,
+                    model: &self.model_identity,
+                    adapter: &adapter,
+                };
+                let cfg = GenerateConfig {
+                    max_new_tokens: config.max_new_tokens,
+                    temperature: config.temperature,
+                    top_p: config.top_p,
+                    seed: 0,
+                };
+                let prompts: Vec<&str> = items.iter().map(|i| i.prompt.as_str()).collect();
+                let (answers, stats) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
+                for (i, answer) in answers.into_iter().enumerate() {
+                    tokens[i] = answer.tokens;
+                    cached[i] = answer.cached;
+                    items[i].response = answer.text.into();
+                }
+                generation = GenerationSummary {
+                    generated: items.len() - stats.cached,
+                    cached: stats.cached,
+                    tokens: stats.tokens,
+                    seconds: stats.seconds,
+                    tokens_per_second: if stats.seconds > 0.0 {
+                        stats.tokens as f64 / stats.seconds
+                    } else {
+                        0.0
+                    },
+                };
+            }
+            if spec.needs_pair_logratios && !items.is_empty() {
+                let pairs = &self.pairs[..items.len()];
+                if self.pair_reference.len() < pairs.len() {
+                    self.pair_reference = pair_logprobs(&base, pairs, self.batch_size, pad_id)?;
+                }
+                // Without an adapter the policy is the reference: every log-ratio is 0.
+                let policy_logp = if model.decoder.adapter_enabled() {
+                    pair_logprobs(&policy, pairs, self.batch_size, pad_id)?
+                } else {
+                    self.pair_reference[..pairs.len()].to_vec()
+                };
+                for ((item, policy), reference) in
+                    items.iter_mut().zip(policy_logp).zip(&self.pair_reference)
+                {
+                    item.features = vec![
+                        Metric::new("logratio_chosen", policy.0 - reference.0),
+                        Metric::new("logratio_rejected", policy.1 - reference.1),
+                    ]
+                    .into();
+                }
+            }
+            let judge = match &self.judge_model {
+                Some(judge_model) => LocalJudge::Configured(judge_model),
+                None => LocalJudge::Model {
+                    decoder: &base,
+                    tokenizer: &model.tokenizer,
+                    template: &self.template,
+                },
+            };
+            let scored = if items.is_empty() {
+                Ok(ScoreOutput {
+                    items: RVec::new(),
+                    summary: RVec::new(),
+                })
+            } else {
+                self.benchmarks[index]
+                    .scorer
+                    .score(&items, judge.services())
+            };
+            let (output, error) = match scored {
+                Ok(output) => (Some(output), None),
+                Err(e) => {
+                    progress.note(&format!(
+                        "{label}: eval {}: the scorer failed, results not recorded: {e}",
+                        config.name
+                    ));
+                    (None, Some(e.to_string()))
+                }
+            };
+            let mut rows = JsonLines::open(&eval_dir.join(format!("{}.jsonl", config.name)), None)?;
+            if let Some(output) = &output {
+                for ((item, score), (&tokens, &cached)) in items
+                    .iter()
+                    .zip(output.items.iter())
+                    .zip(tokens.iter().zip(&cached))
+                {
+                    rows.append(&ItemRow {
+                        round: target.round(),
+                        model: target.model(),
+                        benchmark: &config.name,
+                        id: &item.id,
+                        category: &item.category,
+                        prompt: &item.prompt,
+                        answer: &item.response,
+                        reference: &item.reference,
+                        score: (score.outcome == Outcome::Scored && score.score.is_finite())
+                            .then_some(score.score),
+                        outcome: outcome_name(score.outcome),
+                        detail: &score.detail,
+                        tokens,
+                        cached,
+                    })?;
+                }
+            }
+            for (id, message) in &broken {
+                progress.note(&format!(
+                    "{label}: eval {}: skipped record {id}: {message}",
+                    config.name
+                ));
+                rows.append(&ItemRow {
+                    round: target.round(),
+                    model: target.model(),
+                    benchmark: &config.name,
+                    id,
+                    category: "",
+                    prompt: "",
+                    answer: "",
+                    reference: "",
+                    score: None,
+                    outcome: outcome_name(Outcome::Failed),
+                    detail: message,
+                    tokens: 0,
+                    cached: false,
+                })?;
+            }
+            rows.sync()?;
+            let summary = SummaryRow {
+                round: target.round(),
+                model: target.model(),
+                benchmark: config.name.clone(),
+                scorer: config.scorer.clone(),
+                metrics: output
+                    .as_ref()
+                    .map(|o| metric_map(&o.summary))
+                    .unwrap_or_default(),
+                items: items.len() + broken.len(),
+                invalid_records: broken.len(),
+                generation,
+                seconds: started.elapsed().as_secs_f64(),
+                error,
+            };
+            summaries.append(&summary)?;
+            summaries.sync()?;
+            progress.note(&summary_line(label, &summary));
+            results.push(BenchmarkResult { summary });
+        }
+        Ok(results)
+    }
+
+    /// The scorer's input items of `benchmark` and its broken records `(id, message)`.
+    fn items(&self, benchmark: &Benchmark) -> (Vec<ScoreItem>, Vec<(String, String)>) {
+        let item = |p: &BenchmarkPrompt| ScoreItem {
+            id: p.id.as_str().into(),
+            category: p.category.as_str().into(),
+            prompt: p.prompt.as_str().into(),
+            response: RString::new(),
+            reference: p.reference.as_str().into(),
+            features: RVec::new(),
+        };
+        if benchmark.config.resolved_format() == PromptFormat::EvalSplit {
+            let limit = benchmark.config.limit.unwrap_or(usize::MAX);
+            let items = self
+                .pairs
+                .iter()
+                .take(limit)
+                .map(|p| {
+                    item(&BenchmarkPrompt {
+                        id: p.id.clone(),
+                        category: String::new(),
+                        prompt: p.prompt.clone(),
+                        reference: String::new(),
+                    })
+                })
+                .collect();
+            return (items, Vec::new());
+        }
+        let mut items = Vec::new();
+        let mut broken = Vec::new();
+        for record in &benchmark.records {
+            match record {
+                Record::Prompt(p) => items.push(item(p)),
+                Record::Broken { id, message } => broken.push((id.clone(), message.clone())),
+            }
+        }
+        (items, broken)
+    }
+}
+
+/// A benchmark file that cannot be read, as a configuration error (exit code 2).
+fn unreadable(benchmark: &str, key: &str, path: &Path, error: Error) -> Error {
+    match error {
+        Error::Io { cause, .. } => Error::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "eval.benchmarks {benchmark:?}: `{key}` cannot be read ({cause}); check the path, or run `cargo xtask setup` for the bundled benchmarks"
+            ),
+        },
+        other => other,
+    }
+}
+
+/// Attaches reference answers by question id.
+fn with_references(records: Vec<Record>, path: &Path) -> Result<Vec<Record>> {
+    let (references, _) = read_references(path)?;
+    Ok(records
+        .into_iter()
+        .map(|record| match record {
+            Record::Prompt(mut p) => {
+                if let Some(answer) = references.get(&p.id) {
+                    p.reference = answer.clone();
+                }
+                Record::Prompt(p)
+            }
+            broken => broken,
+        })
+        .collect())
+}
+
+/// One log line: the benchmark's metrics and generation speed.
+fn summary_line(label: &str, s: &SummaryRow) -> String {
+    let headline = ["harmless_rate", "accuracy", "mean_score", "win_rate"]
+        .iter()
+        .find_map(|k| s.metrics.get(*k).map(|v| format!("{k} {v:.3}")))
+        .unwrap_or_else(|| {
+            if s.error.is_some() {
+                "scorer failed".to_owned()
+            } else {
+                "no metric".to_owned()
+            }
+        });
+    let mut line = format!(
+        "{label} eval {}: {headline} over {} items in {:.1} s",
+        s.benchmark, s.items, s.seconds
+    );
+    if s.generation.generated > 0 {
+        line.push_str(&format!(
+            ", {} tokens at {:.1} tokens/s",
+            s.generation.tokens, s.generation.tokens_per_second
+        ));
+    }
+    if s.generation.cached > 0 {
+        line.push_str(&format!(", {} answers cached", s.generation.cached));
+    }
+    if s.invalid_records > 0 {
+        line.push_str(&format!(", {} unreadable records", s.invalid_records));
+    }
+    line
+}
+
+/// The base model's identity for answer-cache keys: canonical path, size and mtime.
+fn model_identity(path: &Path) -> String {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let meta = std::fs::metadata(path).ok();
+    let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+    let modified = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    format!("{}:{size}:{modified}", canonical.display())
+}

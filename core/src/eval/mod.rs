@@ -1,0 +1,29 @@
+//! Evaluation of the global model on benchmarks, through scorer plugins.
+//!
+//! - [`config`]: the `[eval]` section ([`EvalSection`], [`BenchmarkConfig`]).
+//! - [`prompts`]: benchmark files (AdvBench YAML, MT-Bench `question.jsonl`, one per line).
+//! - [`answers`]: answers generated with the model's chat template, cached by (model, adapter,
+//!   prompt, settings).
+//! - [`pairs`]: held-out pairs and their policy / reference log-ratios.
+//! - [`local_judge`]: the host services a scorer's local judge calls.
+//! - [`records`]: rows of `eval/<benchmark>.jsonl` and `metrics/evals.jsonl`.
+//! - [`evaluator`]: [`Evaluator`], which ties them together for a run or `fedpref eval`.
+//!
+//! ```text
+//! let mut evaluator = Evaluator::new(&config.eval, &host, run_dir, &model, eval_data, &config.data, None)?;
+//! if config.eval.due(round, rounds, eval_every) {
+//!     evaluator.evaluate(&model, &global, Target::Round(round), &progress, &name)?;
+//! }
+//! ```
+
+pub mod answers;
+pub mod config;
+pub mod evaluator;
+pub mod local_judge;
+pub mod pairs;
+pub mod prompts;
+pub mod records;
+
+pub use config::{BenchmarkConfig, EvalSection, PromptFormat};
+pub use evaluator::{BenchmarkResult, Evaluator};
+pub use records::Target;
