@@ -51,7 +51,12 @@ pub struct BuildPlugins {
 
 /// `cargo xtask test`.
 #[derive(Debug, Args)]
-pub struct Test {}
+pub struct Test {
+    /// Also test the `judge` scorer against a real llama-cpp-python server (installs it into
+    /// target/judge-venv on first use, building llama.cpp: minutes; not run in CI).
+    #[arg(long)]
+    pub judge: bool,
+}
 
 /// `cargo xtask new-plugin`.
 #[derive(Debug, Args)]
@@ -117,5 +122,16 @@ mod tests {
         };
         assert_eq!(setup.with, vec![Group::Qwen]);
         assert!(Xtask::try_parse_from(["xtask", "setup", "--with", "default"]).is_err());
+    }
+
+    #[test]
+    fn test_takes_judge() {
+        let Command::Test(test) = Xtask::try_parse_from(["xtask", "test", "--judge"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected test")
+        };
+        assert!(test.judge);
     }
 }

@@ -7,7 +7,8 @@
 //! - `demo`: build, fetch assets, run the quickstart and write its report ([`demo`]);
 //! - `setup`: fetch the model, data and benchmark assets ([`setup`], table in [`assets`]);
 //! - `build-plugins`: build every plugin cdylib next to the `fedpref` binary ([`plugins`]);
-//! - `test`: set up, build and run the whole test suite, as CI does ([`test`]);
+//! - `test`: set up, build and run the whole test suite, as CI does ([`test`]); `--judge` adds
+//!   the judge scorer against a real llama-cpp-python server ([`judge_server`]);
 //! - `new-plugin`: scaffold a plugin crate from a template ([`new_plugin`]).
 //!
 //! Conventions of the whole repository are checked by the `tidy` tests (`cargo test -p xtask`).
@@ -16,6 +17,7 @@ mod archive;
 mod assets;
 mod demo;
 mod flags;
+mod judge_server;
 mod new_plugin;
 mod plugins;
 mod setup;

@@ -10,12 +10,18 @@ use std::time::Instant;
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{flags, project_root, setup};
+use crate::{flags, judge_server, project_root, setup};
 
 /// Runs `cargo xtask test`, printing the elapsed time whether it passes or fails.
-pub fn run(sh: &Shell, _flags: &flags::Test) -> Result<()> {
+pub fn run(sh: &Shell, flags: &flags::Test) -> Result<()> {
     let start = Instant::now();
-    let result = build_and_test(sh);
+    let result = build_and_test(sh).and_then(|()| {
+        if flags.judge {
+            judge_server::run(sh)
+        } else {
+            Ok(())
+        }
+    });
     let seconds = start.elapsed().as_secs();
     let verdict = if result.is_ok() { "passed" } else { "failed" };
     println!(
