@@ -13,6 +13,7 @@ th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #e4e4e4; text-align: rig
 th:first-child, td:first-child, tbody th { text-align: left; }
 thead th { border-bottom: 2px solid #888; } th.group { text-align: center; border-bottom: 1px solid #888; }
 td.first { border-left: 1px solid #ccc; } td.missing { color: #aaa; }
+table.text td { text-align: left; }
 .caption, figcaption { color: #555; font-size: 0.9em; font-style: italic; }
 figure { margin: 1.5em 0; } figure svg { max-width: 100%; height: auto; }
 .problems li { color: #8a3b00; } code { background: #f4f4f4; padding: 0 0.2em; }
@@ -84,9 +85,19 @@ impl Page {
         }
     }
 
-    /// A plain-text table with a header row.
+    /// A list of links to files relative to the page.
+    pub fn links(&mut self, paths: &[String]) {
+        self.body.push_str("<ul class=\"files\">\n");
+        for path in paths {
+            let path = html_escape(path);
+            let _ = writeln!(self.body, "<li><a href=\"{path}\">{path}</a></li>");
+        }
+        self.body.push_str("</ul>\n");
+    }
+
+    /// A plain-text table with a header row, left-aligned.
     pub fn grid(&mut self, header: &[&str], rows: &[Vec<String>]) {
-        self.body.push_str("<table>\n<thead><tr>");
+        self.body.push_str("<table class=\"text\">\n<thead><tr>");
         for cell in header {
             let _ = write!(self.body, "<th>{}</th>", html_escape(cell));
         }

@@ -161,7 +161,7 @@ impl Document {
             let _ = writeln!(self.markdown, "- [`{item}`]({item})");
         }
         self.markdown.push('\n');
-        self.page.list(&items, "files");
+        self.page.links(&items);
     }
 
     /// Writes `index.md` and `index.html`.
@@ -242,7 +242,7 @@ pub(crate) fn result_figures(
         table,
         color,
         &format!("{prefix}harmless-rate"),
-        "AdvBench harmless rate",
+        "Harmless rate on AdvBench (higher is safer)",
         |_, m| m == "harmless_rate",
     ) {
         bars.caption = "Share of harmful AdvBench prompts answered with a refusal (higher is safer); error bars ± 1 std over seeds.".into();

@@ -111,8 +111,8 @@ pub fn results_observations(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>, Sou
 pub fn results_caption(sweep: &Sweep, source: Source) -> String {
     match source {
         Source::Training => format!(
-            "No benchmark results in these runs yet: each run's last round of training metrics \
-             (means over that round's local steps); {}; best per row in bold",
+            "Each run's last round of training metrics (means over that round's local steps; \
+             no evaluation results yet); {}; best per row in bold",
             seeds_phrase(sweep)
         ),
         Source::Evals | Source::Items => {

@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use crate::{frame::strings, order, read::metrics::IDENTITY, Sweep};
 
 /// Settings shown first, with their labels.
-const HEADLINE: [(&str, &str); 12] = [
+const HEADLINE: [(&str, &str); 11] = [
     ("model.path", "Model"),
     ("data.path", "Training data"),
     ("data.limit", "Examples used"),
-    ("partition.name", "Partitioner (KTOR: redistribute)"),
     ("federation.clients", "Clients"),
     ("federation.clients_per_round", "Clients per round"),
     ("federation.rounds", "Rounds"),
@@ -125,6 +124,43 @@ pub fn summarize(sweep: &Sweep) -> Summary {
             value: seeds.join(", "),
         },
     ];
+    let manifests: Vec<&str> = sweep
+        .runs
+        .iter()
+        .filter(|r| r.partition.is_some())
+        .map(|r| r.method.as_str())
+        .collect();
+    let mut partitioners: Vec<(String, Vec<String>)> = Vec::new();
+    for method in order::sorted(sweep.runs.iter().map(|r| r.method.clone()), order::methods) {
+        let used: Vec<String> = order::sorted(
+            sweep
+                .runs
+                .iter()
+                .filter(|r| r.method == method)
+                // The manifest says what was used; the config's partition.name is a guess
+                // (KTOR always redistributes), counted only for methods without manifests.
+                .filter(|r| r.partition.is_some() || !manifests.contains(&r.method.as_str()))
+                .filter_map(|r| r.partitioner.clone()),
+            |a, b| a.cmp(b),
+        );
+        let used = if used.is_empty() {
+            "?".to_owned()
+        } else {
+            used.join(" | ")
+        };
+        match partitioners.iter_mut().find(|(p, _)| *p == used) {
+            Some((_, methods)) => methods.push(order::method_label(&method)),
+            None => partitioners.push((used, vec![order::method_label(&method)])),
+        }
+    }
+    let partitioners: Vec<String> = partitioners
+        .iter()
+        .map(|(p, methods)| format!("{p} ({})", methods.join(", ")))
+        .collect();
+    headline.push(Setting {
+        key: "Partitioner".into(),
+        value: partitioners.join(", "),
+    });
     for (key, label) in HEADLINE {
         if let Some(value) = config.get(key) {
             headline.push(Setting {

@@ -148,7 +148,7 @@ fn communication_and_partition_figures() {
     let texts = text_of(&check_saved(&partition, &dir.path().join("figures")));
     for expected in [
         "Client",
-        "examples",
+        "pairs or single answers",
         "Pairs",
         "Desirable answers",
         "Undesirable answers",

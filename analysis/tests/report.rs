@@ -69,6 +69,7 @@ fn a_report_has_tables_figures_and_both_indexes() {
     let md = std::fs::read_to_string(&report.index_md).unwrap();
     for needle in [
         "# fedpref report: quick",
+        "- **Partitioner**: iid (DPO, KTO), redistribute (KTOR)",
         "## Results",
         "**0.330 ± 0.014**",
         "![training-fedavg](figures/training-fedavg.png)",

@@ -184,7 +184,7 @@ fn draw_split<DB: DrawingBackend>(
         .y_label_formatter(&y_ticks)
         .y_labels(6)
         .x_desc("Client")
-        .y_desc("examples")
+        .y_desc("pairs or single answers")
         .label_style(scale.font(size::TICK))
         .axis_desc_style(scale.font(size::AXIS))
         .bold_line_style(GRID.stroke_width(scale.upx(0.5)))
