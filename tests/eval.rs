@@ -131,6 +131,15 @@ name = "preference-accuracy"
 scorer = "preference-accuracy"
 
 [[eval.benchmarks]]
+name = "pairwise"
+scorer = "judge"
+prompts = "{harmful}"
+limit = 2
+max_new_tokens = 4
+compare_to_base = true
+params = {{ prompts_file = "{judge_prompts}", mode = "pair", max_tokens = 4 }}
+
+[[eval.benchmarks]]
 name = "remote-judge"
 scorer = "judge"
 prompts = "{harmful}"
@@ -177,7 +186,7 @@ fn benchmarks_are_scored_after_due_rounds_and_by_fedpref_eval() {
             )
         })
         .collect();
-    let names = ["harm", "mtbench-1", "preference-accuracy", "remote-judge"];
+    let names = ["harm", "mtbench-1", "preference-accuracy", "pairwise", "remote-judge"];
     let expected: Vec<(u64, &str)> = [1, 2]
         .iter()
         .flat_map(|&r| names.iter().map(move |n| (r, *n)))
@@ -232,6 +241,14 @@ fn benchmarks_are_scored_after_due_rounds_and_by_fedpref_eval() {
         broken["detail"].as_str().unwrap().contains("not JSON"),
         "{broken}"
     );
+
+    // Pairwise against the base model's answers, in both orders.
+    let pairwise = last("pairwise");
+    let m = &pairwise["metrics"];
+    assert_eq!(m["n"], 2.0);
+    assert_eq!(m["scored"].as_f64().unwrap() + m["unparsed"].as_f64().unwrap() + m["failed"].as_f64().unwrap(), 2.0);
+    let pair_items = jsonl(&dir.join("eval/pairwise.jsonl"));
+    assert!(pair_items.iter().all(|i| i["reference"].is_string() || i["outcome"] == "failed"), "{pair_items:?}");
 
     // An unreachable HTTP judge fails its items with a clear message; the run still completed.
     let remote = jsonl(&dir.join("eval/remote-judge.jsonl"));

@@ -11,7 +11,9 @@
 //!                                        partition summary, status, rounds completed
 //!     metrics/steps.jsonl                one JSON object per local optimizer step
 //!     metrics/rounds.jsonl               one JSON object per round
-//!     eval/<benchmark>.jsonl             one JSON object per scored item
+//!     metrics/evals.jsonl                one JSON object per benchmark and evaluation
+//!     eval/<benchmark>.jsonl             one JSON object per scored item (fields: eval::records)
+//!     eval/cache/answers.jsonl           generated answers by (model, adapter, prompt, settings)
 //!     checkpoints/round-NNNN/            adapter_model.safetensors, adapter_config.json,
 //!                                        aggregator.bin, clients.bin, state.json
 //!     checkpoints/latest                 the name of the newest complete checkpoint

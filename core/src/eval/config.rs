@@ -99,6 +99,11 @@ pub struct BenchmarkConfig {
     /// Nucleus threshold in (0, 1] when sampling.
     #[serde(default = "default_top_p")]
     pub top_p: f64,
+    /// Also answer every prompt with the base model (no adapter) and hand that answer to the
+    /// scorer as `reference`: the opponent of a pairwise judge (`judge` with `mode = "pair"`),
+    /// so the score is a win rate against the model before federated training.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compare_to_base: bool,
     /// The scorer's parameters.
     #[serde(default)]
     pub params: ComponentParams,
@@ -179,6 +184,11 @@ impl EvalSection {
                     b.top_p
                 ));
             }
+            if b.compare_to_base && b.references.is_some() {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: compare_to_base puts the base model's answers where `references` would go; use one of them"
+                ));
+            }
             let format = b.resolved_format();
             if format == PromptFormat::EvalSplit && b.prompts.is_some() {
                 return Err(format!(
@@ -199,5 +209,96 @@ impl EvalSection {
     pub fn due(&self, round: u32, rounds: u32, eval_every: u32) -> bool {
         !self.benchmarks.is_empty()
             && (round + 1 == rounds || (eval_every > 0 && (round + 1) % eval_every == 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(name: &str, prompts: Option<&str>) -> BenchmarkConfig {
+        BenchmarkConfig {
+            name: name.to_owned(),
+            scorer: "advbench".to_owned(),
+            prompts: prompts.map(PathBuf::from),
+            format: PromptFormat::Auto,
+            references: None,
+            limit: None,
+            max_new_tokens: 8,
+            temperature: 0.0,
+            top_p: 1.0,
+            compare_to_base: false,
+            params: ComponentParams::new(),
+        }
+    }
+
+    #[test]
+    fn formats_resolve_from_file_names() {
+        let cases = [
+            (Some("a/adv_bench.prompt"), PromptFormat::Advbench),
+            (Some("q.jsonl"), PromptFormat::Mtbench),
+            (Some("h.txt"), PromptFormat::Lines),
+            (None, PromptFormat::EvalSplit),
+        ];
+        for (path, format) in cases {
+            assert_eq!(bench("x", path).resolved_format(), format, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn due_rounds() {
+        let section = EvalSection {
+            benchmarks: vec![bench("x", Some("p.txt"))],
+            ..EvalSection::default()
+        };
+        let due: Vec<u32> = (0..6).filter(|&r| section.due(r, 6, 2)).collect();
+        assert_eq!(due, [1, 3, 5]);
+        assert_eq!(
+            (0..6).filter(|&r| section.due(r, 6, 0)).collect::<Vec<_>>(),
+            [5]
+        );
+        assert!(!EvalSection::default().due(5, 6, 1));
+    }
+
+    #[test]
+    fn bad_settings_name_the_benchmark_and_key() {
+        let mut twice = EvalSection {
+            benchmarks: vec![bench("a", Some("p.txt")), bench("a", Some("q.txt"))],
+            ..EvalSection::default()
+        };
+        assert!(twice.validate().unwrap_err().contains("used twice"));
+        twice.benchmarks.pop();
+        assert_eq!(twice.validate(), Ok(()));
+        let cases: [(&str, fn(&mut BenchmarkConfig)); 6] = [
+            ("max_new_tokens = 0", |b| b.max_new_tokens = 0),
+            ("temperature = -1", |b| b.temperature = -1.0),
+            ("top_p = 1.5", |b| b.top_p = 1.5),
+            ("limit = 0", |b| b.limit = Some(0)),
+            ("needs a `prompts` file", |b| b.format = PromptFormat::Lines),
+            ("use one of them", |b| {
+                b.compare_to_base = true;
+                b.references = Some(PathBuf::from("r.jsonl"));
+            }),
+        ];
+        for (expected, change) in cases {
+            let mut b = bench(
+                "x",
+                if expected.contains("prompts") {
+                    None
+                } else {
+                    Some("p.txt")
+                },
+            );
+            change(&mut b);
+            let section = EvalSection {
+                benchmarks: vec![b],
+                ..EvalSection::default()
+            };
+            let err = section.validate().unwrap_err();
+            assert!(
+                err.contains(expected) && err.contains("\"x\""),
+                "{expected}: {err}"
+            );
+        }
     }
 }

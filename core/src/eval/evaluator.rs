@@ -218,12 +218,25 @@ impl Evaluator {
                     top_p: config.top_p,
                     seed: 0,
                 };
-                let prompts: Vec<&str> = items.iter().map(|i| i.prompt.as_str()).collect();
+                let owned: Vec<String> = items.iter().map(|i| i.prompt.to_string()).collect();
+                let prompts: Vec<&str> = owned.iter().map(String::as_str).collect();
                 let (answers, stats) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
                 for (i, answer) in answers.into_iter().enumerate() {
                     tokens[i] = answer.tokens;
                     cached[i] = answer.cached;
                     items[i].response = answer.text.into();
+                }
+                if config.compare_to_base {
+                    let base_answerer = Answerer {
+                        decoder: &base,
+                        adapter: "base",
+                        ..answerer
+                    };
+                    let (base_answers, _) =
+                        base_answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
+                    for (item, answer) in items.iter_mut().zip(base_answers) {
+                        item.reference = answer.text.into();
+                    }
                 }
                 generation = GenerationSummary {
                     generated: items.len() - stats.cached,
