@@ -259,7 +259,7 @@ fn ctrl_c_stops_after_the_current_step_and_the_run_continues_later() {
     let experiment = Experiment::new();
     let config = experiment.config("interrupted", &["dpo"], "");
     let run_dir = experiment.run_dir("interrupted", "dpo-fedavg-s3");
-    let mut child = Command::new(fedpref_bin())
+    let child = Command::new(fedpref_bin())
         .args(["run", config.to_str().expect("utf-8 path")])
         .env_remove("FEDPREF_PLUGIN_PATH")
         .stdout(Stdio::piped())
