@@ -7,4 +7,5 @@ mod eval;
 mod federation;
 mod plugin_errors;
 mod plugins;
+mod report;
 mod util;

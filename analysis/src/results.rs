@@ -30,14 +30,38 @@ pub const HEADLINE_METRICS: [&str; 6] = [
 /// Training metrics of the round table and of the main table's fallback.
 pub const TRAINING_METRICS: [&str; 3] = ["loss", "rewards/margins", "rewards/accuracies"];
 
-/// The headline metric among `metrics` (first of [`HEADLINE_METRICS`], else the first name).
+/// Counts and diagnostics a scorer reports beside its score; never a headline.
+pub const DIAGNOSTIC_METRICS: [&str; 10] = [
+    "n",
+    "failed",
+    "unparsed",
+    "scored",
+    "inconsistent",
+    "judge_calls",
+    "cache_hits",
+    "cache_errors",
+    "items",
+    "invalid_records",
+];
+
+/// The metric of a benchmark column whose runs reported no score.
+const NO_SCORE: &str = "(no score)";
+
+/// The headline metric among `metrics`: the first of [`HEADLINE_METRICS`], else the first
+/// name that is not a diagnostic; `None` when only diagnostics are there (a judge whose every
+/// reply was unparsed).
 pub fn headline_metric<'a>(metrics: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let metrics: BTreeSet<&str> = metrics.into_iter().collect();
     HEADLINE_METRICS
         .iter()
         .find(|m| metrics.contains(*m))
         .copied()
-        .or_else(|| metrics.iter().next().copied())
+        .or_else(|| {
+            metrics
+                .iter()
+                .find(|m| !DIAGNOSTIC_METRICS.contains(m))
+                .copied()
+        })
 }
 
 /// Where the main table's numbers came from.
@@ -159,10 +183,12 @@ fn from_evals(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
             .or_default()
             .insert(text(&metric, i));
     }
+    // A benchmark with only diagnostics keeps an empty column, so its absence is visible.
     let headline: BTreeMap<String, String> = metrics
         .iter()
-        .filter_map(|(b, ms)| {
-            headline_metric(ms.iter().map(String::as_str)).map(|m| (b.clone(), m.to_owned()))
+        .map(|(b, ms)| {
+            let metric = headline_metric(ms.iter().map(String::as_str)).unwrap_or(NO_SCORE);
+            (b.clone(), metric.to_owned())
         })
         .collect();
     let model = strings(frame, "model");
@@ -354,7 +380,7 @@ pub fn round_table(sweep: &Sweep) -> Table {
         title: "Training metrics per round".into(),
         caption: format!(
             "Means over each round's local steps (rounds 1-based); {}",
-            seeds_phrase(sweep).replace("best per row", "")
+            seeds_phrase(sweep)
         ),
         row_header: if several {
             "Aggregator, round".into()
@@ -387,6 +413,7 @@ mod tests {
             Some("mean_score")
         );
         assert_eq!(headline_metric(["b", "a"]), Some("a"));
+        assert_eq!(headline_metric(["unparsed", "n", "judge_calls"]), None);
         assert_eq!(headline_metric([]), None);
     }
 }

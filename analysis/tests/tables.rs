@@ -122,6 +122,13 @@ fn benchmark_summaries_use_each_runs_last_evaluation_and_the_headline_metric() {
                 "mt-bench",
                 json!({"mean_score": 4.0 + seed as f64 + if method == "kto" { 1.0 } else { 0.0 }, "failed": 0}),
             );
+            // A judge whose every reply was unparsed reports only diagnostics.
+            append_eval(
+                &run,
+                1,
+                "vicuna",
+                json!({"unparsed": 4, "n": 4, "judge_calls": 4}),
+            );
         }
     }
     let sweep = read(&sweep_dir, ReadOptions::default()).unwrap();
@@ -134,7 +141,11 @@ fn benchmark_summaries_use_each_runs_last_evaluation_and_the_headline_metric() {
         .collect();
     assert_eq!(
         groups,
-        [("mt-bench", "mean_score"), ("advbench", "harmless_rate")],
+        [
+            ("mt-bench", "mean_score"),
+            ("vicuna", "(no score)"),
+            ("advbench", "harmless_rate")
+        ],
         "MT-Bench first, headline metrics only"
     );
     let dpo = table
@@ -156,7 +167,7 @@ fn benchmark_summaries_use_each_runs_last_evaluation_and_the_headline_metric() {
         .unwrap();
     assert!(close(kto_mt.stat.mean, 6.0) && close(kto_mt.stat.std.unwrap(), 1.0) && kto_mt.best);
     assert!(render::markdown(&table).contains(
-        "| fedavg | 5.00 ± 1.00 | **6.00 ± 1.00** | **0.600 ± 0.100** | 0.200 ± 0.000 |"
+        "| fedavg | 5.00 ± 1.00 | **6.00 ± 1.00** | — | — | **0.600 ± 0.100** | 0.200 ± 0.000 |"
     ));
 }
 

@@ -83,7 +83,11 @@ impl Bars {
     ) -> Option<Bars> {
         let mut panels = Vec::new();
         for (group_index, group) in table.groups.iter().enumerate() {
-            if !keep(&group.benchmark, &group.metric) {
+            let empty = table
+                .cells
+                .iter()
+                .all(|row| row[group_index].iter().all(Option::is_none));
+            if empty || !keep(&group.benchmark, &group.metric) {
                 continue;
             }
             let series = table

@@ -1,0 +1,213 @@
+//! `fedpref report` end to end: a tiny real sweep (`fedpref run` on a tiny random model) is
+//! reported; a directory without runs is a usage error (2); `--strict` turns a corrupt run
+//! into a failure (1) naming the file, while the default skips it with a warning.
+
+use std::path::Path;
+
+use crate::util::{error_lines, fedpref};
+
+/// A tiny model, 16 pairs, and a config for `methods` x FedAvg x seed 0, 2 rounds.
+fn tiny_sweep(dir: &Path, methods: &str) -> std::path::PathBuf {
+    fedpref::testing::write_tiny_model(&dir.join("model"), 11).expect("tiny model");
+    let rows: Vec<String> = (0..16)
+        .map(|i| {
+            serde_json::json!({
+                "prompt": format!("Say something about the number {i}."),
+                "chosen": format!("{i} is a fine number."),
+                "rejected": format!("{i} {i} {i}"),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("pairs.jsonl"), rows.join("\n")).expect("write data");
+    let config = dir.join("tiny.toml");
+    let text = format!(
+        r#"
+[experiment]
+name = "tiny"
+methods = [{methods}]
+aggregators = ["fedavg"]
+seeds = [0]
+output_dir = "{out}"
+
+[model]
+path = "{model}"
+
+[data]
+path = "{data}"
+max_length = 64
+max_prompt_length = 32
+
+[federation]
+clients = 2
+clients_per_round = 2
+rounds = 2
+
+[training]
+batch_size = 2
+local_steps = 2
+lr = 1e-2
+
+[lora]
+rank = 2
+alpha = 4
+targets = ["q_proj", "v_proj"]
+"#,
+        out = dir.join("runs").display(),
+        model = dir.join("model").display(),
+        data = dir.join("pairs.jsonl").display(),
+    );
+    std::fs::write(&config, text).expect("write config");
+    config
+}
+
+#[test]
+fn a_tiny_sweep_is_reported_with_tables_and_figures() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = tiny_sweep(dir.path(), r#""dpo", "ktor""#);
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sweep = dir.path().join("runs/tiny");
+    let report = fedpref(&["report", sweep.to_str().expect("utf-8 path")]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    assert!(
+        report.stdout.starts_with(
+            "| Aggregator | Reward margin (last round): DPO | Reward margin (last round): KTOR |"
+        ),
+        "{}",
+        report.stdout
+    );
+    assert!(
+        !report.stderr.contains("warning"),
+        "a clean sweep has nothing to skip: {}",
+        report.stderr
+    );
+    for file in [
+        "index.html",
+        "index.md",
+        "tables/results.tex",
+        "tables/rounds.csv",
+        "figures/training-fedavg.png",
+        "figures/partition.svg",
+        "data/steps.parquet",
+    ] {
+        assert!(
+            sweep.join("report").join(file).is_file(),
+            "{file} missing; stdout:\n{}",
+            report.stdout
+        );
+    }
+    let rounds =
+        std::fs::read_to_string(sweep.join("report/tables/rounds.csv")).expect("rounds.csv");
+    // Two rounds x (loss, margin) x two methods, plus DPO's accuracy per round.
+    assert!(rounds.lines().count() >= 1 + 2 * 2 * 2, "{rounds}");
+    let index = std::fs::read_to_string(sweep.join("report/index.md")).expect("index.md");
+    assert!(
+        index.contains("- **Partitioner**: iid (DPO), redistribute (KTOR)"),
+        "{index}"
+    );
+}
+
+#[test]
+fn report_exit_codes_and_strict() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
+    let empty = fedpref(&[
+        "report",
+        dir.path().join("empty").to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+    assert!(
+        error_lines(&empty)
+            .iter()
+            .any(|l| l.contains("no run directory found")),
+        "{}",
+        empty.stderr
+    );
+
+    let run = dir.path().join("sweep/dpo-fedavg-s0");
+    std::fs::create_dir_all(run.join("metrics")).expect("mkdir");
+    std::fs::write(
+        run.join("config.toml"),
+        "[experiment]\nmethods = [\"dpo\"]\naggregators = [\"fedavg\"]\nseeds = [0]\n",
+    )
+    .expect("config");
+    let row =
+        r#"{"round":0,"bytes_down":10,"bytes_up":10,"train":{"loss":0.69,"rewards/margins":0.01}}"#;
+    std::fs::write(
+        run.join("metrics/rounds.jsonl"),
+        format!("{row}\n{{\"round\":1,\"tra"),
+    )
+    .expect("rounds");
+    std::fs::write(run.join("metrics/steps.jsonl"), "").expect("steps");
+    let sweep = dir.path().join("sweep");
+    let lenient = fedpref(&["report", sweep.to_str().expect("utf-8 path")]);
+    assert_eq!(lenient.code, 0, "{}", lenient.stderr);
+    assert!(
+        lenient.stderr.contains("warning: 2 missing or corrupt"),
+        "{}",
+        lenient.stderr
+    );
+    assert!(
+        lenient.stderr.contains("manifest.json: missing"),
+        "{}",
+        lenient.stderr
+    );
+    assert!(
+        lenient
+            .stderr
+            .contains("rounds.jsonl:2: truncated last line"),
+        "{}",
+        lenient.stderr
+    );
+    let strict = fedpref(&["report", "--strict", sweep.to_str().expect("utf-8 path")]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert!(
+        strict.stderr.contains("2 problem(s)") && strict.stderr.contains("rounds.jsonl"),
+        "{}",
+        strict.stderr
+    );
+}
+
+#[test]
+fn the_training_library_does_not_depend_on_polars_or_plotters() {
+    // `report` is a default feature of the `fedpref` package (for the CLI); the library as
+    // other crates use it (`default-features = false`) must stay free of the analysis stack.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "fedpref",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(crate::util::repo_root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        tree.lines().any(|l| l.starts_with("candle-core ")),
+        "not the tree expected:\n{tree}"
+    );
+    let analysis: Vec<&str> = tree
+        .lines()
+        .filter(|l| {
+            ["polars", "plotters", "fedpref-analysis"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert!(
+        analysis.is_empty(),
+        "the training library pulls in {analysis:?}"
+    );
+}
