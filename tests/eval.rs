@@ -186,7 +186,13 @@ fn benchmarks_are_scored_after_due_rounds_and_by_fedpref_eval() {
             )
         })
         .collect();
-    let names = ["harm", "mtbench-1", "preference-accuracy", "pairwise", "remote-judge"];
+    let names = [
+        "harm",
+        "mtbench-1",
+        "preference-accuracy",
+        "pairwise",
+        "remote-judge",
+    ];
     let expected: Vec<(u64, &str)> = [1, 2]
         .iter()
         .flat_map(|&r| names.iter().map(move |n| (r, *n)))
@@ -246,9 +252,19 @@ fn benchmarks_are_scored_after_due_rounds_and_by_fedpref_eval() {
     let pairwise = last("pairwise");
     let m = &pairwise["metrics"];
     assert_eq!(m["n"], 2.0);
-    assert_eq!(m["scored"].as_f64().unwrap() + m["unparsed"].as_f64().unwrap() + m["failed"].as_f64().unwrap(), 2.0);
+    assert_eq!(
+        m["scored"].as_f64().unwrap()
+            + m["unparsed"].as_f64().unwrap()
+            + m["failed"].as_f64().unwrap(),
+        2.0
+    );
     let pair_items = jsonl(&dir.join("eval/pairwise.jsonl"));
-    assert!(pair_items.iter().all(|i| i["reference"].is_string() || i["outcome"] == "failed"), "{pair_items:?}");
+    assert!(
+        pair_items
+            .iter()
+            .all(|i| i["reference"].is_string() || i["outcome"] == "failed"),
+        "{pair_items:?}"
+    );
 
     // An unreachable HTTP judge fails its items with a clear message; the run still completed.
     let remote = jsonl(&dir.join("eval/remote-judge.jsonl"));

@@ -18,7 +18,9 @@ impl Experiment {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         fedpref::testing::write_tiny_model(&dir.path().join("model"), 7).expect("tiny model");
-        let words = ["apple", "river", "stone", "cloud", "ember", "maple", "tide", "quartz"];
+        let words = [
+            "apple", "river", "stone", "cloud", "ember", "maple", "tide", "quartz",
+        ];
         let rows: Vec<String> = (0..24)
             .map(|i| {
                 let w = |k: usize| words[(i * 3 + k) % words.len()];
@@ -40,7 +42,11 @@ impl Experiment {
 
     /// Writes `name.toml` for a sweep over `methods`, with extra TOML appended.
     fn config(&self, name: &str, methods: &[&str], extra: &str) -> PathBuf {
-        let methods = methods.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ");
+        let methods = methods
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let text = format!(
             r#"
 [experiment]
@@ -92,7 +98,13 @@ targets = ["q_proj", "v_proj", "o_proj"]
 
 fn final_adapter(run_dir: &Path) -> Vec<u8> {
     let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("a checkpoint");
-    std::fs::read(run_dir.join("checkpoints").join(latest.trim()).join("global.f32")).expect("global.f32")
+    std::fs::read(
+        run_dir
+            .join("checkpoints")
+            .join(latest.trim())
+            .join("global.f32"),
+    )
+    .expect("global.f32")
 }
 
 fn jsonl(path: &Path) -> Vec<serde_json::Value> {
@@ -150,15 +162,28 @@ fn a_killed_and_resumed_run_equals_an_uninterrupted_one() {
         let config = experiment.config(&name, &["dpo"], "");
         let run_dir = experiment.run_dir(&name, "dpo-fedavg-s3");
         let killed = run_and_kill(&config, &run_dir, kill_after);
-        assert!(killed, "the run finished before the kill at {kill_after} steps; make it longer");
+        assert!(
+            killed,
+            "the run finished before the kill at {kill_after} steps; make it longer"
+        );
         let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
         assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-        assert_eq!(final_adapter(&run_dir), expected, "killed after {kill_after} steps");
+        assert_eq!(
+            final_adapter(&run_dir),
+            expected,
+            "killed after {kill_after} steps"
+        );
         // No round or step is recorded twice.
         let resumed_rounds = jsonl(&run_dir.join("metrics/rounds.jsonl"));
-        let round_numbers: Vec<u64> = resumed_rounds.iter().map(|r| r["round"].as_u64().expect("round")).collect();
+        let round_numbers: Vec<u64> = resumed_rounds
+            .iter()
+            .map(|r| r["round"].as_u64().expect("round"))
+            .collect();
         assert_eq!(round_numbers, (0..12).collect::<Vec<_>>());
-        assert_eq!(line_count(&run_dir.join("metrics/steps.jsonl")), steps.len());
+        assert_eq!(
+            line_count(&run_dir.join("metrics/steps.jsonl")),
+            steps.len()
+        );
     }
 }
 
@@ -168,20 +193,38 @@ fn a_sweep_skips_complete_runs_and_resumes_the_rest() {
     let config = experiment.config("sweep", &["dpo", "kto"], "");
     let kto_dir = experiment.run_dir("sweep", "kto-fedavg-s3");
     // Kill once the second run (KTO) is past its first checkpoint (2 clients x 3 steps).
-    assert!(run_and_kill(&config, &kto_dir, 8), "the sweep finished before the kill");
+    assert!(
+        run_and_kill(&config, &kto_dir, 8),
+        "the sweep finished before the kill"
+    );
     let dpo_manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(experiment.run_dir("sweep", "dpo-fedavg-s3").join("manifest.json")).expect("manifest"),
+        &std::fs::read(
+            experiment
+                .run_dir("sweep", "dpo-fedavg-s3")
+                .join("manifest.json"),
+        )
+        .expect("manifest"),
     )
     .expect("manifest JSON");
     assert_eq!(dpo_manifest["status"], "complete");
 
     let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("dpo-fedavg-s3: already complete, skipped"), "{}", run.stderr);
-    assert!(run.stderr.contains("kto-fedavg-s3: resuming after round"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("dpo-fedavg-s3: already complete, skipped"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("kto-fedavg-s3: resuming after round"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.contains("kto-fedavg-s3"), "{}", run.stdout);
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(kto_dir.join("manifest.json")).expect("manifest")).expect("JSON");
+        serde_json::from_slice(&std::fs::read(kto_dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["rounds_completed"], 12);
 }
@@ -189,31 +232,53 @@ fn a_sweep_skips_complete_runs_and_resumes_the_rest() {
 #[test]
 fn dpo_on_redistributed_data_is_refused_before_any_work() {
     let experiment = Experiment::new();
-    let config = experiment.config("refused", &["ktor", "dpo"], "[partition]\nname = \"redistribute\"\n");
+    let config = experiment.config(
+        "refused",
+        &["ktor", "dpo"],
+        "[partition]\nname = \"redistribute\"\n",
+    );
     let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let errors = error_lines(&run);
     assert_eq!(errors.len(), 1, "{}", run.stderr);
-    assert!(errors[0].contains("method \"dpo\" trains on (chosen, rejected) pairs"), "{}", errors[0]);
-    assert!(!experiment.path().join("runs/refused").exists(), "nothing may be written before the check");
+    assert!(
+        errors[0].contains("method \"dpo\" trains on (chosen, rejected) pairs"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        !experiment.path().join("runs/refused").exists(),
+        "nothing may be written before the check"
+    );
 }
 
 #[test]
 fn ktor_runs_on_redistributed_answers() {
     let experiment = Experiment::new();
     let config = experiment.config("ktor", &["ktor"], "");
-    let config_text = std::fs::read_to_string(&config).expect("config").replace("rounds = 12", "rounds = 2");
+    let config_text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("rounds = 12", "rounds = 2");
     std::fs::write(&config, config_text).expect("write config");
     let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(experiment.run_dir("ktor", "ktor-fedavg-s3").join("manifest.json")).expect("manifest"),
+        &std::fs::read(
+            experiment
+                .run_dir("ktor", "ktor-fedavg-s3")
+                .join("manifest.json"),
+        )
+        .expect("manifest"),
     )
     .expect("JSON");
     assert_eq!(manifest["partition"]["partitioner"], "redistribute");
     // 24 pairs give 48 single answers dealt out to 4 clients.
-    let units: Vec<u64> =
-        manifest["partition"]["units"].as_array().expect("units").iter().map(|u| u.as_u64().expect("count")).collect();
+    let units: Vec<u64> = manifest["partition"]["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| u.as_u64().expect("count"))
+        .collect();
     assert_eq!(units.iter().sum::<u64>(), 48);
 }
 
@@ -221,16 +286,34 @@ fn ktor_runs_on_redistributed_answers() {
 fn dropped_clients_and_diverged_updates_are_logged_not_aggregated() {
     let experiment = Experiment::new();
     let config = experiment.config("faults", &["dpo"], "");
-    let text = std::fs::read_to_string(&config).expect("config").replace("rounds = 12", "rounds = 6\ndropout = 0.5");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("rounds = 12", "rounds = 6\ndropout = 0.5");
     std::fs::write(&config, text).expect("write config");
     let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let rounds = jsonl(&experiment.run_dir("faults", "dpo-fedavg-s3").join("metrics/rounds.jsonl"));
-    let dropped: usize = rounds.iter().map(|r| r["dropped"].as_array().expect("dropped").len()).sum();
-    let trained: usize = rounds.iter().map(|r| r["trained"].as_array().expect("trained").len()).sum();
+    let rounds = jsonl(
+        &experiment
+            .run_dir("faults", "dpo-fedavg-s3")
+            .join("metrics/rounds.jsonl"),
+    );
+    let dropped: usize = rounds
+        .iter()
+        .map(|r| r["dropped"].as_array().expect("dropped").len())
+        .sum();
+    let trained: usize = rounds
+        .iter()
+        .map(|r| r["trained"].as_array().expect("trained").len())
+        .sum();
     assert_eq!(dropped + trained, 6 * 2);
-    assert!(dropped > 0 && trained > 0, "with p = 0.5 over 12 client-rounds both must occur: {rounds:?}");
-    assert!(rounds.iter().flat_map(|r| r["dropped"].as_array().expect("dropped")).all(|d| d["reason"] == "failed"));
+    assert!(
+        dropped > 0 && trained > 0,
+        "with p = 0.5 over 12 client-rounds both must occur: {rounds:?}"
+    );
+    assert!(rounds
+        .iter()
+        .flat_map(|r| r["dropped"].as_array().expect("dropped"))
+        .all(|d| d["reason"] == "failed"));
 
     // A loss limit below DPO's starting loss (ln 2) rejects every update: rounds are skipped with
     // a reason and the global adapter never changes.
@@ -245,13 +328,36 @@ fn dropped_clients_and_diverged_updates_are_logged_not_aggregated() {
     let run_dir = experiment.run_dir("diverged", "dpo-fedavg-s3");
     let rounds = jsonl(&run_dir.join("metrics/rounds.jsonl"));
     for round in &rounds {
-        assert_eq!(round["trained"].as_array().expect("trained").len(), 0, "{round}");
-        assert_eq!(round["rejected"].as_array().expect("rejected").len(), 2, "{round}");
-        assert!(round["skipped"].as_str().expect("a reason").contains("no client update survived"), "{round}");
-        assert!(round["rejected"][0]["reason"].as_str().expect("reason").contains("diverged"), "{round}");
+        assert_eq!(
+            round["trained"].as_array().expect("trained").len(),
+            0,
+            "{round}"
+        );
+        assert_eq!(
+            round["rejected"].as_array().expect("rejected").len(),
+            2,
+            "{round}"
+        );
+        assert!(
+            round["skipped"]
+                .as_str()
+                .expect("a reason")
+                .contains("no client update survived"),
+            "{round}"
+        );
+        assert!(
+            round["rejected"][0]["reason"]
+                .as_str()
+                .expect("reason")
+                .contains("diverged"),
+            "{round}"
+        );
     }
     let first = std::fs::read(run_dir.join("checkpoints/round-0001/global.f32")).expect("global");
-    assert!(first.chunks(4).any(|c| c != [0, 0, 0, 0]), "the LoRA A matrices start non-zero");
+    assert!(
+        first.chunks(4).any(|c| c != [0, 0, 0, 0]),
+        "the LoRA A matrices start non-zero"
+    );
 }
 
 #[test]
@@ -271,18 +377,26 @@ fn ctrl_c_stops_after_the_current_step_and_the_run_continues_later() {
         assert!(Instant::now() < deadline, "the run did not progress");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
     assert!(status.success());
     let output = child.wait_with_output().expect("fedpref exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted during round"), "{stderr}");
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest")).expect("JSON");
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
     assert_eq!(manifest["status"], "running");
     let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert!(resumed.stderr.contains("resuming after round"), "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("resuming after round"),
+        "{}",
+        resumed.stderr
+    );
 }
 
 #[test]
@@ -290,9 +404,19 @@ fn data_inspect_reports_token_lengths_under_a_model() {
     let experiment = Experiment::new();
     let model = experiment.path().join("model");
     let data = experiment.path().join("pairs.jsonl");
-    let run = fedpref(&["data", "inspect", data.to_str().expect("utf-8 path"), "--model", model.to_str().expect("utf-8 path")]);
+    let run = fedpref(&[
+        "data",
+        "inspect",
+        data.to_str().expect("utf-8 path"),
+        "--model",
+        model.to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("lengths (tokens,"), "{}", run.stdout);
     // Default limits (512 / 256) keep every one of these short examples whole.
-    assert!(run.stdout.contains("24 fit, 0 truncated, 0 dropped"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("24 fit, 0 truncated, 0 dropped"),
+        "{}",
+        run.stdout
+    );
 }

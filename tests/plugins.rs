@@ -206,13 +206,27 @@ fn config_errors_name_the_file_and_key() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     let errors = error_lines(&run);
     assert_eq!(errors.len(), 1, "{}", run.stderr);
-    assert!(errors[0].contains("bad.toml") && errors[0].contains("clientz"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("bad.toml") && errors[0].contains("clientz"),
+        "{}",
+        errors[0]
+    );
 
-    let run = fedpref(&["run", config.to_str().expect("utf-8 path"), "--dry-run", "--set", "federation.clients_per_round=0"]);
+    let run = fedpref(&[
+        "run",
+        config.to_str().expect("utf-8 path"),
+        "--dry-run",
+        "--set",
+        "federation.clients_per_round=0",
+    ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 
     std::fs::write(&config, "[experiment]\nmethods = [\"dpoo\"]\n").expect("write config");
     let run = fedpref(&["run", config.to_str().expect("utf-8 path"), "--dry-run"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean \"dpo\""), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean \"dpo\""),
+        "{}",
+        run.stderr
+    );
 }

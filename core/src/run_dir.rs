@@ -54,7 +54,12 @@ impl RunDir {
     /// # Errors
     /// [`Error::Io`] naming the directory.
     pub fn create(&self) -> Result<()> {
-        for dir in [self.root.clone(), self.metrics_dir(), self.eval_dir(), self.checkpoints_dir()] {
+        for dir in [
+            self.root.clone(),
+            self.metrics_dir(),
+            self.eval_dir(),
+            self.checkpoints_dir(),
+        ] {
             fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         Ok(())
@@ -126,7 +131,11 @@ impl RunDir {
     ///
     /// # Errors
     /// [`Error::Io`] naming the file; any error of `fill`.
-    pub fn write_checkpoint(&self, round: u32, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+    pub fn write_checkpoint(
+        &self,
+        round: u32,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
         let final_dir = self.checkpoint_dir(round);
         let tmp = final_dir.with_extension("tmp");
         if tmp.exists() {
@@ -136,14 +145,20 @@ impl RunDir {
         fill(&tmp)?;
         for entry in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
             let path = entry.map_err(|e| Error::io(&tmp, e))?.path();
-            File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&path, e))?;
         }
         if final_dir.exists() {
             // A previous attempt at this round got as far as the rename but not `latest`.
             fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
         }
         fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-        let name = final_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = final_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         write_atomic(&self.checkpoints_dir().join("latest"), name.as_bytes())?;
         sync_dir(&self.checkpoints_dir())?;
         Ok(final_dir)
@@ -177,12 +192,16 @@ impl RunDir {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp-write");
     let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// An append-only JSON-lines file.
@@ -198,11 +217,18 @@ impl JsonLines {
     /// # Errors
     /// [`Error::Io`] naming the file.
     pub fn open(path: &Path, length: Option<u64>) -> Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
         if let Some(length) = length {
             file.set_len(length).map_err(|e| Error::io(path, e))?;
         }
-        Ok(Self { path: path.to_path_buf(), writer: BufWriter::new(file) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: BufWriter::new(file),
+        })
     }
 
     /// Appends one row.
@@ -210,7 +236,10 @@ impl JsonLines {
     /// # Errors
     /// [`Error::Io`] naming the file.
     pub fn append(&mut self, row: &impl Serialize) -> Result<()> {
-        let line = serde_json::to_string(row).map_err(|e| Error::Json { path: self.path.clone(), message: e.to_string() })?;
+        let line = serde_json::to_string(row).map_err(|e| Error::Json {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
         writeln!(self.writer, "{line}").map_err(|e| Error::io(&self.path, e))
     }
 

@@ -58,7 +58,11 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> Result<()> {
     let head_dim = HIDDEN / HEADS;
     let write = |name: &str, value: &serde_json::Value| {
         let path = dir.join(name);
-        std::fs::write(&path, serde_json::to_vec_pretty(value).expect("JSON values serialize")).map_err(|e| Error::io(&path, e))
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(value).expect("JSON values serialize"),
+        )
+        .map_err(|e| Error::io(&path, e))
     };
     write(
         "config.json",
@@ -119,12 +123,17 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> Result<()> {
         let n: usize = shape.iter().product();
         // Uniform with the given standard deviation: sqrt(3) * std bounds.
         let bound = std * 3f32.sqrt();
-        let values: Vec<f32> = (0..n).map(|_| mean + rng.random_range(-bound..bound)).collect();
+        let values: Vec<f32> = (0..n)
+            .map(|_| mean + rng.random_range(-bound..bound))
+            .collect();
         Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
     };
     let (q, kv) = (HEADS * head_dim, KV_HEADS * head_dim);
     let mut weights = HashMap::new();
-    weights.insert("model.embed_tokens.weight".to_owned(), tensor(&[vocab, HIDDEN], 0.0, 1.0)?);
+    weights.insert(
+        "model.embed_tokens.weight".to_owned(),
+        tensor(&[vocab, HIDDEN], 0.0, 1.0)?,
+    );
     weights.insert("model.norm.weight".to_owned(), tensor(&[HIDDEN], 1.0, 0.1)?);
     for layer in 0..LAYERS {
         let p = format!("model.layers.{layer}");
@@ -162,9 +171,17 @@ mod tests {
         // 'h', 'é' (two bytes), 'l', 'l', 'o', then the special token.
         assert_eq!(ids.len(), 7);
         assert_eq!(*ids.last().expect("ids"), 258);
-        assert_eq!(model.tokenizer.decode(&ids[..6], false).expect("decode"), "héllo");
+        assert_eq!(
+            model.tokenizer.decode(&ids[..6], false).expect("decode"),
+            "héllo"
+        );
         let template = model.chat_template().expect("template");
-        let text = template.render(&[crate::model::ChatMessage::new("user", "hi")], true).expect("render");
-        assert!(text.ends_with("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"), "{text}");
+        let text = template
+            .render(&[crate::model::ChatMessage::new("user", "hi")], true)
+            .expect("render");
+        assert!(
+            text.ends_with("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"),
+            "{text}"
+        );
     }
 }

@@ -116,17 +116,34 @@ pub fn run(
 }
 
 /// Tokenizes `dataset` as training does and summarizes the lengths.
-fn token_lengths(model: &std::path::Path, dataset: &fedpref::data::Dataset, data: &DataConfig) -> anyhow::Result<TokenLengths> {
+fn token_lengths(
+    model: &std::path::Path,
+    dataset: &fedpref::data::Dataset,
+    data: &DataConfig,
+) -> anyhow::Result<TokenLengths> {
     let loaded = load_model(model, &candle_core::Device::Cpu)?;
     let template = loaded.chat_template()?;
     // Measure before fitting: limits far above any example keep every example whole.
-    let unlimited = DataConfig { max_length: usize::MAX / 4, max_prompt_length: usize::MAX / 8, ..data.clone() };
+    let unlimited = DataConfig {
+        max_length: usize::MAX / 4,
+        max_prompt_length: usize::MAX / 8,
+        ..data.clone()
+    };
     let whole = tokenize(dataset, &loaded.tokenizer, &template, &unlimited)?;
     let fitted = tokenize(dataset, &loaded.tokenizer, &template, data)?;
     let examples: Vec<_> = whole.examples.iter().flatten().collect();
     let lengths = [
-        ("prompt", examples.iter().map(|e| e.prompt.len()).collect::<Vec<_>>()),
-        ("answer", examples.iter().flat_map(|e| e.answers.iter().map(Vec::len)).collect()),
+        (
+            "prompt",
+            examples.iter().map(|e| e.prompt.len()).collect::<Vec<_>>(),
+        ),
+        (
+            "answer",
+            examples
+                .iter()
+                .flat_map(|e| e.answers.iter().map(Vec::len))
+                .collect(),
+        ),
         ("total", examples.iter().map(|e| e.max_len()).collect()),
     ]
     .into_iter()

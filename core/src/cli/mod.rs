@@ -51,7 +51,13 @@ enum Command {
 /// Parses the arguments and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(if matches!(cli.command, Command::Run(_) | Command::Eval(_)) { "info" } else { "warn" });
+    init_logging(
+        if matches!(cli.command, Command::Run(_) | Command::Eval(_)) {
+            "info"
+        } else {
+            "warn"
+        },
+    );
     let host = || -> anyhow::Result<PluginHost> {
         let mut builder = PluginHost::builder().default_dirs();
         for dir in &cli.plugin_dirs {
@@ -98,7 +104,9 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         ) => ExitCode::from(2),
         // The shell's convention for a process stopped by SIGINT.
         Some(Error::Interrupted { .. }) => ExitCode::from(130),
-        Some(Error::Plugin { cause, .. }) if cause.kind == fedpref_plugin_api::ErrorKind::InvalidParams => {
+        Some(Error::Plugin { cause, .. })
+            if cause.kind == fedpref_plugin_api::ErrorKind::InvalidParams =>
+        {
             ExitCode::from(2)
         }
         _ if error.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),

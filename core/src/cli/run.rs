@@ -41,7 +41,9 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
     let experiment = match (&args.config, &args.resume) {
         (_, Some(run_dir)) => resumed_config(run_dir, &args.overrides)?,
         (Some(path), None) => config::load(path, &args.overrides)?,
-        (None, None) => return Err(UsageError("give a config file or --resume <run-dir>".to_owned()).into()),
+        (None, None) => {
+            return Err(UsageError("give a config file or --resume <run-dir>".to_owned()).into())
+        }
     };
     let mut builder = PluginHost::builder().default_dirs();
     for dir in plugin_dirs.iter().chain(&experiment.plugins.dirs) {
@@ -50,7 +52,11 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
     let host = builder.load()?;
     if args.dry_run {
         let runs = experiment.runs(&host)?;
-        println!("{} run(s) in {}:", runs.len(), experiment.sweep_dir().display());
+        println!(
+            "{} run(s) in {}:",
+            runs.len(),
+            experiment.sweep_dir().display()
+        );
         for run in &runs {
             println!(
                 "  {:<32} loss {} ({}), partition {}, {} rounds x {} of {} clients",
@@ -72,7 +78,9 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
         if handler_stop.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: finishing the current step, then stopping (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\ninterrupt: finishing the current step, then stopping (Ctrl-C again to quit at once)"
+        );
     });
     let summaries = run_sweep(&experiment, &host, stop, Progress::detect())?;
     print!("{}", summary_table(&summaries));
@@ -83,13 +91,23 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
 /// The saved config of a run directory, placed so the run lands in that same directory.
 fn resumed_config(run_dir: &Path, overrides: &[String]) -> anyhow::Result<ExperimentConfig> {
     let mut experiment = config::load(&run_dir.join("config.toml"), overrides)?;
-    let sweep_dir = run_dir.parent().ok_or_else(|| UsageError(format!("{} has no parent directory", run_dir.display())))?;
+    let sweep_dir = run_dir
+        .parent()
+        .ok_or_else(|| UsageError(format!("{} has no parent directory", run_dir.display())))?;
     experiment.experiment.name = sweep_dir
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| UsageError(format!("{} is not a run directory of a sweep", run_dir.display())))?
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{} is not a run directory of a sweep",
+                run_dir.display()
+            ))
+        })?
         .to_owned();
-    experiment.experiment.output_dir = sweep_dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    experiment.experiment.output_dir = sweep_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     Ok(experiment)
 }
 
@@ -99,7 +117,8 @@ fn summary_table(summaries: &[RunSummary]) -> String {
         let first = s.round_metrics.first();
         let last = s.round_metrics.last();
         let get = |m: Option<&std::collections::BTreeMap<String, f64>>, k: &str| {
-            m.and_then(|m| m.get(k)).map_or("-".to_owned(), |v| format!("{v:.4}"))
+            m.and_then(|m| m.get(k))
+                .map_or("-".to_owned(), |v| format!("{v:.4}"))
         };
         out.push_str(&format!(
             "{:<33} {:<10} {:>6}  {:>7.1}  {:>8.1}  {:>8} -> {:<8}  {:>13}\n",

@@ -58,16 +58,19 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
         path: path.to_path_buf(),
         message: figment_message(e),
     })?;
-    config.validate().map_err(|message| Error::Config { path: path.to_path_buf(), message })?;
+    config.validate().map_err(|message| Error::Config {
+        path: path.to_path_buf(),
+        message,
+    })?;
     Ok(config)
 }
 
 /// Splits `a.b=c` and parses `c` as a TOML value (`1e-4`, `true`, `["a", "b"]`), falling back to
 /// the plain string (`dpo`).
 fn parse_override(item: &str) -> Result<(String, toml::Value)> {
-    let (key, raw) = item.split_once('=').ok_or_else(|| Error::Usage(format!(
-        "--set {item:?} is not of the form key.path=value"
-    )))?;
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| Error::Usage(format!("--set {item:?} is not of the form key.path=value")))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(Error::Usage(format!("--set {item:?} has an empty key")));
@@ -90,7 +93,11 @@ fn parse_override(item: &str) -> Result<(String, toml::Value)> {
 /// One figment error per line, each with its key path (figment's own `Display` names the
 /// provider, e.g. the file).
 fn figment_message(error: figment::Error) -> String {
-    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    error
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Resolves `path` against `base` unless it is absolute.

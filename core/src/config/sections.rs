@@ -133,7 +133,12 @@ pub struct LoraSection {
 
 impl Default for LoraSection {
     fn default() -> Self {
-        Self { rank: 8, alpha: 16.0, dropout: 0.05, targets: vec!["q_proj".to_owned(), "v_proj".to_owned()] }
+        Self {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.05,
+            targets: vec!["q_proj".to_owned(), "v_proj".to_owned()],
+        }
     }
 }
 
@@ -150,7 +155,10 @@ pub struct PartitionSection {
 
 impl Default for PartitionSection {
     fn default() -> Self {
-        Self { name: "iid".to_owned(), params: ComponentParams::new() }
+        Self {
+            name: "iid".to_owned(),
+            params: ComponentParams::new(),
+        }
     }
 }
 
@@ -174,7 +182,14 @@ pub struct FederationSection {
 
 impl Default for FederationSection {
     fn default() -> Self {
-        Self { clients: 10, clients_per_round: 2, rounds: 10, dropout: 0.0, deadline_seconds: None, eval_every: 0 }
+        Self {
+            clients: 10,
+            clients_per_round: 2,
+            rounds: 10,
+            dropout: 0.0,
+            deadline_seconds: None,
+            eval_every: 0,
+        }
     }
 }
 
@@ -205,7 +220,9 @@ impl TryFrom<String> for EpochsRule {
             .strip_prefix("epochs:")
             .and_then(|e| e.trim().parse::<f64>().ok())
             .filter(|e| e.is_finite() && *e > 0.0)
-            .ok_or_else(|| format!("{value:?} is neither a step count nor \"epochs:E\" with E > 0"))?;
+            .ok_or_else(|| {
+                format!("{value:?} is neither a step count nor \"epochs:E\" with E > 0")
+            })?;
         Ok(Self { epochs })
     }
 }
@@ -273,9 +290,15 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<(), String> {
         let e = &self.experiment;
         if e.name.is_empty() || e.name.contains(['/', '\\']) {
-            return Err(format!("experiment.name = {:?} must be a non-empty name without slashes", e.name));
+            return Err(format!(
+                "experiment.name = {:?} must be a non-empty name without slashes",
+                e.name
+            ));
         }
-        for (key, list) in [("experiment.methods", &e.methods), ("experiment.aggregators", &e.aggregators)] {
+        for (key, list) in [
+            ("experiment.methods", &e.methods),
+            ("experiment.aggregators", &e.aggregators),
+        ] {
             if list.is_empty() {
                 return Err(format!("{key} is empty; name at least one component"));
             }
@@ -297,16 +320,23 @@ impl ExperimentConfig {
             return Err("federation.rounds = 0 must be at least 1".to_owned());
         }
         if !(0.0..1.0).contains(&f.dropout) {
-            return Err(format!("federation.dropout = {} must be in [0, 1)", f.dropout));
+            return Err(format!(
+                "federation.dropout = {} must be in [0, 1)",
+                f.dropout
+            ));
         }
         if let Some(deadline) = f.deadline_seconds {
             if !(deadline.is_finite() && deadline > 0.0) {
-                return Err(format!("federation.deadline_seconds = {deadline} must be positive"));
+                return Err(format!(
+                    "federation.deadline_seconds = {deadline} must be positive"
+                ));
             }
         }
         let t = &self.training;
         if t.batch_size == 0 || t.grad_accum == 0 {
-            return Err("training.batch_size and training.grad_accum must be at least 1".to_owned());
+            return Err(
+                "training.batch_size and training.grad_accum must be at least 1".to_owned(),
+            );
         }
         if matches!(t.local_steps, LocalSteps::Fixed(0)) {
             return Err("training.local_steps = 0 must be at least 1".to_owned());
@@ -318,17 +348,25 @@ impl ExperimentConfig {
             ));
         }
         if t.max_grad_norm < 0.0 || t.weight_decay < 0.0 {
-            return Err("training.max_grad_norm and training.weight_decay must not be negative".to_owned());
+            return Err(
+                "training.max_grad_norm and training.weight_decay must not be negative".to_owned(),
+            );
         }
         let l = &self.lora;
-        if l.rank == 0 || l.alpha <= 0.0 || !(0.0..1.0).contains(&l.dropout) || l.targets.is_empty() {
+        if l.rank == 0 || l.alpha <= 0.0 || !(0.0..1.0).contains(&l.dropout) || l.targets.is_empty()
+        {
             return Err(format!(
                 "lora: rank = {} must be >= 1, alpha = {} > 0, dropout = {} in [0, 1), targets non-empty",
                 l.rank, l.alpha, l.dropout
             ));
         }
-        if !matches!(self.model.device.as_str(), "cpu" | "auto") && !self.model.device.starts_with("cuda") {
-            return Err(format!("model.device = {:?} is not one of cpu, auto, cuda:N", self.model.device));
+        if !matches!(self.model.device.as_str(), "cpu" | "auto")
+            && !self.model.device.starts_with("cuda")
+        {
+            return Err(format!(
+                "model.device = {:?} is not one of cpu, auto, cuda:N",
+                self.model.device
+            ));
         }
         if self.model.dtype != Precision::F32 {
             return Err("model.dtype = \"bf16\": mixed precision comes with the GPU build, which this fedpref is not; use \"f32\"".to_owned());

@@ -97,7 +97,9 @@ impl ExperimentConfig {
         for method in &self.experiment.methods {
             let (info, _) = host.find(ComponentKind::Loss, method)?;
             let spec = info.loss_spec.into_option().ok_or_else(|| {
-                Error::Usage(format!("loss {method:?} declares no data needs; its plugin is malformed"))
+                Error::Usage(format!(
+                    "loss {method:?} declares no data needs; its plugin is malformed"
+                ))
             })?;
             let (partitioner, partitioner_params) = match spec.data {
                 DataNeeds::Redistributed => (REDISTRIBUTE.to_owned(), ComponentParams::new()),
@@ -112,7 +114,11 @@ impl ExperimentConfig {
             };
             for aggregator in &self.experiment.aggregators {
                 for &seed in &self.experiment.seeds {
-                    let key = RunKey { method: method.clone(), aggregator: aggregator.clone(), seed };
+                    let key = RunKey {
+                        method: method.clone(),
+                        aggregator: aggregator.clone(),
+                        seed,
+                    };
                     let mut config = self.clone();
                     config.experiment.methods = vec![method.clone()];
                     config.experiment.aggregators = vec![aggregator.clone()];

@@ -322,7 +322,11 @@ impl fmt::Display for InspectReport {
         write!(f, "{lengths}")?;
 
         if let Some(tokens) = &self.tokens {
-            writeln!(f, "\nlengths (tokens, {} with its chat template)", tokens.model)?;
+            writeln!(
+                f,
+                "\nlengths (tokens, {} with its chat template)",
+                tokens.model
+            )?;
             let mut table = Table::new(&["part", "n", "p50", "p90", "p99", "max"]);
             for (name, p) in &tokens.lengths {
                 table.row(vec![

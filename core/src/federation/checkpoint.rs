@@ -41,16 +41,28 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 fn f32s(path: &Path, bytes: &[u8]) -> Result<Vec<f32>> {
     if bytes.len() % 4 != 0 {
-        return Err(Error::Checkpoint { path: path.to_path_buf(), message: "length is not a multiple of 4 bytes".to_owned() });
+        return Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: "length is not a multiple of 4 bytes".to_owned(),
+        });
     }
-    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// Writes the checkpoint files into `dir` (a temporary directory the caller renames).
 ///
 /// # Errors
 /// [`Error::Io`] naming the file.
-pub fn write(dir: &Path, state: &CheckpointState, global: &[f32], aggregator: &[u8], optimizers: &BTreeMap<u32, OptimizerState>) -> Result<()> {
+pub fn write(
+    dir: &Path,
+    state: &CheckpointState,
+    global: &[f32],
+    aggregator: &[u8],
+    optimizers: &BTreeMap<u32, OptimizerState>,
+) -> Result<()> {
     write_atomic(&dir.join("global.f32"), &f32_bytes(global))?;
     write_atomic(&dir.join("aggregator.bin"), aggregator)?;
     let mut clients = Vec::new();
@@ -62,7 +74,10 @@ pub fn write(dir: &Path, state: &CheckpointState, global: &[f32], aggregator: &[
         clients.extend(f32_bytes(&o.v));
     }
     write_atomic(&dir.join("clients.bin"), &clients)?;
-    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Json { path: dir.join("state.json"), message: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Json {
+        path: dir.join("state.json"),
+        message: e.to_string(),
+    })?;
     write_atomic(&dir.join("state.json"), &json)
 }
 
@@ -76,20 +91,30 @@ pub fn read(dir: &Path) -> Result<Restored> {
         std::fs::read(&path).map_err(|e| Error::io(&path, e))
     };
     let state_path = dir.join("state.json");
-    let state: CheckpointState = serde_json::from_slice(&read("state.json")?)
-        .map_err(|e| Error::Checkpoint { path: state_path.clone(), message: e.to_string() })?;
+    let state: CheckpointState =
+        serde_json::from_slice(&read("state.json")?).map_err(|e| Error::Checkpoint {
+            path: state_path.clone(),
+            message: e.to_string(),
+        })?;
     let global = f32s(&dir.join("global.f32"), &read("global.f32")?)?;
     if global.len() != state.n_params {
         return Err(Error::Checkpoint {
             path: dir.join("global.f32"),
-            message: format!("{} parameters, state.json says {}", global.len(), state.n_params),
+            message: format!(
+                "{} parameters, state.json says {}",
+                global.len(),
+                state.n_params
+            ),
         });
     }
     let clients_path = dir.join("clients.bin");
     let bytes = read("clients.bin")?;
     let mut optimizers = BTreeMap::new();
     let mut at = 0;
-    let truncated = || Error::Checkpoint { path: clients_path.clone(), message: "truncated".to_owned() };
+    let truncated = || Error::Checkpoint {
+        path: clients_path.clone(),
+        message: "truncated".to_owned(),
+    };
     let take = |at: &mut usize, n: usize| -> Result<&[u8]> {
         let slice = bytes.get(*at..*at + n).ok_or_else(truncated)?;
         *at += n;
@@ -103,7 +128,12 @@ pub fn read(dir: &Path) -> Result<Restored> {
         let v = f32s(&clients_path, take(&mut at, 4 * n)?)?;
         optimizers.insert(client, OptimizerState { m, v, step });
     }
-    Ok(Restored { state, global, aggregator: read("aggregator.bin")?, optimizers })
+    Ok(Restored {
+        state,
+        global,
+        aggregator: read("aggregator.bin")?,
+        optimizers,
+    })
 }
 
 #[cfg(test)]
@@ -113,11 +143,30 @@ mod tests {
     #[test]
     fn a_checkpoint_round_trips_bit_for_bit() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let state = CheckpointState { round: 3, steps_len: 120, rounds_len: 40, n_params: 3 };
+        let state = CheckpointState {
+            round: 3,
+            steps_len: 120,
+            rounds_len: 40,
+            n_params: 3,
+        };
         let global = vec![1.5f32, -0.0, f32::MIN_POSITIVE];
         let optimizers = BTreeMap::from([
-            (2u32, OptimizerState { m: vec![0.1, 0.2, 0.3], v: vec![1e-8, 2e-8, 3e-8], step: 7 }),
-            (5u32, OptimizerState { m: vec![0.0; 3], v: vec![0.5; 3], step: 1 }),
+            (
+                2u32,
+                OptimizerState {
+                    m: vec![0.1, 0.2, 0.3],
+                    v: vec![1e-8, 2e-8, 3e-8],
+                    step: 7,
+                },
+            ),
+            (
+                5u32,
+                OptimizerState {
+                    m: vec![0.0; 3],
+                    v: vec![0.5; 3],
+                    step: 1,
+                },
+            ),
         ]);
         write(dir.path(), &state, &global, b"agg", &optimizers).expect("write");
         let restored = read(dir.path()).expect("read");
@@ -130,9 +179,19 @@ mod tests {
     #[test]
     fn a_damaged_checkpoint_names_the_file() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let state = CheckpointState { round: 0, steps_len: 0, rounds_len: 0, n_params: 2 };
+        let state = CheckpointState {
+            round: 0,
+            steps_len: 0,
+            rounds_len: 0,
+            n_params: 2,
+        };
         write(dir.path(), &state, &[1.0, 2.0, 3.0], b"", &BTreeMap::new()).expect("write");
-        let error = read(dir.path()).expect_err("3 parameters for 2").to_string();
-        assert!(error.contains("global.f32") && error.contains("3 parameters"), "{error}");
+        let error = read(dir.path())
+            .expect_err("3 parameters for 2")
+            .to_string();
+        assert!(
+            error.contains("global.f32") && error.contains("3 parameters"),
+            "{error}"
+        );
     }
 }

@@ -88,7 +88,13 @@ impl DataSummary {
             path: splits.train.path.display().to_string(),
             train_examples: splits.train.len(),
             eval_examples: splits.eval.as_ref().map_or(0, |e| e.len()),
-            invalid: splits.train.invalid.0.iter().map(|(reason, n)| (format!("{reason:?}"), *n)).collect(),
+            invalid: splits
+                .train
+                .invalid
+                .0
+                .iter()
+                .map(|(reason, n)| (format!("{reason:?}"), *n))
+                .collect(),
             kept: tokenized.lengths.kept,
             truncated: tokenized.lengths.truncated,
             dropped: tokenized.lengths.dropped,
@@ -111,7 +117,12 @@ pub struct PartitionSummary {
 
 impl PartitionSummary {
     /// Summarizes `clients` and their training `units`.
-    pub fn new(partitioner: &str, clients: &ClientData, units: &[Vec<Unit>], metrics: &[Metric]) -> Self {
+    pub fn new(
+        partitioner: &str,
+        clients: &ClientData,
+        units: &[Vec<Unit>],
+        metrics: &[Metric],
+    ) -> Self {
         Self {
             partitioner: partitioner.to_owned(),
             units: units.iter().map(Vec::len).collect(),
@@ -121,14 +132,24 @@ impl PartitionSummary {
                     [counts.pairs, counts.desirable, counts.undesirable]
                 })
                 .collect(),
-            metrics: metrics.iter().filter(|m| m.value.is_finite()).map(|m| (m.name.to_string(), m.value)).collect(),
+            metrics: metrics
+                .iter()
+                .filter(|m| m.value.is_finite())
+                .map(|m| (m.name.to_string(), m.value))
+                .collect(),
         }
     }
 }
 
 impl Manifest {
     /// A manifest for `run`, status running.
-    pub fn new(run: &RunConfig, host: &PluginHost, data: DataSummary, partition: PartitionSummary, rounds_completed: u32) -> Self {
+    pub fn new(
+        run: &RunConfig,
+        host: &PluginHost,
+        data: DataSummary,
+        partition: PartitionSummary,
+        rounds_completed: u32,
+    ) -> Self {
         let mut components = BTreeMap::new();
         for (role, kind, name) in [
             ("loss", ComponentKind::Loss, &run.key.method),
@@ -173,7 +194,10 @@ impl Manifest {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| Error::Json { path, message: e.to_string() }),
+                .map_err(|e| Error::Json {
+                    path,
+                    message: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(path, e)),
         }
@@ -185,7 +209,10 @@ impl Manifest {
     /// [`Error::Io`].
     pub fn write(&self, dir: &RunDir) -> Result<()> {
         let path = dir.manifest_file();
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Json { path: path.clone(), message: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Json {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         write_atomic(&path, &json)
     }
 }

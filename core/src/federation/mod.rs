@@ -23,9 +23,19 @@ use crate::{config::ExperimentConfig, PluginHost, Result};
 ///
 /// # Errors
 /// The first run's error; earlier runs' results stay on disk.
-pub fn run_sweep(config: &ExperimentConfig, host: &PluginHost, stop: Arc<AtomicBool>, progress: Progress) -> Result<Vec<RunSummary>> {
+pub fn run_sweep(
+    config: &ExperimentConfig,
+    host: &PluginHost,
+    stop: Arc<AtomicBool>,
+    progress: Progress,
+) -> Result<Vec<RunSummary>> {
     let runs = config.runs(host)?;
-    let mut ctx = SweepContext { host, stop, reference_cache: None, progress };
+    let mut ctx = SweepContext {
+        host,
+        stop,
+        reference_cache: None,
+        progress,
+    };
     let mut summaries = Vec::new();
     for run in &runs {
         summaries.push(run::run(run, &mut ctx)?);

@@ -13,7 +13,9 @@ pub struct Progress {
 impl Progress {
     /// Bars when stderr is a terminal, lines otherwise.
     pub fn detect() -> Self {
-        Self { terminal: std::io::stderr().is_terminal() }
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+        }
     }
 
     /// Never draws bars (tests, scripts).

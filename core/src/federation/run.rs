@@ -27,8 +27,8 @@ use crate::{
     plugin_host::PluginHost,
     run_dir::{JsonLines, RunDir, RunStatus},
     train::{
-        client_units, schedule, tokenize, train_client, Dropout, LocalOutcome, LocalSettings, OptimizerState,
-        ReferenceCache, Unit,
+        client_units, schedule, tokenize, train_client, Dropout, LocalOutcome, LocalSettings,
+        OptimizerState, ReferenceCache, Unit,
     },
     Error, Result,
 };
@@ -94,7 +94,11 @@ pub struct SweepContext<'a> {
 }
 
 fn metric_map(metrics: &[Metric]) -> BTreeMap<String, f64> {
-    metrics.iter().filter(|m| m.value.is_finite()).map(|m| (m.name.to_string(), m.value)).collect()
+    metrics
+        .iter()
+        .filter(|m| m.value.is_finite())
+        .map(|m| (m.name.to_string(), m.value))
+        .collect()
 }
 
 /// Runs (or resumes, or skips when complete) one run of a sweep.
@@ -106,7 +110,8 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
     let started = Instant::now();
     let dir = RunDir::new(&run.run_dir);
     let name = run.key.dir_name();
-    let config_text = toml::to_string_pretty(&run.config).map_err(|e| Error::Usage(format!("cannot serialize the config: {e}")))?;
+    let config_text = toml::to_string_pretty(&run.config)
+        .map_err(|e| Error::Usage(format!("cannot serialize the config: {e}")))?;
     let mut manifest = Manifest::read(&dir)?;
     if let Some(existing) = &manifest {
         let written = std::fs::read_to_string(dir.config_file()).unwrap_or_default();
@@ -119,7 +124,8 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             });
         }
         if existing.status == RunStatus::Complete {
-            ctx.progress.note(&format!("{name}: already complete, skipped"));
+            ctx.progress
+                .note(&format!("{name}: already complete, skipped"));
             return Ok(RunSummary {
                 name,
                 run_dir: run.run_dir.clone(),
@@ -142,14 +148,21 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         require_pairs(&splits.train, &run.key.method)?;
     }
     let device = select_device(&config.model.device)?;
-    ctx.progress.note(&format!("{name}: loading {}", config.model.path.display()));
+    ctx.progress
+        .note(&format!("{name}: loading {}", config.model.path.display()));
     let mut model = load_model(&config.model.path, &device)?;
     let template = model.chat_template()?;
     let tokenized = tokenize(&splits.train, &model.tokenizer, &template, &config.data)?;
-    let lengths: Vec<u32> =
-        tokenized.examples.iter().map(|e| e.as_ref().map_or(0, |e| e.max_len() as u32)).collect();
+    let lengths: Vec<u32> = tokenized
+        .examples
+        .iter()
+        .map(|e| e.as_ref().map_or(0, |e| e.max_len() as u32))
+        .collect();
     let metas = example_metas_with_lengths(&splits.train, &lengths, config.data.n_buckets);
-    let partitioner = ctx.host.partitioner(&run.partitioner, &serde_json::to_value(&run.partitioner_params).unwrap_or_default())?;
+    let partitioner = ctx.host.partitioner(
+        &run.partitioner,
+        &serde_json::to_value(&run.partitioner_params).unwrap_or_default(),
+    )?;
     let partition = partitioner.partition(&PartitionInput {
         examples: metas.as_slice().into(),
         n_clients: config.federation.clients,
@@ -158,7 +171,14 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
     let clients = ClientData::from_partition(&run.partitioner, &partition, &metas)?;
     let n_clients = clients.n_clients() as u32;
     let mut units: Vec<Vec<Unit>> = (0..n_clients)
-        .map(|c| client_units(clients.client(c as usize), &tokenized, run.loss_spec, derive(seed, Stream::KlPairing, 0, u64::from(c))))
+        .map(|c| {
+            client_units(
+                clients.client(c as usize),
+                &tokenized,
+                run.loss_spec,
+                derive(seed, Stream::KlPairing, 0, u64::from(c)),
+            )
+        })
         .collect();
     if let Some(empty) = units.iter().position(Vec::is_empty) {
         return Err(Error::Run {
@@ -168,12 +188,27 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
     }
     let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
     // Scorers and benchmark files are checked here, so a bad [eval] fails before training.
-    let mut evaluator = crate::eval::Evaluator::new(&config.eval, ctx.host, &run.run_dir, &model, splits.eval.as_ref(), &config.data, None)?;
+    let mut evaluator = crate::eval::Evaluator::new(
+        &config.eval,
+        ctx.host,
+        &run.run_dir,
+        &model,
+        splits.eval.as_ref(),
+        &config.data,
+        None,
+    )?;
 
     let needs_reference = run.loss_spec.needs_reference || run.loss_spec.needs_kl_batch;
     if needs_reference && ctx.reference_cache.is_none() {
-        let cache_path = dir.root().parent().unwrap_or(dir.root()).join("cache/reference-logprobs.bin");
-        ctx.reference_cache = Some(ReferenceCache::open(&cache_path, &model_identity(&config.model.path))?);
+        let cache_path = dir
+            .root()
+            .parent()
+            .unwrap_or(dir.root())
+            .join("cache/reference-logprobs.bin");
+        ctx.reference_cache = Some(ReferenceCache::open(
+            &cache_path,
+            &model_identity(&config.model.path),
+        )?);
     }
     // Reference log-probs are filled per client on its first sampling (fixed chunks of its
     // units), so clients never sampled cost nothing.
@@ -183,13 +218,26 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         config.lora.rank,
         config.lora.alpha,
         config.lora.dropout,
-        &config.lora.targets.iter().map(String::as_str).collect::<Vec<_>>(),
+        &config
+            .lora
+            .targets
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     )?;
-    let adapter = Adapter::new(&lora, model.decoder.config(), derive(seed, Stream::AdapterInit, 0, 0), DType::F32, &device)?;
+    let adapter = Adapter::new(
+        &lora,
+        model.decoder.config(),
+        derive(seed, Stream::AdapterInit, 0, 0),
+        DType::F32,
+        &device,
+    )?;
     let mut global = adapter.flatten()?;
     model.decoder.attach_adapter(adapter)?;
     let loss = ctx.host.loss(&run.key.method, &run.loss_params())?;
-    let mut aggregator = ctx.host.aggregator(&run.key.aggregator, &run.aggregator_params())?;
+    let mut aggregator = ctx
+        .host
+        .aggregator(&run.key.aggregator, &run.aggregator_params())?;
     let mut optimizers: BTreeMap<u32, OptimizerState> = BTreeMap::new();
     let mut start_round = 0;
     // A fresh start truncates metrics left by a run killed before its first checkpoint.
@@ -199,7 +247,11 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         if restored.global.len() != global.len() {
             return Err(Error::Checkpoint {
                 path: checkpoint_dir,
-                message: format!("{} parameters, this config's adapter has {}", restored.global.len(), global.len()),
+                message: format!(
+                    "{} parameters, this config's adapter has {}",
+                    restored.global.len(),
+                    global.len()
+                ),
             });
         }
         global = restored.global;
@@ -207,13 +259,17 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         optimizers = restored.optimizers;
         start_round = restored.state.round + 1;
         lengths_to_keep = (restored.state.steps_len, restored.state.rounds_len);
-        ctx.progress.note(&format!("{name}: resuming after round {}", restored.state.round));
+        ctx.progress.note(&format!(
+            "{name}: resuming after round {}",
+            restored.state.round
+        ));
     }
     let mut steps_log = JsonLines::open(&dir.steps_file(), Some(lengths_to_keep.0))?;
     let mut rounds_log = JsonLines::open(&dir.rounds_file(), Some(lengths_to_keep.1))?;
 
     let data_summary = DataSummary::new(&splits, &tokenized);
-    let partition_summary = PartitionSummary::new(&run.partitioner, &clients, &units, &partition.metrics);
+    let partition_summary =
+        PartitionSummary::new(&run.partitioner, &clients, &units, &partition.metrics);
     let manifest_now = Manifest::new(run, ctx.host, data_summary, partition_summary, start_round);
     manifest_now.write(&dir)?;
     manifest = Some(manifest_now);
@@ -230,7 +286,12 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
     for round in start_round..federation.rounds {
         let round_started = Instant::now();
         let lr = schedule::round_lr(training.lr, training.lr_min, round, federation.rounds);
-        let sampled = sample_clients(seed, round, n_clients, federation.clients_per_round.min(n_clients));
+        let sampled = sample_clients(
+            seed,
+            round,
+            n_clients,
+            federation.clients_per_round.min(n_clients),
+        );
         let mut updates: Vec<(u32, Vec<f32>, u32)> = Vec::new();
         let (mut dropped, mut rejected) = (Vec::new(), Vec::new());
         let mut step_sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
@@ -241,13 +302,30 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             bytes_down += 4 * (n_params + plan.gradient_offset.len()) as u64;
             if !has_reference[client as usize] {
                 if let Some(cache) = ctx.reference_cache.as_mut() {
-                    fill_reference(cache, &model.decoder, &mut units[client as usize], pad_id, training.batch_size * 2, &ctx.progress, &name)?;
+                    fill_reference(
+                        cache,
+                        &model.decoder,
+                        &mut units[client as usize],
+                        pad_id,
+                        training.batch_size * 2,
+                        &ctx.progress,
+                        &name,
+                    )?;
                 }
                 has_reference[client as usize] = true;
             }
             let client_units = &units[client as usize];
-            let steps = schedule::local_steps(training.local_steps, client_units.len(), units_per_step, federation);
-            model.decoder.adapter().ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?.unflatten(&global)?;
+            let steps = schedule::local_steps(
+                training.local_steps,
+                client_units.len(),
+                units_per_step,
+                federation,
+            );
+            model
+                .decoder
+                .adapter()
+                .ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?
+                .unflatten(&global)?;
             let settings = LocalSettings {
                 steps,
                 batch_size: training.batch_size,
@@ -255,11 +333,22 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
                 lr,
                 max_grad_norm: training.max_grad_norm,
                 weight_decay: training.weight_decay,
-                seed: derive(seed, Stream::LocalTraining, u64::from(round), u64::from(client)),
-                deadline: federation.deadline_seconds.map(|s| Instant::now() + std::time::Duration::from_secs_f64(s)),
+                seed: derive(
+                    seed,
+                    Stream::LocalTraining,
+                    u64::from(round),
+                    u64::from(client),
+                ),
+                deadline: federation
+                    .deadline_seconds
+                    .map(|s| Instant::now() + std::time::Duration::from_secs_f64(s)),
                 fail_before_step: failure_step(seed, round, client, federation.dropout, steps),
             };
-            let previous = if training.keep_optimizer_state { optimizers.get(&client) } else { None };
+            let previous = if training.keep_optimizer_state {
+                optimizers.get(&client)
+            } else {
+                None
+            };
             let stop = || ctx.stop.load(Ordering::SeqCst);
             let client_started = Instant::now();
             let outcome = train_client(
@@ -287,24 +376,42 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             train_seconds += client_started.elapsed().as_secs_f64();
             match outcome {
                 LocalOutcome::Dropped(Dropout::Interrupted) => {
-                    return Err(Error::Interrupted { run_dir: run.run_dir.clone(), round });
+                    return Err(Error::Interrupted {
+                        run_dir: run.run_dir.clone(),
+                        round,
+                    });
                 }
                 LocalOutcome::Dropped(dropout) => {
-                    dropped.push(ClientEvent { client, what: serde_json::to_value(&dropout).unwrap_or_default() });
+                    dropped.push(ClientEvent {
+                        client,
+                        what: serde_json::to_value(&dropout).unwrap_or_default(),
+                    });
                 }
-                LocalOutcome::Trained { params, steps: records, optimizer } => {
+                LocalOutcome::Trained {
+                    params,
+                    steps: records,
+                    optimizer,
+                } => {
                     for record in &records {
                         steps_log.append(record)?;
                         round_tokens += record.tokens;
-                        for (k, v) in record.metrics.iter().chain([(&"loss".to_owned(), &record.loss)]) {
+                        for (k, v) in record
+                            .metrics
+                            .iter()
+                            .chain([(&"loss".to_owned(), &record.loss)])
+                        {
                             let entry = step_sums.entry(k.clone()).or_default();
                             entry.0 += v;
                             entry.1 += 1;
                         }
                     }
-                    let mean_loss = records.iter().map(|r| r.loss).sum::<f64>() / records.len().max(1) as f64;
+                    let mean_loss =
+                        records.iter().map(|r| r.loss).sum::<f64>() / records.len().max(1) as f64;
                     if let Some(reason) = rejection(&params, mean_loss, training.max_loss) {
-                        rejected.push(ClientEvent { client, what: serde_json::json!({ "reason": reason }) });
+                        rejected.push(ClientEvent {
+                            client,
+                            what: serde_json::json!({ "reason": reason }),
+                        });
                     } else {
                         if training.keep_optimizer_state {
                             optimizers.insert(client, optimizer);
@@ -317,7 +424,10 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         tokens_total += round_tokens;
         let aggregation_started = Instant::now();
         let (skipped, aggregator_metrics) = if updates.is_empty() {
-            (Some("no client update survived this round (all dropped or rejected)".to_owned()), BTreeMap::new())
+            (
+                Some("no client update survived this round (all dropped or rejected)".to_owned()),
+                BTreeMap::new(),
+            )
         } else {
             let client_updates: Vec<ClientUpdate<'_>> = updates
                 .iter()
@@ -338,7 +448,10 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             global = output.global.into_vec();
             (None, metric_map(&output.metrics))
         };
-        let train: BTreeMap<String, f64> = step_sums.into_iter().map(|(k, (s, n))| (k, s / n as f64)).collect();
+        let train: BTreeMap<String, f64> = step_sums
+            .into_iter()
+            .map(|(k, (s, n))| (k, s / n as f64))
+            .collect();
         let record = RoundRecord {
             round,
             lr,
@@ -356,11 +469,19 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             aggregator: aggregator_metrics,
         };
         rounds_log.append(&record)?;
-        let state = CheckpointState { round, steps_len: steps_log.sync()?, rounds_len: rounds_log.sync()?, n_params };
+        let state = CheckpointState {
+            round,
+            steps_len: steps_log.sync()?,
+            rounds_len: rounds_log.sync()?,
+            n_params,
+        };
         let aggregator_state = aggregator.save_state()?;
         dir.write_checkpoint(round, |tmp| {
             checkpoint::write(tmp, &state, &global, &aggregator_state, &optimizers)?;
-            let adapter = model.decoder.adapter().ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?;
+            let adapter = model
+                .decoder
+                .adapter()
+                .ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?;
             adapter.unflatten(&global)?;
             crate::model::peft::save_adapter(adapter, tmp, &config.model.path.display().to_string())
         })?;
@@ -370,8 +491,17 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             m.write(&dir)?;
         }
         ctx.progress.note(&round_line(&name, &record));
-        if config.eval.due(round, federation.rounds, federation.eval_every) {
-            evaluator.evaluate(&model, &global, crate::eval::Target::Round(round), &ctx.progress, &name)?;
+        if config
+            .eval
+            .due(round, federation.rounds, federation.eval_every)
+        {
+            evaluator.evaluate(
+                &model,
+                &global,
+                crate::eval::Target::Round(round),
+                &ctx.progress,
+                &name,
+            )?;
         }
         round_metrics.push(train);
         round_bar.inc(1);
@@ -387,7 +517,11 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         skipped: false,
         started_at_round: start_round,
         seconds: started.elapsed().as_secs_f64(),
-        tokens_per_second: if train_seconds > 0.0 { tokens_total as f64 / train_seconds } else { 0.0 },
+        tokens_per_second: if train_seconds > 0.0 {
+            tokens_total as f64 / train_seconds
+        } else {
+            0.0
+        },
         round_metrics,
     })
 }
@@ -402,10 +536,16 @@ fn fill_reference(
     progress: &Progress,
     name: &str,
 ) -> Result<()> {
-    let mut scored: Vec<&mut crate::train::units::Scored> = units.iter_mut().flat_map(Unit::scored_mut).collect();
+    let mut scored: Vec<&mut crate::train::units::Scored> =
+        units.iter_mut().flat_map(Unit::scored_mut).collect();
     let sequences: Vec<_> = scored.iter().map(|s| s.sequence.clone()).collect();
-    let bar = progress.bar(sequences.len() as u64, &format!("{name}: reference log-probs"));
-    let values = cache.fill(decoder, &sequences, pad_id, batch_size, |n| bar.inc(n as u64))?;
+    let bar = progress.bar(
+        sequences.len() as u64,
+        &format!("{name}: reference log-probs"),
+    );
+    let values = cache.fill(decoder, &sequences, pad_id, batch_size, |n| {
+        bar.inc(n as u64)
+    })?;
     bar.finish_and_clear();
     for (s, v) in scored.iter_mut().zip(values) {
         s.reference = v;
@@ -419,13 +559,20 @@ fn rejection(params: &[f32], mean_loss: f64, max_loss: f64) -> Option<String> {
         return Some(format!("parameter {i} is {}", params[i]));
     }
     if !mean_loss.is_finite() || mean_loss > max_loss {
-        return Some(format!("the local loss diverged (mean {mean_loss}, limit training.max_loss = {max_loss})"));
+        return Some(format!(
+            "the local loss diverged (mean {mean_loss}, limit training.max_loss = {max_loss})"
+        ));
     }
     None
 }
 
 fn round_line(name: &str, record: &RoundRecord) -> String {
-    let pick = |key: &str| record.train.get(key).map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let pick = |key: &str| {
+        record
+            .train
+            .get(key)
+            .map_or("-".to_owned(), |v| format!("{v:.4}"))
+    };
     let mut line = format!(
         "{name} round {}: loss {} margin {} accuracy {} | {} trained",
         record.round,
@@ -443,7 +590,11 @@ fn round_line(name: &str, record: &RoundRecord) -> String {
     if let Some(reason) = &record.skipped {
         line.push_str(&format!(" (skipped: {reason})"));
     }
-    line.push_str(&format!(" | {:.1} s, {:.0} tokens/s", record.seconds, record.tokens as f64 / record.seconds.max(1e-9)));
+    line.push_str(&format!(
+        " | {:.1} s, {:.0} tokens/s",
+        record.seconds,
+        record.tokens as f64 / record.seconds.max(1e-9)
+    ));
     line
 }
 
@@ -462,6 +613,9 @@ fn model_identity(path: &std::path::Path) -> String {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let meta = std::fs::metadata(path).ok();
     let size = meta.as_ref().map_or(0, |m| m.len());
-    let modified = meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+    let modified = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
     format!("{}:{size}:{modified}", canonical.display())
 }

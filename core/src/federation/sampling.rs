@@ -43,9 +43,12 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// The `k` clients (of `n`) sampled in `round`, without replacement, sorted.
 pub fn sample_clients(seed: u64, round: u32, n: u32, k: u32) -> Vec<u32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, Stream::ClientSampling, u64::from(round), 0));
-    let mut clients: Vec<u32> =
-        sample(&mut rng, n as usize, k.min(n) as usize).into_iter().map(|c| c as u32).collect();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(derive(seed, Stream::ClientSampling, u64::from(round), 0));
+    let mut clients: Vec<u32> = sample(&mut rng, n as usize, k.min(n) as usize)
+        .into_iter()
+        .map(|c| c as u32)
+        .collect();
     clients.sort_unstable();
     clients
 }
@@ -55,7 +58,12 @@ pub fn failure_step(seed: u64, round: u32, client: u32, p: f64, steps: u32) -> O
     if p <= 0.0 {
         return None;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(derive(seed, Stream::Faults, u64::from(round), u64::from(client)));
+    let mut rng = ChaCha8Rng::seed_from_u64(derive(
+        seed,
+        Stream::Faults,
+        u64::from(round),
+        u64::from(client),
+    ));
     (rng.random::<f64>() < p).then(|| rng.random_range(0..steps.max(1)))
 }
 
@@ -84,15 +92,22 @@ mod tests {
             }
         }
         // Expected 600 each; the binomial standard deviation is about 20.5, so 5 sigma is ~100.
-        assert!(counts.iter().all(|&c| (500..=700).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (500..=700).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn failures_follow_the_probability() {
-        let failed = (0..4000).filter(|&r| failure_step(3, r, 1, 0.25, 10).is_some()).count();
+        let failed = (0..4000)
+            .filter(|&r| failure_step(3, r, 1, 0.25, 10).is_some())
+            .count();
         // Expected 1000, standard deviation ~27.
         assert!((880..=1120).contains(&failed), "{failed}");
-        assert!((0..100).filter_map(|r| failure_step(3, r, 1, 0.5, 10)).all(|s| s < 10));
+        assert!((0..100)
+            .filter_map(|r| failure_step(3, r, 1, 0.5, 10))
+            .all(|s| s < 10));
         assert!((0..100).all(|r| failure_step(3, r, 1, 0.0, 10).is_none()));
     }
 

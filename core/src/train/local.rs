@@ -135,7 +135,9 @@ pub fn train_client(
     round: u32,
     client: u32,
 ) -> Result<LocalOutcome> {
-    let adapter = decoder.adapter().ok_or_else(|| Error::Usage("no adapter attached to train".to_owned()))?;
+    let adapter = decoder
+        .adapter()
+        .ok_or_else(|| Error::Usage("no adapter attached to train".to_owned()))?;
     let vars = adapter.vars();
     let config = AdamWConfig {
         lr: settings.lr,
@@ -176,7 +178,8 @@ pub fn train_client(
                         unit
                     })
                     .collect();
-                let (output, micro_tokens) = micro_batch(decoder, loss, &picked, pad_id, &mut accumulator)?;
+                let (output, micro_tokens) =
+                    micro_batch(decoder, loss, &picked, pad_id, &mut accumulator)?;
                 tokens += micro_tokens;
                 losses.push(output.loss);
                 for metric in output.metrics.iter().filter(|m| m.value.is_finite()) {
@@ -197,7 +200,10 @@ pub fn train_client(
                 grad_norm: stats.grad_norm,
                 tokens,
                 seconds: started.elapsed().as_secs_f64(),
-                metrics: metric_sums.into_iter().map(|(k, (sum, n))| (k, sum / n as f64)).collect(),
+                metrics: metric_sums
+                    .into_iter()
+                    .map(|(k, (sum, n))| (k, sum / n as f64))
+                    .collect(),
             };
             on_step(&record);
             records.push(record);
@@ -208,9 +214,15 @@ pub fn train_client(
     if let Some(dropout) = result? {
         return Ok(LocalOutcome::Dropped(dropout));
     }
-    let adapter = decoder.adapter().ok_or_else(|| Error::Usage("the adapter vanished during training".to_owned()))?;
+    let adapter = decoder
+        .adapter()
+        .ok_or_else(|| Error::Usage("the adapter vanished during training".to_owned()))?;
     let (m, v, step) = optimizer.export_state()?;
-    Ok(LocalOutcome::Trained { params: adapter.flatten()?, steps: records, optimizer: OptimizerState { m, v, step } })
+    Ok(LocalOutcome::Trained {
+        params: adapter.flatten()?,
+        steps: records,
+        optimizer: OptimizerState { m, v, step },
+    })
 }
 
 /// One forward, loss and backward over `units`; gradients go into `accumulator`.
@@ -233,9 +245,17 @@ fn micro_batch(
                 labels.extend([Label::Chosen, Label::Rejected]);
                 pair.extend([i + 1, i]);
             }
-            Unit::Single { answer, desirable, kl: kl_sequence } => {
+            Unit::Single {
+                answer,
+                desirable,
+                kl: kl_sequence,
+            } => {
                 sequences.push(answer);
-                labels.push(if *desirable { Label::Chosen } else { Label::Rejected });
+                labels.push(if *desirable {
+                    Label::Chosen
+                } else {
+                    Label::Rejected
+                });
                 pair.push(-1);
                 kl.extend(kl_sequence.as_ref());
             }
@@ -244,7 +264,11 @@ fn micro_batch(
     let device = decoder.device().clone();
     let policy = logprobs_of(decoder, &sequences, pad_id)?;
     let policy_values: Vec<f32> = policy.to_dtype(DType::F32)?.to_vec1()?;
-    let kl_policy = if kl.is_empty() { None } else { Some(logprobs_of(decoder, &kl, pad_id)?) };
+    let kl_policy = if kl.is_empty() {
+        None
+    } else {
+        Some(logprobs_of(decoder, &kl, pad_id)?)
+    };
     let kl_values: Vec<f32> = match &kl_policy {
         Some(t) => t.to_dtype(DType::F32)?.to_vec1()?,
         None => Vec::new(),
@@ -255,7 +279,11 @@ fn micro_batch(
     let spec = loss.spec();
     let batch = LossBatch {
         logp_policy: policy_values.as_slice().into(),
-        logp_ref: if spec.needs_reference { reference.as_slice().into() } else { Default::default() },
+        logp_ref: if spec.needs_reference {
+            reference.as_slice().into()
+        } else {
+            Default::default()
+        },
         n_tokens: n_tokens.as_slice().into(),
         labels: labels.as_slice().into(),
         pair: pair.as_slice().into(),
@@ -263,15 +291,24 @@ fn micro_batch(
         kl_logp_ref: kl_reference.as_slice().into(),
     };
     let output = loss.evaluate(&batch)?;
-    let grad = Tensor::from_slice(output.grad_logp_policy.as_slice(), policy.dims(), &device)?.to_dtype(policy.dtype())?;
+    let grad = Tensor::from_slice(output.grad_logp_policy.as_slice(), policy.dims(), &device)?
+        .to_dtype(policy.dtype())?;
     let mut surrogate = (&policy * &grad)?.sum_all()?;
     if let (Some(kl_policy), false) = (&kl_policy, output.grad_kl_logp_policy.is_empty()) {
-        let kl_grad = Tensor::from_slice(output.grad_kl_logp_policy.as_slice(), kl_policy.dims(), &device)?
-            .to_dtype(kl_policy.dtype())?;
+        let kl_grad = Tensor::from_slice(
+            output.grad_kl_logp_policy.as_slice(),
+            kl_policy.dims(),
+            &device,
+        )?
+        .to_dtype(kl_policy.dtype())?;
         surrogate = (surrogate + (kl_policy * kl_grad)?.sum_all()?)?;
     }
     accumulator.add(&surrogate.backward()?)?;
-    let tokens = sequences.iter().chain(kl.iter()).map(|s| s.sequence.ids.len()).sum();
+    let tokens = sequences
+        .iter()
+        .chain(kl.iter())
+        .map(|s| s.sequence.ids.len())
+        .sum();
     Ok((output, tokens))
 }
 
@@ -282,7 +319,12 @@ fn logprobs_of(decoder: &Decoder, scored: &[&Scored], pad_id: u32) -> Result<Ten
 }
 
 /// Adds the aggregator's client plan to the gradients: `g += mu (w - w_global) + offset`.
-fn apply_plan(grads: &mut [Tensor], vars: &[candle_core::Var], global: &[f32], plan: &ClientPlan) -> Result<()> {
+fn apply_plan(
+    grads: &mut [Tensor],
+    vars: &[candle_core::Var],
+    global: &[f32],
+    plan: &ClientPlan,
+) -> Result<()> {
     if plan.prox_mu == 0.0 && plan.gradient_offset.is_empty() {
         return Ok(());
     }
@@ -296,7 +338,12 @@ fn apply_plan(grads: &mut [Tensor], vars: &[candle_core::Var], global: &[f32], p
             extra = (extra + ((w - anchor)? * f64::from(plan.prox_mu))?)?;
         }
         if !plan.gradient_offset.is_empty() {
-            extra = (extra + Tensor::from_slice(&plan.gradient_offset[at..at + n], var.shape(), var.device())?)?;
+            extra = (extra
+                + Tensor::from_slice(
+                    &plan.gradient_offset[at..at + n],
+                    var.shape(),
+                    var.device(),
+                )?)?;
         }
         *grad = (&*grad + extra.to_dtype(grad.dtype())?)?;
         at += n;

@@ -34,7 +34,11 @@ pub struct ReferenceCache {
 /// The cache key of a sequence (stable across runs and platforms: FNV-1a over the ids).
 pub fn sequence_key(sequence: &MaskedSequence) -> u64 {
     let mut hasher = Fnv1a::default();
-    let answer_start = sequence.answer_mask.iter().position(|&m| m).unwrap_or(sequence.ids.len());
+    let answer_start = sequence
+        .answer_mask
+        .iter()
+        .position(|&m| m)
+        .unwrap_or(sequence.ids.len());
     (answer_start as u64).hash(&mut hasher);
     sequence.ids.hash(&mut hasher);
     hasher.finish()
@@ -75,7 +79,8 @@ impl ReferenceCache {
         let mut valid_len = 0u64;
         if let Ok(mut file) = File::open(path) {
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+            file.read_to_end(&mut bytes)
+                .map_err(|e| Error::io(path, e))?;
             if bytes.starts_with(&header) {
                 let records = &bytes[header.len()..];
                 let whole = records.len() / RECORD * RECORD;
@@ -90,15 +95,27 @@ impl ReferenceCache {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path).map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
         file.set_len(valid_len).map_err(|e| Error::io(path, e))?;
         let mut writer = BufWriter::new(file);
         use std::io::Seek;
-        writer.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::io(path, e))?;
+        writer
+            .seek(std::io::SeekFrom::End(0))
+            .map_err(|e| Error::io(path, e))?;
         if valid_len == 0 {
             writer.write_all(&header).map_err(|e| Error::io(path, e))?;
         }
-        Ok(Self { path: path.to_path_buf(), values, writer })
+        Ok(Self {
+            path: path.to_path_buf(),
+            values,
+            writer,
+        })
     }
 
     /// Number of cached sequences.
@@ -135,9 +152,15 @@ impl ReferenceCache {
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<f32>> {
         let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&MaskedSequence> = sequences.iter().filter(|s| seen.insert(sequence_key(s))).collect();
+        let unique: Vec<&MaskedSequence> = sequences
+            .iter()
+            .filter(|s| seen.insert(sequence_key(s)))
+            .collect();
         for chunk in unique.chunks(batch_size.max(1)) {
-            if chunk.iter().all(|s| self.values.contains_key(&sequence_key(s))) {
+            if chunk
+                .iter()
+                .all(|s| self.values.contains_key(&sequence_key(s)))
+            {
                 progress(chunk.len());
                 continue;
             }
@@ -147,13 +170,20 @@ impl ReferenceCache {
             for (sequence, logp) in owned.iter().zip(logps) {
                 let key = sequence_key(sequence);
                 self.values.insert(key, logp);
-                self.writer.write_all(&key.to_le_bytes()).map_err(|e| Error::io(&self.path, e))?;
-                self.writer.write_all(&logp.to_le_bytes()).map_err(|e| Error::io(&self.path, e))?;
+                self.writer
+                    .write_all(&key.to_le_bytes())
+                    .map_err(|e| Error::io(&self.path, e))?;
+                self.writer
+                    .write_all(&logp.to_le_bytes())
+                    .map_err(|e| Error::io(&self.path, e))?;
             }
             self.writer.flush().map_err(|e| Error::io(&self.path, e))?;
             progress(chunk.len());
         }
-        Ok(sequences.iter().map(|s| self.values[&sequence_key(s)]).collect())
+        Ok(sequences
+            .iter()
+            .map(|s| self.values[&sequence_key(s)])
+            .collect())
     }
 }
 

@@ -13,11 +13,17 @@ pub fn round_lr(lr: f64, lr_min: f64, round: u32, rounds: u32) -> f64 {
 ///
 /// `epochs:E` spreads E epochs of the client's data over the rounds it is expected to be sampled
 /// in (`rounds * clients_per_round / clients`), as the paper did with E = 3; at least one step.
-pub fn local_steps(rule: LocalSteps, n_units: usize, units_per_step: usize, federation: &FederationSection) -> u32 {
+pub fn local_steps(
+    rule: LocalSteps,
+    n_units: usize,
+    units_per_step: usize,
+    federation: &FederationSection,
+) -> u32 {
     match rule {
         LocalSteps::Fixed(steps) => steps,
         LocalSteps::Epochs(rule) => {
-            let expected_rounds = f64::from(federation.rounds) * f64::from(federation.clients_per_round)
+            let expected_rounds = f64::from(federation.rounds)
+                * f64::from(federation.clients_per_round)
                 / f64::from(federation.clients.max(1));
             let steps_per_epoch = n_units as f64 / units_per_step.max(1) as f64;
             let steps = (rule.epochs * steps_per_epoch / expected_rounds.max(1e-9)).ceil();
@@ -43,7 +49,12 @@ mod tests {
 
     #[test]
     fn the_epochs_rule_spreads_epochs_over_expected_rounds() {
-        let federation = FederationSection { clients: 10, clients_per_round: 2, rounds: 20, ..Default::default() };
+        let federation = FederationSection {
+            clients: 10,
+            clients_per_round: 2,
+            rounds: 20,
+            ..Default::default()
+        };
         // Expected rounds per client: 20 * 2 / 10 = 4. 3 epochs of 40 units at 8 per step = 15
         // steps, over 4 rounds: ceil(3.75) = 4.
         let rule = LocalSteps::Epochs(EpochsRule { epochs: 3.0 });

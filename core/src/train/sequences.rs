@@ -7,7 +7,9 @@
 
 use crate::{
     data::{fit_lengths, Answers, DataConfig, Dataset, Fit, LengthCounts, LengthLimits, Message},
-    model::{answer_mask::split_chat, logprobs::MaskedSequence, ChatMessage, ChatTemplate, TextTokenizer},
+    model::{
+        answer_mask::split_chat, logprobs::MaskedSequence, ChatMessage, ChatTemplate, TextTokenizer,
+    },
     Error, Result,
 };
 
@@ -55,12 +57,19 @@ pub struct TokenizedDataset {
 }
 
 fn chat(messages: &[Message]) -> Vec<ChatMessage> {
-    messages.iter().map(|m| ChatMessage::new(m.role.as_str(), m.content.clone())).collect()
+    messages
+        .iter()
+        .map(|m| ChatMessage::new(m.role.as_str(), m.content.clone()))
+        .collect()
 }
 
 /// An answer given as a message list is the text of its assistant messages.
 fn answer_text(messages: &[Message]) -> String {
-    messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n")
+    messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Tokenizes every example of `dataset`.
@@ -76,20 +85,32 @@ pub fn tokenize(
     let (_, eos) = tokenizer.eos().ok_or_else(|| Error::ModelInput {
         message: "the tokenizer has no eos token to end answers".into(),
     })?;
-    let limits = LengthLimits { max_length: config.max_length, max_prompt_length: config.max_prompt_length };
+    let limits = LengthLimits {
+        max_length: config.max_length,
+        max_prompt_length: config.max_prompt_length,
+    };
     let mut lengths = LengthCounts::default();
     let mut examples = Vec::with_capacity(dataset.examples.len());
     for example in &dataset.examples {
         let (answers, desirable): (Vec<&[Message]>, _) = match &example.answers {
             Answers::Pair { chosen, rejected } => (vec![chosen, rejected], None),
-            Answers::Single { completion, desirable } => (vec![completion], Some(*desirable)),
+            Answers::Single {
+                completion,
+                desirable,
+            } => (vec![completion], Some(*desirable)),
         };
         let prompt_messages = chat(&example.prompt);
         let mut prompt_text = None;
         let mut answer_ids = Vec::with_capacity(answers.len());
         for answer in &answers {
             let (prompt, text) = split_chat(template, &prompt_messages, &answer_text(answer))
-                .map_err(|e| Error::Usage(format!("{}: {}: {e}", dataset.path.display(), example.location)))?;
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "{}: {}: {e}",
+                        dataset.path.display(),
+                        example.location
+                    ))
+                })?;
             prompt_text.get_or_insert(prompt);
             let mut ids = tokenizer.encode(&text)?;
             ids.push(eos);

@@ -23,7 +23,10 @@ pub struct Scored {
 
 impl Scored {
     fn new(sequence: MaskedSequence) -> Self {
-        Self { sequence, reference: f32::NAN }
+        Self {
+            sequence,
+            reference: f32::NAN,
+        }
     }
 
     /// Number of answer tokens.
@@ -73,14 +76,22 @@ type Single = (usize, usize, bool);
 
 /// The units of one client's data for a loss with `spec`; examples dropped as overlong are
 /// skipped. `kl_seed` seeds the KL derangement.
-pub fn client_units(items: &[Assignment], data: &TokenizedDataset, spec: LossSpec, kl_seed: u64) -> Vec<Unit> {
+pub fn client_units(
+    items: &[Assignment],
+    data: &TokenizedDataset,
+    spec: LossSpec,
+    kl_seed: u64,
+) -> Vec<Unit> {
     if spec.data == DataNeeds::Paired {
         return items
             .iter()
             .filter(|a| a.view == View::Whole)
             .filter_map(|a| data.examples[a.example as usize].as_ref())
             .filter(|e| e.answers.len() == 2)
-            .map(|e| Unit::Pair { chosen: Scored::new(e.sequence(0)), rejected: Scored::new(e.sequence(1)) })
+            .map(|e| Unit::Pair {
+                chosen: Scored::new(e.sequence(0)),
+                rejected: Scored::new(e.sequence(1)),
+            })
             .collect();
     }
     let singles: Vec<Single> = items
@@ -97,18 +108,28 @@ pub fn client_units(items: &[Assignment], data: &TokenizedDataset, spec: LossSpe
             }
         })
         .collect();
-    let partners = spec.needs_kl_batch.then(|| derangement(singles.len(), kl_seed));
+    let partners = spec
+        .needs_kl_batch
+        .then(|| derangement(singles.len(), kl_seed));
     singles
         .iter()
         .enumerate()
         .map(|(i, &(example, answer, desirable))| {
-            let tokens = data.examples[example].as_ref().expect("overlong examples were filtered out above");
+            let tokens = data.examples[example]
+                .as_ref()
+                .expect("overlong examples were filtered out above");
             let kl = partners.as_ref().map(|p| {
                 let (other, other_answer, _) = singles[p[i]];
-                let other = data.examples[other].as_ref().expect("overlong examples were filtered out above");
+                let other = data.examples[other]
+                    .as_ref()
+                    .expect("overlong examples were filtered out above");
                 Scored::new(tokens.sequence_with(other_answer, other))
             });
-            Unit::Single { answer: Scored::new(tokens.sequence(answer)), desirable, kl }
+            Unit::Single {
+                answer: Scored::new(tokens.sequence(answer)),
+                desirable,
+                kl,
+            }
         })
         .collect()
 }
