@@ -269,7 +269,8 @@ mod tests {
         assert!(twice.validate().unwrap_err().contains("used twice"));
         twice.benchmarks.pop();
         assert_eq!(twice.validate(), Ok(()));
-        let cases: [(&str, fn(&mut BenchmarkConfig)); 6] = [
+        type Change = fn(&mut BenchmarkConfig);
+        let cases: [(&str, Change); 6] = [
             ("max_new_tokens = 0", |b| b.max_new_tokens = 0),
             ("temperature = -1", |b| b.temperature = -1.0),
             ("top_p = 1.5", |b| b.top_p = 1.5),

@@ -121,8 +121,7 @@ impl HostServices for NoHost {
 fn score(judge: &Judge, items: &[ScoreItem]) -> ScoreOutput {
     let host = NoHost;
     let services = HostServices_TO::from_ptr(&host, abi_stable::sabi_trait::TD_Opaque);
-    let out = judge.score(items, &services).expect("scoring runs");
-    out
+    judge.score(items, &services).expect("scoring runs")
 }
 
 fn metric(out: &ScoreOutput, name: &str) -> f64 {
