@@ -208,6 +208,33 @@ pub fn draw_panel<DB: DrawingBackend>(
         )
     };
     let categories = panel.categories.len().max(1);
+    let bars = panel.series.len().max(1) as f64;
+    // Values over the bars when they fit (a zero bar is otherwise invisible): the label is
+    // at most as wide as its bar, estimated before the chart exists so the axis can make room.
+    let value_text = |mean: f64| tick_label(mean, crate::stat::decimals_for(mean));
+    let widest = panel
+        .series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .map(|s| value_text(s.mean).chars().count())
+        .max()
+        .unwrap_or(0);
+    let decimals = tick_decimals(y_max - y_min);
+    let plot_px = f64::from(area.dim_in_pixel().0)
+        - f64::from(scale.px(15.0 + y_label_area_pt(y_min, y_max, decimals)));
+    let bar_px = plot_px / categories as f64 * 0.8 / bars;
+    let label_font = scale.font(size::TICK * 0.9);
+    let labels =
+        widest > 0 && (widest as f64 * size::TICK * 0.9 * 0.62 * scale.px_per_pt) <= bar_px;
+    let (y_min, y_max) = if labels {
+        let room = (y_max - y_min) * 0.1;
+        (
+            if y_min < 0.0 { y_min - room } else { y_min },
+            if y_max > 0.0 { y_max + room } else { y_max },
+        )
+    } else {
+        (y_min, y_max)
+    };
     let decimals = tick_decimals(y_max - y_min);
     let mut chart = ChartBuilder::on(area)
         .margin(scale.px(5.0))
@@ -245,7 +272,6 @@ pub fn draw_panel<DB: DrawingBackend>(
             )))
             .msg()?;
     }
-    let bars = panel.series.len().max(1) as f64;
     let width = 0.8 / bars;
     for (series_index, series) in panel.series.iter().enumerate() {
         for (category, stat) in series.values.iter().enumerate() {
@@ -271,6 +297,29 @@ pub fn draw_panel<DB: DrawingBackend>(
                         .draw_series(std::iter::once(PathElement::new(path, style)))
                         .msg()?;
                 }
+            }
+        }
+    }
+    if labels {
+        let base = area.get_base_pixel();
+        for (series_index, series) in panel.series.iter().enumerate() {
+            for (category, stat) in series.values.iter().enumerate() {
+                let Some(stat) = stat else { continue };
+                let center = category as f64 + 0.1 + (series_index as f64 + 0.45) * width;
+                let spread = stat.std.unwrap_or(0.0);
+                let (y, anchor, shift) = if stat.mean >= 0.0 {
+                    (stat.mean + spread, VPos::Bottom, -scale.px(2.0))
+                } else {
+                    (stat.mean - spread, VPos::Top, scale.px(2.0))
+                };
+                let (x, y) = chart.backend_coord(&(center, y));
+                let style = label_font.pos(Pos::new(HPos::Center, anchor));
+                area.draw(&Text::new(
+                    value_text(stat.mean),
+                    (x - base.0, y - base.1 + shift),
+                    style,
+                ))
+                .msg()?;
             }
         }
     }

@@ -94,6 +94,7 @@ impl Communication {
                     })
                     .collect(),
                 from_zero: true,
+                clamp: Some((0.0, f64::INFINITY)),
             })
             .collect();
         let legend = methods

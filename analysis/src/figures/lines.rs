@@ -52,6 +52,17 @@ pub struct LinePanel {
     pub lines: Vec<Line>,
     /// Start the y axis at zero (quantities such as bytes).
     pub from_zero: bool,
+    /// Bounds the band may not cross (0 and 1 for a share: ± 1 std is no reason to draw an
+    /// accuracy above 1).
+    pub clamp: Option<(f64, f64)>,
+}
+
+/// `band` cut to `bounds`.
+fn clamp_band(band: (f64, f64), bounds: Option<(f64, f64)>) -> (f64, f64) {
+    match bounds {
+        Some((low, high)) => (band.0.clamp(low, high), band.1.clamp(low, high)),
+        None => band,
+    }
 }
 
 /// Padded range covering `values` (a unit range around a single value).
@@ -131,7 +142,8 @@ pub fn draw<DB: DrawingBackend>(
     };
     let ys = panel.lines.iter().flat_map(|l| {
         l.points.iter().flat_map(|p| {
-            [Some(p.mean), p.band.map(|b| b.0), p.band.map(|b| b.1)]
+            let band = p.band.map(|b| clamp_band(b, panel.clamp));
+            [Some(p.mean), band.map(|b| b.0), band.map(|b| b.1)]
                 .into_iter()
                 .flatten()
         })
@@ -176,25 +188,22 @@ pub fn draw<DB: DrawingBackend>(
         .draw()
         .msg()?;
     for line in &panel.lines {
-        let visible = |p: &&Point| {
-            p.band
-                .is_some_and(|(low, high)| !negligible(low, high, p.mean))
-        };
-        let band: Vec<(f64, f64)> = line
+        // Points without a band (one unit, or float noise of equal values) pinch it to the
+        // line, so the band stays one continuous shape.
+        let edges: Vec<(f64, f64, f64)> = line
             .points
             .iter()
-            .filter(visible)
-            .filter_map(|p| p.band.map(|b| (p.x, b.1)))
+            .map(|p| match p.band.map(|b| clamp_band(b, panel.clamp)) {
+                Some((low, high)) if !negligible(low, high, p.mean) => (p.x, low, high),
+                _ => (p.x, p.mean, p.mean),
+            })
             .collect();
-        let lower: Vec<(f64, f64)> = line
-            .points
-            .iter()
-            .rev()
-            .filter(visible)
-            .filter_map(|p| p.band.map(|b| (p.x, b.0)))
-            .collect();
-        if band.len() >= 2 {
-            let outline: Vec<(f64, f64)> = band.into_iter().chain(lower).collect();
+        if edges.len() >= 2 && edges.iter().any(|(_, low, high)| high > low) {
+            let outline: Vec<(f64, f64)> = edges
+                .iter()
+                .map(|(x, _, high)| (*x, *high))
+                .chain(edges.iter().rev().map(|(x, low, _)| (*x, *low)))
+                .collect();
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     outline,

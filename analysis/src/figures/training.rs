@@ -178,6 +178,7 @@ impl Training {
                     y_label: y_label(metric),
                     lines: panel_lines,
                     from_zero: false,
+                    clamp: (*metric == "rewards/accuracies").then_some((0.0, 1.0)),
                 });
             }
             if panels.iter().all(|p| p.lines.is_empty()) {

@@ -179,7 +179,8 @@ impl Table {
     }
 }
 
-/// Marks the best mean among `cells` (ties all marked), when at least two have values.
+/// Marks the best mean among `cells` (ties all marked), when at least two have values and
+/// not all are equal.
 fn mark_best(cells: &mut [Option<Cell>], higher_is_better: bool) {
     let means: Vec<f64> = cells.iter().flatten().map(|c| c.stat.mean).collect();
     if means.len() < 2 {
@@ -190,8 +191,13 @@ fn mark_best(cells: &mut [Option<Cell>], higher_is_better: bool) {
     } else {
         means.iter().copied().fold(f64::INFINITY, f64::min)
     };
+    let is_best = |mean: f64| (mean - best).abs() <= 1e-12 * best.abs().max(1.0);
+    if means.iter().all(|m| is_best(*m)) {
+        // All equal: no method is better.
+        return;
+    }
     for cell in cells.iter_mut().flatten() {
-        cell.best = (cell.stat.mean - best).abs() <= 1e-12 * best.abs().max(1.0);
+        cell.best = is_best(cell.stat.mean);
     }
 }
 
@@ -251,13 +257,21 @@ mod tests {
     }
 
     #[test]
-    fn ties_are_all_marked() {
+    fn ties_are_all_marked_unless_all_are_equal() {
         let observations = vec![
             observation("fedavg", "accuracy", "dpo", 0.5),
             observation("fedavg", "accuracy", "kto", 0.5),
+            observation("fedavg", "accuracy", "ktor", 0.25),
+            observation("fedavg", "loss", "dpo", 0.5),
+            observation("fedavg", "loss", "kto", 0.5),
         ];
-        let table = Table::build(layout(&["dpo", "kto"]), &observations);
+        let table = Table::build(layout(&["dpo", "kto", "ktor"]), &observations);
         assert!(table.cell("fedavg", "b", "accuracy", "dpo").unwrap().best);
         assert!(table.cell("fedavg", "b", "accuracy", "kto").unwrap().best);
+        assert!(!table.cell("fedavg", "b", "accuracy", "ktor").unwrap().best);
+        assert!(
+            !table.cell("fedavg", "b", "loss", "dpo").unwrap().best,
+            "all equal: none is best"
+        );
     }
 }
