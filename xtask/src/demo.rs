@@ -3,7 +3,7 @@
 //! Builds the workspace (the `fedpref` binary and every plugin), fetches the assets (the
 //! same code path as `cargo xtask setup`), runs `fedpref run configs/quickstart.toml` (DPO,
 //! KTO and KTOR with FedAvg on SmolLM2-135M; complete runs are skipped and interrupted ones
-//! resumed, so a second demo is quick), writes the report with `fedpref report`, and ends by
+//! resumed, so a second demo is quick; `--fresh` starts over after the config changed), writes the report with `fedpref report`, and ends by
 //! printing the per-round and results tables and where the report and figures are. About 50
 //! minutes on a 2-core CPU, evaluation included.
 
@@ -19,7 +19,25 @@ const CONFIG: &str = "configs/quickstart.toml";
 const SWEEP_DIR: &str = "runs/quickstart";
 
 /// Runs `cargo xtask demo`.
-pub fn run(sh: &Shell, _flags: &flags::Demo) -> Result<()> {
+pub fn run(sh: &Shell, flags: &flags::Demo) -> Result<()> {
+    if flags.fresh {
+        let (sweep, previous) = (
+            project_root().join(SWEEP_DIR),
+            project_root().join(format!("{SWEEP_DIR}.previous")),
+        );
+        if sweep.exists() {
+            if previous.exists() {
+                std::fs::remove_dir_all(&previous)
+                    .with_context(|| format!("removing {}", previous.display()))?;
+            }
+            std::fs::rename(&sweep, &previous)
+                .with_context(|| format!("moving {} aside", sweep.display()))?;
+            println!(
+                "==> moved the previous quickstart runs to {}",
+                previous.display()
+            );
+        }
+    }
     println!("==> building fedpref and its plugins");
     cmd!(sh, "cargo build --workspace").run()?;
     println!("==> fetching the model and data");
@@ -29,7 +47,11 @@ pub fn run(sh: &Shell, _flags: &flags::Demo) -> Result<()> {
         "==> training: {} (a few minutes per round on a small CPU, then a small evaluation)",
         CONFIG
     );
-    cmd!(sh, "{fedpref} run {CONFIG}").run()?;
+    cmd!(sh, "{fedpref} run {CONFIG}").run().context(
+        "the quickstart run failed; if fedpref said runs/quickstart holds a run with a different \
+         config.toml (configs/quickstart.toml changed since the last demo), rerun with \
+         `cargo xtask demo --fresh`",
+    )?;
     println!("==> writing the report");
     let printed = cmd!(sh, "{fedpref} report {SWEEP_DIR}")
         .read()

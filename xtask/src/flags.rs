@@ -30,7 +30,12 @@ pub enum Command {
 
 /// `cargo xtask demo`.
 #[derive(Debug, Args)]
-pub struct Demo {}
+pub struct Demo {
+    /// Start over: move runs/quickstart to runs/quickstart.previous first (needed after
+    /// configs/quickstart.toml changed, as a sweep never mixes configs).
+    #[arg(long)]
+    pub fresh: bool,
+}
 
 /// `cargo xtask setup`.
 #[derive(Debug, Args)]
