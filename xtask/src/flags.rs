@@ -26,6 +26,39 @@ pub enum Command {
     Test(Test),
     /// Scaffold a new plugin crate under `plugins/<kind>s/<name>/`.
     NewPlugin(NewPlugin),
+    /// Build special configurations: `--cuda` packs a GPU build (no GPU needed here).
+    Build(Build),
+    /// Benchmarks: `train-step` and `generate` (arguments go to `fedpref bench`).
+    Bench(Bench),
+}
+
+/// `cargo xtask build`.
+#[derive(Debug, Args)]
+pub struct Build {
+    /// Build `fedpref` with CUDA (toolkit from pip wheels) and pack it with the plugins and
+    /// the GPU tests into target/cuda-dist/fedpref-cuda.tar.gz.
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+/// `cargo xtask bench`.
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// `train-step` or `generate`.
+    pub which: BenchKind,
+    /// Passed to `fedpref bench <which>`, e.g. `--device cuda --dtype bf16 --shape
+    /// qwen2.5-0.5b --pytorch xtask/bench/lora_step.py` (see `fedpref bench <which> --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// The benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchKind {
+    /// One LoRA training step: per-phase times, tokens/s, GFLOP/s, MFU, peak memory.
+    TrainStep,
+    /// Batched greedy generation with the KV cache: tokens/s.
+    Generate,
 }
 
 /// `cargo xtask demo`.

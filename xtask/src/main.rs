@@ -9,12 +9,16 @@
 //! - `build-plugins`: build every plugin cdylib next to the `fedpref` binary ([`plugins`]);
 //! - `test`: set up, build and run the whole test suite, as CI does ([`test`]); `--judge` adds
 //!   the judge scorer against a real llama-cpp-python server ([`judge_server`]);
-//! - `new-plugin`: scaffold a plugin crate from a template ([`new_plugin`]).
+//! - `new-plugin`: scaffold a plugin crate from a template ([`new_plugin`]);
+//! - `bench train-step | generate`: release-build `fedpref` and run `fedpref bench` ([`bench`]);
+//! - `build --cuda`: a packed GPU build made without a GPU ([`cuda`]).
 //!
 //! Conventions of the whole repository are checked by the `tidy` tests (`cargo test -p xtask`).
 
 mod archive;
 mod assets;
+mod bench;
+mod cuda;
 mod demo;
 mod flags;
 mod judge_server;
@@ -52,6 +56,8 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::BuildPlugins(cmd) => plugins::run(&sh, &cmd).map(|_| ()),
         flags::Command::Test(cmd) => test::run(&sh, &cmd),
         flags::Command::NewPlugin(cmd) => new_plugin::run(&cmd),
+        flags::Command::Build(cmd) => cuda::run(&sh, &cmd),
+        flags::Command::Bench(cmd) => bench::run(&sh, &cmd),
     }
 }
 

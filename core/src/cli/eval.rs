@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::Args;
 use fedpref::{
     config::{self, ExperimentConfig},
@@ -16,12 +16,12 @@ use fedpref::{
         sampling::{derive, Stream},
         Progress,
     },
-    model::{load_model, Adapter, LoraConfig},
+    model::{load_model_as, select_device, Adapter, LoraConfig},
     run_dir::RunDir,
     PluginHost,
 };
 
-use super::UsageError;
+use super::{DeviceArgs, UsageError};
 
 /// Arguments of `fedpref eval`.
 #[derive(Debug, Args)]
@@ -43,13 +43,18 @@ pub struct EvalArgs {
     /// Override a key of the run's config, e.g. `--set eval.batch_size=4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// Runs `fedpref eval`.
 pub fn run(args: &EvalArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     fedpref::model::init_cpu();
     let dir = RunDir::new(&args.run_dir);
-    let mut config = config::load(&dir.config_file(), &args.overrides)?;
+    let mut config = config::load(
+        &dir.config_file(),
+        &args.device.with_overrides(&args.overrides),
+    )?;
     if let Some(path) = &args.eval_config {
         config.eval = config::load(path, &[])?.eval;
     }
@@ -71,7 +76,8 @@ pub fn run(args: &EvalArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode>
         .file_name()
         .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
     progress.note(&format!("{name}: loading {}", config.model.path.display()));
-    let mut model = load_model(&config.model.path, &Device::Cpu)?;
+    let device = select_device(&config.model.device)?;
+    let mut model = load_model_as(&config.model.path, config.model.dtype.dtype(), &device)?;
     let (target, global) = if args.base {
         (Target::Base, Vec::new())
     } else {
@@ -84,7 +90,7 @@ pub fn run(args: &EvalArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode>
             model.decoder.config(),
             0,
             DType::F32,
-            &Device::Cpu,
+            &device,
         )?;
         adapter.unflatten(&restored.global)?;
         model.decoder.attach_adapter(adapter)?;

@@ -33,6 +33,12 @@ pub struct LogprobsArgs {
     /// Comma-separated token ids, used as given (no template, no BOS).
     #[arg(long, value_name = "IDS")]
     ids: Option<String>,
+    /// `auto`, `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Frozen weights' precision: `f32` or `bf16` (log-softmax stays f32).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
 }
 
 /// Runs `fedpref logprobs`.
@@ -56,7 +62,9 @@ pub fn run(args: &LogprobsArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => return Err(UsageError("give --text, --prompt with --answer, or --ids".into()).into()),
     };
-    let out = compute_logprobs(&args.model, args.adapter.as_deref(), &input)
+    let device = fedpref::model::select_device(&args.device)?;
+    let dtype = fedpref::model::parse_dtype(&args.dtype)?;
+    let out = compute_logprobs(&args.model, args.adapter.as_deref(), &input, dtype, &device)
         .with_context(|| format!("scoring with {}", args.model.display()))?;
     println!("{}", serde_json::to_string(&out)?);
     Ok(ExitCode::SUCCESS)

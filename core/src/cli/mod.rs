@@ -1,5 +1,6 @@
 //! Subcommands of the `fedpref` binary: argument types (clap) and their dispatch.
 
+mod bench;
 mod data;
 mod eval;
 mod logprobs;
@@ -41,6 +42,9 @@ enum Command {
     Logprobs(logprobs::LogprobsArgs),
     /// Run a federated experiment (a sweep of methods x aggregators x seeds) from a config.
     Run(run::RunArgs),
+    /// Time a LoRA training step or generation on this machine (optionally against PyTorch).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Score a run's checkpoint (or the base model) on its [eval] benchmarks.
     Eval(eval::EvalArgs),
     /// Tables, figures and an HTML/Markdown report of a run or sweep directory.
@@ -72,6 +76,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Logprobs(args) => logprobs::run(args),
         Command::Run(args) => run::run(args, &cli.plugin_dirs),
         Command::Eval(args) => eval::run(args, &cli.plugin_dirs),
+        Command::Bench(command) => bench::run(command),
         #[cfg(feature = "report")]
         Command::Report(args) => report::run(args),
     }
@@ -111,6 +116,33 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
         }
         _ if error.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
         _ => ExitCode::from(1),
+    }
+}
+
+/// `--device` and `--dtype`, shorthands for `--set model.device=...` / `model.dtype=...`.
+#[derive(Debug, clap::Args)]
+pub struct DeviceArgs {
+    /// Where the model runs: `auto` (CUDA when built with it and a GPU is present), `cpu` or
+    /// `cuda:N`; overrides `model.device`.
+    #[arg(long)]
+    device: Option<String>,
+    /// The frozen weights' precision, `f32` or `bf16` (LoRA, optimizer and log-softmax stay
+    /// f32); overrides `model.dtype`.
+    #[arg(long)]
+    dtype: Option<String>,
+}
+
+impl DeviceArgs {
+    /// `overrides` with these flags appended (later overrides win).
+    pub fn with_overrides(&self, overrides: &[String]) -> Vec<String> {
+        let mut all = overrides.to_vec();
+        if let Some(d) = &self.device {
+            all.push(format!("model.device={d:?}"));
+        }
+        if let Some(d) = &self.dtype {
+            all.push(format!("model.dtype={d:?}"));
+        }
+        all
     }
 }
 

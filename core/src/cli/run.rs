@@ -17,7 +17,7 @@ use fedpref::{
     PluginHost,
 };
 
-use super::UsageError;
+use super::{DeviceArgs, UsageError};
 
 /// Arguments of `fedpref run`.
 #[derive(Debug, Args)]
@@ -34,13 +34,16 @@ pub struct RunArgs {
     /// Check the config against the plugins and list the runs it would make, without running.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// Loads the config (or the saved one of `--resume`), then runs the sweep.
 pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let overrides = args.device.with_overrides(&args.overrides);
     let experiment = match (&args.config, &args.resume) {
-        (_, Some(run_dir)) => resumed_config(run_dir, &args.overrides)?,
-        (Some(path), None) => config::load(path, &args.overrides)?,
+        (_, Some(run_dir)) => resumed_config(run_dir, &overrides)?,
+        (Some(path), None) => config::load(path, &overrides)?,
         (None, None) => {
             return Err(UsageError("give a config file or --resume <run-dir>".to_owned()).into())
         }

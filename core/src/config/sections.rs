@@ -95,6 +95,16 @@ pub enum Precision {
     Bf16,
 }
 
+impl Precision {
+    /// The candle dtype of the frozen weights.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
+}
+
 /// `[model]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -367,9 +377,6 @@ impl ExperimentConfig {
                 "model.device = {:?} is not one of cpu, auto, cuda:N",
                 self.model.device
             ));
-        }
-        if self.model.dtype != Precision::F32 {
-            return Err("model.dtype = \"bf16\": mixed precision comes with the GPU build, which this fedpref is not; use \"f32\"".to_owned());
         }
         self.data.validate().map_err(|e| e.to_string())?;
         self.eval.validate()?;

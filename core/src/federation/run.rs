@@ -10,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use fedpref_plugin_api::{AggregationInput, ClientUpdate, DataNeeds, Metric, PartitionInput};
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ use super::{
 use crate::{
     config::RunConfig,
     data::{example_metas_with_lengths, load_splits, require_pairs, ClientData},
-    model::{load_model, Adapter, LoraConfig},
+    model::{describe, load_model_as, select_device, Adapter, LoraConfig},
     plugin_host::PluginHost,
     run_dir::{JsonLines, RunDir, RunStatus},
     train::{
@@ -148,9 +148,13 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         require_pairs(&splits.train, &run.key.method)?;
     }
     let device = select_device(&config.model.device)?;
-    ctx.progress
-        .note(&format!("{name}: loading {}", config.model.path.display()));
-    let mut model = load_model(&config.model.path, &device)?;
+    let dtype = config.model.dtype.dtype();
+    ctx.progress.note(&format!(
+        "{name}: loading {} ({dtype:?} on {})",
+        config.model.path.display(),
+        describe(&device)
+    ));
+    let mut model = load_model_as(&config.model.path, dtype, &device)?;
     let template = model.chat_template()?;
     let tokenized = tokenize(&splits.train, &model.tokenizer, &template, &config.data)?;
     let lengths: Vec<u32> = tokenized
@@ -207,7 +211,8 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             .join("cache/reference-logprobs.bin");
         ctx.reference_cache = Some(ReferenceCache::open(
             &cache_path,
-            &model_identity(&config.model.path),
+            // bf16 reference log-probs differ from f32 ones: the dtype is part of the key.
+            &format!("{}:{dtype:?}", model_identity(&config.model.path)),
         )?);
     }
     // Reference log-probs are filled per client on its first sampling (fixed chunks of its
@@ -596,16 +601,6 @@ fn round_line(name: &str, record: &RoundRecord) -> String {
         record.tokens as f64 / record.seconds.max(1e-9)
     ));
     line
-}
-
-/// The device of `model.device`: this build trains on the CPU.
-fn select_device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" | "auto" => Ok(Device::Cpu),
-        other => Err(Error::Usage(format!(
-            "model.device = {other:?}: this fedpref was built without CUDA; use \"cpu\" or \"auto\""
-        ))),
-    }
 }
 
 /// Identifies the model file for the reference cache: its canonical path, size and mtime.

@@ -56,6 +56,17 @@ impl ForwardCtx<'_> {
     /// # Errors
     /// Tensor errors.
     pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            if self.dropout_rng.is_none() || p <= 0.0 {
+                return Ok(x.clone());
+            }
+            // On a GPU the mask is drawn there, from the device generator that
+            // `Decoder::set_training` seeds: a host-drawn mask would cost a copy to the device
+            // per projection. floor(u + 1 - p) is 1 with probability 1 - p for u ~ U[0, 1).
+            let u = Tensor::rand(0f32, 1f32, x.shape(), x.device())?;
+            let mask = ((u + (1.0 - p))?.floor()? * (1.0 / (1.0 - p)))?;
+            return Ok((x * mask.to_dtype(x.dtype())?)?);
+        }
         let Some(mask) = self.dropout_mask(x.elem_count(), p) else {
             return Ok(x.clone());
         };

@@ -156,8 +156,16 @@ impl Decoder {
     }
 
     /// Training mode turns LoRA dropout on with a generator seeded by `seed`; `None` turns it off.
-    pub fn set_training(&mut self, seed: Option<u64>) {
+    /// On a GPU the masks come from the device's generator, which is seeded here too.
+    ///
+    /// # Errors
+    /// The device refused the seed.
+    pub fn set_training(&mut self, seed: Option<u64>) -> Result<()> {
         self.dropout_rng = seed.map(|s| Arc::new(Mutex::new(StdRng::seed_from_u64(s))));
+        if let (Some(s), false) = (seed, self.device().is_cpu()) {
+            self.device().set_seed(s)?;
+        }
+        Ok(())
     }
 
     /// The options of a forward pass in the current mode.

@@ -21,6 +21,21 @@ use rayon::prelude::*;
 
 use crate::Result;
 
+/// Row softmax over the last dimension from candle ops with backward passes (candle-nn's
+/// fused softmax has none). Half-precision scores are exponentiated and summed in f32 and the
+/// probabilities cast back, as PyTorch's attention does.
+fn softmax_last_dim(scores: &Tensor) -> Result<Tensor> {
+    let dtype = scores.dtype();
+    let scores = match dtype {
+        DType::BF16 | DType::F16 => scores.to_dtype(DType::F32)?,
+        _ => scores.clone(),
+    };
+    let max = scores.max_keepdim(D::Minus1)?.detach();
+    let e = scores.broadcast_sub(&max)?.exp()?;
+    Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?
+        .to_dtype(dtype)?)
+}
+
 /// Composed twin: the same attention from candle ops with backward passes.
 ///
 /// # Errors
@@ -47,11 +62,7 @@ pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
     let scores = (qg.matmul(&k.t()?)? * scale)?
         .reshape((b, nkv, group, s, t))?
         .broadcast_add(&mask)?;
-    let max = scores.max_keepdim(D::Minus1)?.detach();
-    let e = scores.broadcast_sub(&max)?.exp()?;
-    let p = e
-        .broadcast_div(&e.sum_keepdim(D::Minus1)?)?
-        .reshape((b, nkv, group * s, t))?;
+    let p = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;
     let y = p.matmul(&v.contiguous()?)?.reshape((b, nh, s, d))?;
     Ok(y.transpose(1, 2)?.contiguous()?)
 }
@@ -88,11 +99,7 @@ pub fn causal_attention_left_padded(
     let scores = (qg.matmul(&k.contiguous()?.t()?)? * scale)?
         .reshape((b, nkv, group, s, t))?
         .broadcast_add(&mask)?;
-    let max = scores.max_keepdim(D::Minus1)?;
-    let e = scores.broadcast_sub(&max)?.exp()?;
-    let p = e
-        .broadcast_div(&e.sum_keepdim(D::Minus1)?)?
-        .reshape((b, nkv, group * s, t))?;
+    let p = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;
     let y = p.matmul(&v.contiguous()?)?.reshape((b, nh, s, d))?;
     Ok(y.transpose(1, 2)?.contiguous()?)
 }

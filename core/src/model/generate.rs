@@ -99,13 +99,21 @@ pub fn generate(
     let mut input = Tensor::from_slice(prompt, (1, prompt.len()), model.device())?;
     let mut out = Vec::new();
     for _ in 0..budget {
-        let logits = model.last_logits(&input, Some(&mut cache))?;
-        let logits: Vec<f32> = logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?;
-        let next = if cfg.temperature <= 0.0 {
-            argmax(&logits)
+        let logits = model
+            .last_logits(&input, Some(&mut cache))?
+            .squeeze(0)?
+            .to_dtype(DType::F32)?;
+        let next = if cfg.temperature <= 0.0 && !logits.device().is_cpu() {
+            // Only the id crosses to the host.
+            logits.argmax(0)?.to_scalar::<u32>()?
         } else {
-            sample_top_p(&logits, cfg.temperature, cfg.top_p, &mut rng)
-        } as u32;
+            let logits: Vec<f32> = logits.to_vec1()?;
+            if cfg.temperature <= 0.0 {
+                argmax(&logits) as u32
+            } else {
+                sample_top_p(&logits, cfg.temperature, cfg.top_p, &mut rng) as u32
+            }
+        };
         out.push(next);
         if stop_ids.contains(&next) {
             break;
@@ -165,15 +173,27 @@ pub fn generate_batch(
         let logits = model
             .head(&h.narrow(1, s - 1, 1)?.squeeze(1)?)?
             .to_dtype(DType::F32)?;
-        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        // Greedy on a GPU: only the argmax ids cross to the host, not (batch, vocab) logits.
+        let picks: Option<Vec<u32>> = if cfg.temperature <= 0.0 && !logits.device().is_cpu() {
+            Some(logits.argmax(1)?.to_vec1()?)
+        } else {
+            None
+        };
+        let rows: Vec<Vec<f32>> = if picks.is_none() {
+            logits.to_vec2()?
+        } else {
+            Vec::new()
+        };
         let mut next_ids = Vec::with_capacity(b);
-        for (r, row) in rows.iter().enumerate() {
+        for r in 0..b {
             let next = if done[r] {
                 filler
+            } else if let Some(picks) = &picks {
+                picks[r]
             } else if cfg.temperature <= 0.0 {
-                argmax(row) as u32
+                argmax(&rows[r]) as u32
             } else {
-                sample_top_p(row, cfg.temperature, cfg.top_p, &mut rngs[r]) as u32
+                sample_top_p(&rows[r], cfg.temperature, cfg.top_p, &mut rngs[r]) as u32
             };
             if !done[r] {
                 out[r].push(next);

@@ -104,10 +104,12 @@ impl Linear {
             y = y.broadcast_add(b)?;
         }
         if let (Some(l), true) = (&self.lora, ctx.adapter) {
-            let xd = ctx.dropout(x, l.dropout)?;
+            // Mixed precision as PEFT does it: the branch runs in the adapter's dtype (f32)
+            // on bf16 activations, and its output is cast back before the residual add.
+            let xd = ctx.dropout(&x.to_dtype(l.a.dtype())?, l.dropout)?;
             let x2 = xd.reshape(((), l.a.dim(1)?))?;
             let low = x2.matmul(&l.a.t()?)?.matmul(&l.b.t()?)?;
-            let low = (low * l.scaling)?.reshape(y.shape())?;
+            let low = (low * l.scaling)?.reshape(y.shape())?.to_dtype(y.dtype())?;
             y = (y + low)?;
         }
         Ok(y)

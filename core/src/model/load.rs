@@ -56,15 +56,23 @@ fn is_gguf(path: &Path) -> bool {
 /// # Errors
 /// [`Error::ModelFormat`] for a path that is neither; loader errors naming the file.
 pub fn load_model(path: &Path, device: &Device) -> Result<LoadedModel> {
+    load_model_as(path, DType::F32, device)
+}
+
+/// [`load_model`] with the frozen weights in `dtype` (f32, or bf16 for mixed precision).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_as(path: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
     let (decoder, tokenizer) = if path.is_dir() {
         (
-            hf::load_decoder(path, DType::F32, device)?,
+            hf::load_decoder(path, dtype, device)?,
             TextTokenizer::from_hf_dir(path)?,
         )
     } else if is_gguf(path) {
         let file = GgufFile::open(path)?;
         (
-            file.decoder(DType::F32, device)?,
+            file.decoder(dtype, device)?,
             TextTokenizer::from_gguf(&file)?,
         )
     } else {

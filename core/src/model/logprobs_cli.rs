@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use serde::Serialize;
 
 use super::answer_mask::encode_chat;
 use super::chat_template::ChatMessage;
-use super::load::load_model;
+use super::load::load_model_as;
 use super::logprobs::token_logprobs;
 use super::peft::load_adapter;
 use crate::{Error, Result};
@@ -53,16 +53,13 @@ pub fn compute_logprobs(
     model: &Path,
     adapter: Option<&Path>,
     input: &LogprobsInput,
+    dtype: DType,
+    device: &Device,
 ) -> Result<LogprobsOutput> {
-    let device = Device::Cpu;
-    let mut loaded = load_model(model, &device)?;
+    let mut loaded = load_model_as(model, dtype, device)?;
     if let Some(dir) = adapter {
-        let ad = load_adapter(
-            dir,
-            loaded.decoder.config(),
-            loaded.decoder.dtype(),
-            &device,
-        )?;
+        // The adapter stays f32 under a bf16 base, as in training.
+        let ad = load_adapter(dir, loaded.decoder.config(), DType::F32, device)?;
         loaded.decoder.attach_adapter(ad)?;
     }
     let token_ids = match input {
@@ -108,22 +105,42 @@ mod tests {
         )
         .unwrap();
         let ids: Vec<u32> = serde_json::from_value(fixture["token_ids"].clone()).unwrap();
-        let by_ids = compute_logprobs(&path, None, &LogprobsInput::Ids(ids.clone())).unwrap();
+        let by_ids = compute_logprobs(
+            &path,
+            None,
+            &LogprobsInput::Ids(ids.clone()),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(by_ids.token_ids, ids);
         assert_eq!(by_ids.logprobs.len(), ids.len() - 1);
         let text = fixture["text"].as_str().unwrap().to_string();
-        let by_text = compute_logprobs(&path, None, &LogprobsInput::Text(text)).unwrap();
+        let by_text = compute_logprobs(
+            &path,
+            None,
+            &LogprobsInput::Text(text),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(by_text, by_ids, "SmolLM2 adds no BOS to documents");
         let pa = LogprobsInput::PromptAnswer {
             prompt: "Hi".into(),
             answer: "Hello!".into(),
         };
-        let out = compute_logprobs(&path, None, &pa).unwrap();
+        let out = compute_logprobs(&path, None, &pa, DType::F32, &Device::Cpu).unwrap();
         assert_eq!(*out.token_ids.last().unwrap(), 2, "EOS ends the answer");
         assert!(out.logprobs.iter().all(|l| *l <= 0.0 && l.is_finite()));
-        let e = compute_logprobs(&path, None, &LogprobsInput::Ids(vec![1, 99999]))
-            .unwrap_err()
-            .to_string();
+        let e = compute_logprobs(
+            &path,
+            None,
+            &LogprobsInput::Ids(vec![1, 99999]),
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("99999"), "{e}");
     }
 
@@ -142,8 +159,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fedpref-cli-adapter-{}", std::process::id()));
         crate::model::peft::save_adapter(&ad, &dir, "SmolLM2-135M-Instruct").unwrap();
         let ids = LogprobsInput::Ids(vec![1, 4093, 198, 1780, 314, 260, 3575]);
-        let base = compute_logprobs(&path, None, &ids).unwrap();
-        let tuned = compute_logprobs(&path, Some(&dir), &ids).unwrap();
+        let base = compute_logprobs(&path, None, &ids, DType::F32, &Device::Cpu).unwrap();
+        let tuned = compute_logprobs(&path, Some(&dir), &ids, DType::F32, &Device::Cpu).unwrap();
         let mut with = model.clone();
         with.attach_adapter(ad).unwrap();
         let want = token_logprobs(&with, &[1, 4093, 198, 1780, 314, 260, 3575]).unwrap();

@@ -11,6 +11,7 @@
 //! - [`hf`], [`load`]: Hugging Face directories; [`load_model`] picks the format from the path.
 //! - [`peft`]: LoRA adapters saved and loaded in PEFT's layout.
 //! - [`optimizer`]: AdamW (PyTorch semantics), global-norm clipping, gradient accumulation.
+//! - [`device`]: [`select_device`] (`auto`, `cpu`, `cuda:N`) and [`parse_dtype`] (`f32`, `bf16`).
 //! - [`cpu`]: [`init_cpu`] (FTZ/DAZ, allocator thresholds). Custom ops, each with a plain twin
 //!   it is tested against: [`frozen_matmul`] (gemm, input gradient only), [`fused_attention`],
 //!   [`fused_log_softmax`], [`fused_swiglu`], [`fused_lora_linear`], and the fast paths inside [`rms_norm`], [`rope`].
@@ -42,6 +43,7 @@ pub mod config;
 pub mod context;
 pub mod cpu;
 pub mod decoder;
+pub mod device;
 pub mod frozen_matmul;
 pub mod fused_attention;
 pub mod fused_log_softmax;
@@ -65,6 +67,8 @@ pub mod rope;
 pub mod tokenizer;
 
 #[cfg(test)]
+mod device_tests;
+#[cfg(test)]
 pub(crate) mod test_util;
 
 pub use answer_mask::encode_chat;
@@ -72,10 +76,13 @@ pub use chat_template::{ChatMessage, ChatTemplate};
 pub use config::{Architecture, ModelConfig};
 pub use cpu::init_cpu;
 pub use decoder::Decoder;
+pub use device::{
+    describe, gpu_name, gpu_peak_memory, parse_dtype, reset_gpu_peak_memory, select_device,
+};
 pub use generate::{generate, generate_batch, GenerateConfig};
 pub use gguf::GgufFile;
 pub use kv_cache::KvCache;
-pub use load::{load_model, LoadedModel};
+pub use load::{load_model, load_model_as, LoadedModel};
 pub use logprobs::{
     reference_logprobs, sequence_logprobs, MaskedSequence, SequenceBatch, SequenceLogProbs,
 };

@@ -68,10 +68,17 @@ impl RmsNorm {
     /// # Errors
     /// Shape mismatch between `x` and the weight.
     pub fn forward_plain(&self, x: &Tensor) -> Result<Tensor> {
-        let inv_rms = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
+        // Half-precision inputs are normalized in f32 and cast back before the scale, as
+        // Hugging Face's LlamaRMSNorm does: a bf16 mean of squares loses too many digits.
+        let x32 = match x.dtype() {
+            DType::BF16 | DType::F16 => x.to_dtype(DType::F32)?,
+            _ => x.clone(),
+        };
+        let inv_rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?
             .sqrt()?
             .recip()?;
-        Ok(x.broadcast_mul(&inv_rms)?.broadcast_mul(&self.weight)?)
+        let normed = x32.broadcast_mul(&inv_rms)?.to_dtype(x.dtype())?;
+        Ok(normed.broadcast_mul(&self.weight)?)
     }
 }
 

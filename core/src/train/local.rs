@@ -153,7 +153,7 @@ pub fn train_client(
     let mut order: Vec<usize> = (0..units.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
     let mut cursor = 0usize;
-    decoder.set_training(Some(settings.seed));
+    decoder.set_training(Some(settings.seed))?;
     let mut records = Vec::new();
     let result = (|| -> Result<Option<Dropout>> {
         for step in 0..settings.steps {
@@ -210,7 +210,7 @@ pub fn train_client(
         }
         Ok(None)
     })();
-    decoder.set_training(None);
+    decoder.set_training(None)?;
     if let Some(dropout) = result? {
         return Ok(LocalOutcome::Dropped(dropout));
     }
