@@ -152,7 +152,13 @@ impl ModelConfig {
         let head_dim = raw
             .head_dim
             .unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
-        let rope_scaling = match &raw.rope_scaling {
+        // transformers >= 5 writes `rope_parameters` instead of `rope_theta` + `rope_scaling`.
+        let rope = raw.rope_scaling.as_ref().or(raw.rope_parameters.as_ref());
+        let rope_theta = raw
+            .rope_theta
+            .or_else(|| raw.rope_parameters.as_ref().and_then(|p| p.rope_theta))
+            .unwrap_or(10_000.0);
+        let rope_scaling = match rope {
             None => None,
             Some(s) => {
                 let kind = s
@@ -197,7 +203,7 @@ impl ModelConfig {
             num_key_value_heads,
             head_dim,
             rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
-            rope_theta: raw.rope_theta.unwrap_or(10_000.0),
+            rope_theta,
             rope_scaling,
             max_position_embeddings: raw.max_position_embeddings,
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
@@ -307,8 +313,10 @@ enum OneOrMany {
     Many(Vec<u32>),
 }
 
+/// `rope_scaling`, or transformers 5's `rope_parameters` (which also carries `rope_theta`).
 #[derive(Deserialize)]
 struct HfRopeScaling {
+    rope_theta: Option<f64>,
     rope_type: Option<String>,
     #[serde(rename = "type")]
     type_: Option<String>,
@@ -333,6 +341,7 @@ struct HfConfig {
     rms_norm_eps: Option<f64>,
     rope_theta: Option<f64>,
     rope_scaling: Option<HfRopeScaling>,
+    rope_parameters: Option<HfRopeScaling>,
     #[serde(default = "default_max_positions")]
     max_position_embeddings: usize,
     tie_word_embeddings: Option<bool>,
@@ -368,6 +377,23 @@ mod tests {
         assert_eq!(c.architecture, Architecture::Qwen2);
         assert!(c.qkv_bias && !c.o_bias && !c.tie_word_embeddings);
         assert_eq!(c.eos_token_ids, vec![5, 6]);
+    }
+
+    #[test]
+    fn transformers_5_rope_parameters_are_read() {
+        let j = r#"{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,
+            "num_hidden_layers":1,"num_attention_heads":2,
+            "rope_parameters":{"rope_theta":100000.0,"rope_type":"default"}}"#;
+        let c = ModelConfig::from_hf_json(j, Path::new("config.json")).unwrap();
+        assert_eq!(c.rope_theta, 100_000.0);
+        assert!(c.rope_scaling.is_none());
+        let j = r#"{"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":8,
+            "num_hidden_layers":1,"num_attention_heads":2,"max_position_embeddings":64,
+            "rope_parameters":{"rope_theta":500000.0,"rope_type":"llama3","factor":8.0,
+            "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}"#;
+        let c = ModelConfig::from_hf_json(j, Path::new("config.json")).unwrap();
+        assert_eq!(c.rope_theta, 500_000.0);
+        assert_eq!(c.rope_scaling.unwrap().factor, 8.0);
     }
 
     #[test]
