@@ -1,7 +1,7 @@
 //! `cargo xtask build --cuda`: a GPU build of `fedpref` on a machine without a GPU or a CUDA
 //! install, packed to travel to a GPU machine.
 //!
-//! 1. A CUDA 13.0 toolkit is assembled from NVIDIA's pip wheels ([`TOOLKIT`]: nvcc, its
+//! 1. Unless `CUDA_HOME` names one, a CUDA 13.0 toolkit is assembled from NVIDIA's pip wheels ([`TOOLKIT`]: nvcc, its
 //!    front ends, headers and the libraries candle links) into `target/cuda-toolkit/`, with
 //!    unversioned `lib*.so` links and a stub `libcuda.so` (the driver API's symbols, soname
 //!    `libcuda.so.1`) to link against; the GPU machine's driver provides the real one. nvcc
@@ -10,7 +10,7 @@
 //!    library's tests are built with `--features cuda` into `target/cuda/`, for compute
 //!    capability 9.0 (Hopper) unless `CUDA_COMPUTE_CAP` says otherwise; the plugins are the
 //!    ordinary release build (they never touch the GPU).
-//! 3. Binaries are stripped and packed into `target/cuda-dist/fedpref-cuda.tar.gz`, which a
+//! 3. Binaries and plugins are stripped of debug info and packed (xz) into `target/cuda-dist/fedpref-cuda.tar.xz`, which a
 //!    device call carries (`carry = ["target/cuda-dist"]`, 64 MiB at most) and unpacks.
 
 use std::path::{Path, PathBuf};
@@ -56,7 +56,11 @@ pub fn run(sh: &Shell, flags: &flags::Build) -> Result<()> {
         bail!("nothing to build: pass --cuda (the CPU build is `cargo build --release`)");
     }
     let root = project_root();
-    let toolkit = assemble_toolkit(sh, &root.join("target/cuda-toolkit"))?;
+    // A CUDA 13.0 install of your own (with lib/libcuda.so to link) is used as it is.
+    let toolkit = match std::env::var_os("CUDA_HOME") {
+        Some(home) if Path::new(&home).join("bin/nvcc").exists() => PathBuf::from(home),
+        _ => assemble_toolkit(sh, &root.join("target/cuda-toolkit"))?,
+    };
     let cuda_home = toolkit.display().to_string();
     let compute_cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".to_owned());
     let path = format!(
@@ -91,8 +95,8 @@ pub fn run(sh: &Shell, flags: &flags::Build) -> Result<()> {
 
     let dist = root.join("target/cuda-dist");
     let stage = dist.join("stage");
-    if stage.exists() {
-        std::fs::remove_dir_all(&stage)?;
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist)?;
     }
     std::fs::create_dir_all(&stage)?;
     let copy = |from: &Path, name: &str| -> Result<()> {
@@ -105,11 +109,15 @@ pub fn run(sh: &Shell, flags: &flags::Build) -> Result<()> {
     for lib in &libs {
         copy(lib, &file_name(lib))?;
     }
-    let binaries = ["fedpref", "fedpref-cuda-tests"];
     sh.change_dir(&stage);
-    cmd!(sh, "strip --strip-debug {binaries...}").run()?;
-    let archive = dist.join("fedpref-cuda.tar.gz");
-    cmd!(sh, "tar -czf {archive} .").run()?;
+    let files: Vec<String> = std::fs::read_dir(&stage)?
+        .map(|e| e.map(|e| file_name(&e.path())))
+        .collect::<std::io::Result<_>>()?;
+    // Line tables are most of the size; symbols stay for readable backtraces.
+    cmd!(sh, "strip --strip-debug {files...}").run()?;
+    let archive = dist.join("fedpref-cuda.tar.xz");
+    let _xz = sh.push_env("XZ_OPT", "-6 -T0");
+    cmd!(sh, "tar -cJf {archive} .").run()?;
     sh.change_dir(&root);
     std::fs::remove_dir_all(&stage)?;
     let mib = std::fs::metadata(&archive)?.len() as f64 / (1 << 20) as f64;
@@ -118,7 +126,7 @@ pub fn run(sh: &Shell, flags: &flags::Build) -> Result<()> {
         archive.strip_prefix(&root).unwrap_or(&archive).display(),
         libs.len()
     );
-    println!("on the GPU machine: tar -xzf target/cuda-dist/fedpref-cuda.tar.gz -C <dir>, then");
+    println!("on the GPU machine: tar -xJf target/cuda-dist/fedpref-cuda.tar.xz -C <dir>, then");
     println!(
         "  LD_LIBRARY_PATH=<CUDA 13 libraries, e.g. PyTorch's nvidia/cu13/lib> <dir>/fedpref ..."
     );

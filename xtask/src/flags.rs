@@ -36,7 +36,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Build {
     /// Build `fedpref` with CUDA (toolkit from pip wheels) and pack it with the plugins and
-    /// the GPU tests into target/cuda-dist/fedpref-cuda.tar.gz.
+    /// the GPU tests into target/cuda-dist/fedpref-cuda.tar.xz.
     #[arg(long)]
     pub cuda: bool,
 }

@@ -16,9 +16,10 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::host_constants::host_constant;
 use crate::Result;
 
 /// Row softmax over the last dimension from candle ops with backward passes (candle-nn's
@@ -45,18 +46,20 @@ pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
     let (_, nkv, t, _) = k.dims4()?;
     let group = nh / nkv;
     let offset = t - s;
-    let mask: Vec<f32> = (0..s)
-        .flat_map(|i| {
-            (0..t).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
+    let mask = host_constant("causal-mask", &[s, t], q.dtype(), q.device(), || {
+        let mask: Vec<f32> = (0..s)
+            .flat_map(|i| {
+                (0..t).map(move |j| {
+                    if j > offset + i {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
             })
-        })
-        .collect();
-    let mask = Tensor::from_vec(mask, (s, t), q.device())?.to_dtype(q.dtype())?;
+            .collect();
+        Ok(Tensor::from_vec(mask, (s, t), &Device::Cpu)?)
+    })?;
     // (b, nh, s, d) -> (b, nkv, group * s, d): the heads of one KV group are adjacent.
     let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
     let scores = (qg.matmul(&k.t()?)? * scale)?
@@ -84,17 +87,20 @@ pub fn causal_attention_left_padded(
     let (_, nkv, t, _) = k.dims4()?;
     let group = nh / nkv;
     let offset = t - s;
-    let mut mask = Vec::with_capacity(b * s * t);
-    for &pad in left_pads.iter().take(b) {
-        for i in 0..s {
-            let qpos = offset + i;
-            for j in 0..t {
-                let visible = (j <= qpos && j >= pad) || (qpos < pad && j == qpos);
-                mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+    let key: Vec<usize> = [s, t].iter().chain(left_pads).copied().collect();
+    let mask = host_constant("left-padded-mask", &key, q.dtype(), q.device(), || {
+        let mut mask = Vec::with_capacity(b * s * t);
+        for &pad in left_pads.iter().take(b) {
+            for i in 0..s {
+                let qpos = offset + i;
+                for j in 0..t {
+                    let visible = (j <= qpos && j >= pad) || (qpos < pad && j == qpos);
+                    mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+                }
             }
         }
-    }
-    let mask = Tensor::from_vec(mask, (b, 1, 1, s, t), q.device())?.to_dtype(q.dtype())?;
+        Ok(Tensor::from_vec(mask, (b, 1, 1, s, t), &Device::Cpu)?)
+    })?;
     let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
     let scores = (qg.matmul(&k.contiguous()?.t()?)? * scale)?
         .reshape((b, nkv, group, s, t))?

@@ -52,6 +52,7 @@ pub mod fused_swiglu;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
+pub mod host_constants;
 pub mod kv_cache;
 pub mod layer;
 pub mod linear;

@@ -49,14 +49,15 @@ impl AdamWConfig {
 /// # Errors
 /// Tensor errors.
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
-    let mut total = 0f64;
-    for g in grads {
-        total += g
-            .to_dtype(DType::F64)?
-            .sqr()?
-            .sum_all()?
-            .to_scalar::<f64>()?;
+    if grads.is_empty() {
+        return Ok(0.0);
     }
+    // One read of the device for all tensors (a GPU would otherwise sync once per tensor).
+    let squares = grads
+        .iter()
+        .map(|g| g.to_dtype(DType::F64)?.sqr()?.sum_all())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let total: f64 = Tensor::stack(&squares, 0)?.to_vec1::<f64>()?.iter().sum();
     Ok(total.sqrt())
 }
 

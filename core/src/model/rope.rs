@@ -20,6 +20,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D
 use rayon::prelude::*;
 
 use super::config::ModelConfig;
+use super::host_constants::host_constant;
 use crate::Result;
 
 /// Which features RoPE rotates together.
@@ -128,7 +129,10 @@ impl Rope {
     pub fn apply_at(&self, x: &Tensor, positions: &[u32]) -> Result<Tensor> {
         let (b, _, s, d) = x.dims4()?;
         let half = d / 2;
-        let idx = Tensor::from_slice(positions, b * s, x.device())?;
+        let key: Vec<usize> = positions.iter().map(|&p| p as usize).collect();
+        let idx = host_constant("rope-positions", &key, DType::U32, x.device(), || {
+            Ok(Tensor::from_slice(positions, b * s, &Device::Cpu)?)
+        })?;
         let cos = self.cos.index_select(&idx, 0)?.reshape((b, 1, s, half))?;
         let sin = self.sin.index_select(&idx, 0)?.reshape((b, 1, s, half))?;
         let rot = |x1: &Tensor, x2: &Tensor| -> Result<(Tensor, Tensor)> {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU check in one device call (README, "GPU"): unpacks `cargo xtask build --cuda`'s
+# archive, runs the GPU tests, the train-step benches against PyTorch on the same card, the
+# generation benches, and a short federated run (GPU f32, GPU bf16, then the same on the CPU
+# for comparison). Everything lands in $OUT as it finishes, so a timeout keeps what ran.
+#
+#   bash xtask/bench/gpu_check.sh MODEL_DIR
+#
+# MODEL_DIR: a Hugging Face model directory for the run; when it has no weights (only
+# config.json and the tokenizer files) random weights of its shapes are written first with
+# transformers (the default GGUF is larger than what one device call carries).
+set -uo pipefail
+model_dir=${1:?usage: gpu_check.sh MODEL_DIR}
+out=${OUT:-/tmp/gpu-check}
+mkdir -p "$out"
+bin=/tmp/fedpref-cuda
+mkdir -p "$bin" && tar -xJf target/cuda-dist/fedpref-cuda.tar.xz -C "$bin" || exit 1
+# The CUDA 13 libraries candle links (cuBLAS, cuRAND, NVRTC) come with PyTorch's wheels.
+cuda_lib=$(python3 -c 'import nvidia.cu13 as c; print(list(c.__path__)[0] + "/lib")' 2>/dev/null) \
+    || cuda_lib=$(dirname "$(find / -name 'libcublas.so.13' 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH="$cuda_lib:${LD_LIBRARY_PATH:-}"
+summary="$out/summary.txt"
+step() { echo "== $* ($(date +%T))" | tee -a "$summary"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$summary"
+echo "CUDA libraries: $cuda_lib" | tee -a "$summary"
+
+step "GPU tests"
+"$bin/fedpref-cuda-tests" device_tests 2>&1 | tail -12 | tee -a "$summary"
+
+step "train-step benches (5 timed steps after 2 warm-up; PyTorch in the same run)"
+for shape in smollm2-135m qwen2.5-0.5b; do
+    for dtype in f32 bf16; do
+        "$bin/fedpref" bench train-step --device cuda:0 --shape "$shape" --dtype "$dtype" \
+            --warmup 2 --steps 5 --pytorch xtask/bench/lora_step.py 2>&1 \
+            | grep -v Warning | tee -a "$summary"
+    done
+done
+
+step "generate benches (8 prompts x 128 tokens, 128 new tokens, greedy)"
+for shape in smollm2-135m qwen2.5-0.5b; do
+    for dtype in f32 bf16; do
+        "$bin/fedpref" bench generate --device cuda:0 --shape "$shape" --dtype "$dtype" \
+            --batch 8 --prompt-tokens 128 --new-tokens 128 2>&1 | tee -a "$summary"
+    done
+done
+
+step "federated run (DPO, KTO; 3 clients, 2 rounds)"
+if ! ls "$model_dir"/*.safetensors >/dev/null 2>&1; then
+    python3 - "$model_dir" <<'PY' 2>&1 | tail -2 | tee -a "$summary"
+import sys, torch
+from transformers import AutoConfig, AutoModelForCausalLM
+torch.manual_seed(0)
+model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(sys.argv[1]))
+model.save_pretrained(sys.argv[1])
+print("random weights of the model's shapes written to", sys.argv[1])
+PY
+fi
+for run in "cuda:0 bf16" "cuda:0 f32" "cpu f32"; do
+    set -- $run
+    name="${1%%:*}-$2"
+    step "fedpref run on $1 in $2"
+    /usr/bin/time -v "$bin/fedpref" run xtask/bench/gpu_run.toml --device "$1" --dtype "$2" \
+        --set "model.path=\"$model_dir\"" \
+        --set "experiment.output_dir=\"/tmp/runs-$name\"" >"$out/run-$name.txt" 2>&1
+    tail -8 "$out/run-$name.txt" | tee -a "$summary"
+    grep -E 'Maximum resident|Elapsed' "$out/run-$name.txt" | tee -a "$summary"
+    # Per-round metrics of both runs, one file (the device call returns at most 8 files).
+    for f in /tmp/runs-"$name"/gpu-check/*/metrics/rounds.jsonl; do
+        sed "s|^|$(basename "$(dirname "$(dirname "$f")")") |" "$f"
+    done >"$out/rounds-$name.txt"
+done
+step "done"
