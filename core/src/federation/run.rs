@@ -312,7 +312,6 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
                         &model.decoder,
                         &mut units[client as usize],
                         pad_id,
-                        training.batch_size * 2,
                         &ctx.progress,
                         &name,
                     )?;
@@ -537,7 +536,6 @@ fn fill_reference(
     decoder: &crate::model::Decoder,
     units: &mut [Unit],
     pad_id: u32,
-    batch_size: usize,
     progress: &Progress,
     name: &str,
 ) -> Result<()> {
@@ -548,9 +546,7 @@ fn fill_reference(
         sequences.len() as u64,
         &format!("{name}: reference log-probs"),
     );
-    let values = cache.fill(decoder, &sequences, pad_id, batch_size, |n| {
-        bar.inc(n as u64)
-    })?;
+    let values = cache.fill(decoder, &sequences, pad_id, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     for (s, v) in scored.iter_mut().zip(values) {
         s.reference = v;

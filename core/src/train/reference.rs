@@ -3,9 +3,13 @@
 //!
 //! Entries are keyed by a hash of the sequence's token ids and answer start, so every run of a
 //! sweep (DPO, KTO and KTOR train on the same answers) shares them, and a resumed run finds
-//! them again. The file is append-only: 8-byte key, 4-byte f32 value, little endian; a torn
-//! last record from a kill is ignored on load. A header names the model it belongs to, so a
-//! cache of another model is never read.
+//! them again. Each value is computed from its sequence alone (a batch of one, no padding), so
+//! it is a function of the sequence and nothing else: a cached value is exactly what any run
+//! would compute, whoever computed it, and only missing sequences are ever computed.
+//! The file is append-only: 8-byte key, 4-byte f32 value, little endian; a torn last record
+//! from a kill is ignored on load. A header names the model it belongs to (and the format:
+//! caches of the earlier chunked format start afresh), so a cache of another model is never
+//! read.
 
 use std::{
     collections::HashMap,
@@ -21,7 +25,9 @@ use crate::{
     Error, Result,
 };
 
-const MAGIC: &[u8; 8] = b"FPREFLP1";
+/// Format 2: every value from its sequence alone (format 1 computed fixed chunks together, so
+/// its values depended on the chunk's other members).
+const MAGIC: &[u8; 8] = b"FPREFLP2";
 const RECORD: usize = 12;
 
 /// A content-addressed store of reference log-probs.
@@ -134,12 +140,14 @@ impl ReferenceCache {
     }
 
     /// Reference log-probs of `sequences`, computing the missing ones with `model` (adapter
-    /// off) and recording them.
+    /// off) and recording them; `progress` is told how many sequences each call settled.
     ///
-    /// Sequences are deduplicated and cut into fixed chunks of `batch_size` in the given order,
-    /// and a chunk is computed whole whenever any of its members is missing: a value therefore
-    /// always comes from the same batch composition, bit for bit, even when a kill interrupted
-    /// an earlier fill.
+    /// Every missing sequence is computed on its own, as a batch of one: its value then does
+    /// not depend on which other sequences were missing or on their lengths (a batch's row
+    /// count and padding change the blocking of the matrix products, hence the rounding). So a
+    /// value is the same bit for bit whichever run of the sweep computed it and whether or not
+    /// a kill interrupted an earlier fill, and sequences already cached (DPO's answers, when
+    /// KTO needs them again) are never recomputed.
     ///
     /// # Errors
     /// Model errors; [`Error::Io`] when the cache cannot be written.
@@ -148,37 +156,32 @@ impl ReferenceCache {
         model: &Decoder,
         sequences: &[MaskedSequence],
         pad_id: u32,
-        batch_size: usize,
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&MaskedSequence> = sequences
-            .iter()
-            .filter(|s| seen.insert(sequence_key(s)))
-            .collect();
-        for chunk in unique.chunks(batch_size.max(1)) {
-            if chunk
-                .iter()
-                .all(|s| self.values.contains_key(&sequence_key(s)))
-            {
-                progress(chunk.len());
+        let mut cached = 0;
+        for sequence in sequences {
+            let key = sequence_key(sequence);
+            if self.values.contains_key(&key) {
+                cached += 1;
                 continue;
             }
-            let owned: Vec<MaskedSequence> = chunk.iter().map(|s| (*s).clone()).collect();
-            let batch = SequenceBatch::new(&owned, pad_id, model.device())?;
-            let logps = reference_logprobs(model, &batch)?;
-            for (sequence, logp) in owned.iter().zip(logps) {
-                let key = sequence_key(sequence);
-                self.values.insert(key, logp);
-                self.writer
-                    .write_all(&key.to_le_bytes())
-                    .map_err(|e| Error::io(&self.path, e))?;
-                self.writer
-                    .write_all(&logp.to_le_bytes())
-                    .map_err(|e| Error::io(&self.path, e))?;
+            if cached > 0 {
+                progress(std::mem::take(&mut cached));
             }
+            let batch = SequenceBatch::new(std::slice::from_ref(sequence), pad_id, model.device())?;
+            let logp = reference_logprobs(model, &batch)?[0];
+            self.values.insert(key, logp);
+            self.writer
+                .write_all(&key.to_le_bytes())
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.writer
+                .write_all(&logp.to_le_bytes())
+                .map_err(|e| Error::io(&self.path, e))?;
             self.writer.flush().map_err(|e| Error::io(&self.path, e))?;
-            progress(chunk.len());
+            progress(1);
+        }
+        if cached > 0 {
+            progress(cached);
         }
         Ok(sequences
             .iter()
@@ -193,4 +196,86 @@ fn header(model_id: &str) -> Vec<u8> {
     let mut header = MAGIC.to_vec();
     header.extend_from_slice(&hasher.finish().to_le_bytes());
     header
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use candle_nn::VarBuilder;
+
+    use super::*;
+    use crate::model::test_util::{random_weights, tiny_config};
+
+    fn sequence(ids: &[u32], answer_start: usize) -> MaskedSequence {
+        MaskedSequence {
+            ids: ids.to_vec(),
+            answer_mask: (0..ids.len()).map(|i| i >= answer_start).collect(),
+        }
+    }
+
+    fn record_count(path: &Path) -> u64 {
+        (std::fs::metadata(path).unwrap().len() - 16) / RECORD as u64
+    }
+
+    #[test]
+    fn a_value_depends_on_its_sequence_alone_and_is_computed_once() {
+        let cfg = tiny_config();
+        let vb = VarBuilder::from_tensors(
+            random_weights(&cfg, 3, DType::F32),
+            DType::F32,
+            &Device::Cpu,
+        );
+        let model = Decoder::load(vb, &cfg).unwrap();
+        let (a, b, c) = (
+            sequence(&[1, 5, 7, 9, 11, 4, 3], 3),
+            sequence(&[1, 6, 8, 10, 2], 2),
+            sequence(&[1, 5, 7, 12, 13, 14, 15, 16, 17, 2], 3),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one.bin"), dir.path().join("two.bin"));
+
+        // One cache fills all three (a duplicate included); another only c and b, in another
+        // order: b and c come out the same, bit for bit.
+        let mut cache = ReferenceCache::open(&one, "m").unwrap();
+        let mut settled = 0;
+        let all = cache
+            .fill(
+                &model,
+                &[a.clone(), b.clone(), c.clone(), a.clone()],
+                2,
+                |n| settled += n,
+            )
+            .unwrap();
+        assert_eq!(settled, 4);
+        assert_eq!(record_count(&one), 3);
+        assert_eq!(all[0].to_bits(), all[3].to_bits());
+        let mut other = ReferenceCache::open(&two, "m").unwrap();
+        let some = other
+            .fill(&model, &[c.clone(), b.clone()], 2, |_| {})
+            .unwrap();
+        assert_eq!(some[0].to_bits(), all[2].to_bits());
+        assert_eq!(some[1].to_bits(), all[1].to_bits());
+        // ... and equal a batch of one outside the cache.
+        let batch = SequenceBatch::new(std::slice::from_ref(&b), 2, &Device::Cpu).unwrap();
+        assert_eq!(
+            reference_logprobs(&model, &batch).unwrap()[0].to_bits(),
+            all[1].to_bits()
+        );
+
+        // Cached values are read back, not recomputed, also after reopening the file; another
+        // model's cache is not read.
+        drop(cache);
+        let mut cache = ReferenceCache::open(&one, "m").unwrap();
+        assert_eq!(cache.len(), 3);
+        let again = cache
+            .fill(&model, &[b.clone(), a.clone()], 2, |_| {})
+            .unwrap();
+        assert_eq!(record_count(&one), 3);
+        assert_eq!(again[0].to_bits(), all[1].to_bits());
+        assert_eq!(again[1].to_bits(), all[0].to_bits());
+        drop(cache);
+        assert!(ReferenceCache::open(&one, "another model")
+            .unwrap()
+            .is_empty());
+    }
 }
