@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | [`Sweep::runs_frame`] | `config.toml`, `manifest.json` | run: identity, `partitioner`, `model`, `status`, `rounds_completed`, `rounds_planned`, then every config key flattened (`federation.rounds`) |
 //! | [`Sweep::steps`] | `metrics/steps.jsonl` | local optimizer step: `round, client, step, loss, lr, grad_norm, tokens, seconds` and the loss's metrics (`rewards/margins`) |
-//! | [`Sweep::rounds`] | `metrics/rounds.jsonl` | round: `lr, n_sampled, n_trained, n_dropped, n_rejected, skipped, bytes_down, bytes_up, tokens, seconds, aggregation_seconds`, the round's mean training metrics (`loss`, `rewards/margins`) and `aggregator/<metric>` |
+//! | [`Sweep::rounds`] | `metrics/rounds.jsonl` | round: `lr, n_sampled, n_trained, n_dropped, n_rejected, skipped, bytes_down, bytes_up, tokens, seconds, reference_seconds, train_seconds, aggregation_seconds`, the round's mean training metrics (`loss`, `rewards/margins`) and `aggregator/<metric>` |
 //! | [`Sweep::evals`] | `metrics/evals.jsonl` | (round, benchmark, metric): `round, model, benchmark, metric, value` |
 //! | [`Sweep::eval_items`] | `eval/<benchmark>.jsonl` | scored item: `benchmark, id, score, outcome, round, model, category, tokens, ...` |
 //!
