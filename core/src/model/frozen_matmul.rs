@@ -4,10 +4,11 @@
 //! `gemm` crate's `x86-v4` feature) and the backward returns only the input gradient
 //! `grad_y W`; candle's own matmul backward would also compute `x^T grad_y`, the gradient of a
 //! weight nobody trains (PERF-CPU.md, cause 3: a third more matmul work per layer, plus the
-//! head). [`frozen_matmul_plain`] is the plain twin the tests compare it with. Used by every
+//! head; on a GPU it doubled the backward pass of a LoRA step). [`frozen_matmul_plain`] is the plain twin the tests compare it with. Used by every
 //! frozen projection and by the output head.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CudaStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 
 use crate::Result;
 
@@ -26,15 +27,19 @@ pub fn frozen_matmul_plain(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(y.reshape(dims)?)
 }
 
-/// `x W^T`, with a backward pass for `x` only (no gradient for `W`). CPU f32/f64 take the
-/// custom op; other devices and dtypes fall back to [`frozen_matmul_plain`].
+/// `x W^T`, with a backward pass for `x` only (no gradient for `W`). CPU f32/f64 and CUDA
+/// f32/bf16/f16 take the custom op; other devices and dtypes fall back to
+/// [`frozen_matmul_plain`].
 ///
 /// # Errors
 /// Shape mismatch between `x`'s last dim and `W`'s second.
 pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && x.dtype() == w.dtype();
+    let fast = x.dtype() == w.dtype()
+        && match x.device() {
+            Device::Cpu => matches!(x.dtype(), DType::F32 | DType::F64),
+            Device::Cuda(_) => matches!(x.dtype(), DType::F32 | DType::BF16 | DType::F16),
+            Device::Metal(_) => false,
+        };
     if !fast {
         return frozen_matmul_plain(x, w);
     }
@@ -139,6 +144,29 @@ impl CustomOp1 for FrozenLinear {
             _ => candle_core::bail!("frozen-linear: input and weight must both be f32 or both f64"),
         };
         Ok((result, Shape::from(out_dims)))
+    }
+
+    /// On a GPU: candle's own (cuBLAS) matmul of the storages, `x (m, in)` times the
+    /// transposed view of `W`; the point of the op there is the backward below.
+    fn cuda_fwd(
+        &self,
+        storage: &CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let (out, inp) = self.w.dims2()?;
+        let m = layout.shape().elem_count() / inp;
+        let mut out_dims = layout.shape().dims().to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = out;
+        }
+        let (w_storage, w_layout) = self.w.storage_and_layout();
+        let candle_core::Storage::Cuda(w_cuda) = &*w_storage else {
+            candle_core::bail!("frozen-linear: weight is not on the gpu")
+        };
+        let x_layout = Layout::contiguous_with_offset((m, inp), layout.start_offset());
+        let w_t = w_layout.transpose(0, 1)?;
+        let y = storage.matmul(w_cuda, (1, m, out, inp), &x_layout, &w_t)?;
+        Ok((y, Shape::from(out_dims)))
     }
 
     fn bwd(

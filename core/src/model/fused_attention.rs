@@ -22,10 +22,15 @@ use rayon::prelude::*;
 use super::host_constants::host_constant;
 use crate::Result;
 
-/// Row softmax over the last dimension from candle ops with backward passes (candle-nn's
-/// fused softmax has none). Half-precision scores are exponentiated and summed in f32 and the
-/// probabilities cast back, as PyTorch's attention does.
+/// Row softmax over the last dimension. On the CPU (f64 tests, half precision) from candle ops
+/// with backward passes (candle-nn's fused softmax has none), half precision exponentiated and
+/// summed in f32 and cast back, as PyTorch's attention does; elsewhere
+/// [`super::gpu_softmax::softmax_last_dim`].
 fn softmax_last_dim(scores: &Tensor) -> Result<Tensor> {
+    if !scores.device().is_cpu() {
+        // One fused kernel (accumulating bf16 in f32) with a hand-written backward.
+        return super::gpu_softmax::softmax_last_dim(scores);
+    }
     let dtype = scores.dtype();
     let scores = match dtype {
         DType::BF16 | DType::F16 => scores.to_dtype(DType::F32)?,
@@ -61,8 +66,10 @@ pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
         Ok(Tensor::from_vec(mask, (s, t), &Device::Cpu)?)
     })?;
     // (b, nh, s, d) -> (b, nkv, group * s, d): the heads of one KV group are adjacent.
-    let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
-    let scores = (qg.matmul(&k.t()?)? * scale)?
+    // Scaling q (b, heads, s, d) is cheaper than scaling the (s, t) scores.
+    let qg = (q.contiguous()? * scale)?.reshape((b, nkv, group * s, d))?;
+    let scores = qg
+        .matmul(&k.t()?)?
         .reshape((b, nkv, group, s, t))?
         .broadcast_add(&mask)?;
     let p = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;
@@ -101,8 +108,9 @@ pub fn causal_attention_left_padded(
         }
         Ok(Tensor::from_vec(mask, (b, 1, 1, s, t), &Device::Cpu)?)
     })?;
-    let qg = q.contiguous()?.reshape((b, nkv, group * s, d))?;
-    let scores = (qg.matmul(&k.contiguous()?.t()?)? * scale)?
+    let qg = (q.contiguous()? * scale)?.reshape((b, nkv, group * s, d))?;
+    let scores = qg
+        .matmul(&k.contiguous()?.t()?)?
         .reshape((b, nkv, group, s, t))?
         .broadcast_add(&mask)?;
     let p = softmax_last_dim(&scores)?.reshape((b, nkv, group * s, t))?;

@@ -27,13 +27,20 @@ pub fn gather_log_softmax_plain(logits: &Tensor, targets: &Tensor) -> Result<Ten
     Ok((picked - lse)?.squeeze(1)?)
 }
 
-/// The custom op for f32 on the CPU, the plain twin otherwise.
+/// The custom op for f32 on the CPU, [`super::gpu_softmax::gather_log_softmax`] on other
+/// devices, the plain twin otherwise.
 ///
 /// # Errors
 /// Shape mismatch, a target outside the vocabulary.
 pub fn gather_log_softmax_fused(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (n, vocab) = logits.dims2()?;
-    if !(logits.device().is_cpu() && logits.dtype() == DType::F32) || targets.dims() != [n] {
+    if targets.dims() != [n] {
+        return gather_log_softmax_plain(logits, targets);
+    }
+    if !logits.device().is_cpu() {
+        return super::gpu_softmax::gather_log_softmax(logits, targets);
+    }
+    if logits.dtype() != DType::F32 {
         return gather_log_softmax_plain(logits, targets);
     }
     let targets: Vec<u32> = targets.to_dtype(DType::U32)?.to_vec1()?;

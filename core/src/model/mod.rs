@@ -51,6 +51,7 @@ pub mod fused_lora_linear;
 pub mod fused_swiglu;
 pub mod generate;
 pub mod gguf;
+pub mod gpu_softmax;
 pub mod hf;
 pub mod host_constants;
 pub mod kv_cache;
