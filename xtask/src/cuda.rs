@@ -255,3 +255,25 @@ fn file_name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_test_executable_among_cargo_messages() {
+        let messages = [
+            r#"{"reason":"compiler-artifact","profile":{"test":false},"executable":"/t/release/fedpref"}"#,
+            r#"{"reason":"compiler-message","message":{}}"#,
+            "not json at all",
+            r#"{"reason":"compiler-artifact","profile":{"test":true},"executable":"/t/release/deps/fedpref-0a1b"}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            test_executable(&messages).unwrap(),
+            PathBuf::from("/t/release/deps/fedpref-0a1b")
+        );
+        assert!(test_executable(r#"{"reason":"build-finished"}"#).is_err());
+    }
+}
