@@ -289,6 +289,7 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::test_util::max_diff;
     use std::collections::HashMap;
 
     use candle_core::{DType, Device, Tensor, Var};
@@ -299,21 +300,6 @@ mod tests {
     use crate::model::logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch};
     use crate::model::lora::{Adapter, LoraConfig};
     use crate::model::test_util::{random_weights, tiny_config};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
 
     fn build(cfg: &ModelConfig, w: &HashMap<String, Tensor>, dtype: DType) -> Decoder {
         let vb = VarBuilder::from_tensors(w.clone(), dtype, &Device::Cpu);

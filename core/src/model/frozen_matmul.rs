@@ -184,24 +184,10 @@ impl CustomOp1 for FrozenLinear {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::test_util::max_diff;
     use candle_core::{Device, Var};
 
     use super::*;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn fast_path_equals_plain_twin_forward_and_input_gradient() {

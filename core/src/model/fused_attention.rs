@@ -475,22 +475,10 @@ impl CustomOp3 for CausalAttention {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::test_util::max_diff;
     use candle_core::{Device, Var};
 
     use super::*;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn fused_equals_plain_twin_forward_and_gradients() {

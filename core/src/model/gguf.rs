@@ -190,24 +190,12 @@ impl GgufFile {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::test_util::max_diff;
     use candle_core::quantized::{GgmlDType, QTensor};
 
     use super::*;
     use crate::model::rope::RopeStyle;
     use crate::model::test_util::{random_weights, tiny_config};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     fn gguf_name(hf: &str) -> String {
         let fixed = [

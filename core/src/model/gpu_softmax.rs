@@ -122,23 +122,11 @@ pub fn gather_log_softmax(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::test_util::max_diff;
     use candle_core::{Device, Var};
 
     use super::*;
     use crate::model::fused_log_softmax::gather_log_softmax_plain;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
 
     /// Composed softmax (the twin): its autograd gives the reference gradient.
     fn softmax_plain(x: &Tensor) -> Tensor {

@@ -109,3 +109,19 @@ pub fn smollm2_path() -> std::path::PathBuf {
     );
     p
 }
+
+/// Largest absolute elementwise difference of two tensors of one shape, as f64.
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
