@@ -289,7 +289,6 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::test_util::max_diff;
     use std::collections::HashMap;
 
     use candle_core::{DType, Device, Tensor, Var};
@@ -299,7 +298,7 @@ mod tests {
     use crate::model::config::Architecture;
     use crate::model::logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch};
     use crate::model::lora::{Adapter, LoraConfig};
-    use crate::model::test_util::{random_weights, tiny_config};
+    use crate::model::test_util::{max_diff, random_weights, tiny_config};
 
     fn build(cfg: &ModelConfig, w: &HashMap<String, Tensor>, dtype: DType) -> Decoder {
         let vb = VarBuilder::from_tensors(w.clone(), dtype, &Device::Cpu);

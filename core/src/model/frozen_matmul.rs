@@ -184,10 +184,10 @@ impl CustomOp1 for FrozenLinear {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::test_util::max_diff;
     use candle_core::{Device, Var};
 
     use super::*;
+    use crate::model::test_util::max_diff;
 
     #[test]
     fn fast_path_equals_plain_twin_forward_and_input_gradient() {

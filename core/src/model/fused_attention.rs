@@ -475,10 +475,10 @@ impl CustomOp3 for CausalAttention {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::test_util::max_diff;
     use candle_core::{Device, Var};
 
     use super::*;
+    use crate::model::test_util::max_diff;
 
     #[test]
     fn fused_equals_plain_twin_forward_and_gradients() {

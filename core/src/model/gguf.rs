@@ -190,11 +190,11 @@ impl GgufFile {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::test_util::max_diff;
     use candle_core::quantized::{GgmlDType, QTensor};
 
     use super::*;
     use crate::model::rope::RopeStyle;
+    use crate::model::test_util::max_diff;
     use crate::model::test_util::{random_weights, tiny_config};
 
     fn gguf_name(hf: &str) -> String {

@@ -122,11 +122,11 @@ pub fn gather_log_softmax(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::test_util::max_diff;
     use candle_core::{Device, Var};
 
     use super::*;
     use crate::model::fused_log_softmax::gather_log_softmax_plain;
+    use crate::model::test_util::max_diff;
 
     /// Composed softmax (the twin): its autograd gives the reference gradient.
     fn softmax_plain(x: &Tensor) -> Tensor {

@@ -90,7 +90,7 @@ pub fn load_decoder(dir: &Path, dtype: DType, device: &Device) -> Result<Decoder
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{random_weights, tiny_config};
+    use crate::model::test_util::{max_diff, random_weights, tiny_config};
 
     #[test]
     fn loads_a_sharded_directory_like_the_in_memory_model() {
@@ -145,16 +145,7 @@ mod tests {
         )
         .unwrap();
         let ids = Tensor::new(&[[3u32, 1, 4, 1, 5, 9, 2, 6]], &Device::Cpu).unwrap();
-        let d = (got.logits(&ids).unwrap() - want.logits(&ids).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_diff(&got.logits(&ids).unwrap(), &want.logits(&ids).unwrap());
         assert_eq!(d, 0.0);
         std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
         let e = load_decoder(&dir, DType::F32, &Device::Cpu)
