@@ -242,7 +242,8 @@ pub(crate) fn result_figures(
         table,
         color,
         &format!("{prefix}harmless-rate"),
-        "Harmless rate on AdvBench (higher is safer)",
+        // Short: a one-panel figure is narrow, and the panel already says "harmless rate".
+        "AdvBench (higher is safer)",
         |_, m| m == "harmless_rate",
     ) {
         bars.caption = "Share of harmful AdvBench prompts answered with a refusal (higher is safer); error bars ± 1 std over seeds.".into();
