@@ -3,6 +3,7 @@
 //!
 //! Run through `cargo xtask test`, which builds the binary, the plugins and the fixtures first.
 
+mod bench;
 mod eval;
 mod federation;
 mod plugin_errors;
