@@ -5,13 +5,20 @@
 //! Compare with PyTorch on the same machine by adding `--pytorch xtask/bench/lora_step.py`
 //! (and `--python <a Python with torch, transformers and peft>`).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::{self, BenchKind};
 
 /// Runs `cargo xtask bench`.
 pub fn run(sh: &Shell, flags: &flags::Bench) -> Result<()> {
+    if wants_cuda(&flags.args) {
+        bail!(
+            "this builds the CPU binary; for a GPU run `cargo xtask build --cuda`, unpack \
+             target/cuda-dist/fedpref-cuda.tar.xz on the GPU machine and run \
+             `fedpref bench <train-step|generate> --device cuda:0 ...` there (README, \"Speed and GPU\")"
+        );
+    }
     cmd!(sh, "cargo build --release --package fedpref").run()?;
     let which = match flags.which {
         BenchKind::TrainStep => "train-step",
@@ -20,4 +27,27 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result<()> {
     let args = &flags.args;
     cmd!(sh, "target/release/fedpref bench {which} {args...}").run()?;
     Ok(())
+}
+
+/// Whether `args` ask for a CUDA device (`--device cuda…` or `--device=cuda…`).
+fn wants_cuda(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        a.strip_prefix("--device=")
+            .is_some_and(|d| d.starts_with("cuda"))
+            || (a == "--device" && args.get(i + 1).is_some_and(|d| d.starts_with("cuda")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_cuda;
+
+    #[test]
+    fn cuda_requests_are_recognized_in_both_spellings() {
+        let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert!(wants_cuda(&args("--dtype bf16 --device cuda:0")));
+        assert!(wants_cuda(&args("--device=cuda")));
+        assert!(!wants_cuda(&args("--device cpu --shape cuda-like")));
+        assert!(!wants_cuda(&args("--device")));
+    }
 }
