@@ -11,7 +11,7 @@ use crate::{data::DataConfig, eval::EvalSection};
 pub type ComponentParams = BTreeMap<String, serde_json::Value>;
 
 /// A whole experiment: one run, or a sweep over methods, aggregators and seeds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExperimentConfig {
     /// Name, methods, aggregators, seeds, output directory.
@@ -36,24 +36,6 @@ pub struct ExperimentConfig {
     pub plugins: PluginsSection,
     /// Benchmarks the global model is scored on.
     pub eval: EvalSection,
-}
-
-impl Default for ExperimentConfig {
-    fn default() -> Self {
-        Self {
-            experiment: ExperimentSection::default(),
-            model: ModelSection::default(),
-            lora: LoraSection::default(),
-            data: DataConfig::default(),
-            partition: PartitionSection::default(),
-            federation: FederationSection::default(),
-            training: TrainingSection::default(),
-            losses: BTreeMap::new(),
-            aggregators: BTreeMap::new(),
-            plugins: PluginsSection::default(),
-            eval: EvalSection::default(),
-        }
-    }
 }
 
 /// `[experiment]`.

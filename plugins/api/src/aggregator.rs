@@ -178,6 +178,8 @@ pub struct AggregatorBox<T>(T);
 
 impl<T: AggregatorFunction> AggregatorBox<T> {
     /// Boxes `aggregator` as an FFI object.
+    // The adapter only ever lives inside the FFI object, so that is what `new` returns.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(aggregator: T) -> AggregatorObject {
         Aggregator_TO::from_value(AggregatorBox(aggregator), abi_stable::sabi_trait::TD_Opaque)
     }

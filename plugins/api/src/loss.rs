@@ -210,6 +210,8 @@ pub struct LossBox<T> {
 
 impl<T: LossFunction> LossBox<T> {
     /// Boxes `loss` as an FFI object.
+    // The adapter only ever lives inside the FFI object, so that is what `new` returns.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(loss: T) -> LossObject {
         let spec = loss.spec();
         Loss_TO::from_value(

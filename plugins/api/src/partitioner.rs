@@ -110,6 +110,8 @@ pub struct PartitionerBox<T>(T);
 
 impl<T: PartitionerFunction> PartitionerBox<T> {
     /// Boxes `partitioner` as an FFI object.
+    // The adapter only ever lives inside the FFI object, so that is what `new` returns.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(partitioner: T) -> PartitionerObject {
         Partitioner_TO::from_value(
             PartitionerBox(partitioner),

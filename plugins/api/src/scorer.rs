@@ -154,6 +154,8 @@ pub struct ScorerBox<T> {
 
 impl<T: ScorerFunction> ScorerBox<T> {
     /// Boxes `scorer` as an FFI object.
+    // The adapter only ever lives inside the FFI object, so that is what `new` returns.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(scorer: T) -> ScorerObject {
         let spec = scorer.spec();
         Scorer_TO::from_value(
