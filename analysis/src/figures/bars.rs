@@ -14,7 +14,7 @@ use plotters::{
 };
 
 use super::{
-    draw_title, grid_size, layout,
+    draw_title, figure_size, layout,
     legend::{self, Entry, Swatch},
     lines::{padded_range, tick_decimals, tick_label, y_label_area_pt},
     style::{size, GRID, INK},
@@ -150,13 +150,7 @@ impl Figure for Bars {
     }
 
     fn size_in(&self) -> (f64, f64) {
-        let width = grid_size(self.panels.len(), 3, PANEL_IN, 1).0;
-        grid_size(
-            self.panels.len(),
-            3,
-            PANEL_IN,
-            legend::rows_needed(&self.legend, width),
-        )
+        figure_size(self.panels.len(), PANEL_IN, &self.legend)
     }
 
     fn draw<DB: DrawingBackend>(
@@ -165,13 +159,7 @@ impl Figure for Bars {
         scale: Scale,
     ) -> Result<(), String> {
         let width = self.size_in().0;
-        let areas = layout(
-            area,
-            scale,
-            self.panels.len(),
-            3,
-            legend::rows_needed(&self.legend, width),
-        );
+        let areas = layout(area, scale, self.panels.len(), PANEL_IN, &self.legend);
         draw_title(&areas.title, scale, &self.title)?;
         for (panel, cell) in self.panels.iter().zip(&areas.panels) {
             draw_panel(cell, scale, panel)?;

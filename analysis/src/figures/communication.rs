@@ -10,7 +10,7 @@ use plotters::{
 };
 
 use super::{
-    draw_title, grid_size, layout,
+    draw_title, figure_size, layout,
     legend::{self, Entry, Swatch},
     lines::{self, Line, LinePanel, Point},
     Figure, Palette, Scale,
@@ -119,13 +119,7 @@ impl Figure for Communication {
     }
 
     fn size_in(&self) -> (f64, f64) {
-        let width = grid_size(self.panels.len(), 3, PANEL_IN, 1).0;
-        grid_size(
-            self.panels.len(),
-            3,
-            PANEL_IN,
-            legend::rows_needed(&self.legend, width),
-        )
+        figure_size(self.panels.len(), PANEL_IN, &self.legend)
     }
 
     fn draw<DB: DrawingBackend>(
@@ -134,13 +128,7 @@ impl Figure for Communication {
         scale: Scale,
     ) -> Result<(), String> {
         let width = self.size_in().0;
-        let areas = layout(
-            area,
-            scale,
-            self.panels.len(),
-            3,
-            legend::rows_needed(&self.legend, width),
-        );
+        let areas = layout(area, scale, self.panels.len(), PANEL_IN, &self.legend);
         draw_title(&areas.title, scale, "Communication per round")?;
         for (panel, cell) in self.panels.iter().zip(&areas.panels) {
             lines::draw(cell, scale, panel)?;

@@ -139,20 +139,32 @@ pub struct Areas<DB: DrawingBackend> {
     pub legend: DrawingArea<DB, Shift>,
 }
 
-/// Splits `area` into a title strip, a grid of `panels` (at most `max_columns` wide) and a
-/// legend strip of `legend_rows` rows.
+/// Panels per row at most.
+const MAX_COLUMNS: usize = 3;
+
+/// Size in inches of a figure of `panels` panels of `panel_in` each (at most three a row, four
+/// as two by two) with a legend strip tall enough for `legend` at that width.
+pub fn figure_size(panels: usize, panel_in: (f64, f64), legend: &[legend::Entry]) -> (f64, f64) {
+    let width = grid_size(panels, panel_in, 1).0;
+    grid_size(panels, panel_in, legend::rows_needed(legend, width))
+}
+
+/// Splits `area` into a title strip, the grid of [`figure_size`]'s `panels` and a legend strip
+/// that fits `legend`.
 pub fn layout<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     scale: Scale,
     panels: usize,
-    max_columns: usize,
-    legend_rows: usize,
+    panel_in: (f64, f64),
+    legend: &[legend::Entry],
 ) -> Areas<DB> {
+    let width = grid_size(panels, panel_in, 1).0;
+    let legend_rows = legend::rows_needed(legend, width);
     let (title, rest) = area.split_vertically(scale.px(style::size::TITLE * 2.2));
     let legend_height = scale.px(style::size::LEGEND * 1.9 * legend_rows as f64 + 4.0);
     let (_, height) = rest.dim_in_pixel();
     let (grid, legend) = rest.split_vertically(height as i32 - legend_height);
-    let columns = columns_for(panels, max_columns);
+    let columns = columns_for(panels);
     let rows = panels.div_ceil(columns).max(1);
     let cells = grid.split_evenly((rows, columns));
     Areas {
@@ -162,23 +174,18 @@ pub fn layout<DB: DrawingBackend>(
     }
 }
 
-/// Columns of a grid of `panels`: all in one row up to `max_columns`, four as two by two.
-fn columns_for(panels: usize, max_columns: usize) -> usize {
-    if panels == 4 && max_columns >= 2 {
+/// Columns of a grid of `panels`: all in one row up to [`MAX_COLUMNS`], four as two by two.
+fn columns_for(panels: usize) -> usize {
+    if panels == 4 {
         2
     } else {
-        panels.clamp(1, max_columns.max(1))
+        panels.clamp(1, MAX_COLUMNS)
     }
 }
 
-/// Size in inches of a figure with `panels` panels at most `max_columns` wide.
-pub fn grid_size(
-    panels: usize,
-    max_columns: usize,
-    panel_in: (f64, f64),
-    legend_rows: usize,
-) -> (f64, f64) {
-    let columns = columns_for(panels, max_columns);
+/// Size in inches of a figure with `panels` panels and `legend_rows` legend rows.
+fn grid_size(panels: usize, panel_in: (f64, f64), legend_rows: usize) -> (f64, f64) {
+    let columns = columns_for(panels);
     let rows = panels.div_ceil(columns).max(1);
     let title = style::size::TITLE * 2.2 / 72.0;
     let legend = (style::size::LEGEND * 1.9 * legend_rows as f64 + 4.0) / 72.0;

@@ -12,7 +12,7 @@ use plotters::{
 };
 
 use super::{
-    draw_title, grid_size, layout,
+    draw_title, figure_size, layout,
     legend::{self, Entry, Swatch},
     style::{size, GRID, INK},
     Figure, OrMessage, Scale,
@@ -110,13 +110,7 @@ impl Figure for PartitionFigure {
     }
 
     fn size_in(&self) -> (f64, f64) {
-        let width = grid_size(self.splits.len(), 3, PANEL_IN, 1).0;
-        grid_size(
-            self.splits.len(),
-            3,
-            PANEL_IN,
-            legend::rows_needed(&Self::legend(), width),
-        )
+        figure_size(self.splits.len(), PANEL_IN, &Self::legend())
     }
 
     fn draw<DB: DrawingBackend>(
@@ -126,13 +120,7 @@ impl Figure for PartitionFigure {
     ) -> Result<(), String> {
         let width = self.size_in().0;
         let legend_entries = Self::legend();
-        let areas = layout(
-            area,
-            scale,
-            self.splits.len(),
-            3,
-            legend::rows_needed(&legend_entries, width),
-        );
+        let areas = layout(area, scale, self.splits.len(), PANEL_IN, &legend_entries);
         draw_title(&areas.title, scale, "Partition of the training data")?;
         for (split, cell) in self.splits.iter().zip(&areas.panels) {
             draw_split(cell, scale, split)?;

@@ -12,7 +12,7 @@ use plotters::{
 };
 
 use super::{
-    draw_title, grid_size, layout,
+    draw_title, figure_size, layout,
     legend::{self, Entry, Swatch},
     lines::{self, Line, LinePanel, Point},
     Figure, Palette, Scale,
@@ -242,13 +242,7 @@ impl Figure for Training {
     }
 
     fn size_in(&self) -> (f64, f64) {
-        let width = grid_size(self.panels.len(), 3, PANEL_IN, 1).0;
-        grid_size(
-            self.panels.len(),
-            3,
-            PANEL_IN,
-            legend::rows_needed(&self.legend, width),
-        )
+        figure_size(self.panels.len(), PANEL_IN, &self.legend)
     }
 
     fn draw<DB: DrawingBackend>(
@@ -257,13 +251,7 @@ impl Figure for Training {
         scale: Scale,
     ) -> Result<(), String> {
         let width = self.size_in().0;
-        let areas = layout(
-            area,
-            scale,
-            self.panels.len(),
-            3,
-            legend::rows_needed(&self.legend, width),
-        );
+        let areas = layout(area, scale, self.panels.len(), PANEL_IN, &self.legend);
         draw_title(
             &areas.title,
             scale,
