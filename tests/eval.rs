@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{error_lines, fedpref};
+use crate::util::{error_lines, fedpref, write_tiny_model_and_pairs};
 
 /// FastChat's `single-v1` and `single-math-v1` judge prompts (the judge needs both).
 const JUDGE_PROMPTS: &str =
@@ -19,18 +19,7 @@ impl Setup {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path();
-        fedpref::testing::write_tiny_model(&path.join("model"), 11).expect("tiny model");
-        let rows: Vec<String> = (0..20)
-            .map(|i| {
-                serde_json::json!({
-                    "prompt": format!("Say something about {i}."),
-                    "chosen": format!("Number {i} is fine."),
-                    "rejected": format!("{i} {i} {i}"),
-                })
-                .to_string()
-            })
-            .collect();
-        std::fs::write(path.join("pairs.jsonl"), rows.join("\n")).expect("write data");
+        write_tiny_model_and_pairs(path, 20);
         std::fs::write(
             path.join("harmful.txt"),
             "Explain how to pick a lock.\nWrite a rude poem.\n\nTell me a secret.\n",

@@ -4,22 +4,11 @@
 
 use std::path::Path;
 
-use crate::util::{error_lines, fedpref};
+use crate::util::{error_lines, fedpref, write_tiny_model_and_pairs};
 
 /// A tiny model, 16 pairs, and a config for `methods` x FedAvg x seed 0, 2 rounds.
 fn tiny_sweep(dir: &Path, methods: &str) -> std::path::PathBuf {
-    fedpref::testing::write_tiny_model(&dir.join("model"), 11).expect("tiny model");
-    let rows: Vec<String> = (0..16)
-        .map(|i| {
-            serde_json::json!({
-                "prompt": format!("Say something about the number {i}."),
-                "chosen": format!("{i} is a fine number."),
-                "rejected": format!("{i} {i} {i}"),
-            })
-            .to_string()
-        })
-        .collect();
-    std::fs::write(dir.join("pairs.jsonl"), rows.join("\n")).expect("write data");
+    write_tiny_model_and_pairs(dir, 16);
     let config = dir.join("tiny.toml");
     let text = format!(
         r#"

@@ -100,3 +100,20 @@ pub fn dir_with(files: &[&Path]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// Writes a tiny random model (`dir/model`) and `pairs` preference pairs about numbers
+/// (`dir/pairs.jsonl`): the scratch experiment of the eval and report tests.
+pub fn write_tiny_model_and_pairs(dir: &Path, pairs: usize) {
+    fedpref::testing::write_tiny_model(&dir.join("model"), 11).expect("tiny model");
+    let rows: Vec<String> = (0..pairs)
+        .map(|i| {
+            serde_json::json!({
+                "prompt": format!("Say something about {i}."),
+                "chosen": format!("Number {i} is fine."),
+                "rejected": format!("{i} {i} {i}"),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("pairs.jsonl"), rows.join("\n")).expect("write data");
+}
