@@ -152,53 +152,9 @@ pub enum Error {
     #[error("tensor op failed: {0}")]
     Tensor(#[from] candle_core::Error),
 
-    /// A model file or directory that is malformed or lacks a key, tensor or file.
-    #[error("{}: {message}", path.display())]
-    ModelFormat {
-        /// The model file or directory.
-        path: PathBuf,
-        /// What is missing or wrong, naming the key or tensor.
-        message: String,
-    },
-
-    /// A model architecture the decoder does not implement.
-    #[error("{}: unsupported model architecture {arch:?}; supported: llama, qwen2", path.display())]
-    UnsupportedArchitecture {
-        /// The model file or directory.
-        path: PathBuf,
-        /// The architecture the file declares.
-        arch: String,
-    },
-
-    /// A tokenizer that cannot be built or fails to encode or decode.
-    #[error("tokenizer: {message}")]
-    Tokenizer {
-        /// What failed.
-        message: String,
-    },
-
-    /// A chat template that does not parse or render.
-    #[error("chat template: {message}")]
-    ChatTemplate {
-        /// minijinja's message, or what is wrong with the rendered prompt.
-        message: String,
-    },
-
-    /// A LoRA adapter that does not fit the model or is malformed on disk.
-    #[error("{}: {message}", path.display())]
-    Adapter {
-        /// The adapter directory (or `-` when in memory).
-        path: PathBuf,
-        /// What does not fit, naming the tensor or key.
-        message: String,
-    },
-
-    /// Invalid input to a model function (empty batch, token id out of range, ...).
-    #[error("invalid model input: {message}")]
-    ModelInput {
-        /// What was wrong: the bad value and the expected one.
-        message: String,
-    },
+    /// A model, tokenizer, chat template or adapter error, or a device this build cannot open.
+    #[error(transparent)]
+    Model(#[from] fedpref_model::Error),
 
     /// Records of a data file that failed validation while `data.on_invalid = "error"`.
     #[error(

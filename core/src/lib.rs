@@ -9,7 +9,6 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod federation;
-pub mod model;
 pub mod plugin_host;
 pub mod run_dir;
 pub mod testing;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Flush-to-zero and allocator thresholds before any tensor exists: denormals from softmax
     // made backward passes 10x slower, and per-op mmap page faults another 1.5-2x.
-    fedpref::model::init_cpu();
+    fedpref_model::init_cpu();
     match cli::run() {
         Ok(code) => code,
         Err(error) => {

@@ -159,7 +159,7 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::load_model;
+    use fedpref_model::load_model;
 
     #[test]
     fn the_tiny_model_loads_tokenizes_and_templates() {
@@ -177,7 +177,7 @@ mod tests {
         );
         let template = model.chat_template().expect("template");
         let text = template
-            .render(&[crate::model::ChatMessage::new("user", "hi")], true)
+            .render(&[fedpref_model::ChatMessage::new("user", "hi")], true)
             .expect("render");
         assert!(
             text.ends_with("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"),

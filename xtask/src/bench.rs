@@ -1,6 +1,6 @@
 //! `cargo xtask bench train-step | generate [ARGS]`: builds `fedpref` with the release
 //! profile (benchmarks of a debug build measure the wrong thing) and runs
-//! `fedpref bench <which> ARGS`, which prints the table (see `fedpref::model::bench`).
+//! `fedpref bench <which> ARGS`, which prints the table (see `core/src/cli/bench/workload.rs`).
 //!
 //! Compare with PyTorch on the same machine by adding `--pytorch xtask/bench/lora_step.py`
 //! (and `--python <a Python with torch, transformers and peft>`).

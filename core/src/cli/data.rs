@@ -8,10 +8,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use fedpref::{
     data::{example_metas, inspect, ClientData, DataConfig, Format, Percentiles, TokenLengths},
-    model::load_model,
     train::tokenize,
     PluginHost,
 };
+use fedpref_model::load_model;
 use fedpref_plugin_api::PartitionInput;
 
 use super::UsageError;

@@ -16,10 +16,10 @@ use fedpref::{
         sampling::{derive, Stream},
         Progress,
     },
-    model::{load_model_as, select_device, Adapter, LoraConfig},
     run_dir::RunDir,
     PluginHost,
 };
+use fedpref_model::{load_model_as, select_device, Adapter, LoraConfig};
 
 use super::{DeviceArgs, UsageError};
 
@@ -49,7 +49,7 @@ pub struct EvalArgs {
 
 /// Runs `fedpref eval`.
 pub fn run(args: &EvalArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    fedpref::model::init_cpu();
+    fedpref_model::init_cpu();
     let dir = RunDir::new(&args.run_dir);
     let mut config = config::load(
         &dir.config_file(),

@@ -16,10 +16,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{
-    model::{generate_batch, ChatMessage, ChatTemplate, Decoder, GenerateConfig, TextTokenizer},
-    run_dir::JsonLines,
-    Error, Result,
+use crate::{run_dir::JsonLines, Error, Result};
+use fedpref_model::{
+    generate_batch, ChatMessage, ChatTemplate, Decoder, GenerateConfig, TextTokenizer,
 };
 
 /// Bumped when the key's parts change, so old rows are never misread.
@@ -257,8 +256,10 @@ impl Answerer<'_> {
         let answers = answers
             .into_iter()
             .map(|a| {
-                a.ok_or_else(|| Error::ModelInput {
-                    message: "an eval prompt got no answer".to_owned(),
+                a.ok_or_else(|| {
+                    Error::from(fedpref_model::Error::input(
+                        "an eval prompt got no answer".to_owned(),
+                    ))
                 })
             })
             .collect::<Result<Vec<_>>>()?;

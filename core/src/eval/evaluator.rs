@@ -25,11 +25,11 @@ use super::{
 use crate::{
     data::{DataConfig, Dataset},
     federation::Progress,
-    model::{ChatTemplate, GenerateConfig, LoadedModel},
     plugin_host::ScorerHandle,
     run_dir::{JsonLines, RunDir},
     Error, PluginHost, Result,
 };
+use fedpref_model::{ChatTemplate, GenerateConfig, LoadedModel};
 
 /// One benchmark, ready to run.
 struct Benchmark {

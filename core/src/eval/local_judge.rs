@@ -15,7 +15,7 @@ use fedpref_plugin_api::{
     GenerationRequest, HostServices, HostServicesRef, HostServices_TO, PluginError,
 };
 
-use crate::model::{
+use fedpref_model::{
     generate, load_model, ChatMessage, ChatTemplate, Decoder, GenerateConfig, LoadedModel,
     TextTokenizer,
 };

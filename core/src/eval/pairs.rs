@@ -7,11 +7,11 @@
 
 use crate::{
     data::{DataConfig, Dataset, Role},
-    model::{
-        reference_logprobs, ChatTemplate, Decoder, MaskedSequence, SequenceBatch, TextTokenizer,
-    },
     train::tokenize,
     Result,
+};
+use fedpref_model::{
+    reference_logprobs, ChatTemplate, Decoder, MaskedSequence, SequenceBatch, TextTokenizer,
 };
 
 /// One held-out pair in tokens.

@@ -23,7 +23,6 @@ use super::{
 use crate::{
     config::RunConfig,
     data::{example_metas_with_lengths, load_splits, require_pairs, ClientData},
-    model::{describe, load_model_as, select_device, Adapter, LoraConfig},
     plugin_host::PluginHost,
     run_dir::{JsonLines, RunDir, RunStatus},
     train::{
@@ -32,6 +31,7 @@ use crate::{
     },
     Error, Result,
 };
+use fedpref_model::{describe, load_model_as, select_device, Adapter, LoraConfig};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -497,7 +497,11 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
                 .adapter()
                 .ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?;
             adapter.unflatten(&global)?;
-            crate::model::peft::save_adapter(adapter, tmp, &config.model.path.display().to_string())
+            Ok(fedpref_model::save_adapter(
+                adapter,
+                tmp,
+                &config.model.path.display().to_string(),
+            )?)
         })?;
         dir.prune_checkpoints(round)?;
         if let Some(m) = manifest.as_mut() {
@@ -543,7 +547,7 @@ pub fn run(run: &RunConfig, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
 /// Fills the reference log-probs of one client's units from the cache, computing missing ones.
 fn fill_reference(
     cache: &mut ReferenceCache,
-    decoder: &crate::model::Decoder,
+    decoder: &fedpref_model::Decoder,
     units: &mut [Unit],
     pad_id: u32,
     progress: &Progress,

@@ -13,15 +13,12 @@ use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::optimizer::{AdamW, AdamWConfig, GradAccumulator};
 use super::units::{Scored, Unit};
-use crate::{
-    model::{
-        logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
-        optimizer::{AdamW, AdamWConfig, GradAccumulator},
-        Decoder,
-    },
-    plugin_host::LossHandle,
-    Error, Result,
+use crate::{plugin_host::LossHandle, Error, Result};
+use fedpref_model::{
+    logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
+    Decoder,
 };
 
 /// How one client trains this round.

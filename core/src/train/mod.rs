@@ -2,6 +2,7 @@
 //! log-probs, and the local loop that turns the global adapter into a client update.
 
 pub mod local;
+pub mod optimizer;
 pub mod reference;
 pub mod schedule;
 pub mod sequences;

@@ -19,10 +19,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{
-    model::logprobs::{reference_logprobs, MaskedSequence, SequenceBatch},
-    model::Decoder,
-    Error, Result,
+use crate::{Error, Result};
+use fedpref_model::{
+    logprobs::{reference_logprobs, MaskedSequence, SequenceBatch},
+    Decoder,
 };
 
 /// Format 2: every value from its sequence alone (format 1 computed fixed chunks together, so
@@ -204,7 +204,7 @@ mod tests {
     use candle_nn::VarBuilder;
 
     use super::*;
-    use crate::model::test_util::{random_weights, tiny_config};
+    use fedpref_model::testing::{random_weights, tiny_config};
 
     fn sequence(ids: &[u32], answer_start: usize) -> MaskedSequence {
         MaskedSequence {

@@ -7,10 +7,11 @@
 
 use crate::{
     data::{fit_lengths, Answers, DataConfig, Dataset, Fit, LengthCounts, LengthLimits, Message},
-    model::{
-        answer_mask::split_chat, logprobs::MaskedSequence, ChatMessage, ChatTemplate, TextTokenizer,
-    },
     Error, Result,
+};
+use fedpref_model::{
+    logprobs::MaskedSequence, text::answer_mask::split_chat, ChatMessage, ChatTemplate,
+    TextTokenizer,
 };
 
 /// One example in tokens.
@@ -82,8 +83,10 @@ pub fn tokenize(
     template: &ChatTemplate,
     config: &DataConfig,
 ) -> Result<TokenizedDataset> {
-    let (_, eos) = tokenizer.eos().ok_or_else(|| Error::ModelInput {
-        message: "the tokenizer has no eos token to end answers".into(),
+    let (_, eos) = tokenizer.eos().ok_or_else(|| {
+        Error::from(fedpref_model::Error::input(
+            "the tokenizer has no eos token to end answers",
+        ))
     })?;
     let limits = LengthLimits {
         max_length: config.max_length,

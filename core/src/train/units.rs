@@ -10,7 +10,7 @@ use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::sequences::TokenizedDataset;
-use crate::model::logprobs::MaskedSequence;
+use fedpref_model::logprobs::MaskedSequence;
 
 /// One sequence with its reference log-prob (NaN until filled from the cache).
 #[derive(Debug, Clone)]

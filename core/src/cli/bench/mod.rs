@@ -1,0 +1,332 @@
+//! `fedpref bench train-step | generate`: the model's speed on this machine (see
+//! [`fedpref_model::bench`]), optionally side by side with the same LoRA step in PyTorch.
+
+mod workload;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use fedpref_model::{parse_dtype, select_device};
+use serde::Deserialize;
+use workload::{BenchModel, BenchShape, GenerateBench, TrainStepBench, TrainStepReport};
+
+use super::UsageError;
+
+/// `fedpref bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time one LoRA training step (forward, backward, AdamW): tokens/s, GFLOP/s, MFU, memory.
+    TrainStep(TrainStepArgs),
+    /// Time batched greedy generation with the KV cache: tokens/s.
+    Generate(GenerateArgs),
+}
+
+/// The model and where it runs.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// `auto`, `cpu` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Frozen weights' dtype: `f32` or `bf16` (LoRA and optimizer stay f32).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Random weights of this model's shapes: smollm2-135m or qwen2.5-0.5b.
+    #[arg(long, default_value = "smollm2-135m")]
+    shape: String,
+    /// Take the weights from this GGUF instead (overrides --shape).
+    #[arg(long, value_name = "PATH")]
+    gguf: Option<PathBuf>,
+    /// Print one JSON line instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ModelArgs {
+    fn bench_model(&self) -> anyhow::Result<BenchModel> {
+        Ok(BenchModel {
+            shape: BenchShape::parse(&self.shape)?,
+            gguf: self.gguf.clone(),
+            dtype: parse_dtype(&self.dtype)?,
+            device: select_device(&self.device)?,
+        })
+    }
+}
+
+/// Arguments of `fedpref bench train-step`.
+#[derive(Debug, Args)]
+pub struct TrainStepArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 256)]
+    seq: usize,
+    /// LoRA rank (alpha 2r, dropout 0.05, on q_proj and v_proj).
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// The card's dense bf16 peak in TFLOP/s for MFU (known GPUs are looked up by name).
+    #[arg(long, value_name = "TFLOPS")]
+    peak_tflops: Option<f64>,
+    /// Also time the same step in PyTorch with this script (xtask/bench/lora_step.py) and
+    /// print the ratio.
+    #[arg(long, value_name = "SCRIPT")]
+    pytorch: Option<PathBuf>,
+    /// The Python that runs --pytorch.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+}
+
+/// Arguments of `fedpref bench generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Prompts decoded together.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Random prompt tokens per prompt.
+    #[arg(long, default_value_t = 64)]
+    prompt_tokens: usize,
+    /// Tokens generated per prompt.
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Timed runs (the median is reported), after one untimed run.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// What `lora_step.py` prints (one JSON line).
+#[derive(Debug, Deserialize)]
+struct PytorchReport {
+    s_per_step: f64,
+    tokens_per_s: f64,
+    forward_s: f64,
+    backward_s: f64,
+    optimizer_s: f64,
+    peak_gpu_mib: Option<f64>,
+    torch: String,
+}
+
+/// Runs a benchmark and prints its table (or JSON line).
+pub fn run(command: &BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::TrainStep(args) => train_step(args),
+        BenchCommand::Generate(args) => generate(args),
+    }
+}
+
+fn train_step(args: &TrainStepArgs) -> anyhow::Result<ExitCode> {
+    if args.steps == 0 || args.batch == 0 || args.seq < 2 {
+        return Err(UsageError("--steps and --batch must be > 0, --seq >= 2".into()).into());
+    }
+    let model = args.model.bench_model()?;
+    let settings = TrainStepBench {
+        batch: args.batch,
+        seq: args.seq,
+        warmup: args.warmup,
+        steps: args.steps,
+        rank: args.rank,
+    };
+    eprintln!(
+        "bench train-step: {} {} on {}, batch {} x {} tokens, LoRA r={} on q/v, {} warm-up + {} timed steps",
+        model.gguf.as_ref().map_or(model.shape.name().to_owned(), |p| p.display().to_string()),
+        args.model.dtype,
+        fedpref_model::describe(&model.device),
+        args.batch, args.seq, args.rank, args.warmup, args.steps
+    );
+    let ours = workload::train_step(&model, &settings)?;
+    let peak = args
+        .peak_tflops
+        .or_else(|| ours.context.gpu.as_deref().and_then(bf16_peak_tflops));
+    let mfu = peak.map(|p| ours.gflops_per_s / (p * 1e3));
+    let torch = match &args.pytorch {
+        Some(script) => Some(run_pytorch(args, &model, script)?),
+        None => None,
+    };
+    if args.model.json {
+        let mut v = serde_json::to_value(&ours)?;
+        v["mfu"] = serde_json::json!(mfu);
+        if let Some(t) = &torch {
+            v["pytorch_tokens_per_s"] = serde_json::json!(t.tokens_per_s);
+            v["ratio_to_pytorch"] = serde_json::json!(ours.tokens_per_s / t.tokens_per_s);
+        }
+        println!("{v}");
+    } else {
+        print!("{}", train_step_table(&ours, mfu, torch.as_ref()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Dense bf16 tensor-core peak of the GPUs we know, TFLOP/s (vendor data sheets).
+fn bf16_peak_tflops(gpu: &str) -> Option<f64> {
+    let table = [
+        ("H200", 989.4),
+        ("H100 PCIe", 756.0),
+        ("H100", 989.4),
+        ("A100", 312.0),
+        ("L40S", 362.0),
+        ("L4", 121.0),
+    ];
+    table
+        .iter()
+        .find(|(name, _)| gpu.contains(name))
+        .map(|&(_, peak)| peak)
+}
+
+fn run_pytorch(
+    args: &TrainStepArgs,
+    model: &BenchModel,
+    script: &std::path::Path,
+) -> anyhow::Result<PytorchReport> {
+    let device = match model.device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        _ => "cpu".to_owned(),
+    };
+    let mut cmd = Command::new(&args.python);
+    cmd.arg(script)
+        .args(["--shape", &args.model.shape])
+        .args(["--dtype", &args.model.dtype])
+        .args(["--device", &device])
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--seq", &args.seq.to_string()])
+        .args(["--rank", &args.rank.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args([
+            "--threads",
+            &candle_core::utils::get_num_threads().to_string(),
+        ]);
+    eprintln!("bench train-step: the same step in PyTorch: {cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {} {}", args.python.display(), script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} failed ({}):\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| anyhow::anyhow!("{} printed no JSON line:\n{stdout}", script.display()))?;
+    serde_json::from_str(line)
+        .with_context(|| format!("reading {}'s JSON: {line}", script.display()))
+}
+
+fn train_step_table(
+    r: &TrainStepReport,
+    mfu: Option<f64>,
+    torch: Option<&PytorchReport>,
+) -> String {
+    let ms = |s: f64| format!("{:.1}", s * 1e3);
+    let c = &r.context;
+    let mut out = format!(
+        "model {} ({}) on {}{}, batch {} x {}\n",
+        c.model,
+        c.dtype,
+        c.device,
+        c.gpu.as_ref().map_or(String::new(), |g| format!(" [{g}]")),
+        r.batch,
+        r.seq
+    );
+    out.push_str(&format!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10}\n",
+        "", "fwd ms", "bwd ms", "optim ms", "step ms", "tokens/s", "GFLOP/s", "MFU", "peak MiB"
+    ));
+    let peak = c.peak_gpu_mib.unwrap_or(c.peak_rss_mib);
+    out.push_str(&format!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10.1} {:>10.1} {:>8} {:>10.0}\n",
+        "fedpref",
+        ms(r.forward_s),
+        ms(r.backward_s),
+        ms(r.optimizer_s),
+        ms(r.s_per_step),
+        r.tokens_per_s,
+        r.gflops_per_s,
+        mfu.map_or("-".to_owned(), |m| format!("{:.1}%", m * 100.0)),
+        peak
+    ));
+    if let Some(t) = torch {
+        let t_mfu = mfu.map(|m| m * r.s_per_step / t.s_per_step);
+        out.push_str(&format!(
+            "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10.1} {:>10.1} {:>8} {:>10}\n",
+            "pytorch",
+            ms(t.forward_s),
+            ms(t.backward_s),
+            ms(t.optimizer_s),
+            ms(t.s_per_step),
+            t.tokens_per_s,
+            r.flops_per_step / t.s_per_step / 1e9,
+            t_mfu.map_or("-".to_owned(), |m| format!("{:.1}%", m * 100.0)),
+            t.peak_gpu_mib.map_or("-".to_owned(), |m| format!("{m:.0}"))
+        ));
+        out.push_str(&format!(
+            "fedpref / pytorch {}: {:.2}x tokens/s\n",
+            t.torch,
+            r.tokens_per_s / t.tokens_per_s
+        ));
+    }
+    out.push_str(&format!(
+        "losses {:?}; peak RSS {:.0} MiB; {} LoRA parameters\n",
+        r.losses, c.peak_rss_mib, r.trainable_params
+    ));
+    out
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    if args.runs == 0 || args.batch == 0 || args.prompt_tokens == 0 || args.new_tokens == 0 {
+        return Err(UsageError(
+            "--runs, --batch, --prompt-tokens, --new-tokens must be > 0".into(),
+        )
+        .into());
+    }
+    let model = args.model.bench_model()?;
+    let settings = GenerateBench {
+        batch: args.batch,
+        prompt_tokens: args.prompt_tokens,
+        new_tokens: args.new_tokens,
+        warmup: 1,
+        runs: args.runs,
+    };
+    let r = workload::generate(&model, &settings)?;
+    if args.model.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        let c = &r.context;
+        println!(
+            "model {} ({}) on {}{}: {} prompts x {} tokens, {} new tokens each (greedy, KV cache)",
+            c.model,
+            c.dtype,
+            c.device,
+            c.gpu.as_ref().map_or(String::new(), |g| format!(" [{g}]")),
+            r.batch,
+            r.prompt_tokens,
+            r.new_tokens
+        );
+        println!(
+            "{:.2} s per generation, {:.1} tokens/s; peak {} MiB",
+            r.seconds,
+            r.tokens_per_s,
+            c.peak_gpu_mib
+                .map_or(format!("RSS {:.0}", c.peak_rss_mib), |m| format!(
+                    "GPU {m:.0}"
+                ))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,403 @@
+//! GGUF loader: reads a llama.cpp model file with candle's `gguf_file`, dequantizes every tensor
+//! to f32 (any type candle's `QTensor::dequantize` knows: F32, F16, Q4_0, Q4_1, Q5_0, Q8_0,
+//! Q4_K, Q5_K, Q6_K, ...) and renames it to its Hugging Face name, so [`Decoder::load`] serves
+//! both formats.
+//!
+//! llama.cpp's converter permutes the q/k rows of llama models (each head's rows go from the
+//! half layout `[x_0..x_{d/2}, y_0..y_{d/2}]` to interleaved pairs) so that its interleaved RoPE
+//! applies. [`unpermute_rows`] undoes that here, so the decoder runs the Hugging Face layout
+//! with half RoPE and LoRA adapters stay interchangeable with PEFT's. qwen2 files are not
+//! permuted (llama.cpp uses NeoX RoPE for them).
+//!
+//! Fed by a path; feeds [`Decoder`], [`ModelConfig`] and the tokenizer metadata
+//! ([`GgufFile::metadata`]).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::config::{Architecture, ModelConfig};
+use crate::layers::decoder::Decoder;
+use crate::{Error, Result};
+
+/// An open GGUF file: its metadata and tensor directory (tensor data is read on demand).
+#[derive(Debug)]
+pub struct GgufFile {
+    path: PathBuf,
+    content: gguf_file::Content,
+}
+
+/// Reorders the rows of a llama.cpp-permuted q/k weight `(heads * d, ...)` (or bias `(heads * d,)`)
+/// back to the Hugging Face layout: per head, view the rows as `(d/2, 2)` and transpose to `(2, d/2)`.
+///
+/// # Errors
+/// Rows not divisible into `heads` heads of even width.
+pub fn unpermute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let rest: usize = dims[1..].iter().product();
+    let d = dims[0] / heads;
+    Ok(w.reshape((heads, d / 2, 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// The permutation llama.cpp's converter applies (`(heads, 2, d/2)` -> `(heads, d/2, 2)` per
+/// row block); the inverse of [`unpermute_rows`].
+///
+/// # Errors
+/// Rows not divisible into `heads` heads of even width.
+pub fn permute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let dims = w.dims().to_vec();
+    let rest: usize = dims[1..].iter().product();
+    let d = dims[0] / heads;
+    Ok(w.reshape((heads, 2, d / 2, rest))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)?)
+}
+
+/// The Hugging Face name of a GGUF tensor, or `None` for tensors the decoder does not use.
+pub fn hf_name(gguf_name: &str) -> Option<String> {
+    let fixed = match gguf_name {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = gguf_name.strip_prefix("blk.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = rest.rsplit_once('.')?;
+    let hf = match module {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+}
+
+impl GgufFile {
+    /// Reads the header, metadata and tensor directory of `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened, [`Error::ModelFormat`] when it is not GGUF.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut reader = BufReader::new(File::open(&path).map_err(|e| Error::io(&path, e))?);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::ModelFormat {
+            path: path.clone(),
+            message: format!("not a readable gguf file: {e}"),
+        })?;
+        Ok(Self { path, content })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All metadata key/values (`general.*`, `{arch}.*`, `tokenizer.*`).
+    pub fn metadata(&self) -> &HashMap<String, gguf_file::Value> {
+        &self.content.metadata
+    }
+
+    /// A string metadata value.
+    pub fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.content
+            .metadata
+            .get(key)
+            .and_then(|v| v.to_string().ok())
+            .map(|s| s.as_str())
+    }
+
+    /// The hyper-parameters.
+    ///
+    /// # Errors
+    /// As [`ModelConfig::from_gguf`].
+    pub fn config(&self) -> Result<ModelConfig> {
+        ModelConfig::from_gguf(&self.content, &self.path)
+    }
+
+    /// Every tensor the decoder uses, dequantized to `dtype`, under its Hugging Face name; llama
+    /// q/k rows un-permuted.
+    ///
+    /// # Errors
+    /// I/O or dequantization failures, naming the tensor.
+    pub fn tensors(
+        &self,
+        cfg: &ModelConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<HashMap<String, Tensor>> {
+        let mut reader =
+            BufReader::new(File::open(&self.path).map_err(|e| Error::io(&self.path, e))?);
+        let mut out = HashMap::new();
+        let mut names: Vec<&String> = self.content.tensor_infos.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(hf) = hf_name(name) else { continue };
+            let bad = |e: candle_core::Error| Error::ModelFormat {
+                path: self.path.clone(),
+                message: format!("tensor {name}: {e}"),
+            };
+            let q = self
+                .content
+                .tensor(&mut reader, name, &Device::Cpu)
+                .map_err(bad)?;
+            let mut t = q.dequantize(&Device::Cpu).map_err(bad)?;
+            if cfg.architecture == Architecture::Llama {
+                if hf.contains(".self_attn.q_proj.") {
+                    t = unpermute_rows(&t, cfg.num_attention_heads)?;
+                } else if hf.contains(".self_attn.k_proj.") {
+                    t = unpermute_rows(&t, cfg.num_key_value_heads)?;
+                }
+            }
+            out.insert(hf, t.to_dtype(dtype)?.to_device(device)?);
+        }
+        Ok(out)
+    }
+
+    /// Loads the decoder (f32 by default) from this file.
+    ///
+    /// # Errors
+    /// Bad metadata, a missing tensor (named) or a dequantization failure.
+    pub fn decoder(&self, dtype: DType, device: &Device) -> Result<Decoder> {
+        let cfg = self.config()?;
+        let tensors = self.tensors(&cfg, dtype, device)?;
+        let vb = VarBuilder::from_tensors(tensors, dtype, device);
+        Decoder::load(vb, &cfg).map_err(|e| Error::ModelFormat {
+            path: self.path.clone(),
+            message: format!("{e} (tensor names are the hugging face ones mapped from gguf)"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::{GgmlDType, QTensor};
+
+    use super::*;
+    use crate::layers::rope::RopeStyle;
+    use crate::testing::max_diff;
+    use crate::testing::{random_weights, tiny_config};
+
+    fn gguf_name(hf: &str) -> String {
+        let fixed = [
+            ("model.embed_tokens.weight", "token_embd.weight"),
+            ("model.norm.weight", "output_norm.weight"),
+            ("lm_head.weight", "output.weight"),
+        ];
+        if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
+            return g.to_string();
+        }
+        let rest = hf.strip_prefix("model.layers.").unwrap();
+        let (layer, rest) = rest.split_once('.').unwrap();
+        let (module, kind) = rest.rsplit_once('.').unwrap();
+        let g = match module {
+            "input_layernorm" => "attn_norm",
+            "post_attention_layernorm" => "ffn_norm",
+            "self_attn.q_proj" => "attn_q",
+            "self_attn.k_proj" => "attn_k",
+            "self_attn.v_proj" => "attn_v",
+            "self_attn.o_proj" => "attn_output",
+            "mlp.gate_proj" => "ffn_gate",
+            "mlp.up_proj" => "ffn_up",
+            "mlp.down_proj" => "ffn_down",
+            other => panic!("{other}"),
+        };
+        format!("blk.{layer}.{g}.{kind}")
+    }
+
+    #[test]
+    fn permutation_round_trips_and_interleaved_rope_undoes_it() {
+        let cfg = tiny_config();
+        let w = random_weights(&cfg, 11, DType::F32);
+        let q = &w["model.layers.0.self_attn.q_proj.weight"];
+        let p = permute_rows(q, cfg.num_attention_heads).unwrap();
+        assert!(max_diff(&p, q) > 0.0);
+        assert_eq!(
+            max_diff(&unpermute_rows(&p, cfg.num_attention_heads).unwrap(), q),
+            0.0
+        );
+        // The raw GGUF layout (permuted q/k) with interleaved RoPE == HF layout with half RoPE.
+        let mut permuted = w.clone();
+        for l in 0..cfg.num_hidden_layers {
+            let qn = format!("model.layers.{l}.self_attn.q_proj.weight");
+            let kn = format!("model.layers.{l}.self_attn.k_proj.weight");
+            permuted.insert(
+                qn.clone(),
+                permute_rows(&w[&qn], cfg.num_attention_heads).unwrap(),
+            );
+            permuted.insert(
+                kn.clone(),
+                permute_rows(&w[&kn], cfg.num_key_value_heads).unwrap(),
+            );
+        }
+        let ids = Tensor::new(&[[1u32, 4, 9, 16, 25, 3]], &Device::Cpu).unwrap();
+        let hf =
+            Decoder::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let raw = Decoder::load_with_rope(
+            VarBuilder::from_tensors(permuted.clone(), DType::F32, &Device::Cpu),
+            &cfg,
+            RopeStyle::Interleaved,
+        )
+        .unwrap();
+        let wrong = Decoder::load(
+            VarBuilder::from_tensors(permuted, DType::F32, &Device::Cpu),
+            &cfg,
+        )
+        .unwrap();
+        let a = hf.logits(&ids).unwrap();
+        assert!(max_diff(&a, &raw.logits(&ids).unwrap()) < 1e-4);
+        assert!(
+            max_diff(&a, &wrong.logits(&ids).unwrap()) > 1e-3,
+            "the permutation must matter"
+        );
+    }
+
+    #[test]
+    fn loads_a_written_gguf_file_like_llama_cpp_lays_it_out() {
+        let mut cfg = tiny_config();
+        (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim) = (32, 64, 8);
+        let w = random_weights(&cfg, 12, DType::F32);
+        // Write as llama.cpp does: GGUF names, q/k permuted, 1-D and 2-D tensors in F32 except the
+        // MLP in Q8_0 (quantized) to exercise dequantization.
+        let mut qtensors = vec![];
+        let mut w = w;
+        for (name, orig) in w.iter_mut() {
+            let mut t = orig.clone();
+            if name.contains("q_proj") {
+                t = permute_rows(&t, cfg.num_attention_heads).unwrap();
+            } else if name.contains("k_proj") {
+                t = permute_rows(&t, cfg.num_key_value_heads).unwrap();
+            }
+            let dtype = if name.contains("mlp.") && t.dim(1).unwrap() % 32 == 0 {
+                GgmlDType::Q8_0
+            } else {
+                GgmlDType::F32
+            };
+            let q = QTensor::quantize(&t, dtype).unwrap();
+            if dtype != GgmlDType::F32 {
+                // The reference sees what the file holds (MLP weights are not permuted).
+                *orig = q.dequantize(&Device::Cpu).unwrap();
+            }
+            qtensors.push((gguf_name(name), q));
+        }
+        use gguf_file::Value as V;
+        let md = vec![
+            ("general.architecture", V::String("llama".into())),
+            ("llama.block_count", V::U32(cfg.num_hidden_layers as u32)),
+            (
+                "llama.context_length",
+                V::U32(cfg.max_position_embeddings as u32),
+            ),
+            ("llama.embedding_length", V::U32(cfg.hidden_size as u32)),
+            (
+                "llama.feed_forward_length",
+                V::U32(cfg.intermediate_size as u32),
+            ),
+            (
+                "llama.attention.head_count",
+                V::U32(cfg.num_attention_heads as u32),
+            ),
+            (
+                "llama.attention.head_count_kv",
+                V::U32(cfg.num_key_value_heads as u32),
+            ),
+            (
+                "llama.attention.layer_norm_rms_epsilon",
+                V::F32(cfg.rms_norm_eps as f32),
+            ),
+            ("llama.rope.freq_base", V::F32(cfg.rope_theta as f32)),
+            ("tokenizer.ggml.bos_token_id", V::U32(1)),
+            ("tokenizer.ggml.eos_token_id", V::U32(2)),
+        ];
+        let dir = std::env::temp_dir().join(format!("fedpref-gguf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        {
+            let mut f = File::create(&path).unwrap();
+            let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
+            let t_refs: Vec<(&str, &QTensor)> =
+                qtensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
+        }
+        let file = GgufFile::open(&path).unwrap();
+        let got_cfg = file.config().unwrap();
+        assert_eq!(got_cfg.head_dim, cfg.head_dim);
+        assert_eq!(got_cfg.vocab_size, cfg.vocab_size);
+        assert!(!got_cfg.tie_word_embeddings && !got_cfg.qkv_bias);
+        let ours = file.decoder(DType::F32, &Device::Cpu).unwrap();
+        let hf =
+            Decoder::load(VarBuilder::from_tensors(w, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let ids = Tensor::new(&[[1u32, 4, 9, 16, 25, 3]], &Device::Cpu).unwrap();
+        let d = max_diff(&hf.logits(&ids).unwrap(), &ours.logits(&ids).unwrap());
+        assert!(d < 1e-4, "max |diff| {d}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dequantizes_the_quant_types_of_smollm2_and_qwen_files() {
+        // SmolLM2: Q4_1, Q8_0; Qwen2.5 Q4_K_M: Q4_K, Q5_0, Q6_K (plus F16 / F32 norms).
+        let mut cfg = tiny_config();
+        cfg.architecture = Architecture::Qwen2;
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (4, 256), &dev).unwrap();
+        for dtype in [
+            GgmlDType::Q4_1,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q5_0,
+            GgmlDType::Q6K,
+            GgmlDType::F16,
+        ] {
+            let q = QTensor::quantize(&x, dtype).unwrap();
+            let dir =
+                std::env::temp_dir().join(format!("fedpref-q-{}-{dtype:?}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("q.gguf");
+            let md = [(
+                "general.architecture",
+                gguf_file::Value::String("qwen2".into()),
+            )];
+            let md: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
+            gguf_file::write(
+                &mut File::create(&path).unwrap(),
+                &md,
+                &[("token_embd.weight", &q)],
+            )
+            .unwrap();
+            let t = GgufFile::open(&path)
+                .unwrap()
+                .tensors(&cfg, DType::F32, &dev)
+                .unwrap();
+            let got = &t["model.embed_tokens.weight"];
+            assert_eq!(got.dims(), &[4, 256], "{dtype:?}");
+            // Within quantization error of the original (4-bit types are the coarsest).
+            let err = max_diff(got, &x);
+            assert!(err < 0.5, "{dtype:?}: {err}");
+            assert_eq!(
+                max_diff(got, &q.dequantize(&dev).unwrap()),
+                0.0,
+                "{dtype:?}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! CUDA-side ops. They also run on the CPU, where the tests compare them with their twins.
+
+pub mod softmax;
