@@ -10,7 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod federation;
 pub mod plugin_host;
-pub mod run_dir;
+pub mod progress;
 pub mod testing;
 pub mod train;
 

@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 pub use generate::kv_cache::KvCache;
 pub use generate::{generate, generate_batch, GenerateConfig};
 pub use io::gguf::GgufFile;
-pub use io::load::{load_model, load_model_as, LoadedModel};
+pub use io::load::{load_model, load_model_as, model_identity, LoadedModel};
 pub use io::peft::{load_adapter, save_adapter};
 pub use layers::decoder::Decoder;
 pub use layers::lora::{Adapter, LoraConfig, TargetModule};

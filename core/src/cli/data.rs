@@ -7,8 +7,8 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use fedpref::{
+    data::tokenize,
     data::{example_metas, inspect, ClientData, DataConfig, Format, Percentiles, TokenLengths},
-    train::tokenize,
     PluginHost,
 };
 use fedpref_model::load_model;

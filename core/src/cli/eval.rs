@@ -14,12 +14,12 @@ use fedpref::{
     federation::{
         checkpoint,
         sampling::{derive, Stream},
-        Progress,
     },
-    run_dir::RunDir,
+    progress::Progress,
     PluginHost,
 };
 use fedpref_model::{load_model_as, select_device, Adapter, LoraConfig};
+use fedpref_rundir::RunDir;
 
 use super::{DeviceArgs, UsageError};
 

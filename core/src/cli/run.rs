@@ -13,7 +13,8 @@ use std::{
 use clap::Args;
 use fedpref::{
     config::{self, ExperimentConfig},
-    federation::{run_sweep, Progress, RunSummary},
+    federation::{run_sweep, RunSummary},
+    progress::Progress,
     PluginHost,
 };
 
@@ -54,7 +55,7 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
     }
     let host = builder.load()?;
     if args.dry_run {
-        let runs = experiment.runs(&host)?;
+        let runs = fedpref::federation::plan_sweep(&experiment, &host)?;
         println!(
             "{} run(s) in {}:",
             runs.len(),

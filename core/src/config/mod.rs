@@ -1,6 +1,6 @@
 //! Experiment configuration: TOML files composed with figment (file < `FEDPREF_*` environment
 //! < `--set key=value`), extracted into serde structs that reject unknown keys, then expanded
-//! into one resolved [`RunConfig`] per (method, aggregator, seed) of the sweep.
+//! into one [`RunKey`] per (method, aggregator, seed) of the sweep.
 //!
 //! ```toml
 //! [experiment]
@@ -24,7 +24,7 @@ use figment::{
 };
 
 pub use sections::*;
-pub use sweep::{RunConfig, RunKey};
+pub use sweep::RunKey;
 
 use crate::{Error, Result};
 

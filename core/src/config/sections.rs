@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{data::DataConfig, eval::EvalSection};
 
-/// Parameters of a plugin component: a TOML table, handed to the plugin as a JSON object.
-pub type ComponentParams = BTreeMap<String, serde_json::Value>;
+pub use crate::plugin_host::ComponentParams;
 
 /// A whole experiment: one run, or a sweep over methods, aggregators and seeds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

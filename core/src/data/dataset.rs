@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, path::PathBuf};
 use super::{
     example::{Answers, Example},
     format::Layout,
-    problem::{FileKind, InvalidCounts, Issue},
+    {FileKind, InvalidCounts, Issue},
 };
 
 /// The validated examples of one file.

@@ -8,7 +8,7 @@ use fedpref_plugin_api::ExampleKind;
 
 use super::{
     message::{n_chars, Message},
-    problem::Location,
+    Location,
 };
 
 /// The answer part of an example.

@@ -18,8 +18,8 @@ use super::{
     format::Layout,
     load::{scan, MAX_REPORTED},
     message::n_chars,
-    problem::{FileKind, InvalidCounts, Issue},
     table::Table,
+    {FileKind, InvalidCounts, Issue},
 };
 use crate::{Error, Result};
 

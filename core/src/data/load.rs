@@ -9,9 +9,9 @@ use super::{
     dataset::Dataset,
     example::Example,
     format::{detect, Layout, DETECTION_SAMPLE},
-    problem::{FileKind, InvalidCounts, Issue},
     record::{self, Columns},
     source::read_records,
+    {FileKind, InvalidCounts, Issue},
 };
 use crate::{Error, Result};
 

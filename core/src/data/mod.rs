@@ -38,14 +38,18 @@ mod length;
 mod load;
 mod message;
 mod meta;
-mod problem;
 mod record;
 mod source;
 mod table;
 #[cfg(test)]
 mod tests;
+mod tokenize;
 mod views;
 
+pub(crate) use crate::error::record::json_type;
+pub use crate::error::record::{
+    format_issues, FileKind, InvalidCounts, Issue, Location, Problem, Reason,
+};
 pub use client_data::{ClientCounts, ClientData};
 pub use config::{DataConfig, GroupKey, OnInvalid, Overlong};
 pub use dataset::Dataset;
@@ -57,10 +61,5 @@ pub use length::{fit_lengths, Fit, Fitted, LengthCounts, LengthLimits};
 pub use load::{load, load_bytes, MAX_REPORTED};
 pub use message::{Message, Role};
 pub use meta::{example_metas, example_metas_with_lengths, length_buckets};
-pub use problem::{FileKind, InvalidCounts, Issue, Location, Problem, Reason};
+pub use tokenize::{tokenize, TokenizedDataset, TokenizedExample};
 pub use views::{require_pairs, ExampleView};
-
-/// The issues as an indented list, one per line (for error messages).
-pub fn format_issues(issues: &[Issue]) -> String {
-    issues.iter().map(|i| format!("\n  {i}")).collect()
-}

@@ -11,7 +11,7 @@ use super::{
     example::{Answers, Example},
     format::Layout,
     message::{is_blank, Message, Role},
-    problem::{json_type, Location, Problem},
+    {json_type, Location, Problem},
 };
 
 /// The optional id and category columns to read.
@@ -336,6 +336,7 @@ fn message(value: &Value, name: &str) -> Result<Message, Problem> {
         return Err(Problem::UnknownRole {
             field: format!("{name}.{role_key}"),
             role: role.clone(),
+            accepted: Role::ACCEPTED,
         });
     };
     let Value::String(content) = content else {
@@ -408,7 +409,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::data::problem::FileKind;
+    use crate::data::FileKind;
 
     fn parse_json(layout: Layout, value: Value) -> Result<Example, Problem> {
         let Value::Object(object) = value else {
@@ -500,7 +501,8 @@ mod tests {
             parse_json(Layout::SharegptPaired, bad_role).unwrap_err(),
             Problem::UnknownRole {
                 field: "conversations[0].from".into(),
-                role: "robot".into()
+                role: "robot".into(),
+                accepted: Role::ACCEPTED,
             }
         );
         let no_content =

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use super::problem::{json_type, FileKind, Location, Problem};
+use super::{json_type, FileKind, Location, Problem};
 
 /// One record as read: its location and either its JSON object or what is wrong with it.
 #[derive(Debug, Clone)]

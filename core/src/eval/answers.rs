@@ -16,7 +16,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{run_dir::JsonLines, Error, Result};
+use fedpref_rundir::JsonLines;
+
+use crate::{Error, Result};
 use fedpref_model::{
     generate_batch, ChatMessage, ChatTemplate, Decoder, GenerateConfig, TextTokenizer,
 };

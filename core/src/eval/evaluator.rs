@@ -20,16 +20,16 @@ use super::{
     local_judge::{JudgeModel, LocalJudge},
     pairs::{held_out_pairs, pair_logprobs, HeldOutPair},
     prompts::{read_prompts, read_references, BenchmarkPrompt, Record},
-    records::{metric_map, outcome_name, GenerationSummary, ItemRow, SummaryRow, Target},
+    records::{outcome_name, GenerationSummary, ItemRow, SummaryRow, Target},
 };
 use crate::{
     data::{DataConfig, Dataset},
-    federation::Progress,
-    plugin_host::ScorerHandle,
-    run_dir::{JsonLines, RunDir},
+    plugin_host::{metric_map, ScorerHandle},
+    progress::Progress,
     Error, PluginHost, Result,
 };
-use fedpref_model::{ChatTemplate, GenerateConfig, LoadedModel};
+use fedpref_model::{model_identity, ChatTemplate, GenerateConfig, LoadedModel};
+use fedpref_rundir::{JsonLines, RunDir};
 
 /// One benchmark, ready to run.
 struct Benchmark {
@@ -467,16 +467,4 @@ fn summary_line(label: &str, s: &SummaryRow) -> String {
         line.push_str(&format!(", {} unreadable records", s.invalid_records));
     }
     line
-}
-
-/// The base model's identity for answer-cache keys: canonical path, size and mtime.
-fn model_identity(path: &Path) -> String {
-    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let meta = std::fs::metadata(path).ok();
-    let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
-    let modified = meta
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    format!("{}:{size}:{modified}", canonical.display())
 }

@@ -6,8 +6,8 @@
 //! Single-answer examples (KTO data) have no pair and are skipped and counted.
 
 use crate::{
+    data::tokenize,
     data::{DataConfig, Dataset, Role},
-    train::tokenize,
     Result,
 };
 use fedpref_model::{

@@ -1,4 +1,4 @@
-//! The rows evaluation writes (run-directory layout, see [`crate::run_dir`]):
+//! The rows evaluation writes (run-directory layout, see [`fedpref_rundir`]):
 //!
 //! - `eval/<benchmark>.jsonl`, one [`ItemRow`] per scored item: `round`, `model`, `benchmark`,
 //!   `id`, `category`, `prompt`, `answer`, `reference`, `score` (null when not scored),
@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use fedpref_plugin_api::{Metric, Outcome};
+use fedpref_plugin_api::Outcome;
 use serde::Serialize;
 
 /// What was evaluated.
@@ -122,13 +122,4 @@ pub struct SummaryRow {
     /// Set when the scorer failed as a whole; `metrics` is then empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// Finite metrics by name.
-pub fn metric_map(metrics: &[Metric]) -> BTreeMap<String, f64> {
-    metrics
-        .iter()
-        .filter(|m| m.value.is_finite())
-        .map(|m| (m.name.to_string(), m.value))
-        .collect()
 }

@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{run_dir::write_atomic, train::OptimizerState, Error, Result};
+use fedpref_rundir::write_atomic;
+
+use crate::{train::OptimizerState, Error, Result};
 
 /// `state.json` of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +80,7 @@ pub fn write(
         path: dir.join("state.json"),
         message: e.to_string(),
     })?;
-    write_atomic(&dir.join("state.json"), &json)
+    Ok(write_atomic(&dir.join("state.json"), &json)?)
 }
 
 /// Reads a checkpoint written by [`write`].

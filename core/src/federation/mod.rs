@@ -1,22 +1,46 @@
 //! The federation: a sweep of runs, each a sequence of rounds in which sampled clients train
 //! the global LoRA adapter locally and an aggregator plugin combines their updates.
 //!
-//! - [`run`]: one run, from its data to its last checkpoint; resumes from the newest one.
-//! - [`sampling`]: every random choice derived from (seed, purpose, round, client).
-//! - [`checkpoint`], [`manifest`]: what a run directory holds (see [`crate::run_dir`]).
+//! - [`plan`]: the sweep's runs checked against the loaded plugins ([`RunPlan`]).
+//! - [`experiment`]: one run prepared for its rounds: data, clients, model, plugins, evaluator.
+//! - [`state`]: what changes between rounds and what a checkpoint restores.
+//! - [`round`]: one round's phases: select clients, train each, aggregate, record, checkpoint,
+//!   evaluate.
+//! - [`run`]: one run from its directory check to its last round; resumes from a checkpoint.
+//! - [`sampling`]: every random choice derived from (seed, purpose, round, client);
+//!   [`schedule`]: the learning rate of each round and the local steps of each client.
+//! - [`checkpoint`], [`manifest`]: what a run directory holds (see [`fedpref_rundir`]).
 
 pub mod checkpoint;
+pub mod experiment;
 pub mod manifest;
-pub mod progress;
+pub mod plan;
+pub mod round;
 pub mod run;
 pub mod sampling;
+pub mod schedule;
+pub mod state;
 
 use std::sync::{atomic::AtomicBool, Arc};
 
-pub use progress::Progress;
-pub use run::{RunSummary, SweepContext};
+pub use plan::{plan_sweep, RunPlan};
+pub use run::RunSummary;
 
-use crate::{config::ExperimentConfig, PluginHost, Result};
+use crate::{
+    config::ExperimentConfig, progress::Progress, train::ReferenceCache, PluginHost, Result,
+};
+
+/// Shared across the runs of a sweep.
+pub struct SweepContext<'a> {
+    /// Loaded plugins.
+    pub host: &'a PluginHost,
+    /// Raised by Ctrl-C: finish the current step, then stop.
+    pub stop: Arc<AtomicBool>,
+    /// Reference log-probs shared by the sweep's runs (opened on first use).
+    pub reference_cache: Option<ReferenceCache>,
+    /// Progress display.
+    pub progress: Progress,
+}
 
 /// Runs every run of `config`'s sweep in turn, skipping complete ones and resuming interrupted
 /// ones; every component is checked against the plugins before any model loads.
@@ -29,16 +53,12 @@ pub fn run_sweep(
     stop: Arc<AtomicBool>,
     progress: Progress,
 ) -> Result<Vec<RunSummary>> {
-    let runs = config.runs(host)?;
+    let plans = plan_sweep(config, host)?;
     let mut ctx = SweepContext {
         host,
         stop,
         reference_cache: None,
         progress,
     };
-    let mut summaries = Vec::new();
-    for run in &runs {
-        summaries.push(run::run(run, &mut ctx)?);
-    }
-    Ok(summaries)
+    plans.iter().map(|plan| run::run(plan, &mut ctx)).collect()
 }

@@ -124,6 +124,25 @@ pub(super) fn load(path: &Path) -> Result<LoadedPlugin> {
     })
 }
 
+/// Reads the manifest of a plugin linked into this program; its path is `<linked: label>`.
+///
+/// # Errors
+/// [`Error::PluginManifest`] when the manifest function fails.
+pub(super) fn linked(label: &str, module: PluginModRef) -> Result<LoadedPlugin> {
+    let path = PathBuf::from(format!("<linked: {label}>"));
+    let manifest = module.manifest()()
+        .into_result()
+        .map_err(|cause| Error::PluginManifest {
+            path: path.clone(),
+            cause,
+        })?;
+    Ok(LoadedPlugin {
+        path,
+        manifest,
+        module,
+    })
+}
+
 /// Requires the same major version, and below 1.0 the same minor version: abi_stable alone
 /// would accept a newer 0.x minor and then fail on the layout with a less helpful message.
 fn check_api_version(plugin: VersionStrings) -> Result<(), String> {

@@ -8,6 +8,7 @@
 //! closest name), a panic inside a plugin call.
 
 mod components;
+mod exchange;
 mod loader;
 
 use std::{
@@ -18,6 +19,7 @@ use std::{
 use fedpref_plugin_api::{ComponentInfo, ComponentKind, PluginManifest, PluginModRef};
 
 pub use components::{AggregatorHandle, LossHandle, PartitionerHandle, ScorerHandle};
+pub use exchange::{metric_map, params_json, ComponentParams, MetricMeans};
 pub use loader::{probe, PLUGIN_PATH_VAR};
 
 use crate::{Error, Result};
@@ -58,10 +60,26 @@ pub struct PluginHost {
 }
 
 /// Where to look for plugins; see [`PluginHost::builder`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PluginHostBuilder {
     dirs: Vec<PathBuf>,
     files: Vec<PathBuf>,
+    linked: Vec<(String, PluginModRef)>,
+}
+
+impl std::fmt::Debug for PluginHostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let linked: Vec<&str> = self
+            .linked
+            .iter()
+            .map(|(label, _)| label.as_str())
+            .collect();
+        f.debug_struct("PluginHostBuilder")
+            .field("dirs", &self.dirs)
+            .field("files", &self.files)
+            .field("linked", &linked)
+            .finish()
+    }
 }
 
 impl PluginHostBuilder {
@@ -89,6 +107,13 @@ impl PluginHostBuilder {
     /// Adds one library file that must load.
     pub fn file(mut self, file: impl Into<PathBuf>) -> Self {
         self.files.push(file.into());
+        self
+    }
+
+    /// Adds a plugin linked into this program (a plugin crate used as an `rlib`, through its
+    /// `fedpref_root_module`), named `label` in messages; for tests and embedding.
+    pub fn linked(mut self, label: &str, module: PluginModRef) -> Self {
+        self.linked.push((label.to_owned(), module));
         self
     }
 
@@ -124,6 +149,9 @@ impl PluginHostBuilder {
             if remember(&mut seen, path) {
                 host.add(loader::load(path)?)?;
             }
+        }
+        for (label, module) in self.linked {
+            host.add(loader::linked(&label, module)?)?;
         }
         Ok(host)
     }

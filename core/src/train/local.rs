@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Tensor, Var};
 use fedpref_plugin_api::{ClientPlan, Label, LossBatch, LossOutput};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,7 +15,10 @@ use serde::Serialize;
 
 use super::optimizer::{AdamW, AdamWConfig, GradAccumulator};
 use super::units::{Scored, Unit};
-use crate::{plugin_host::LossHandle, Error, Result};
+use crate::{
+    plugin_host::{LossHandle, MetricMeans},
+    Error, Result,
+};
 use fedpref_model::{
     logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
     Decoder,
@@ -112,106 +115,66 @@ pub struct OptimizerState {
     pub step: usize,
 }
 
-/// Trains `decoder`'s attached adapter (already set to the global parameters `global`) on
-/// `units`.
+/// One client's local training in one round: everything that decides its result.
+#[derive(Debug, Clone)]
+pub struct LocalJob<'a> {
+    /// Round, 0-based.
+    pub round: u32,
+    /// Client index.
+    pub client: u32,
+    /// The client's training units, reference log-probs filled in.
+    pub units: &'a [Unit],
+    /// The global adapter (flat f32) the client starts from.
+    pub global: &'a [f32],
+    /// The aggregator's plan for this client (FedProx's proximal term, SCAFFOLD's correction).
+    pub plan: &'a ClientPlan,
+    /// Steps, batch, learning rate, seed, faults.
+    pub settings: LocalSettings,
+    /// The client's optimizer state from an earlier round (`keep_optimizer_state`).
+    pub optimizer: Option<&'a OptimizerState>,
+}
+
+/// What local training runs on: the decoder with its adapter attached, the loss plugin, and the
+/// padding id of batches.
+pub struct LocalTrainer<'a> {
+    /// The model; its adapter is set to the job's global parameters before training.
+    pub decoder: &'a mut Decoder,
+    /// The loss plugin.
+    pub loss: &'a LossHandle,
+    /// Token id right-padded batches are filled with.
+    pub pad_id: u32,
+}
+
+/// Trains the decoder's adapter from `job.global` on `job.units`; `stop` is polled before each
+/// step (Ctrl-C) and `on_step` sees each step's record.
 ///
 /// # Errors
-/// Model and plugin errors, naming the client.
-#[allow(clippy::too_many_arguments)]
+/// Model and plugin errors.
 pub fn train_client(
-    decoder: &mut Decoder,
-    loss: &LossHandle,
-    units: &[Unit],
-    global: &[f32],
-    plan: &ClientPlan,
-    settings: &LocalSettings,
-    previous_optimizer: Option<&OptimizerState>,
-    pad_id: u32,
+    trainer: &mut LocalTrainer<'_>,
+    job: &LocalJob<'_>,
     stop: &dyn Fn() -> bool,
-    mut on_step: impl FnMut(&StepRecord),
-    round: u32,
-    client: u32,
+    on_step: &mut dyn FnMut(&StepRecord),
 ) -> Result<LocalOutcome> {
-    let adapter = decoder
+    let adapter = trainer
+        .decoder
         .adapter()
         .ok_or_else(|| Error::Usage("no adapter attached to train".to_owned()))?;
+    adapter.unflatten(job.global)?;
     let vars = adapter.vars();
-    let config = AdamWConfig {
-        lr: settings.lr,
-        weight_decay: settings.weight_decay,
-        max_grad_norm: (settings.max_grad_norm > 0.0).then_some(settings.max_grad_norm),
-        ..AdamWConfig::with_lr(settings.lr)
-    };
-    let mut optimizer = AdamW::new(vars.clone(), config)?;
-    if let Some(state) = previous_optimizer.filter(|s| s.step > 0) {
-        optimizer.import_state(&state.m, &state.v, state.step)?;
-    }
-    let mut accumulator = GradAccumulator::new(vars.clone());
-    let mut order: Vec<usize> = (0..units.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
-    let mut cursor = 0usize;
-    decoder.set_training(Some(settings.seed))?;
+    let mut optimizer = new_optimizer(vars.clone(), &job.settings, job.optimizer)?;
+    trainer.decoder.set_training(Some(job.settings.seed))?;
     let mut records = Vec::new();
-    let result = (|| -> Result<Option<Dropout>> {
-        for step in 0..settings.steps {
-            if stop() {
-                return Ok(Some(Dropout::Interrupted));
-            }
-            if settings.fail_before_step == Some(step) {
-                return Ok(Some(Dropout::Failed { step }));
-            }
-            if settings.deadline.is_some_and(|d| Instant::now() > d) {
-                return Ok(Some(Dropout::MissedDeadline { steps: step }));
-            }
-            let started = Instant::now();
-            let mut losses = Vec::new();
-            let mut metric_sums = std::collections::BTreeMap::<String, (f64, usize)>::new();
-            let mut tokens = 0;
-            for _ in 0..settings.grad_accum {
-                let picked: Vec<&Unit> = (0..settings.batch_size.min(units.len()))
-                    .map(|_| {
-                        let unit = &units[order[cursor % order.len()]];
-                        cursor += 1;
-                        unit
-                    })
-                    .collect();
-                let (output, micro_tokens) =
-                    micro_batch(decoder, loss, &picked, pad_id, &mut accumulator)?;
-                tokens += micro_tokens;
-                losses.push(output.loss);
-                for metric in output.metrics.iter().filter(|m| m.value.is_finite()) {
-                    let entry = metric_sums.entry(metric.name.to_string()).or_default();
-                    entry.0 += metric.value;
-                    entry.1 += 1;
-                }
-            }
-            let mut grads = accumulator.take_mean()?;
-            apply_plan(&mut grads, &vars, global, plan)?;
-            let stats = optimizer.step(&grads)?;
-            let record = StepRecord {
-                round,
-                client,
-                step,
-                loss: losses.iter().sum::<f64>() / losses.len() as f64,
-                lr: settings.lr,
-                grad_norm: stats.grad_norm,
-                tokens,
-                seconds: started.elapsed().as_secs_f64(),
-                metrics: metric_sums
-                    .into_iter()
-                    .map(|(k, (sum, n))| (k, sum / n as f64))
-                    .collect(),
-            };
-            on_step(&record);
-            records.push(record);
-        }
-        Ok(None)
-    })();
-    decoder.set_training(None)?;
+    let result = run_steps(trainer, job, &vars, &mut optimizer, stop, &mut |record| {
+        on_step(&record);
+        records.push(record);
+    });
+    trainer.decoder.set_training(None)?;
     if let Some(dropout) = result? {
         return Ok(LocalOutcome::Dropped(dropout));
     }
-    let adapter = decoder
+    let adapter = trainer
+        .decoder
         .adapter()
         .ok_or_else(|| Error::Usage("the adapter vanished during training".to_owned()))?;
     let (m, v, step) = optimizer.export_state()?;
@@ -220,6 +183,90 @@ pub fn train_client(
         steps: records,
         optimizer: OptimizerState { m, v, step },
     })
+}
+
+/// AdamW over `vars` with the job's settings, resuming `previous` moments when given.
+fn new_optimizer(
+    vars: Vec<Var>,
+    settings: &LocalSettings,
+    previous: Option<&OptimizerState>,
+) -> Result<AdamW> {
+    let config = AdamWConfig {
+        lr: settings.lr,
+        weight_decay: settings.weight_decay,
+        max_grad_norm: (settings.max_grad_norm > 0.0).then_some(settings.max_grad_norm),
+        ..AdamWConfig::with_lr(settings.lr)
+    };
+    let mut optimizer = AdamW::new(vars, config)?;
+    if let Some(state) = previous.filter(|s| s.step > 0) {
+        optimizer.import_state(&state.m, &state.v, state.step)?;
+    }
+    Ok(optimizer)
+}
+
+/// The job's optimizer steps, over units in a seeded order; `Some` when the client dropped out.
+fn run_steps(
+    trainer: &LocalTrainer<'_>,
+    job: &LocalJob<'_>,
+    vars: &[Var],
+    optimizer: &mut AdamW,
+    stop: &dyn Fn() -> bool,
+    on_step: &mut dyn FnMut(StepRecord),
+) -> Result<Option<Dropout>> {
+    let settings = &job.settings;
+    let mut accumulator = GradAccumulator::new(vars.to_vec());
+    let mut order: Vec<usize> = (0..job.units.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
+    let mut cursor = 0usize;
+    for step in 0..settings.steps {
+        if stop() {
+            return Ok(Some(Dropout::Interrupted));
+        }
+        if settings.fail_before_step == Some(step) {
+            return Ok(Some(Dropout::Failed { step }));
+        }
+        if settings.deadline.is_some_and(|d| Instant::now() > d) {
+            return Ok(Some(Dropout::MissedDeadline { steps: step }));
+        }
+        let started = Instant::now();
+        let mut losses = Vec::new();
+        let mut metric_sums = MetricMeans::default();
+        let mut tokens = 0;
+        for _ in 0..settings.grad_accum {
+            let picked: Vec<&Unit> = (0..settings.batch_size.min(job.units.len()))
+                .map(|_| {
+                    let unit = &job.units[order[cursor % order.len()]];
+                    cursor += 1;
+                    unit
+                })
+                .collect();
+            let (output, micro_tokens) = micro_batch(
+                trainer.decoder,
+                trainer.loss,
+                &picked,
+                trainer.pad_id,
+                &mut accumulator,
+            )?;
+            tokens += micro_tokens;
+            losses.push(output.loss);
+            metric_sums.add(&output.metrics);
+        }
+        let mut grads = accumulator.take_mean()?;
+        apply_plan(&mut grads, vars, job.global, job.plan)?;
+        let stats = optimizer.step(&grads)?;
+        on_step(StepRecord {
+            round: job.round,
+            client: job.client,
+            step,
+            loss: losses.iter().sum::<f64>() / losses.len() as f64,
+            lr: settings.lr,
+            grad_norm: stats.grad_norm,
+            tokens,
+            seconds: started.elapsed().as_secs_f64(),
+            metrics: metric_sums.means(),
+        });
+    }
+    Ok(None)
 }
 
 /// One forward, loss and backward over `units`; gradients go into `accumulator`.
@@ -316,12 +363,7 @@ fn logprobs_of(decoder: &Decoder, scored: &[&Scored], pad_id: u32) -> Result<Ten
 }
 
 /// Adds the aggregator's client plan to the gradients: `g += mu (w - w_global) + offset`.
-fn apply_plan(
-    grads: &mut [Tensor],
-    vars: &[candle_core::Var],
-    global: &[f32],
-    plan: &ClientPlan,
-) -> Result<()> {
+fn apply_plan(grads: &mut [Tensor], vars: &[Var], global: &[f32], plan: &ClientPlan) -> Result<()> {
     if plan.prox_mu == 0.0 && plan.gradient_offset.is_empty() {
         return Ok(());
     }

@@ -4,11 +4,11 @@
 pub mod local;
 pub mod optimizer;
 pub mod reference;
-pub mod schedule;
-pub mod sequences;
 pub mod units;
 
-pub use local::{train_client, Dropout, LocalOutcome, LocalSettings, OptimizerState, StepRecord};
+pub use local::{
+    train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer, OptimizerState,
+    StepRecord,
+};
 pub use reference::ReferenceCache;
-pub use sequences::{tokenize, TokenizedDataset, TokenizedExample};
 pub use units::{client_units, Unit};

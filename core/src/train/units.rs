@@ -9,7 +9,7 @@ use fedpref_plugin_api::{Assignment, DataNeeds, LossSpec, View};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::sequences::TokenizedDataset;
+use crate::data::TokenizedDataset;
 use fedpref_model::logprobs::MaskedSequence;
 
 /// One sequence with its reference log-prob (NaN until filled from the cache).

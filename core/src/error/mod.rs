@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
+pub mod record;
+
 use fedpref_plugin_api::{ComponentKind, PluginError};
+
+use record::{format_issues, Issue};
 
 /// Everything that can go wrong in the library.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +156,10 @@ pub enum Error {
     #[error("tensor op failed: {0}")]
     Tensor(#[from] candle_core::Error),
 
+    /// A file of the run directory that cannot be read or written.
+    #[error(transparent)]
+    RunDir(#[from] fedpref_rundir::Error),
+
     /// A model, tokenizer, chat template or adapter error, or a device this build cannot open.
     #[error(transparent)]
     Model(#[from] fedpref_model::Error),
@@ -159,7 +167,7 @@ pub enum Error {
     /// Records of a data file that failed validation while `data.on_invalid = "error"`.
     #[error(
         "{}: {count} invalid record{} (first {} shown):{}\nfix them, or set data.on_invalid = \"skip\" to skip and count them",
-        path.display(), if *count == 1 { "" } else { "s" }, first.len(), crate::data::format_issues(first)
+        path.display(), if *count == 1 { "" } else { "s" }, first.len(), format_issues(first)
     )]
     InvalidData {
         /// The data file.
@@ -167,7 +175,7 @@ pub enum Error {
         /// How many records are invalid.
         count: usize,
         /// The first of them, each with its line or record index.
-        first: Vec<crate::data::Issue>,
+        first: Vec<Issue>,
     },
 
     /// A data file whose records cannot be located (an array with broken structure).

@@ -1,8 +1,8 @@
 //! What can be wrong with one record, and where: the validation vocabulary of the loader.
 //!
-//! The reader ([`super::source`]) and the layout parsers ([`super::record`]) report a
-//! [`Problem`] per bad record; [`super::load`] either stops with the first ones (strict) or skips
-//! them and counts them by [`Reason`] in [`InvalidCounts`], which the run manifest records.
+//! The reader and the layout parsers of [`crate::data`] report a [`Problem`] per bad record; the
+//! loader either stops with the first ones ([`super::Error::InvalidData`]) or skips them and
+//! counts them by [`Reason`] in [`InvalidCounts`], which the run manifest records.
 
 use std::{collections::BTreeMap, fmt};
 
@@ -149,12 +149,14 @@ pub enum Problem {
         /// The value found, shortened.
         found: String,
     },
-    /// A role name outside [`super::Role::ACCEPTED`].
+    /// A role name outside the accepted ones.
     UnknownRole {
         /// The field.
         field: String,
         /// The role found.
         role: String,
+        /// The role names accepted, comma separated.
+        accepted: &'static str,
     },
     /// Turns that do not fit the layout.
     BadTurns {
@@ -211,10 +213,13 @@ impl fmt::Display for Problem {
             Problem::LabelNotBool { field, found } => {
                 write!(f, "`{field}` must be true or false, got {found}")
             }
-            Problem::UnknownRole { field, role } => write!(
+            Problem::UnknownRole {
+                field,
+                role,
+                accepted,
+            } => write!(
                 f,
-                "`{field}` has unknown role {role:?} (accepted: {})",
-                super::Role::ACCEPTED
+                "`{field}` has unknown role {role:?} (accepted: {accepted})"
             ),
             Problem::BadTurns { field, message } => write!(f, "`{field}`: {message}"),
         }
@@ -268,4 +273,9 @@ pub fn json_type(value: &serde_json::Value) -> &'static str {
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "an object",
     }
+}
+
+/// The issues as an indented list, one per line (for error messages).
+pub fn format_issues(issues: &[Issue]) -> String {
+    issues.iter().map(|i| format!("\n  {i}")).collect()
 }

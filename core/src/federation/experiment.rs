@@ -1,0 +1,228 @@
+//! A run prepared for its rounds ([`Experiment::prepare`]): the data loaded and checked, the model
+//! loaded with a fresh adapter, the data partitioned into each client's training units, the loss
+//! and aggregator plugins created, and the evaluator ready. Whatever can be wrong with the data,
+//! the benchmarks or the config fails here, before the first round.
+
+use fedpref_model::{
+    describe, load_model_as, model_identity, select_device, Adapter, LoadedModel, LoraConfig,
+};
+use fedpref_plugin_api::{DataNeeds, PartitionInput};
+use fedpref_rundir::{DataSummary, PartitionSummary, RunDir};
+
+use super::{
+    manifest::{data_summary, partition_summary},
+    plan::RunPlan,
+    sampling::{derive, Stream},
+    SweepContext,
+};
+use crate::{
+    data::{
+        example_metas_with_lengths, load_splits, require_pairs, tokenize, ClientData, Splits,
+        TokenizedDataset,
+    },
+    eval::Evaluator,
+    plugin_host::{AggregatorHandle, LossHandle},
+    train::{client_units, ReferenceCache, Unit},
+    Error, Result,
+};
+
+/// One client's training data.
+#[derive(Debug, Clone)]
+pub struct ClientShard {
+    /// Its training units (pairs, or single answers with their KL sequences).
+    pub units: Vec<Unit>,
+    /// Whether the units' reference log-probs are filled in (on the client's first sampling).
+    pub has_reference: bool,
+}
+
+/// Everything a run needs before its first round.
+pub struct Experiment {
+    /// The resolved run.
+    pub plan: RunPlan,
+    /// `method-aggregator-sSEED`, for messages.
+    pub name: String,
+    /// The run directory.
+    pub dir: RunDir,
+    /// The base model with the adapter attached.
+    pub model: LoadedModel,
+    /// The token id batches are padded with.
+    pub pad_id: u32,
+    /// Each client's data.
+    pub clients: Vec<ClientShard>,
+    /// The loss plugin.
+    pub loss: LossHandle,
+    /// The aggregator plugin (its state is restored from a checkpoint when resuming).
+    pub aggregator: AggregatorHandle,
+    /// The benchmarks, ready to score.
+    pub evaluator: Evaluator,
+    /// The adapter's initial flat parameters (the global adapter before round 0).
+    pub initial: Vec<f32>,
+    /// Data counts for the manifest.
+    pub data_summary: DataSummary,
+    /// The client split for the manifest.
+    pub partition_summary: PartitionSummary,
+}
+
+impl Experiment {
+    /// Loads and checks data, model, partition, plugins and benchmarks for `plan`.
+    ///
+    /// # Errors
+    /// Data, model, plugin and I/O errors; [`Error::Run`] when a client gets no data.
+    pub fn prepare(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<Self> {
+        let name = plan.key.dir_name();
+        let config = &plan.config;
+        let seed = plan.key.seed;
+        let splits = load_splits(&config.data, derive(seed, Stream::EvalSplit, 0, 0))?;
+        if plan.loss_spec.data == DataNeeds::Paired {
+            require_pairs(&splits.train, &plan.key.method)?;
+        }
+        let mut model = load_model(plan, ctx)?;
+        let template = model.chat_template()?;
+        let tokenized = tokenize(&splits.train, &model.tokenizer, &template, &config.data)?;
+        let (clients, partition_summary) = partition(plan, ctx, &splits, &tokenized)?;
+        let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
+        // Scorers and benchmark files are checked here, so a bad [eval] fails before training.
+        let evaluator = Evaluator::new(
+            &config.eval,
+            ctx.host,
+            &plan.run_dir,
+            &model,
+            splits.eval.as_ref(),
+            &config.data,
+            None,
+        )?;
+        open_reference_cache(plan, ctx)?;
+        let initial = attach_adapter(plan, &mut model)?;
+        Ok(Self {
+            name,
+            dir: RunDir::new(&plan.run_dir),
+            pad_id,
+            loss: ctx.host.loss(&plan.key.method, &plan.loss_params())?,
+            aggregator: ctx
+                .host
+                .aggregator(&plan.key.aggregator, &plan.aggregator_params())?,
+            data_summary: data_summary(&splits, &tokenized),
+            partition_summary,
+            clients,
+            evaluator,
+            initial,
+            model,
+            plan: plan.clone(),
+        })
+    }
+
+    /// Number of clients.
+    pub fn n_clients(&self) -> u32 {
+        self.clients.len() as u32
+    }
+
+    /// Number of trainable (adapter) parameters.
+    pub fn n_params(&self) -> usize {
+        self.initial.len()
+    }
+}
+
+/// The base model on the configured device and precision.
+fn load_model(plan: &RunPlan, ctx: &SweepContext<'_>) -> Result<LoadedModel> {
+    let model = &plan.config.model;
+    let device = select_device(&model.device)?;
+    let dtype = model.dtype.dtype();
+    ctx.progress.note(&format!(
+        "{}: loading {} ({dtype:?} on {})",
+        plan.key.dir_name(),
+        model.path.display(),
+        describe(&device)
+    ));
+    Ok(load_model_as(&model.path, dtype, &device)?)
+}
+
+/// Deals the training examples out to clients with the run's partitioner and builds each
+/// client's units.
+fn partition(
+    plan: &RunPlan,
+    ctx: &SweepContext<'_>,
+    splits: &Splits,
+    tokenized: &TokenizedDataset,
+) -> Result<(Vec<ClientShard>, PartitionSummary)> {
+    let config = &plan.config;
+    let seed = plan.key.seed;
+    let lengths: Vec<u32> = tokenized
+        .examples
+        .iter()
+        .map(|e| e.as_ref().map_or(0, |e| e.max_len() as u32))
+        .collect();
+    let metas = example_metas_with_lengths(&splits.train, &lengths, config.data.n_buckets);
+    let partitioner = ctx.host.partitioner(
+        &plan.partitioner,
+        &serde_json::to_value(&plan.partitioner_params).unwrap_or_default(),
+    )?;
+    let partition = partitioner.partition(&PartitionInput {
+        examples: metas.as_slice().into(),
+        n_clients: config.federation.clients,
+        seed: derive(seed, Stream::Partition, 0, 0),
+    })?;
+    let clients = ClientData::from_partition(&plan.partitioner, &partition, &metas)?;
+    let units: Vec<Vec<Unit>> = (0..clients.n_clients())
+        .map(|c| {
+            client_units(
+                clients.client(c),
+                tokenized,
+                plan.loss_spec,
+                derive(seed, Stream::KlPairing, 0, c as u64),
+            )
+        })
+        .collect();
+    if let Some(empty) = units.iter().position(Vec::is_empty) {
+        return Err(Error::Run {
+            run_dir: plan.run_dir.clone(),
+            message: format!("client {empty} has no training data after partitioning; use fewer clients or more data"),
+        });
+    }
+    let summary = partition_summary(&plan.partitioner, &clients, &units, &partition.metrics);
+    let needs_reference = plan.loss_spec.needs_reference || plan.loss_spec.needs_kl_batch;
+    let shards = units
+        .into_iter()
+        .map(|units| ClientShard {
+            units,
+            has_reference: !needs_reference,
+        })
+        .collect();
+    Ok((shards, summary))
+}
+
+/// Opens the sweep's reference log-prob cache on the first run that needs one.
+fn open_reference_cache(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<()> {
+    let needs_reference = plan.loss_spec.needs_reference || plan.loss_spec.needs_kl_batch;
+    if !needs_reference || ctx.reference_cache.is_some() {
+        return Ok(());
+    }
+    let sweep_dir = plan.run_dir.parent().unwrap_or(&plan.run_dir);
+    // bf16 reference log-probs differ from f32 ones: the dtype is part of the key.
+    let model_key = format!(
+        "{}:{:?}",
+        model_identity(&plan.config.model.path),
+        plan.config.model.dtype.dtype()
+    );
+    ctx.reference_cache = Some(ReferenceCache::open(
+        &sweep_dir.join("cache/reference-logprobs.bin"),
+        &model_key,
+    )?);
+    Ok(())
+}
+
+/// Attaches a freshly initialized adapter (seeded) and returns its flat parameters.
+fn attach_adapter(plan: &RunPlan, model: &mut LoadedModel) -> Result<Vec<f32>> {
+    let lora = &plan.config.lora;
+    let targets: Vec<&str> = lora.targets.iter().map(String::as_str).collect();
+    let lora = LoraConfig::new(lora.rank, lora.alpha, lora.dropout, &targets)?;
+    let adapter = Adapter::new(
+        &lora,
+        model.decoder.config(),
+        derive(plan.key.seed, Stream::AdapterInit, 0, 0),
+        candle_core::DType::F32,
+        model.decoder.device(),
+    )?;
+    let initial = adapter.flatten()?;
+    model.decoder.attach_adapter(adapter)?;
+    Ok(initial)
+}

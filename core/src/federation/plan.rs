@@ -1,0 +1,136 @@
+//! The runs of a sweep checked against the loaded plugins, before any data or model loads: every
+//! component named in the config exists, each method's data needs fit the partitioner, and each
+//! run knows the partitioner it will use.
+
+use std::path::PathBuf;
+
+use fedpref_plugin_api::{ComponentKind, DataNeeds, LossSpec};
+
+use crate::{
+    config::{ExperimentConfig, RunKey},
+    plugin_host::{params_json, ComponentParams, PluginHost},
+    Error, Result,
+};
+
+/// The partitioner KTOR-style methods use.
+pub const REDISTRIBUTE: &str = "redistribute";
+
+/// One run, resolved against the plugins.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// Method, aggregator and seed of this run.
+    pub key: RunKey,
+    /// The experiment config narrowed to this run; written to the run directory as
+    /// `config.toml`.
+    pub config: ExperimentConfig,
+    /// `output_dir/name/<key>`.
+    pub run_dir: PathBuf,
+    /// The loss's declared needs.
+    pub loss_spec: LossSpec,
+    /// The partitioner to use: the configured one, or `redistribute` for methods that need
+    /// redistributed data.
+    pub partitioner: String,
+    /// Its parameters.
+    pub partitioner_params: ComponentParams,
+}
+
+impl RunPlan {
+    /// The loss's parameters from `[losses.<method>]`.
+    pub fn loss_params(&self) -> serde_json::Value {
+        params_json(self.config.losses.get(&self.key.method))
+    }
+
+    /// The aggregator's parameters from `[aggregators.<name>]`.
+    pub fn aggregator_params(&self) -> serde_json::Value {
+        params_json(self.config.aggregators.get(&self.key.aggregator))
+    }
+}
+
+/// Expands `config`'s sweep and checks every component against `host`.
+///
+/// # Errors
+/// [`Error::UnknownComponent`] for a name no plugin provides (in the sweep lists or as a
+/// parameter table); [`Error::Usage`] when a method cannot run with the configured partitioner
+/// (DPO on redistributed data).
+pub fn plan_sweep(config: &ExperimentConfig, host: &PluginHost) -> Result<Vec<RunPlan>> {
+    check_components(config, host)?;
+    config
+        .run_keys()
+        .into_iter()
+        .map(|key| {
+            let loss_spec = loss_spec(host, &key.method)?;
+            let (partitioner, partitioner_params) =
+                partitioner_for(config, &key.method, loss_spec)?;
+            Ok(RunPlan {
+                run_dir: config.run_dir(&key),
+                config: config.narrowed_to(&key),
+                key,
+                loss_spec,
+                partitioner,
+                partitioner_params,
+            })
+        })
+        .collect()
+}
+
+/// Every component the config names exists. Parameter tables may name components the sweep
+/// does not run (a config narrowed with --set), but each must name one that exists: a typo is
+/// an error.
+fn check_components(config: &ExperimentConfig, host: &PluginHost) -> Result<()> {
+    let named = [
+        (
+            ComponentKind::Loss,
+            config.experiment.methods.iter().collect::<Vec<_>>(),
+        ),
+        (
+            ComponentKind::Aggregator,
+            config.experiment.aggregators.iter().collect(),
+        ),
+        (ComponentKind::Partitioner, vec![&config.partition.name]),
+        (ComponentKind::Loss, config.losses.keys().collect()),
+        (
+            ComponentKind::Aggregator,
+            config.aggregators.keys().collect(),
+        ),
+        (
+            ComponentKind::Scorer,
+            config.eval.benchmarks.iter().map(|b| &b.scorer).collect(),
+        ),
+    ];
+    for (kind, names) in named {
+        for name in names {
+            host.find(kind, name)?;
+        }
+    }
+    Ok(())
+}
+
+fn loss_spec(host: &PluginHost, method: &str) -> Result<LossSpec> {
+    let (info, _) = host.find(ComponentKind::Loss, method)?;
+    info.loss_spec.into_option().ok_or_else(|| {
+        Error::Usage(format!(
+            "loss {method:?} declares no data needs; its plugin is malformed"
+        ))
+    })
+}
+
+/// The partitioner `method` uses: `redistribute` for redistributed data, the configured one
+/// otherwise, which must keep pairs whole for a paired loss.
+fn partitioner_for(
+    config: &ExperimentConfig,
+    method: &str,
+    spec: LossSpec,
+) -> Result<(String, ComponentParams)> {
+    match spec.data {
+        DataNeeds::Redistributed => Ok((REDISTRIBUTE.to_owned(), ComponentParams::new())),
+        DataNeeds::Paired if config.partition.name == REDISTRIBUTE => Err(Error::Usage(format!(
+            "method {method:?} trains on (chosen, rejected) pairs, but partition.name = \
+             \"redistribute\" breaks every pair across clients; use another partitioner \
+             (iid, dirichlet, natural, quantity-skew) or a method for single answers (kto, ktor)"
+        ))),
+        _ => Ok((
+            config.partition.name.clone(),
+            config.partition.params.clone(),
+        )),
+    }
+}

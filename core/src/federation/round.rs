@@ -1,0 +1,585 @@
+//! One round, as named phases: [`select_clients`] -> [`train_clients`] -> [`aggregate`] ->
+//! [`record`] -> [`checkpoint`] -> [`evaluate`]. Each phase reads the prepared
+//! [`Experiment`] and the [`FederationState`] and changes only what its name says.
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use fedpref_plugin_api::{AggregationInput, ClientPlan, ClientUpdate};
+use fedpref_rundir::JsonLines;
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use super::{
+    checkpoint::{self, CheckpointState},
+    experiment::{ClientShard, Experiment},
+    sampling::{derive, failure_step, sample_clients, Stream},
+    schedule,
+    state::FederationState,
+    SweepContext,
+};
+use crate::{
+    eval::Target,
+    plugin_host::{metric_map, MetricMeans},
+    progress::Progress,
+    train::{
+        train_client, units::Scored, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
+        ReferenceCache, Unit,
+    },
+    Error, Result,
+};
+
+/// A round's index, learning rate and sampled clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Round {
+    /// 0-based.
+    pub index: u32,
+    /// This round's learning rate (cosine over rounds).
+    pub lr: f64,
+    /// The clients sampled to train, sorted.
+    pub sampled: Vec<u32>,
+}
+
+/// The append-only metrics files a run writes each round.
+pub struct RunLogs {
+    /// `metrics/steps.jsonl`.
+    pub steps: JsonLines,
+    /// `metrics/rounds.jsonl`.
+    pub rounds: JsonLines,
+}
+
+impl RunLogs {
+    /// Opens both files, cut back to `lengths` (the last checkpoint's; `(0, 0)` for a fresh
+    /// start, which drops rows a run killed before its first checkpoint left).
+    ///
+    /// # Errors
+    /// I/O errors naming the file.
+    pub fn open(experiment: &Experiment, lengths: (u64, u64)) -> Result<Self> {
+        Ok(Self {
+            steps: JsonLines::open(&experiment.dir.steps_file(), Some(lengths.0))?,
+            rounds: JsonLines::open(&experiment.dir.rounds_file(), Some(lengths.1))?,
+        })
+    }
+}
+
+/// A client that returned no update, with why (`{"client": 3, "reason": ...}` in the record).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientEvent {
+    /// The client.
+    pub client: u32,
+    /// What happened, as a JSON object.
+    #[serde(flatten)]
+    pub what: serde_json::Value,
+}
+
+/// A client update that survived the round's checks.
+#[derive(Debug, Clone)]
+pub struct TrainedClient {
+    /// The client.
+    pub client: u32,
+    /// Its new flat adapter parameters.
+    pub params: Vec<f32>,
+    /// Optimizer steps it took.
+    pub local_steps: u32,
+}
+
+/// What [`train_clients`] produced.
+#[derive(Debug, Default)]
+pub struct RoundTraining {
+    /// Updates to aggregate.
+    pub trained: Vec<TrainedClient>,
+    /// Clients that failed, missed the deadline or were stopped.
+    pub dropped: Vec<ClientEvent>,
+    /// Clients whose update failed the checks (non-finite, diverged).
+    pub rejected: Vec<ClientEvent>,
+    /// Mean over the round's local steps of the loss and the loss plugin's metrics.
+    pub means: MetricMeans,
+    /// Tokens through the model.
+    pub tokens: usize,
+    /// Seconds filling reference log-probs of clients sampled for the first time.
+    pub reference_seconds: f64,
+    /// Seconds of local training.
+    pub train_seconds: f64,
+    /// Bytes sent to clients (global adapter and plans).
+    pub bytes_down: u64,
+}
+
+/// What [`aggregate`] produced.
+#[derive(Debug, Default)]
+pub struct Aggregation {
+    /// Why no update was aggregated, if none was; the global adapter is then unchanged.
+    pub skipped: Option<String>,
+    /// The aggregator's metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// Seconds aggregating.
+    pub seconds: f64,
+}
+
+/// One `metrics/rounds.jsonl` row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundRecord {
+    round: u32,
+    lr: f64,
+    sampled: Vec<u32>,
+    trained: Vec<u32>,
+    dropped: Vec<ClientEvent>,
+    rejected: Vec<ClientEvent>,
+    /// Set when no update could be aggregated; the global adapter is unchanged.
+    skipped: Option<String>,
+    bytes_down: u64,
+    bytes_up: u64,
+    tokens: usize,
+    seconds: f64,
+    /// Of `seconds`: filling reference log-probs of clients sampled for the first time.
+    reference_seconds: f64,
+    /// Of `seconds`: local training (every step of every client).
+    train_seconds: f64,
+    aggregation_seconds: f64,
+    /// Mean over the round's local steps of the loss and the loss plugin's metrics.
+    pub train: BTreeMap<String, f64>,
+    /// The aggregator's metrics.
+    aggregator: BTreeMap<String, f64>,
+}
+
+/// Picks the round's clients (seeded, without replacement) and its learning rate.
+pub fn select_clients(experiment: &Experiment, index: u32) -> Round {
+    let config = &experiment.plan.config;
+    let (federation, training) = (&config.federation, &config.training);
+    let n_clients = experiment.n_clients();
+    Round {
+        index,
+        lr: schedule::round_lr(training.lr, training.lr_min, index, federation.rounds),
+        sampled: sample_clients(
+            experiment.plan.key.seed,
+            index,
+            n_clients,
+            federation.clients_per_round.min(n_clients),
+        ),
+    }
+}
+
+/// Trains each sampled client from the global adapter, logging its steps; updates that fail
+/// the checks are set aside as rejected.
+///
+/// # Errors
+/// Model, plugin and I/O errors; [`Error::Interrupted`] when Ctrl-C stopped a client.
+pub fn train_clients(
+    experiment: &mut Experiment,
+    state: &mut FederationState,
+    round: &Round,
+    ctx: &mut SweepContext<'_>,
+    logs: &mut RunLogs,
+    bar: &ProgressBar,
+) -> Result<RoundTraining> {
+    let mut training = RoundTraining::default();
+    for &client in &round.sampled {
+        let plan = experiment.aggregator.client_plan(client, &state.global)?;
+        training.bytes_down += 4 * (experiment.n_params() + plan.gradient_offset.len()) as u64;
+        let reference_started = Instant::now();
+        ensure_reference(experiment, client, ctx)?;
+        training.reference_seconds += reference_started.elapsed().as_secs_f64();
+        let train_started = Instant::now();
+        let outcome = train_one(experiment, state, round, client, &plan, ctx, bar)?;
+        training.train_seconds += train_started.elapsed().as_secs_f64();
+        settle(
+            experiment,
+            state,
+            &mut training,
+            (round, client),
+            outcome,
+            logs,
+        )?;
+    }
+    Ok(training)
+}
+
+/// Fills a client's reference log-probs from the sweep's cache on its first sampling.
+fn ensure_reference(
+    experiment: &mut Experiment,
+    client: u32,
+    ctx: &mut SweepContext<'_>,
+) -> Result<()> {
+    let shard = &mut experiment.clients[client as usize];
+    if shard.has_reference {
+        return Ok(());
+    }
+    let label = format!("{}: reference log-probs", experiment.name);
+    if let Some(cache) = ctx.reference_cache.as_mut() {
+        fill_reference(cache, experiment, client, &label, &ctx.progress)?;
+    }
+    experiment.clients[client as usize].has_reference = true;
+    Ok(())
+}
+
+/// Fills the reference log-probs of one client's units, computing missing ones.
+fn fill_reference(
+    cache: &mut ReferenceCache,
+    experiment: &mut Experiment,
+    client: u32,
+    label: &str,
+    progress: &Progress,
+) -> Result<()> {
+    let ClientShard { units, .. } = &mut experiment.clients[client as usize];
+    let mut scored: Vec<&mut Scored> = units.iter_mut().flat_map(Unit::scored_mut).collect();
+    let sequences: Vec<_> = scored.iter().map(|s| s.sequence.clone()).collect();
+    let bar = progress.bar(sequences.len() as u64, label);
+    let values = cache.fill(
+        &experiment.model.decoder,
+        &sequences,
+        experiment.pad_id,
+        |n| bar.inc(n as u64),
+    )?;
+    bar.finish_and_clear();
+    for (s, v) in scored.iter_mut().zip(values) {
+        s.reference = v;
+    }
+    Ok(())
+}
+
+/// Local training of one sampled client.
+fn train_one(
+    experiment: &mut Experiment,
+    state: &FederationState,
+    round: &Round,
+    client: u32,
+    plan: &ClientPlan,
+    ctx: &SweepContext<'_>,
+    bar: &ProgressBar,
+) -> Result<LocalOutcome> {
+    let config = &experiment.plan.config;
+    let units = &experiment.clients[client as usize].units;
+    let settings = local_settings(experiment, round, client, units.len());
+    let steps = settings.steps;
+    let job = LocalJob {
+        round: round.index,
+        client,
+        units,
+        global: &state.global,
+        plan,
+        settings,
+        optimizer: config
+            .training
+            .keep_optimizer_state
+            .then(|| state.optimizers.get(&client))
+            .flatten(),
+    };
+    let mut trainer = LocalTrainer {
+        decoder: &mut experiment.model.decoder,
+        loss: &experiment.loss,
+        pad_id: experiment.pad_id,
+    };
+    let rounds = config.federation.rounds;
+    let stop = || ctx.stop.load(Ordering::SeqCst);
+    train_client(&mut trainer, &job, &stop, &mut |record| {
+        bar.set_message(format!(
+            "round {}/{rounds} client {client} step {}/{steps} loss {:.4}",
+            round.index + 1,
+            record.step + 1,
+            record.loss
+        ));
+    })
+}
+
+/// How `client` trains in `round`: steps, batch, learning rate, seeds and faults.
+pub fn local_settings(
+    experiment: &Experiment,
+    round: &Round,
+    client: u32,
+    n_units: usize,
+) -> LocalSettings {
+    let config = &experiment.plan.config;
+    let (federation, training) = (&config.federation, &config.training);
+    let seed = experiment.plan.key.seed;
+    let steps = schedule::local_steps(
+        training.local_steps,
+        n_units,
+        training.batch_size * training.grad_accum,
+        federation,
+    );
+    LocalSettings {
+        steps,
+        batch_size: training.batch_size,
+        grad_accum: training.grad_accum,
+        lr: round.lr,
+        max_grad_norm: training.max_grad_norm,
+        weight_decay: training.weight_decay,
+        seed: derive(
+            seed,
+            Stream::LocalTraining,
+            u64::from(round.index),
+            u64::from(client),
+        ),
+        deadline: federation
+            .deadline_seconds
+            .map(|s| Instant::now() + Duration::from_secs_f64(s)),
+        fail_before_step: failure_step(seed, round.index, client, federation.dropout, steps),
+    }
+}
+
+/// Files one client's outcome: its steps logged and averaged, its update kept, rejected or
+/// its dropout recorded.
+fn settle(
+    experiment: &Experiment,
+    state: &mut FederationState,
+    training: &mut RoundTraining,
+    (round, client): (&Round, u32),
+    outcome: LocalOutcome,
+    logs: &mut RunLogs,
+) -> Result<()> {
+    let (params, records, optimizer) = match outcome {
+        LocalOutcome::Dropped(Dropout::Interrupted) => {
+            return Err(Error::Interrupted {
+                run_dir: experiment.plan.run_dir.clone(),
+                round: round.index,
+            })
+        }
+        LocalOutcome::Dropped(dropout) => {
+            training.dropped.push(ClientEvent {
+                client,
+                what: serde_json::to_value(&dropout).unwrap_or_default(),
+            });
+            return Ok(());
+        }
+        LocalOutcome::Trained {
+            params,
+            steps,
+            optimizer,
+        } => (params, steps, optimizer),
+    };
+    for record in &records {
+        logs.steps.append(record)?;
+        training.tokens += record.tokens;
+        for (name, value) in &record.metrics {
+            training.means.add_value(name, *value);
+        }
+        training.means.add_value("loss", record.loss);
+    }
+    let mean_loss = records.iter().map(|r| r.loss).sum::<f64>() / records.len().max(1) as f64;
+    let max_loss = experiment.plan.config.training.max_loss;
+    if let Some(reason) = rejection(&params, mean_loss, max_loss) {
+        training.rejected.push(ClientEvent {
+            client,
+            what: serde_json::json!({ "reason": reason }),
+        });
+        return Ok(());
+    }
+    if experiment.plan.config.training.keep_optimizer_state {
+        state.optimizers.insert(client, optimizer);
+    }
+    training.trained.push(TrainedClient {
+        client,
+        params,
+        local_steps: records.len() as u32,
+    });
+    Ok(())
+}
+
+/// Why a client update must not be aggregated, if it must not.
+fn rejection(params: &[f32], mean_loss: f64, max_loss: f64) -> Option<String> {
+    if let Some(i) = params.iter().position(|p| !p.is_finite()) {
+        return Some(format!("parameter {i} is {}", params[i]));
+    }
+    if !mean_loss.is_finite() || mean_loss > max_loss {
+        return Some(format!(
+            "the local loss diverged (mean {mean_loss}, limit training.max_loss = {max_loss})"
+        ));
+    }
+    None
+}
+
+/// Combines the surviving updates into the new global adapter with the aggregator plugin,
+/// each client weighted by its number of training units.
+///
+/// # Errors
+/// Plugin errors (an aggregator that fails or returns non-finite weights stops the run).
+pub fn aggregate(
+    experiment: &mut Experiment,
+    state: &mut FederationState,
+    round: &Round,
+    training: &RoundTraining,
+) -> Result<Aggregation> {
+    let started = Instant::now();
+    if training.trained.is_empty() {
+        return Ok(Aggregation {
+            skipped: Some(
+                "no client update survived this round (all dropped or rejected)".to_owned(),
+            ),
+            metrics: BTreeMap::new(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let updates: Vec<ClientUpdate<'_>> = training
+        .trained
+        .iter()
+        .map(|t| ClientUpdate {
+            client: t.client,
+            params: t.params.as_slice().into(),
+            n_examples: experiment.clients[t.client as usize].units.len() as u64,
+            local_steps: t.local_steps,
+            learning_rate: round.lr as f32,
+        })
+        .collect();
+    let output = experiment.aggregator.aggregate(&AggregationInput {
+        round: round.index,
+        n_clients: experiment.n_clients(),
+        global: state.global.as_slice().into(),
+        updates: updates.as_slice().into(),
+    })?;
+    state.global = output.global.into_vec();
+    Ok(Aggregation {
+        skipped: None,
+        metrics: metric_map(&output.metrics),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The round's row of `metrics/rounds.jsonl`, appended to the log.
+///
+/// # Errors
+/// I/O errors naming the file.
+pub fn record(
+    experiment: &Experiment,
+    round: &Round,
+    training: RoundTraining,
+    aggregation: Aggregation,
+    started: Instant,
+    logs: &mut RunLogs,
+) -> Result<RoundRecord> {
+    let record = RoundRecord {
+        round: round.index,
+        lr: round.lr,
+        sampled: round.sampled.clone(),
+        trained: training.trained.iter().map(|t| t.client).collect(),
+        dropped: training.dropped,
+        rejected: training.rejected,
+        skipped: aggregation.skipped,
+        bytes_down: training.bytes_down,
+        bytes_up: 4 * (experiment.n_params() * training.trained.len()) as u64,
+        tokens: training.tokens,
+        seconds: started.elapsed().as_secs_f64(),
+        reference_seconds: training.reference_seconds,
+        train_seconds: training.train_seconds,
+        aggregation_seconds: aggregation.seconds,
+        train: training.means.means(),
+        aggregator: aggregation.metrics,
+    };
+    logs.rounds.append(&record)?;
+    Ok(record)
+}
+
+/// Writes the round's checkpoint (global adapter raw and as PEFT files, aggregator and
+/// optimizer states, metrics lengths), prunes older ones and advances the manifest.
+///
+/// # Errors
+/// I/O errors naming the file; plugin errors saving the aggregator's state.
+pub fn checkpoint(
+    experiment: &mut Experiment,
+    state: &mut FederationState,
+    round: &Round,
+    logs: &mut RunLogs,
+    manifest: &mut fedpref_rundir::Manifest,
+) -> Result<()> {
+    let checkpoint_state = CheckpointState {
+        round: round.index,
+        steps_len: logs.steps.sync()?,
+        rounds_len: logs.rounds.sync()?,
+        n_params: experiment.n_params(),
+    };
+    let aggregator_state = experiment.aggregator.save_state()?;
+    let base_model = experiment.plan.config.model.path.display().to_string();
+    let decoder = &experiment.model.decoder;
+    experiment
+        .dir
+        .write_checkpoint(round.index, |tmp| -> Result<()> {
+            checkpoint::write(
+                tmp,
+                &checkpoint_state,
+                &state.global,
+                &aggregator_state,
+                &state.optimizers,
+            )?;
+            let adapter = decoder
+                .adapter()
+                .ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?;
+            adapter.unflatten(&state.global)?;
+            Ok(fedpref_model::save_adapter(adapter, tmp, &base_model)?)
+        })?;
+    experiment.dir.prune_checkpoints(round.index)?;
+    state.next_round = round.index + 1;
+    state.metrics_lengths = (checkpoint_state.steps_len, checkpoint_state.rounds_len);
+    manifest.rounds_completed = round.index + 1;
+    manifest.write(&experiment.dir)?;
+    Ok(())
+}
+
+/// Scores the global adapter on the benchmarks when `eval.every` (or the last round) asks.
+///
+/// # Errors
+/// Model and I/O errors (a scorer's own failure is recorded, not returned).
+pub fn evaluate(
+    experiment: &mut Experiment,
+    state: &FederationState,
+    round: &Round,
+    ctx: &SweepContext<'_>,
+) -> Result<()> {
+    let config = &experiment.plan.config;
+    let federation = &config.federation;
+    if !config
+        .eval
+        .due(round.index, federation.rounds, federation.eval_every)
+    {
+        return Ok(());
+    }
+    experiment.evaluator.evaluate(
+        &experiment.model,
+        &state.global,
+        Target::Round(round.index),
+        &ctx.progress,
+        &experiment.name,
+    )?;
+    Ok(())
+}
+
+/// The line a finished round prints.
+pub fn round_line(name: &str, record: &RoundRecord) -> String {
+    let pick = |key: &str| {
+        record
+            .train
+            .get(key)
+            .map_or("-".to_owned(), |v| format!("{v:.4}"))
+    };
+    let mut line = format!(
+        "{name} round {}: loss {} margin {} accuracy {} | {} trained",
+        record.round,
+        pick("loss"),
+        pick("rewards/margins"),
+        pick("rewards/accuracies"),
+        record.trained.len()
+    );
+    if !record.dropped.is_empty() {
+        line.push_str(&format!(", {} dropped", record.dropped.len()));
+    }
+    if !record.rejected.is_empty() {
+        line.push_str(&format!(", {} rejected", record.rejected.len()));
+    }
+    if let Some(reason) = &record.skipped {
+        line.push_str(&format!(" (skipped: {reason})"));
+    }
+    // Training tokens/s over the training time only: reference log-probs (a forward-only pass
+    // over every sequence of a newly sampled client) are reported apart.
+    line.push_str(&format!(" | {:.1} s", record.seconds));
+    if record.reference_seconds >= 0.05 {
+        line.push_str(&format!(
+            " ({:.1} s reference log-probs)",
+            record.reference_seconds
+        ));
+    }
+    line.push_str(&format!(
+        ", training {:.0} tokens/s",
+        record.tokens as f64 / record.train_seconds.max(1e-9)
+    ));
+    line
+}

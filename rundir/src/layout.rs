@@ -1,0 +1,199 @@
+//! Paths inside one run directory, and its checkpoints: written atomically, found again on
+//! resume, pruned to the newest few.
+
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+};
+
+use crate::files::{sync_dir, write_atomic};
+use crate::{Error, Result};
+
+/// The version of the layout above; bumped on any incompatible change.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Paths inside one run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `root` (not created).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Creates the directory tree.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the directory.
+    pub fn create(&self) -> Result<()> {
+        for dir in [
+            self.root.clone(),
+            self.metrics_dir(),
+            self.eval_dir(),
+            self.checkpoints_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// The run directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `manifest.json`.
+    pub fn manifest_file(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+
+    /// `metrics/`.
+    pub fn metrics_dir(&self) -> PathBuf {
+        self.root.join("metrics")
+    }
+
+    /// `metrics/steps.jsonl`.
+    pub fn steps_file(&self) -> PathBuf {
+        self.metrics_dir().join("steps.jsonl")
+    }
+
+    /// `metrics/rounds.jsonl`.
+    pub fn rounds_file(&self) -> PathBuf {
+        self.metrics_dir().join("rounds.jsonl")
+    }
+
+    /// `eval/`.
+    pub fn eval_dir(&self) -> PathBuf {
+        self.root.join("eval")
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `checkpoints/round-NNNN` for the state after `round` (0-based) completed.
+    pub fn checkpoint_dir(&self, round: u32) -> PathBuf {
+        self.checkpoints_dir().join(format!("round-{round:04}"))
+    }
+
+    /// The newest complete checkpoint, if any.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `latest` exists but cannot be read.
+    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let latest = self.checkpoints_dir().join("latest");
+        match fs::read_to_string(&latest) {
+            Ok(name) => {
+                let dir = self.checkpoints_dir().join(name.trim());
+                Ok(dir.is_dir().then_some(dir))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(latest, e)),
+        }
+    }
+
+    /// Writes a checkpoint atomically: `fill` writes the files into a temporary directory,
+    /// which is synced and renamed to `round-NNNN`; then `latest` is pointed at it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file; any error of `fill`.
+    pub fn write_checkpoint<E: From<Error>>(
+        &self,
+        round: u32,
+        fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    ) -> std::result::Result<PathBuf, E> {
+        let final_dir = self.checkpoint_dir(round);
+        let tmp = final_dir.with_extension("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        }
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        fill(&tmp)?;
+        for entry in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
+            let path = entry.map_err(|e| Error::io(&tmp, e))?.path();
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        if final_dir.exists() {
+            // A previous attempt at this round got as far as the rename but not `latest`.
+            fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        }
+        fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        let name = final_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        write_atomic(&self.checkpoints_dir().join("latest"), name.as_bytes())?;
+        sync_dir(&self.checkpoints_dir())?;
+        Ok(final_dir)
+    }
+
+    /// Deletes checkpoints older than `keep_from` (the newest is always kept).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn prune_checkpoints(&self, keep_from: u32) -> Result<()> {
+        let dir = self.checkpoints_dir();
+        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            if checkpoint_round(&path).is_some_and(|r| r < keep_from) {
+                fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The round of a checkpoint directory named `round-NNNN`; `None` for any other name
+/// (`latest`, a `round-NNNN.tmp` left by a kill).
+pub fn checkpoint_round(path: &Path) -> Option<u32> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("round-")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_names_parse_back_to_their_round() {
+        let dir = RunDir::new("runs/x/dpo-fedavg-s0");
+        assert_eq!(checkpoint_round(&dir.checkpoint_dir(7)), Some(7));
+        assert_eq!(checkpoint_round(&dir.checkpoint_dir(12345)), Some(12345));
+        for other in ["latest", "round-0003.tmp", "round-", "rounds-0001"] {
+            assert_eq!(checkpoint_round(Path::new(other)), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_found_again_and_older_ones_pruned() {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let dir = RunDir::new(root.path().join("run"));
+        dir.create().expect("create");
+        assert_eq!(dir.latest_checkpoint().expect("read"), None);
+        for round in 0..3 {
+            dir.write_checkpoint(round, |tmp| write_atomic(&tmp.join("state.json"), b"{}"))
+                .expect("write");
+        }
+        assert_eq!(
+            dir.latest_checkpoint().expect("read"),
+            Some(dir.checkpoint_dir(2))
+        );
+        dir.prune_checkpoints(2).expect("prune");
+        assert!(!dir.checkpoint_dir(1).exists() && dir.checkpoint_dir(2).is_dir());
+    }
+}
