@@ -17,7 +17,7 @@ struct Experiment {
 impl Experiment {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        fedpref::testing::write_tiny_model(&dir.path().join("model"), 7).expect("tiny model");
+        fedpref_model::testing::write_tiny_model(&dir.path().join("model"), 7).expect("tiny model");
         let words = [
             "apple", "river", "stone", "cloud", "ember", "maple", "tide", "quartz",
         ];

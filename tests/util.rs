@@ -104,7 +104,7 @@ pub fn dir_with(files: &[&Path]) -> tempfile::TempDir {
 /// Writes a tiny random model (`dir/model`) and `pairs` preference pairs about numbers
 /// (`dir/pairs.jsonl`): the scratch experiment of the eval and report tests.
 pub fn write_tiny_model_and_pairs(dir: &Path, pairs: usize) {
-    fedpref::testing::write_tiny_model(&dir.join("model"), 11).expect("tiny model");
+    fedpref_model::testing::write_tiny_model(&dir.join("model"), 11).expect("tiny model");
     let rows: Vec<String> = (0..pairs)
         .map(|i| {
             serde_json::json!({

@@ -11,7 +11,6 @@ pub mod eval;
 pub mod federation;
 pub mod plugin_host;
 pub mod progress;
-pub mod testing;
 pub mod train;
 
 pub use error::{Error, Result};

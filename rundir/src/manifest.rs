@@ -1,5 +1,6 @@
 //! `manifest.json`: what produced a run (versions, plugins, seed, machine), what its data and
-//! partition looked like, and where it stands. The host fills it in; analysis reads it.
+//! partition looked like, and where it stands. The host fills it in; analysis reads it. Reading
+//! is lenient: a missing field takes its default, so manifests of older layouts still read.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::{write_atomic, Error, Result, RunDir};
 
 /// The manifest of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Manifest {
     /// Version of the run-directory layout.
     pub layout_version: u32,
@@ -31,7 +33,8 @@ pub struct Manifest {
 }
 
 /// A component and the plugin that provided it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PluginRecord {
     /// Component name.
     pub name: String,
@@ -44,7 +47,8 @@ pub struct PluginRecord {
 }
 
 /// The machine a run used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Machine {
     /// `std::env::consts::OS`/`ARCH`.
     pub platform: String,
@@ -55,7 +59,8 @@ pub struct Machine {
 }
 
 /// Counts of the training data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DataSummary {
     /// The training file.
     pub path: String,
@@ -74,7 +79,8 @@ pub struct DataSummary {
 }
 
 /// How the data was split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PartitionSummary {
     /// Partitioner component.
     pub partitioner: String,
@@ -87,15 +93,27 @@ pub struct PartitionSummary {
 }
 
 /// Where a run stands, stored in `manifest.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Started, not finished (or killed).
+    #[default]
     Running,
     /// Every round and the final evaluation are done.
     Complete,
     /// Stopped by an error; the message is in the manifest.
     Failed,
+}
+
+impl RunStatus {
+    /// `running`, `complete` or `failed`, as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Failed => "failed",
+        }
+    }
 }
 
 impl Manifest {
@@ -128,5 +146,33 @@ impl Manifest {
             message: e.to_string(),
         })?;
         write_atomic(&path, &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_round_trips_and_a_partial_one_reads_with_defaults() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let run = RunDir::new(dir.path());
+        assert!(Manifest::read(&run).expect("read").is_none());
+        let manifest = Manifest {
+            seed: 3,
+            status: RunStatus::Complete,
+            rounds_completed: 4,
+            ..Manifest::default()
+        };
+        manifest.write(&run).expect("write");
+        assert_eq!(Manifest::read(&run).expect("read"), Some(manifest));
+        std::fs::write(
+            run.manifest_file(),
+            r#"{"components": {"loss": {"name": "ktor"}}, "seed": 9}"#,
+        )
+        .expect("write");
+        let partial = Manifest::read(&run).expect("read").expect("present");
+        assert_eq!(partial.components["loss"].name, "ktor");
+        assert_eq!((partial.seed, partial.status), (9, RunStatus::Running));
     }
 }

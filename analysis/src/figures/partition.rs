@@ -32,7 +32,7 @@ pub struct Split {
     /// Panel title: partitioner, methods and seed.
     pub title: String,
     /// `[pairs, desirable, undesirable]` per client.
-    pub clients: Vec<[u64; 3]>,
+    pub clients: Vec<[usize; 3]>,
 }
 
 /// The partition figure.
@@ -138,7 +138,7 @@ fn draw_split<DB: DrawingBackend>(
     let highest = split
         .clients
         .iter()
-        .map(|c| c.iter().sum::<u64>())
+        .map(|c| c.iter().sum::<usize>() as u64)
         .max()
         .unwrap_or(1)
         .max(1) as f64;

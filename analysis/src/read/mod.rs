@@ -31,7 +31,7 @@ use polars::prelude::DataFrame;
 pub use self::{
     columns::{Cell, Columns},
     problem::Problem,
-    run::{Partition, Run},
+    run::Run,
 };
 use crate::{Error, Result};
 

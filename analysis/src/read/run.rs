@@ -3,12 +3,11 @@
 //! (`<method>-<aggregator>-s<seed>`), and the parts of the manifest the report shows.
 
 use std::{
-    collections::BTreeMap,
     io::ErrorKind,
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
+use fedpref_rundir::{Manifest, PartitionSummary};
 
 use super::Problem;
 
@@ -37,41 +36,8 @@ pub struct Run {
     pub rounds_planned: Option<u32>,
     /// The resolved config, when it could be read.
     pub config: Option<toml::Table>,
-    /// The client split, when the manifest could be read.
-    pub partition: Option<Partition>,
-}
-
-/// `manifest.json`'s `partition`: how the data was split over clients.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Partition {
-    /// Partitioner component.
-    #[serde(default)]
-    pub partitioner: String,
-    /// Training units (pairs or single answers) per client.
-    #[serde(default)]
-    pub units: Vec<u64>,
-    /// `[pairs, desirable answers, undesirable answers]` per client.
-    #[serde(default)]
-    pub clients: Vec<[u64; 3]>,
-    /// The partitioner's metrics.
-    #[serde(default)]
-    pub metrics: BTreeMap<String, f64>,
-}
-
-/// The fields of `manifest.json` analysis uses; the rest is ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Manifest {
-    #[serde(default)]
-    components: BTreeMap<String, Component>,
-    seed: Option<u64>,
-    partition: Option<Partition>,
-    status: Option<String>,
-    rounds_completed: Option<u32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Component {
-    name: String,
+    /// The client split, when the manifest could be read and has one.
+    pub partition: Option<PartitionSummary>,
 }
 
 impl Run {
@@ -106,7 +72,7 @@ impl Run {
         let seed = single("experiment", "seeds")
             .and_then(|v| v.as_integer())
             .and_then(|s| u64::try_from(s).ok())
-            .or_else(|| manifest.as_ref().and_then(|m| m.seed))
+            .or_else(|| manifest.as_ref().map(|m| m.seed))
             .or_else(|| from_name.as_ref().map(|n| n.2));
         if method.is_none() || aggregator.is_none() || seed.is_none() {
             problems.push(Problem::file(
@@ -116,14 +82,14 @@ impl Run {
             ));
         }
         let lookup = |section: &str, key: &str| config.as_ref()?.get(section)?.get(key).cloned();
-        let partitioner = manifest
+        let partition = manifest
             .as_ref()
-            .and_then(|m| {
-                m.partition
-                    .as_ref()
-                    .map(|p| p.partitioner.clone())
-                    .filter(|p| !p.is_empty())
-            })
+            .map(|m| m.partition.clone())
+            .filter(|p| !p.partitioner.is_empty() || !p.clients.is_empty());
+        let partitioner = partition
+            .as_ref()
+            .map(|p| p.partitioner.clone())
+            .filter(|p| !p.is_empty())
             .or_else(|| component("partitioner"))
             .or_else(|| lookup("partition", "name").and_then(|v| v.as_str().map(str::to_owned)));
         let model = lookup("model", "path").and_then(|v| {
@@ -138,12 +104,12 @@ impl Run {
             seed: seed.unwrap_or(0),
             partitioner,
             model,
-            status: manifest.as_ref().and_then(|m| m.status.clone()),
-            rounds_completed: manifest.as_ref().and_then(|m| m.rounds_completed),
+            status: manifest.as_ref().map(|m| m.status.as_str().to_owned()),
+            rounds_completed: manifest.as_ref().map(|m| m.rounds_completed),
             rounds_planned: lookup("federation", "rounds")
                 .and_then(|v| v.as_integer())
                 .and_then(|r| u32::try_from(r).ok()),
-            partition: manifest.and_then(|m| m.partition),
+            partition,
             config,
         }
     }

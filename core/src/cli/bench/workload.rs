@@ -13,7 +13,6 @@
 //! LoRA's), attention `4 L B heads S^2 d` forward and twice that backward (the full square, as
 //! PaLM's MFU counts it), with `N` the matmul parameters (the output head included), `T = B S`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -27,8 +26,9 @@ use fedpref::{Error, Result};
 use fedpref_model::{
     describe, generate_batch, gpu_name, gpu_peak_memory,
     logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
-    reset_gpu_peak_memory, Adapter, Architecture, Decoder, GenerateConfig, GgufFile, LoraConfig,
-    ModelConfig,
+    reset_gpu_peak_memory,
+    testing::{weights_with, WeightKind},
+    Adapter, Architecture, Decoder, GenerateConfig, GgufFile, LoraConfig, ModelConfig,
 };
 
 /// Model shapes the benchmarks know.
@@ -298,41 +298,17 @@ pub fn peak_rss_mib() -> f64 {
 /// # Errors
 /// Tensor errors.
 pub fn random_model(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<Decoder> {
-    let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-    let (q, kv) = (cfg.q_size(), cfg.kv_size());
-    let mut m: HashMap<String, Tensor> = HashMap::new();
-    let r = |shape: &[usize]| -> Result<Tensor> {
-        Ok(Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)?)
-    };
-    let ones = |n: usize| Tensor::ones(n, dtype, device);
-    let zeros = |n: usize| Tensor::zeros(n, dtype, device);
-    m.insert("model.embed_tokens.weight".into(), r(&[v, h])?);
-    m.insert("model.norm.weight".into(), ones(h)?);
-    if !cfg.tie_word_embeddings {
-        m.insert("lm_head.weight".into(), r(&[v, h])?);
-    }
-    for l in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        m.insert(format!("{p}.input_layernorm.weight"), ones(h)?);
-        m.insert(format!("{p}.post_attention_layernorm.weight"), ones(h)?);
-        m.insert(format!("{p}.self_attn.q_proj.weight"), r(&[q, h])?);
-        m.insert(format!("{p}.self_attn.k_proj.weight"), r(&[kv, h])?);
-        m.insert(format!("{p}.self_attn.v_proj.weight"), r(&[kv, h])?);
-        if cfg.qkv_bias {
-            m.insert(format!("{p}.self_attn.q_proj.bias"), zeros(q)?);
-            m.insert(format!("{p}.self_attn.k_proj.bias"), zeros(kv)?);
-            m.insert(format!("{p}.self_attn.v_proj.bias"), zeros(kv)?);
-        }
-        m.insert(format!("{p}.self_attn.o_proj.weight"), r(&[h, q])?);
-        if cfg.o_bias {
-            m.insert(format!("{p}.self_attn.o_proj.bias"), zeros(h)?);
-        }
-        m.insert(format!("{p}.mlp.gate_proj.weight"), r(&[i, h])?);
-        m.insert(format!("{p}.mlp.up_proj.weight"), r(&[i, h])?);
-        m.insert(format!("{p}.mlp.down_proj.weight"), r(&[h, i])?);
-    }
+    let weights = weights_with(cfg, |shape, kind| {
+        Ok(match kind {
+            WeightKind::Embedding | WeightKind::Matrix => {
+                Tensor::randn(0f32, 0.02, shape, device)?.to_dtype(dtype)?
+            }
+            WeightKind::Norm => Tensor::ones(shape, dtype, device)?,
+            WeightKind::Bias => Tensor::zeros(shape, dtype, device)?,
+        })
+    })?;
     Ok(Decoder::load(
-        VarBuilder::from_tensors(m, dtype, device),
+        VarBuilder::from_tensors(weights, dtype, device),
         cfg,
     )?)
 }
