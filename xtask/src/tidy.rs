@@ -4,7 +4,9 @@
 //!   `//!` doc comment saying what it does (STYLE.md, "Docs");
 //! - no ignored or should-panic tests, no `todo!` / `unimplemented!` placeholders (STYLE.md,
 //!   "Tests": a test that cannot run is deleted or fixed, a panic is asserted by its message);
-//! - no file in git over 2 MiB (weights and data come from `cargo xtask setup`, never commits).
+//! - no file in git over 2 MiB (weights and data come from `cargo xtask setup`, never commits);
+//! - the host library's modules import only from their own layer and the layers below, in the
+//!   order ARCHITECTURE.md's "Layers" section lists once.
 //!
 //! Files are those git tracks plus untracked ones it does not ignore, so a check fails before
 //! the commit that would break CI.
@@ -17,7 +19,15 @@ use std::{
 
 use crate::project_root;
 
-const RUST_ROOTS: [&str; 5] = ["core/", "plugins/", "xtask/", "tests/", "analysis/"];
+const RUST_ROOTS: [&str; 7] = [
+    "core/",
+    "model/",
+    "rundir/",
+    "plugins/",
+    "xtask/",
+    "tests/",
+    "analysis/",
+];
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Files git tracks or would track (not ignored), relative to the project root.
@@ -125,5 +135,167 @@ fn no_large_files_in_git() {
     report(
         &problems,
         "exceed 2 MiB; fetch large assets with `cargo xtask setup` instead of committing them",
+    );
+}
+
+/// The host library's layers, lowest first, from ARCHITECTURE.md: the numbered lines under
+/// `## Layers`, each naming its modules in backticks.
+fn architecture_layers() -> Vec<Vec<String>> {
+    let text = fs::read_to_string(project_root().join("ARCHITECTURE.md"))
+        .expect("reading ARCHITECTURE.md");
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with("Layers"))
+        .expect("ARCHITECTURE.md has a `## Layers` section");
+    section
+        .lines()
+        .filter(|line| {
+            line.split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .map(|line| {
+            line.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// The top-level modules (or root re-exports) a file names after `crate::`, with the line.
+fn crate_imports(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(offset) = text[at..].find("crate::") {
+        let start = at + offset;
+        at = start + "crate::".len();
+        // `fedpref_crate::` or `some_crate::` are other names, not this crate.
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+            continue;
+        }
+        let line = text[..start].matches('\n').count() + 1;
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        if text[line_start..start].contains("//") {
+            continue; // a doc link or comment, not an import
+        }
+        let rest = &text[at..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // `crate::{a::b, c, D}`: the first segment of each top-level entry.
+            let (mut depth, mut entry_start, mut entries) = (0usize, 0usize, Vec::new());
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        entries.push(&group[entry_start..i]);
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        entries.push(&group[entry_start..i]);
+                        entry_start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            for entry in entries {
+                let name: String = entry
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    found.push((line, name));
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            found.push((line, name));
+        }
+    }
+    found
+}
+
+#[test]
+fn host_layers_only_point_down() {
+    let layers = architecture_layers();
+    assert!(
+        layers.len() >= 4,
+        "ARCHITECTURE.md lists too few layers: {layers:?}"
+    );
+    let layer_of = |module: &str| layers.iter().position(|l| l.iter().any(|m| m == module));
+    // Root re-exports (`crate::Error`) stand for the module that defines them.
+    let reexports = [
+        ("Error", "error"),
+        ("Result", "error"),
+        ("PluginHost", "plugin_host"),
+    ];
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (path, text) in rust_files() {
+        let Ok(inside) = path.strip_prefix("core/src") else {
+            continue;
+        };
+        let module = inside
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .map(|m| m.trim_end_matches(".rs"))
+            .unwrap_or_default();
+        // The binary's command line and the crate root sit above every layer.
+        if matches!(module, "cli" | "main" | "lib") {
+            continue;
+        }
+        let Some(own) = layer_of(module) else {
+            problems.push(format!(
+                "{}: module `{module}` is in no layer of ARCHITECTURE.md",
+                path.display()
+            ));
+            continue;
+        };
+        checked += 1;
+        for (line, name) in crate_imports(&text) {
+            let target = reexports
+                .iter()
+                .find(|(item, _)| *item == name)
+                .map_or(name.as_str(), |(_, module)| module);
+            match layer_of(target) {
+                Some(layer) if layer > own => problems.push(format!(
+                    "{}:{line}: `{module}` (layer {}) imports `crate::{name}` from layer {}",
+                    path.display(),
+                    own + 1,
+                    layer + 1
+                )),
+                Some(_) => {}
+                None => problems.push(format!(
+                    "{}:{line}: `crate::{name}` is in no layer of ARCHITECTURE.md",
+                    path.display()
+                )),
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "the layer check found only {checked} host files"
+    );
+    report(&problems, "import from a layer above their own");
+}
+
+#[test]
+fn crate_imports_are_read_from_paths_and_groups() {
+    let text = "use crate::{\n    data::{tokenize, Dataset},\n    Error, Result,\n};\nlet x = crate::eval::Target;\nuse fedpref_model::Decoder; // see crate::train\nnot_crate::x\n";
+    let names: Vec<(usize, String)> = crate_imports(text);
+    assert_eq!(
+        names,
+        [
+            (1, "data".to_owned()),
+            (1, "Error".to_owned()),
+            (1, "Result".to_owned()),
+            (5, "eval".to_owned())
+        ]
     );
 }
