@@ -62,3 +62,6 @@ pub fn run_sweep(
     };
     plans.iter().map(|plan| run::run(plan, &mut ctx)).collect()
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,284 @@
+//! The round's phases on a tiny random model with small linked-in plugins ([`plugins`]): each
+//! phase does what its name says, and the phases run one by one equal a whole run.
+
+mod plugins;
+
+use std::sync::{atomic::AtomicBool, Arc};
+
+use super::{
+    experiment::Experiment,
+    plan::{plan_sweep, RunPlan},
+    round::{self, RunLogs},
+    state::FederationState,
+    SweepContext,
+};
+use crate::{config::ExperimentConfig, progress::Progress, PluginHost};
+
+/// A scratch experiment: a tiny model, 24 pairs, the test plugins.
+pub(crate) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub host: PluginHost,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fedpref_model::testing::write_tiny_model(&dir.path().join("model"), 7).expect("model");
+        let words = ["apple", "river", "stone", "cloud", "ember", "maple", "tide"];
+        let rows: Vec<String> = (0..24)
+            .map(|i| {
+                let w = |k: usize| words[(i * 3 + k) % words.len()];
+                serde_json::json!({
+                    "prompt": format!("Name something like {} and {}.", w(0), w(1)),
+                    "chosen": format!("A {} near the {}.", w(2), w(0)),
+                    "rejected": format!("{} {} {}", w(1), w(1), w(3)),
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(dir.path().join("pairs.jsonl"), rows.join("\n")).expect("data");
+        let host = PluginHost::builder()
+            .linked("test plugins", plugins::fedpref_root_module())
+            .load()
+            .expect("linked plugins");
+        Fixture { dir, host }
+    }
+
+    /// The experiment config for `method` and `aggregator`, with `extra` TOML keys set.
+    pub fn config(&self, method: &str, aggregator: &str, extra: &[&str]) -> ExperimentConfig {
+        let root = self.dir.path();
+        let mut overrides: Vec<String> = vec![
+            format!("experiment.methods=[{method:?}]"),
+            format!("experiment.aggregators=[{aggregator:?}]"),
+            "experiment.seeds=[3]".into(),
+            format!("experiment.output_dir={:?}", root.join("runs")),
+            format!("model.path={:?}", root.join("model")),
+            format!("data.path={:?}", root.join("pairs.jsonl")),
+            "data.max_length=96".into(),
+            "data.max_prompt_length=48".into(),
+            "federation.clients=3".into(),
+            "federation.clients_per_round=2".into(),
+            "federation.rounds=2".into(),
+            "training.batch_size=2".into(),
+            "training.local_steps=2".into(),
+            "training.lr=1e-2".into(),
+            "training.lr_min=1e-3".into(),
+            "lora.rank=4".into(),
+            "lora.alpha=8".into(),
+            "partition.name=\"test-round-robin\"".into(),
+        ];
+        overrides.extend(extra.iter().map(|s| (*s).to_owned()));
+        let path = root.join("empty.toml");
+        std::fs::write(&path, "").expect("config file");
+        crate::config::load(&path, &overrides).expect("config")
+    }
+
+    /// The one run of `config`.
+    pub fn plan(&self, config: &ExperimentConfig) -> RunPlan {
+        plan_sweep(config, &self.host)
+            .expect("plan")
+            .pop()
+            .expect("one run")
+    }
+
+    pub fn ctx(&self) -> SweepContext<'_> {
+        SweepContext {
+            host: &self.host,
+            stop: Arc::new(AtomicBool::new(false)),
+            reference_cache: None,
+            progress: Progress::lines(),
+        }
+    }
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn preparing_deals_every_pair_to_a_client_and_attaches_a_fresh_adapter() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
+    let mut ctx = fx.ctx();
+    let experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
+    assert_eq!(experiment.n_clients(), 3);
+    let units: usize = experiment.clients.iter().map(|c| c.units.len()).sum();
+    assert_eq!(units, 24, "every pair is one unit of one client");
+    assert!(experiment.clients.iter().all(|c| !c.has_reference));
+    let adapter = experiment.model.decoder.adapter().expect("attached");
+    assert_eq!(adapter.flatten().expect("flat"), experiment.initial);
+    assert!(
+        ctx.reference_cache.is_some(),
+        "a loss with reference log-probs opens the cache"
+    );
+}
+
+#[test]
+fn selecting_clients_is_seeded_and_follows_the_cosine_schedule() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
+    let experiment = Experiment::prepare(&plan, &mut fx.ctx()).expect("prepare");
+    let first = round::select_clients(&experiment, 0);
+    assert_eq!(first, round::select_clients(&experiment, 0));
+    assert_eq!(first.sampled.len(), 2);
+    assert!((first.lr - 1e-2).abs() < 1e-15);
+    // Round 1 of 2: halfway down the cosine, (1e-2 + 1e-3) / 2.
+    assert!((round::select_clients(&experiment, 1).lr - 5.5e-3).abs() < 1e-15);
+}
+
+#[test]
+fn training_logs_steps_and_returns_finite_updates_without_touching_the_global() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-singles", "test-mean", &[]));
+    let mut ctx = fx.ctx();
+    let mut experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
+    experiment.dir.create().expect("run directory");
+    let mut state = FederationState::start(&experiment);
+    let mut logs = RunLogs::open(&experiment, (0, 0)).expect("logs");
+    let round = round::select_clients(&experiment, 0);
+    let bar = indicatif::ProgressBar::hidden();
+    let training = round::train_clients(
+        &mut experiment,
+        &mut state,
+        &round,
+        &mut ctx,
+        &mut logs,
+        &bar,
+    )
+    .expect("train");
+    assert_eq!(
+        training
+            .trained
+            .iter()
+            .map(|t| t.client)
+            .collect::<Vec<_>>(),
+        round.sampled
+    );
+    assert!(training
+        .trained
+        .iter()
+        .all(|t| t.local_steps == 2 && t.params.iter().all(|p| p.is_finite())));
+    assert_ne!(bits(&training.trained[0].params), bits(&experiment.initial));
+    assert_eq!(bits(&state.global), bits(&experiment.initial));
+    assert!(training.means.means().contains_key("loss"));
+    for client in &round.sampled {
+        assert!(experiment.clients[*client as usize].has_reference);
+    }
+    logs.steps.sync().expect("sync");
+    let steps = std::fs::read_to_string(experiment.dir.steps_file()).expect("steps");
+    assert_eq!(steps.lines().count(), 4, "2 clients x 2 steps");
+}
+
+#[test]
+fn aggregating_weights_each_update_by_its_clients_units() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
+    let mut ctx = fx.ctx();
+    let mut experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
+    let mut state = FederationState::start(&experiment);
+    let n = experiment.n_params();
+    let round = round::select_clients(&experiment, 0);
+    let training = round::RoundTraining {
+        trained: round
+            .sampled
+            .iter()
+            .enumerate()
+            .map(|(k, &client)| round::TrainedClient {
+                client,
+                params: vec![k as f32 + 1.0; n],
+                local_steps: 2,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let aggregation =
+        round::aggregate(&mut experiment, &mut state, &round, &training).expect("aggregate");
+    assert!(aggregation.skipped.is_none());
+    let sizes: Vec<f64> = round
+        .sampled
+        .iter()
+        .map(|&c| experiment.clients[c as usize].units.len() as f64)
+        .collect();
+    let expected = (sizes[0] * 1.0 + sizes[1] * 2.0) / (sizes[0] + sizes[1]);
+    assert!(state
+        .global
+        .iter()
+        .all(|&g| (f64::from(g) - expected).abs() < 1e-6));
+    let skipped = round::aggregate(
+        &mut experiment,
+        &mut state,
+        &round,
+        &round::RoundTraining::default(),
+    )
+    .expect("an empty round");
+    assert!(skipped.skipped.is_some());
+}
+
+#[test]
+fn a_checkpoint_restores_the_state_it_saved() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
+    let mut ctx = fx.ctx();
+    let mut experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
+    experiment.dir.create().expect("run directory");
+    let mut state = FederationState::start(&experiment);
+    state.global.iter_mut().for_each(|g| *g += 0.25);
+    let mut logs = RunLogs::open(&experiment, (0, 0)).expect("logs");
+    let round = round::select_clients(&experiment, 0);
+    let mut manifest = fedpref_rundir::Manifest::default();
+    round::checkpoint(
+        &mut experiment,
+        &mut state,
+        &round,
+        &mut logs,
+        &mut manifest,
+    )
+    .expect("checkpoint");
+    assert_eq!((state.next_round, manifest.rounds_completed), (1, 1));
+    let restored = FederationState::resume(&mut experiment, &ctx).expect("resume");
+    assert_eq!(restored, state);
+}
+
+#[test]
+fn the_phases_run_one_by_one_equal_a_whole_run() {
+    let fx = Fixture::new();
+    let config = fx.config(
+        "test-pairs",
+        "test-mean",
+        &["aggregators.test-mean.mu=0.01"],
+    );
+    let plan = fx.plan(&config);
+    let summary = super::run::run(&plan, &mut fx.ctx()).expect("run");
+    assert_eq!(summary.round_metrics.len(), 2);
+    let whole = super::checkpoint::read(
+        &fedpref_rundir::RunDir::new(&plan.run_dir)
+            .latest_checkpoint()
+            .expect("read")
+            .expect("a checkpoint"),
+    )
+    .expect("checkpoint")
+    .global;
+
+    let mut by_hand = plan.clone();
+    by_hand.run_dir = plan.run_dir.with_file_name("by-hand");
+    let mut ctx = fx.ctx();
+    let mut experiment = Experiment::prepare(&by_hand, &mut ctx).expect("prepare");
+    experiment.dir.create().expect("run directory");
+    let mut state = FederationState::start(&experiment);
+    let mut logs = RunLogs::open(&experiment, (0, 0)).expect("logs");
+    let bar = indicatif::ProgressBar::hidden();
+    for index in 0..2 {
+        let round = round::select_clients(&experiment, index);
+        let training = round::train_clients(
+            &mut experiment,
+            &mut state,
+            &round,
+            &mut ctx,
+            &mut logs,
+            &bar,
+        )
+        .expect("train");
+        round::aggregate(&mut experiment, &mut state, &round, &training).expect("aggregate");
+    }
+    assert_eq!(bits(&state.global), bits(&whole));
+}

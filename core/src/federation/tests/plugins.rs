@@ -1,0 +1,171 @@
+//! Small plugins the federation's unit tests link in (one root module per test binary, so the
+//! real plugin libraries, each exporting its own, cannot be linked together): a DPO-style loss
+//! over pairs, a loss over single answers that asks for a KL batch, a weighted-mean aggregator
+//! with FedProx's plan, and a round-robin partitioner.
+
+use fedpref_plugin_api::{
+    math::{log_sigmoid, sigmoid},
+    AggregationInput, AggregationOutput, AggregatorFunction, Assignment, ClientPlan, DataNeeds,
+    Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PartitionInput,
+    PartitionOutput, PartitionerFunction, Plugin, PluginError, View,
+};
+
+const BETA: f64 = 0.1;
+
+/// `-log sigmoid(beta ((pi_c - ref_c) - (pi_r - ref_r)))`, averaged over pairs.
+struct Pairs;
+
+impl LossFunction for Pairs {
+    fn spec(&self) -> LossSpec {
+        LossSpec {
+            data: DataNeeds::Paired,
+            needs_reference: true,
+            needs_kl_batch: false,
+        }
+    }
+
+    fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
+        let n = batch.len();
+        let mut grad = vec![0f32; n];
+        let (mut loss, mut margins, mut pairs) = (0f64, 0f64, 0f64);
+        for i in (0..n).filter(|&i| batch.labels[i] == Label::Chosen) {
+            let j = batch.pair[i] as usize;
+            let ratio = |k: usize| f64::from(batch.logp_policy[k] - batch.logp_ref[k]);
+            let margin = BETA * (ratio(i) - ratio(j));
+            loss -= log_sigmoid(margin);
+            grad[i] = (-BETA * sigmoid(-margin)) as f32;
+            grad[j] = (BETA * sigmoid(-margin)) as f32;
+            margins += margin;
+            pairs += 1.0;
+        }
+        grad.iter_mut().for_each(|g| *g /= pairs as f32);
+        Ok(LossOutput {
+            loss: loss / pairs,
+            grad_logp_policy: grad.into(),
+            grad_kl_logp_policy: Default::default(),
+            metrics: vec![Metric::new("rewards/margins", margins / pairs)].into(),
+        })
+    }
+}
+
+/// `-s beta (pi - ref)` per answer (`s = +1` desirable, `-1` not), averaged; asks for a KL batch
+/// it gives no gradient.
+struct Singles;
+
+impl LossFunction for Singles {
+    fn spec(&self) -> LossSpec {
+        LossSpec {
+            data: DataNeeds::Unpaired,
+            needs_reference: true,
+            needs_kl_batch: true,
+        }
+    }
+
+    fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
+        let n = batch.len() as f64;
+        let sign = |l: Label| if l == Label::Chosen { 1.0 } else { -1.0 };
+        let loss = (0..batch.len())
+            .map(|i| {
+                -sign(batch.labels[i]) * BETA * f64::from(batch.logp_policy[i] - batch.logp_ref[i])
+            })
+            .sum::<f64>()
+            / n;
+        Ok(LossOutput {
+            loss,
+            grad_logp_policy: batch
+                .labels
+                .iter()
+                .map(|&l| (-sign(l) * BETA / n) as f32)
+                .collect(),
+            grad_kl_logp_policy: Default::default(),
+            metrics: Default::default(),
+        })
+    }
+}
+
+/// The mean of the updates weighted by example counts; `mu` is sent as FedProx's plan.
+struct WeightedMean {
+    mu: f32,
+}
+
+impl AggregatorFunction for WeightedMean {
+    fn client_plan(&self, _client: u32, _global: &[f32]) -> Result<ClientPlan, PluginError> {
+        Ok(ClientPlan {
+            prox_mu: self.mu,
+            ..ClientPlan::plain()
+        })
+    }
+
+    fn aggregate(
+        &mut self,
+        input: &AggregationInput<'_>,
+    ) -> Result<AggregationOutput, PluginError> {
+        input.validate("test-mean")?;
+        let total: f64 = input.updates.iter().map(|u| u.n_examples as f64).sum();
+        let global = (0..input.global.len())
+            .map(|j| {
+                let sum: f64 = input
+                    .updates
+                    .iter()
+                    .map(|u| u.n_examples as f64 * f64::from(u.params[j]))
+                    .sum();
+                (sum / total) as f32
+            })
+            .collect();
+        Ok(AggregationOutput {
+            global,
+            metrics: vec![Metric::new("clients", input.updates.len() as f64)].into(),
+        })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        Ok(b"stateless".to_vec())
+    }
+
+    fn load_state(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// Example `i` to client `i % n`, whole.
+struct RoundRobin;
+
+impl PartitionerFunction for RoundRobin {
+    fn partition(&self, input: &PartitionInput<'_>) -> Result<PartitionOutput, PluginError> {
+        let mut clients = vec![Vec::new(); input.n_clients as usize];
+        for meta in input.examples.iter() {
+            clients[(meta.index % u64::from(input.n_clients)) as usize].push(Assignment {
+                example: meta.index,
+                view: View::Whole,
+            });
+        }
+        Ok(PartitionOutput {
+            clients: clients.into_iter().map(Into::into).collect(),
+            metrics: Default::default(),
+        })
+    }
+}
+
+fn plugin() -> Plugin {
+    let no_params = |params: &Params| params.finish();
+    Plugin::new("fedpref-test-plugins", "0.1.0")
+        .loss("test-pairs", "DPO's sigmoid loss", Pairs.spec(), move |p| {
+            no_params(p).map(|()| Pairs)
+        })
+        .loss(
+            "test-singles",
+            "a linear loss over labelled answers",
+            Singles.spec(),
+            move |p| no_params(p).map(|()| Singles),
+        )
+        .aggregator("test-mean", "weighted mean, FedProx plan", |p| {
+            let mu = p.f64_or("mu", 0.0)? as f32;
+            p.finish()?;
+            Ok(WeightedMean { mu })
+        })
+        .partitioner("test-round-robin", "example i to client i % n", move |p| {
+            no_params(p).map(|()| RoundRobin)
+        })
+}
+
+fedpref_plugin_api::export_plugin!(plugin);
