@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// One tokenized sequence: `answer_mask[t]` marks tokens whose log-prob counts (`t >= 1`;
 /// position 0 has no prediction and is ignored).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MaskedSequence {
     /// Token ids, prompt then answer.
     pub ids: Vec<u32>,

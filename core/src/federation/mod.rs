@@ -10,6 +10,8 @@
 //! - [`sampling`]: every random choice derived from (seed, purpose, round, client);
 //!   [`schedule`]: the learning rate of each round and the local steps of each client.
 //! - [`checkpoint`], [`manifest`]: what a run directory holds (see [`fedpref_rundir`]).
+//! - [`worker`]: local training of one client and aggregation of one round as functions of
+//!   files, for clients that train where their data lives.
 
 pub mod checkpoint;
 pub mod experiment;
@@ -20,6 +22,7 @@ pub mod run;
 pub mod sampling;
 pub mod schedule;
 pub mod state;
+pub mod worker;
 
 use std::sync::{atomic::AtomicBool, Arc};
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{
     checkpoint::{self, CheckpointState},
     experiment::{ClientShard, Experiment},
+    plan::RunPlan,
     sampling::{derive, failure_step, sample_clients, Stream},
     schedule,
     state::FederationState,
@@ -26,8 +27,8 @@ use crate::{
     plugin_host::{metric_map, MetricMeans},
     progress::Progress,
     train::{
-        train_client, units::Scored, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
-        ReferenceCache, Unit,
+        fill_units, train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
+        ReferenceCache,
     },
     Error, Result,
 };
@@ -144,14 +145,20 @@ pub struct RoundRecord {
     aggregator: BTreeMap<String, f64>,
 }
 
+/// The learning rate of round `index` (cosine over the rounds).
+pub fn round_lr(plan: &RunPlan, index: u32) -> f64 {
+    let config = &plan.config;
+    let (federation, training) = (&config.federation, &config.training);
+    schedule::round_lr(training.lr, training.lr_min, index, federation.rounds)
+}
+
 /// Picks the round's clients (seeded, without replacement) and its learning rate.
 pub fn select_clients(experiment: &Experiment, index: u32) -> Round {
-    let config = &experiment.plan.config;
-    let (federation, training) = (&config.federation, &config.training);
+    let federation = &experiment.plan.config.federation;
     let n_clients = experiment.n_clients();
     Round {
         index,
-        lr: schedule::round_lr(training.lr, training.lr_min, index, federation.rounds),
+        lr: round_lr(&experiment.plan, index),
         sampled: sample_clients(
             experiment.plan.key.seed,
             index,
@@ -223,19 +230,16 @@ fn fill_reference(
     progress: &Progress,
 ) -> Result<()> {
     let ClientShard { units, .. } = &mut experiment.clients[client as usize];
-    let mut scored: Vec<&mut Scored> = units.iter_mut().flat_map(Unit::scored_mut).collect();
-    let sequences: Vec<_> = scored.iter().map(|s| s.sequence.clone()).collect();
-    let bar = progress.bar(sequences.len() as u64, label);
-    let values = cache.fill(
+    let n: usize = units.iter_mut().map(|u| u.scored_mut().len()).sum();
+    let bar = progress.bar(n as u64, label);
+    fill_units(
+        cache,
         &experiment.model.decoder,
-        &sequences,
+        units,
         experiment.pad_id,
-        |n| bar.inc(n as u64),
+        |k| bar.inc(k as u64),
     )?;
     bar.finish_and_clear();
-    for (s, v) in scored.iter_mut().zip(values) {
-        s.reference = v;
-    }
     Ok(())
 }
 
@@ -251,7 +255,7 @@ fn train_one(
 ) -> Result<LocalOutcome> {
     let config = &experiment.plan.config;
     let units = &experiment.clients[client as usize].units;
-    let settings = local_settings(experiment, round, client, units.len());
+    let settings = local_settings(&experiment.plan, round, client, units.len());
     let steps = settings.steps;
     let job = LocalJob {
         round: round.index,
@@ -284,15 +288,10 @@ fn train_one(
 }
 
 /// How `client` trains in `round`: steps, batch, learning rate, seeds and faults.
-pub fn local_settings(
-    experiment: &Experiment,
-    round: &Round,
-    client: u32,
-    n_units: usize,
-) -> LocalSettings {
-    let config = &experiment.plan.config;
+pub fn local_settings(plan: &RunPlan, round: &Round, client: u32, n_units: usize) -> LocalSettings {
+    let config = &plan.config;
     let (federation, training) = (&config.federation, &config.training);
-    let seed = experiment.plan.key.seed;
+    let seed = plan.key.seed;
     let steps = schedule::local_steps(
         training.local_steps,
         n_units,
@@ -378,7 +377,7 @@ fn settle(
 }
 
 /// Why a client update must not be aggregated, if it must not.
-fn rejection(params: &[f32], mean_loss: f64, max_loss: f64) -> Option<String> {
+pub(crate) fn rejection(params: &[f32], mean_loss: f64, max_loss: f64) -> Option<String> {
     if let Some(i) = params.iter().position(|p| !p.is_finite()) {
         return Some(format!("parameter {i} is {}", params[i]));
     }

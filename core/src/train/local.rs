@@ -11,7 +11,7 @@ use candle_core::{DType, Tensor, Var};
 use fedpref_plugin_api::{ClientPlan, Label, LossBatch, LossOutput};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::optimizer::{AdamW, AdamWConfig, GradAccumulator};
 use super::units::{Scored, Unit};
@@ -48,7 +48,7 @@ pub struct LocalSettings {
 }
 
 /// One optimizer step's record, appended to `metrics/steps.jsonl`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Round, 0-based.
     pub round: u32,
@@ -71,7 +71,7 @@ pub struct StepRecord {
 }
 
 /// Why a client returned no update.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Dropout {
     /// Fault injection (`federation.dropout`).

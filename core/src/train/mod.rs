@@ -10,5 +10,5 @@ pub use local::{
     train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer, OptimizerState,
     StepRecord,
 };
-pub use reference::ReferenceCache;
+pub use reference::{fill_units, ReferenceCache};
 pub use units::{client_units, Unit};

@@ -14,20 +14,22 @@
 use std::{
     collections::HashMap,
     fs::{File, OpenOptions},
-    hash::{Hash, Hasher},
     io::{BufWriter, Read, Write},
     path::{Path, PathBuf},
 };
 
+use sha2::{Digest, Sha256};
+
+use super::units::{Scored, Unit};
 use crate::{Error, Result};
 use fedpref_model::{
     logprobs::{reference_logprobs, MaskedSequence, SequenceBatch},
     Decoder,
 };
 
-/// Format 2: every value from its sequence alone (format 1 computed fixed chunks together, so
-/// its values depended on the chunk's other members).
-const MAGIC: &[u8; 8] = b"FPREFLP2";
+/// Format 3: keys from SHA-256 (format 2 used FNV-1a over native-endian integers; format 1
+/// computed fixed chunks together, so its values depended on the chunk's other members).
+const MAGIC: &[u8; 8] = b"FPREFLP3";
 const RECORD: usize = 12;
 
 /// A content-addressed store of reference log-probs.
@@ -37,40 +39,26 @@ pub struct ReferenceCache {
     writer: BufWriter<File>,
 }
 
-/// The cache key of a sequence (stable across runs and platforms: FNV-1a over the ids).
+/// The cache key of a sequence: the first 8 bytes of SHA-256 over its answer start and ids,
+/// little endian, so the same on every platform and Rust release.
 pub fn sequence_key(sequence: &MaskedSequence) -> u64 {
-    let mut hasher = Fnv1a::default();
     let answer_start = sequence
         .answer_mask
         .iter()
         .position(|&m| m)
         .unwrap_or(sequence.ids.len());
-    (answer_start as u64).hash(&mut hasher);
-    sequence.ids.hash(&mut hasher);
-    hasher.finish()
+    let mut hasher = Sha256::new();
+    hasher.update((answer_start as u64).to_le_bytes());
+    for id in &sequence.ids {
+        hasher.update(id.to_le_bytes());
+    }
+    first_u64(&hasher.finalize())
 }
 
-/// FNV-1a, 64 bit: std's `DefaultHasher` is not guaranteed stable between Rust releases.
-#[derive(Debug)]
-struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+fn first_u64(digest: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes)
 }
 
 impl ReferenceCache {
@@ -191,11 +179,30 @@ impl ReferenceCache {
 }
 
 fn header(model_id: &str) -> Vec<u8> {
-    let mut hasher = Fnv1a::default();
-    model_id.hash(&mut hasher);
     let mut header = MAGIC.to_vec();
-    header.extend_from_slice(&hasher.finish().to_le_bytes());
+    header.extend_from_slice(&first_u64(&Sha256::digest(model_id.as_bytes())).to_le_bytes());
     header
+}
+
+/// Fills the reference log-probs of `units` (every sequence of each) from `cache`, computing
+/// the missing ones with `model`; `progress` is told how many sequences each call settled.
+///
+/// # Errors
+/// Model errors; [`Error::Io`] when the cache cannot be written.
+pub fn fill_units(
+    cache: &mut ReferenceCache,
+    model: &Decoder,
+    units: &mut [Unit],
+    pad_id: u32,
+    progress: impl FnMut(usize),
+) -> Result<()> {
+    let mut scored: Vec<&mut Scored> = units.iter_mut().flat_map(Unit::scored_mut).collect();
+    let sequences: Vec<MaskedSequence> = scored.iter().map(|s| s.sequence.clone()).collect();
+    let values = cache.fill(model, &sequences, pad_id, progress)?;
+    for (s, v) in scored.iter_mut().zip(values) {
+        s.reference = v;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,17 +8,25 @@
 use fedpref_plugin_api::{Assignment, DataNeeds, LossSpec, View};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::data::TokenizedDataset;
 use fedpref_model::logprobs::MaskedSequence;
 
-/// One sequence with its reference log-prob (NaN until filled from the cache).
-#[derive(Debug, Clone)]
+/// One sequence with its reference log-prob (NaN until filled from the cache). Written to a
+/// client shard as its sequence alone: the reference is recomputed where the client trains.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Scored {
     /// Prompt and answer ids, answer masked in.
     pub sequence: MaskedSequence,
     /// Summed answer log-prob under the reference model.
+    #[serde(skip, default = "unfilled")]
     pub reference: f32,
+}
+
+fn unfilled() -> f32 {
+    f32::NAN
 }
 
 impl Scored {
@@ -36,7 +44,8 @@ impl Scored {
 }
 
 /// One unit of local training.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// A (chosen, rejected) pair.
     Pair {

@@ -282,3 +282,101 @@ fn the_phases_run_one_by_one_equal_a_whole_run() {
     }
     assert_eq!(bits(&state.global), bits(&whole));
 }
+
+#[test]
+fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
+    use super::worker::{
+        aggregate_from_files, read_update, train_client_from_files, write_global, write_shard,
+        ClientFiles,
+    };
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config(
+        "test-singles",
+        "test-mean",
+        &["aggregators.test-mean.mu=0.01"],
+    ));
+    let mut ctx = fx.ctx();
+    let mut experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
+    experiment.dir.create().expect("run directory");
+    let mut state = FederationState::start(&experiment);
+    let mut logs = RunLogs::open(&experiment, (0, 0)).expect("logs");
+    let round = round::select_clients(&experiment, 0);
+    let bar = indicatif::ProgressBar::hidden();
+    let simulated = round::train_clients(
+        &mut experiment,
+        &mut state,
+        &round,
+        &mut ctx,
+        &mut logs,
+        &bar,
+    )
+    .expect("train");
+
+    let work = fx.dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work folder");
+    let mut outs = Vec::new();
+    for &client in &round.sampled {
+        let shard = work.join(format!("client-{client}.shard.jsonl"));
+        write_shard(&shard, &experiment.clients[client as usize].units).expect("shard");
+        let global = work.join(format!("global-{client}.safetensors"));
+        let client_plan = experiment
+            .aggregator
+            .client_plan(client, &experiment.initial)
+            .expect("plan");
+        assert_eq!(client_plan.prox_mu, 0.01);
+        write_global(&global, &experiment.initial, &client_plan).expect("global");
+        let out = work.join(format!("update-{client}"));
+        let files = ClientFiles {
+            global,
+            shard,
+            state: None,
+            reference_cache: work.join(format!("reference-{client}.bin")),
+            out: out.clone(),
+        };
+        let info = train_client_from_files(&plan, &fx.host, &files, (0, client)).expect("train");
+        assert_eq!(info.steps.len(), 2);
+        outs.push(out);
+    }
+    for (out, trained) in outs.iter().zip(&simulated.trained) {
+        let (params, info) = read_update(out).expect("update");
+        assert_eq!(info.client, trained.client);
+        assert_eq!(bits(&params.expect("trained")), bits(&trained.params));
+    }
+
+    let aggregated_globally = {
+        round::aggregate(&mut experiment, &mut state, &round, &simulated).expect("aggregate");
+        state.global.clone()
+    };
+    let global = work.join("global.safetensors");
+    write_global(
+        &global,
+        &experiment.initial,
+        &fedpref_plugin_api::ClientPlan::plain(),
+    )
+    .expect("global");
+    let from_files = aggregate_from_files(
+        &plan,
+        &fx.host,
+        &global,
+        &work.join("aggregator.bin"),
+        &outs,
+        0,
+    )
+    .expect("aggregate from files");
+    assert_eq!(from_files.trained, round.sampled);
+    assert_eq!(bits(&from_files.global), bits(&aggregated_globally));
+}
+
+#[test]
+fn a_malformed_shard_is_a_located_error() {
+    let fx = Fixture::new();
+    let path = fx.dir.path().join("bad.shard.jsonl");
+    std::fs::write(&path, "{\"pair\": {\"chosen\": {\"ids\": [1]}}}\n").expect("write");
+    let message = super::worker::read_shard(&path)
+        .expect_err("malformed")
+        .to_string();
+    assert!(
+        message.contains("bad.shard.jsonl") && message.contains("line 1"),
+        "{message}"
+    );
+}
