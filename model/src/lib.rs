@@ -10,7 +10,7 @@
 //! - [`text`]: tokenizer, chat template, and masked prompt/answer ids as TRL builds them.
 //! - [`logprobs`]: summed answer log-probs of a right-padded batch, with autograd to the adapter.
 //! - [`generate`]: greedy / top-p decoding with a [`KvCache`], one prompt or a left-padded batch.
-//! - [`device`]: [`select_device`] (`auto`, `cpu`, `cuda:N`), [`parse_dtype`], and
+//! - [`device`]: [`select_device`] (`auto`, `cpu`, `cuda:N`), and
 //!   [`init_cpu`] (flush denormals, allocator thresholds) to call once at start-up.
 //! - [`testing`]: tiny random models for tests (this crate's and its users').
 //!
@@ -44,9 +44,7 @@ pub mod text;
 
 pub use config::{Architecture, ModelConfig};
 pub use device::cpu::init_cpu;
-pub use device::{
-    describe, gpu_name, gpu_peak_memory, parse_dtype, reset_gpu_peak_memory, select_device,
-};
+pub use device::{describe, gpu_name, gpu_peak_memory, reset_gpu_peak_memory, select_device};
 pub use error::{Error, Result};
 pub use generate::kv_cache::KvCache;
 pub use generate::{generate, generate_batch, GenerateConfig};

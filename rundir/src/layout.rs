@@ -139,15 +139,35 @@ impl RunDir {
         Ok(final_dir)
     }
 
+    /// The rounds of the complete checkpoints present, ascending (none when the folder is
+    /// missing).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the folder exists but cannot be listed.
+    pub fn checkpoint_rounds(&self) -> Result<Vec<u32>> {
+        let dir = self.checkpoints_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut rounds = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            rounds.extend(checkpoint_round(&path).filter(|_| path.is_dir()));
+        }
+        rounds.sort_unstable();
+        Ok(rounds)
+    }
+
     /// Deletes checkpoints older than `keep_from` (the newest is always kept).
     ///
     /// # Errors
     /// [`Error::Io`].
     pub fn prune_checkpoints(&self, keep_from: u32) -> Result<()> {
-        let dir = self.checkpoints_dir();
-        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if checkpoint_round(&path).is_some_and(|r| r < keep_from) {
+        for round in self.checkpoint_rounds()? {
+            if round < keep_from {
+                let path = self.checkpoint_dir(round);
                 fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
             }
         }
@@ -193,7 +213,8 @@ mod tests {
             dir.latest_checkpoint().expect("read"),
             Some(dir.checkpoint_dir(2))
         );
+        assert_eq!(dir.checkpoint_rounds().expect("list"), [0, 1, 2]);
         dir.prune_checkpoints(2).expect("prune");
-        assert!(!dir.checkpoint_dir(1).exists() && dir.checkpoint_dir(2).is_dir());
+        assert_eq!(dir.checkpoint_rounds().expect("list"), [2]);
     }
 }

@@ -149,20 +149,12 @@ fn checkpoint_dir(dir: &RunDir, round: Option<u32>) -> anyhow::Result<PathBuf> {
 }
 
 fn kept_rounds(dir: &RunDir) -> String {
-    let mut rounds: Vec<String> = std::fs::read_dir(dir.checkpoints_dir())
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("round-")?
-                .parse::<u32>()
-                .ok()
-        })
-        .map(|r| r.to_string())
+    let rounds: Vec<String> = dir
+        .checkpoint_rounds()
+        .unwrap_or_default()
+        .iter()
+        .map(u32::to_string)
         .collect();
-    rounds.sort();
     if rounds.is_empty() {
         "none".to_owned()
     } else {

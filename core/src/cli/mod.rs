@@ -13,7 +13,7 @@ mod run;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use fedpref::{Error, PluginHost};
+use fedpref::{config::Precision, Error, PluginHost};
 
 /// Federated preference fine-tuning of language models.
 #[derive(Debug, Parser)]
@@ -123,13 +123,13 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
 #[derive(Debug, clap::Args)]
 pub struct DeviceArgs {
     /// Where the model runs: `auto` (CUDA when built with it and a GPU is present), `cpu` or
-    /// `cuda:N`; overrides `model.device`.
+    /// `cuda:N`; overrides `model.device` of a config.
     #[arg(long)]
     device: Option<String>,
-    /// The frozen weights' precision, `f32` or `bf16` (LoRA, optimizer and log-softmax stay
-    /// f32); overrides `model.dtype`.
-    #[arg(long)]
-    dtype: Option<String>,
+    /// The frozen weights' precision (LoRA, optimizer and log-softmax stay f32); overrides
+    /// `model.dtype` of a config.
+    #[arg(long, value_enum)]
+    dtype: Option<Precision>,
 }
 
 impl DeviceArgs {
@@ -139,10 +139,23 @@ impl DeviceArgs {
         if let Some(d) = &self.device {
             all.push(format!("model.device={d:?}"));
         }
-        if let Some(d) = &self.dtype {
-            all.push(format!("model.dtype={d:?}"));
+        if let Some(d) = self.dtype {
+            all.push(format!("model.dtype={:?}", d.as_str()));
         }
         all
+    }
+
+    /// The device named by `--device`, else `default`.
+    ///
+    /// # Errors
+    /// An unknown device name, or CUDA in a build without it.
+    pub fn device_or(&self, default: &str) -> fedpref_model::Result<candle_core::Device> {
+        fedpref_model::select_device(self.device.as_deref().unwrap_or(default))
+    }
+
+    /// `--dtype`, else f32.
+    pub fn precision(&self) -> Precision {
+        self.dtype.unwrap_or_default()
     }
 }
 

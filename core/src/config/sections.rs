@@ -65,9 +65,10 @@ impl Default for ExperimentSection {
     }
 }
 
-/// Numeric precision of the frozen base model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Numeric precision of the frozen base model (`model.dtype`, `--dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats everywhere.
     #[default]
@@ -82,6 +83,14 @@ impl Precision {
         match self {
             Precision::F32 => candle_core::DType::F32,
             Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
+
+    /// `f32` or `bf16`, as configs and flags spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
         }
     }
 }

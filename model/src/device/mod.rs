@@ -7,7 +7,7 @@
 
 pub mod cpu;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 use crate::{Error, Result};
 
@@ -45,21 +45,6 @@ pub fn describe(device: &Device) -> String {
         }
         candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-    }
-}
-
-/// The dtype of `"f32"` or `"bf16"` (the frozen base weights and activations; LoRA,
-/// optimizer state and log-softmax stay f32 in both).
-///
-/// # Errors
-/// [`Error::Usage`] for another name.
-pub fn parse_dtype(name: &str) -> Result<DType> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        other => Err(Error::Usage(format!(
-            "dtype {other:?} is not one of f32, bf16"
-        ))),
     }
 }
 
@@ -198,11 +183,6 @@ mod tests {
         assert!(err.contains("auto, cpu, cuda:N"), "{err}");
         let err = select_device("cuda:x").unwrap_err().to_string();
         assert!(err.contains("cuda:0"), "{err}");
-        assert_eq!(parse_dtype("bf16").unwrap(), DType::BF16);
-        assert!(parse_dtype("fp16")
-            .unwrap_err()
-            .to_string()
-            .contains("f32, bf16"));
     }
 
     #[cfg(not(feature = "cuda"))]

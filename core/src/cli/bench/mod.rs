@@ -8,11 +8,10 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use fedpref_model::{parse_dtype, select_device};
 use serde::Deserialize;
 use workload::{BenchModel, BenchShape, GenerateBench, TrainStepBench, TrainStepReport};
 
-use super::UsageError;
+use super::{DeviceArgs, UsageError};
 
 /// `fedpref bench ...`.
 #[derive(Debug, Subcommand)]
@@ -26,15 +25,11 @@ pub enum BenchCommand {
 /// The model and where it runs.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// `auto`, `cpu` or `cuda:N`.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Frozen weights' dtype: `f32` or `bf16` (LoRA and optimizer stay f32).
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// Random weights of this model's shapes: smollm2-135m or qwen2.5-0.5b.
-    #[arg(long, default_value = "smollm2-135m")]
-    shape: String,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Random weights of this model's shapes.
+    #[arg(long, value_enum, default_value_t = BenchShape::Smollm2_135m)]
+    shape: BenchShape,
     /// Take the weights from this GGUF instead (overrides --shape).
     #[arg(long, value_name = "PATH")]
     gguf: Option<PathBuf>,
@@ -46,10 +41,10 @@ pub struct ModelArgs {
 impl ModelArgs {
     fn bench_model(&self) -> anyhow::Result<BenchModel> {
         Ok(BenchModel {
-            shape: BenchShape::parse(&self.shape)?,
+            shape: self.shape,
             gguf: self.gguf.clone(),
-            dtype: parse_dtype(&self.dtype)?,
-            device: select_device(&self.device)?,
+            dtype: self.device.precision().dtype(),
+            device: self.device.device_or("auto")?,
         })
     }
 }
@@ -140,7 +135,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "bench train-step: {} {} on {}, batch {} x {} tokens, LoRA r={} on q/v, {} warm-up + {} timed steps",
         model.gguf.as_ref().map_or(model.shape.name().to_owned(), |p| p.display().to_string()),
-        args.model.dtype,
+        args.model.device.precision().as_str(),
         fedpref_model::describe(&model.device),
         args.batch, args.seq, args.rank, args.warmup, args.steps
     );
@@ -194,8 +189,8 @@ fn run_pytorch(
     };
     let mut cmd = Command::new(&args.python);
     cmd.arg(script)
-        .args(["--shape", &args.model.shape])
-        .args(["--dtype", &args.model.dtype])
+        .args(["--shape", args.model.shape.name()])
+        .args(["--dtype", args.model.device.precision().as_str()])
         .args(["--device", &device])
         .args(["--batch", &args.batch.to_string()])
         .args(["--seq", &args.seq.to_string()])

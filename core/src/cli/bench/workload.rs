@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use fedpref::train::optimizer::{AdamW, AdamWConfig};
-use fedpref::{Error, Result};
+use fedpref::Result;
 use fedpref_model::{
     describe, generate_batch, gpu_name, gpu_peak_memory,
     logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
@@ -32,45 +32,29 @@ use fedpref_model::{
 };
 
 /// Model shapes the benchmarks know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchShape {
     /// SmolLM2-135M(-Instruct), the default model.
-    SmolLm2_135M,
+    #[value(name = "smollm2-135m")]
+    Smollm2_135m,
     /// Qwen2.5-0.5B(-Instruct): biases on q/k/v, 151 936-token vocabulary.
-    Qwen25_05B,
+    #[value(name = "qwen2.5-0.5b")]
+    Qwen25_05b,
 }
 
 impl BenchShape {
-    /// Every shape, for `--shape` help and errors.
-    pub const NAMES: [&'static str; 2] = ["smollm2-135m", "qwen2.5-0.5b"];
-
-    /// The shape named `name` (one of [`Self::NAMES`]).
-    ///
-    /// # Errors
-    /// [`Error::Usage`] naming the known shapes.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "smollm2-135m" => Ok(Self::SmolLm2_135M),
-            "qwen2.5-0.5b" => Ok(Self::Qwen25_05B),
-            other => Err(Error::Usage(format!(
-                "unknown shape {other:?}; known: {}",
-                Self::NAMES.join(", ")
-            ))),
-        }
-    }
-
-    /// Its name in [`Self::NAMES`].
+    /// Its name, as `--shape` takes it.
     pub fn name(self) -> &'static str {
         match self {
-            Self::SmolLm2_135M => Self::NAMES[0],
-            Self::Qwen25_05B => Self::NAMES[1],
+            Self::Smollm2_135m => "smollm2-135m",
+            Self::Qwen25_05b => "qwen2.5-0.5b",
         }
     }
 
     /// The hyper-parameters of the published checkpoint.
     pub fn config(self) -> ModelConfig {
         match self {
-            Self::SmolLm2_135M => ModelConfig {
+            Self::Smollm2_135m => ModelConfig {
                 architecture: Architecture::Llama,
                 vocab_size: 49152,
                 hidden_size: 576,
@@ -89,7 +73,7 @@ impl BenchShape {
                 bos_token_id: Some(1),
                 eos_token_ids: vec![2],
             },
-            Self::Qwen25_05B => ModelConfig {
+            Self::Qwen25_05b => ModelConfig {
                 architecture: Architecture::Qwen2,
                 vocab_size: 151_936,
                 hidden_size: 896,
@@ -513,7 +497,7 @@ mod tests {
     fn flops_match_a_hand_count_for_smollm2() {
         // SmolLM2-135M: per layer q 576x576, k,v 576x192, o 576x576, mlp 3 x 576x1536; head
         // 49152x576. N = 30 * (2*331776 + 2*110592 + 2654208) + 28311552 = 134217728 + ...
-        let cfg = BenchShape::SmolLm2_135M.config();
+        let cfg = BenchShape::Smollm2_135m.config();
         let per_layer = 2.0 * 576.0 * 576.0 + 2.0 * 576.0 * 192.0 + 3.0 * 576.0 * 1536.0;
         let n = 30.0 * per_layer + 49152.0 * 576.0;
         let tokens = 1024.0;
@@ -531,11 +515,12 @@ mod tests {
 
     #[test]
     fn shapes_parse_by_name_and_build() {
-        for name in BenchShape::NAMES {
-            assert_eq!(BenchShape::parse(name).unwrap().name(), name);
+        use clap::ValueEnum;
+        for shape in BenchShape::value_variants() {
+            assert_eq!(BenchShape::from_str(shape.name(), false), Ok(*shape));
         }
-        let err = BenchShape::parse("llama-7b").unwrap_err().to_string();
-        assert!(err.contains("smollm2-135m"), "{err}");
+        let err = BenchShape::from_str("llama-7b", false).unwrap_err();
+        assert!(err.contains("llama-7b"), "{err}");
         // Qwen's q/k/v biases load: a tiny model of the same kind.
         let mut cfg = fedpref_model::testing::tiny_config();
         cfg.qkv_bias = true;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args};
 use compute::{compute_logprobs, LogprobsInput};
 
-use super::UsageError;
+use super::{DeviceArgs, UsageError};
 
 /// Arguments of `fedpref logprobs`.
 #[derive(Debug, Args)]
@@ -35,12 +35,8 @@ pub struct LogprobsArgs {
     /// Comma-separated token ids, used as given (no template, no BOS).
     #[arg(long, value_name = "IDS")]
     ids: Option<String>,
-    /// `auto`, `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Frozen weights' precision: `f32` or `bf16` (log-softmax stays f32).
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// Runs `fedpref logprobs`.
@@ -64,8 +60,8 @@ pub fn run(args: &LogprobsArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => return Err(UsageError("give --text, --prompt with --answer, or --ids".into()).into()),
     };
-    let device = fedpref_model::select_device(&args.device)?;
-    let dtype = fedpref_model::parse_dtype(&args.dtype)?;
+    let device = args.device.device_or("cpu")?;
+    let dtype = args.device.precision().dtype();
     let out = compute_logprobs(&args.model, args.adapter.as_deref(), &input, dtype, &device)
         .with_context(|| format!("scoring with {}", args.model.display()))?;
     println!("{}", serde_json::to_string(&out)?);

@@ -19,8 +19,12 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::storage::{contiguous_f32, host_f32};
 use crate::kernels::host_constants::host_constant;
 use crate::Result;
+
+/// The op's name in errors.
+const OP: &str = "causal-attention";
 
 /// Row softmax over the last dimension. On the CPU (f64 tests, half precision) from candle ops
 /// with backward passes (candle-nn's fused softmax has none), half precision exponentiated and
@@ -197,24 +201,9 @@ unsafe fn mm(
     );
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("causal-attention: {what} must be f32")
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("causal-attention: {what} must be contiguous")
-    };
-    Ok(&data[a..b])
-}
-
-/// Reads a tensor's contiguous f32 data.
-fn tensor_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    t.contiguous()?.flatten_all()?.to_vec1::<f32>()
-}
-
 impl CustomOp3 for CausalAttention {
     fn name(&self) -> &'static str {
-        "causal-attention"
+        OP
     }
 
     fn cpu_fwd(
@@ -229,9 +218,9 @@ impl CustomOp3 for CausalAttention {
         let (b, nh, s, d) = l1.shape().dims4()?;
         let (_, nkv, t, _) = l2.shape().dims4()?;
         let (q, k, v) = (
-            f32_slice(s1, l1, "q")?,
-            f32_slice(s2, l2, "k")?,
-            f32_slice(s3, l3, "v")?,
+            contiguous_f32(OP, "q", s1, l1)?,
+            contiguous_f32(OP, "k", s2, l2)?,
+            contiguous_f32(OP, "v", s3, l3)?,
         );
         let group = nh / nkv;
         let offset = t - s;
@@ -332,8 +321,8 @@ impl CustomOp3 for CausalAttention {
         let group = nh / nkv;
         let offset = t - s;
         let scale = self.scale;
-        let (q, k, v) = (tensor_f32(q_t)?, tensor_f32(k_t)?, tensor_f32(v_t)?);
-        let (o, g_o) = (tensor_f32(res)?, tensor_f32(grad_res)?);
+        let (q, k, v) = (host_f32(q_t)?, host_f32(k_t)?, host_f32(v_t)?);
+        let (o, g_o) = (host_f32(res)?, host_f32(grad_res)?);
         let lse = self.lse.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if lse.len() != b * nh * s {
             candle_core::bail!("causal-attention: backward without a matching forward");

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::storage::contiguous_f32;
 use crate::Result;
 
 /// Composed twin: max (detached), shift, `log(sum(exp))`, gather.
@@ -72,13 +73,8 @@ impl CustomOp1 for GatherLogSoftmax {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, vocab) = layout.shape().dims2()?;
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gather-log-softmax: logits must be f32")
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gather-log-softmax: logits must be contiguous")
-        };
-        let x = &data[a..b];
+        let logits = contiguous_f32("gather-log-softmax", "logits", storage, layout)?;
+        let x = logits;
         let (out, lse): (Vec<f32>, Vec<f32>) = x
             .par_chunks(vocab)
             .zip(self.targets.par_iter())

@@ -13,7 +13,11 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, D};
 
+use super::storage::{contiguous_f32, host_f32};
 use crate::Result;
+
+/// The op's name in errors.
+const OP: &str = "lora-linear";
 
 /// `x W^T + s ((x o mask) A^T) B^T` with gradients for `x`, `A`, `B`. CPU f32 only: callers
 /// check [`lora_linear_supported`] and otherwise take the composed path.
@@ -110,20 +114,6 @@ unsafe fn mm(
     );
 }
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(d) = s else {
-        candle_core::bail!("lora-linear: {what} must be f32")
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("lora-linear: {what} must be contiguous")
-    };
-    Ok(&d[a..b])
-}
-
-fn to_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    t.contiguous()?.flatten_all()?.to_vec1()
-}
-
 impl LoraLinear {
     /// `x o mask`, or `x` itself without dropout.
     fn masked<'a>(&self, x: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
@@ -136,7 +126,7 @@ impl LoraLinear {
 
 impl CustomOp3 for LoraLinear {
     fn name(&self) -> &'static str {
-        "lora-linear"
+        OP
     }
 
     fn cpu_fwd(
@@ -150,10 +140,10 @@ impl CustomOp3 for LoraLinear {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (out, inp) = self.w.dims2()?;
         let (r, _) = l2.shape().dims2()?;
-        let x = contiguous_f32(s1, l1, "x")?;
+        let x = contiguous_f32(OP, "x", s1, l1)?;
         let (a, b) = (
-            contiguous_f32(s2, l2, "lora_A")?,
-            contiguous_f32(s3, l3, "lora_B")?,
+            contiguous_f32(OP, "lora_A", s2, l2)?,
+            contiguous_f32(OP, "lora_B", s3, l3)?,
         );
         let n = x.len() / inp;
         if let Some(m) = &self.mask {
@@ -169,7 +159,7 @@ impl CustomOp3 for LoraLinear {
         let candle_core::Storage::Cpu(w_cpu) = &*w_storage else {
             candle_core::bail!("lora-linear: weight is not on the cpu")
         };
-        let w = contiguous_f32(w_cpu, w_layout, "weight")?;
+        let w = contiguous_f32(OP, "weight", w_cpu, w_layout)?;
         let xm = self.masked(x);
         let mut h = vec![0f32; n * r];
         let mut y = vec![0f32; n * out];
@@ -240,9 +230,9 @@ impl CustomOp3 for LoraLinear {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (out, inp) = self.w.dims2()?;
         let (r, _) = a_t.dims2()?;
-        let (x, a, b) = (to_vec(x_t)?, to_vec(a_t)?, to_vec(b_t)?);
-        let dy = to_vec(grad_res)?;
-        let w = to_vec(&self.w)?;
+        let (x, a, b) = (host_f32(x_t)?, host_f32(a_t)?, host_f32(b_t)?);
+        let dy = host_f32(grad_res)?;
+        let w = host_f32(&self.w)?;
         let n = x.len() / inp;
         let h = self.h.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if h.len() != n * r {

@@ -6,4 +6,5 @@ pub mod log_softmax;
 pub mod lora_linear;
 pub mod rms_norm;
 pub mod rope;
+pub mod storage;
 pub mod swiglu;

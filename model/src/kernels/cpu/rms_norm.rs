@@ -10,6 +10,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::storage::contiguous_f32;
 use crate::Result;
 
 /// Whether [`rms_norm`] can take `x` and `weight`: f32 on the CPU, `x` of shape `(..., hidden)`.
@@ -77,16 +78,11 @@ impl CustomOp1 for RmsNormOp {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("rms-norm: input must be f32")
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("rms-norm: input must be contiguous")
-        };
+        let data = contiguous_f32("rms-norm", "input", storage, layout)?;
         let h = self.weight.len();
-        let mut out = vec![0f32; b - a];
+        let mut out = vec![0f32; data.len()];
         out.par_chunks_mut(h)
-            .zip(data[a..b].par_chunks(h))
+            .zip(data.par_chunks(h))
             .for_each(|(o, x)| {
                 let r = self.inv_rms(x);
                 for ((o, x), w) in o.iter_mut().zip(x).zip(&self.weight) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::storage::contiguous_f32;
 use crate::Result;
 
 /// Which features RoPE rotates together.
@@ -96,18 +97,13 @@ impl CustomOp1 for RopeOp {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (_, _, s, d) = layout.shape().dims4()?;
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("rope: input must be f32")
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("rope: input must be contiguous")
-        };
+        let data = contiguous_f32("rope", "input", storage, layout)?;
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
-        let mut out = vec![0f32; b - a];
+        let mut out = vec![0f32; data.len()];
         // One chunk per (batch, head): s rows of d.
         out.par_chunks_mut(s * d)
-            .zip(data[a..b].par_chunks(s * d))
+            .zip(data.par_chunks(s * d))
             .for_each(|(o, x)| {
                 for p in 0..s {
                     let (cos, sin) = (

@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::storage::contiguous_f32;
 use crate::Result;
 
 /// Composed twin: `silu(g) * u`.
@@ -35,16 +36,6 @@ struct SwiGlu;
 
 const CHUNK: usize = 4096;
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(d) = s else {
-        candle_core::bail!("swiglu: inputs must be f32")
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("swiglu: inputs must be contiguous")
-    };
-    Ok(&d[a..b])
-}
-
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
         "swiglu"
@@ -57,7 +48,10 @@ impl CustomOp2 for SwiGlu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (g, u) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (g, u) = (
+            contiguous_f32("swiglu", "gate", s1, l1)?,
+            contiguous_f32("swiglu", "up", s2, l2)?,
+        );
         let mut out = vec![0f32; g.len()];
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
