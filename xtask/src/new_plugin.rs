@@ -1,7 +1,7 @@
 //! `cargo xtask new-plugin <kind> <name>`: scaffold `plugins/<kind>s/<name>/` from the templates
 //! in `xtask/templates/`.
 //!
-//! The crate follows the plugin layout of STYLE.md: package `fedpref-<kind>-<name>`, built as
+//! The crate follows the layout every plugin has (ARCHITECTURE.md, "Plugin crates"): package `fedpref-<kind>-<name>`, built as
 //! `cdylib` and `rlib`, a thin `lib.rs` (parameters, the API trait, `fn plugin() -> Plugin` and
 //! `export_plugin!`), the math in `math.rs` over plain slices, and `tests.rs` with hand-computed
 //! values (and, for a loss, gradients against finite differences). Each template compiles and

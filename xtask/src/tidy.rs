@@ -1,9 +1,9 @@
 //! Repository conventions, checked as tests (`cargo test -p xtask`, part of `cargo xtask test`).
 //!
-//! - every Rust file under `core/`, `plugins/`, `xtask/`, `tests/` and `analysis/` opens with a
-//!   `//!` doc comment saying what it does (STYLE.md, "Docs");
-//! - no ignored or should-panic tests, no `todo!` / `unimplemented!` placeholders (STYLE.md,
-//!   "Tests": a test that cannot run is deleted or fixed, a panic is asserted by its message);
+//! - every Rust file of the workspace opens with a `//!` doc comment saying what it does;
+//! - no ignored or should-panic tests, no `todo!` / `unimplemented!` placeholders (a test that
+//!   cannot run is deleted or fixed, a panic is asserted by its message);
+//! - no file points at a document outside the repository;
 //! - no file in git over 2 MiB (weights and data come from `cargo xtask setup`, never commits);
 //! - the host library's modules import only from their own layer and the layers below, in the
 //!   order ARCHITECTURE.md's "Layers" section lists once.
@@ -120,6 +120,27 @@ fn no_skipped_tests_or_placeholders() {
     report(
         &problems,
         "skip tests or leave placeholders (fix the test, assert the error, or finish the code)",
+    );
+}
+
+#[test]
+fn no_file_points_outside_the_repository() {
+    // Spelled in pieces so that this file does not match itself.
+    let outside = [concat!("../", "shared"), concat!("shared/", "bench"), concat!("PERF", "-CPU.md")];
+    let mut problems = Vec::new();
+    for path in repository_files() {
+        let Ok(text) = fs::read_to_string(project_root().join(&path)) else {
+            continue; // binary files
+        };
+        for (number, line) in text.lines().enumerate() {
+            for pattern in outside.iter().filter(|p| line.contains(**p)) {
+                problems.push(format!("{}:{}: `{pattern}`", path.display(), number + 1));
+            }
+        }
+    }
+    report(
+        &problems,
+        "point at documents outside the repository (bring what they say into ARCHITECTURE.md or docs/)",
     );
 }
 

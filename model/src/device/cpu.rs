@@ -1,4 +1,4 @@
-//! CPU start-up settings for fast f32 training ([`init_cpu`]), per PERF-CPU.md:
+//! CPU start-up settings for fast f32 training ([`init_cpu`]), per docs/performance.md:
 //! - flush-to-zero / denormals-are-zero in the MXCSR of every computing thread (the calling
 //!   thread, rayon's global pool used by gemm and the custom ops, and candle's barrier-pool
 //!   workers for elementwise ops), so tiny activations and

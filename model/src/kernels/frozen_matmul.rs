@@ -3,7 +3,7 @@
 //! [`frozen_matmul`] is a candle custom op: the forward is one `gemm` call (AVX-512 through the
 //! `gemm` crate's `x86-v4` feature) and the backward returns only the input gradient
 //! `grad_y W`; candle's own matmul backward would also compute `x^T grad_y`, the gradient of a
-//! weight nobody trains (PERF-CPU.md, cause 3: a third more matmul work per layer, plus the
+//! weight nobody trains (docs/performance.md, CPU cause 3: a third more matmul work per layer, plus the
 //! head; on a GPU it doubled the backward pass of a LoRA step). [`frozen_matmul_plain`] is the plain twin the tests compare it with. Used by every
 //! frozen projection and by the output head.
 

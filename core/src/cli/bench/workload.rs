@@ -1,7 +1,7 @@
 //! Benchmarks behind `fedpref bench` (and `cargo xtask bench`): one LoRA training step
 //! ([`train_step`]) and batched greedy generation ([`generate`]).
 //!
-//! The training step is the counterpart of `shared/bench/pytorch/train_step.py --config lora`
+//! The training step is the counterpart of `xtask/bench/lora_step.py`
 //! and of `xtask/bench/lora_step.py` (the same step in PyTorch on any device): LoRA r=8
 //! alpha=16 dropout=0.05 on q_proj, v_proj, a batch of 4 x 256 random token ids, causal-LM loss
 //! (mean next-token cross-entropy over every position), AdamW lr 1e-4; warm-up steps, then

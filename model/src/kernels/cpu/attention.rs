@@ -10,7 +10,7 @@
 //! Per (batch, head) the forward computes `S = scale Q K^T`, the masked row softmax `P` and
 //! `O = P V`, keeping only the row log-sum-exp. The backward recomputes `P` from it and forms
 //! `dV = P^T dO`, `dS = P o (dO V^T - rowsum(dO o O))`, `dQ = scale dS K`, `dK = scale dS^T Q`
-//! (the standard attention backward), parallel over (batch, KV head) with rayon. PERF-CPU.md
+//! (the standard attention backward), parallel over (batch, KV head) with rayon. docs/performance.md
 //! measured the composed version at 3-4x PyTorch's time; it stays as the plain twin and the
 //! path for f64 (finite-difference tests) and non-CPU devices.
 

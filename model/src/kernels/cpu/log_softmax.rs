@@ -5,7 +5,7 @@
 //! Forward: one pass for the row max, one for `sum exp`, the picked logit minus the log-sum-exp.
 //! Backward writes `grad_i (onehot(target_i) - softmax_i)` straight into the logits' gradient
 //! in one pass per row, where the composed version needs `sub`, `exp`, `sum`, `log`, `gather`
-//! and their backward ops over the whole `(n, vocab)` block (PERF-CPU.md cause 4). Rows run in
+//! and their backward ops over the whole `(n, vocab)` block (docs/performance.md, CPU cause 4). Rows run in
 //! parallel with rayon.
 
 use std::sync::Mutex;

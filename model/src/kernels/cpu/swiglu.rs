@@ -2,8 +2,8 @@
 //! ([`swiglu`]) with its composed twin ([`swiglu_plain`]); `g`, `u` of equal shape.
 //!
 //! Backward: `dg = dy u s (1 + g (1 - s))`, `du = dy g s` with `s = sigmoid(g)`, one pass,
-//! where the composed version runs silu's backward and two multiplications' (PERF-CPU.md
-//! cause 4: 15.8 ms vs 3.6 ms per layer). Both inputs may carry LoRA, so both get gradients.
+//! where the composed version runs silu's backward and two multiplications' (docs/performance.md,
+//! CPU cause 4: 15.8 ms vs 3.6 ms per layer). Both inputs may carry LoRA, so both get gradients.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
