@@ -126,7 +126,11 @@ fn no_skipped_tests_or_placeholders() {
 #[test]
 fn no_file_points_outside_the_repository() {
     // Spelled in pieces so that this file does not match itself.
-    let outside = [concat!("../", "shared"), concat!("shared/", "bench"), concat!("PERF", "-CPU.md")];
+    let outside = [
+        concat!("../", "shared"),
+        concat!("shared/", "bench"),
+        concat!("PERF", "-CPU.md"),
+    ];
     let mut problems = Vec::new();
     for path in repository_files() {
         let Ok(text) = fs::read_to_string(project_root().join(&path)) else {

@@ -108,3 +108,6 @@ pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {
         base.join(path)
     }
 }
+
+#[cfg(test)]
+mod reference_tests;
