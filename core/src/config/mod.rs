@@ -111,3 +111,5 @@ pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod reference_tests;
+#[cfg(test)]
+mod tests;

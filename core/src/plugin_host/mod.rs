@@ -10,6 +10,8 @@
 mod components;
 mod exchange;
 mod loader;
+#[cfg(test)]
+pub(crate) mod test_plugins;
 
 use std::{
     collections::BTreeMap,
@@ -254,5 +256,81 @@ impl PluginHost {
                 names.join(", ")
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fedpref_plugin_api::ComponentKind;
+
+    use super::*;
+
+    #[test]
+    fn components_are_found_by_kind_and_name_with_a_suggestion_when_missing() {
+        let host = test_plugins::host();
+        let (info, plugin) = host.find(ComponentKind::Loss, "test-pairs").expect("found");
+        assert_eq!(info.name.as_str(), "test-pairs");
+        assert_eq!(plugin.path, PathBuf::from("<linked: test plugins>"));
+        let missing = host
+            .find(ComponentKind::Loss, "test-pair")
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            missing.contains("did you mean \"test-pairs\"") && missing.contains("test-singles"),
+            "{missing}"
+        );
+        let other_kind = host
+            .find(ComponentKind::Scorer, "test-pairs")
+            .expect_err("no scorers")
+            .to_string();
+        assert!(other_kind.contains("none"), "{other_kind}");
+        assert_eq!(host.components().count(), 4);
+    }
+
+    #[test]
+    fn a_component_provided_twice_is_refused_naming_both() {
+        let error = PluginHost::builder()
+            .linked("first", test_plugins::fedpref_root_module())
+            .linked("second", test_plugins::fedpref_root_module())
+            .load()
+            .expect_err("duplicate")
+            .to_string();
+        assert!(
+            error.contains("<linked: first>") && error.contains("<linked: second>"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn scanning_finds_libraries_in_name_order_and_skips_other_files() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ext = std::env::consts::DLL_EXTENSION;
+        for name in [
+            format!("b.{ext}"),
+            format!("a.{ext}"),
+            "notes.txt".to_owned(),
+        ] {
+            std::fs::write(dir.path().join(name), b"not a library").expect("write");
+        }
+        let found = loader::libraries_in(dir.path()).expect("scan");
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [format!("a.{ext}"), format!("b.{ext}")]);
+        assert!(loader::libraries_in(&dir.path().join("missing"))
+            .expect("a missing folder is empty")
+            .is_empty());
+        // Scanned libraries that are not plugins are skipped with a reason.
+        let host = PluginHost::builder().dir(dir.path()).load().expect("load");
+        assert_eq!(host.skipped().len(), 2);
+        assert!(host.skipped()[0].reason.contains("shared library"));
+        // A file named explicitly must be a plugin.
+        let named = PluginHost::builder()
+            .file(&found[0])
+            .load()
+            .expect_err("not a plugin")
+            .to_string();
+        assert!(named.contains("not a fedpref plugin"), "{named}");
     }
 }

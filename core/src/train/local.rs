@@ -389,3 +389,156 @@ fn apply_plan(grads: &mut [Tensor], vars: &[Var], global: &[f32], plan: &ClientP
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use candle_core::Device;
+    use candle_nn::VarBuilder;
+    use fedpref_model::{
+        testing::{random_weights, tiny_config},
+        Adapter, LoraConfig,
+    };
+
+    use super::*;
+    use crate::plugin_host::test_plugins;
+
+    /// A tiny decoder with an adapter whose B matrices are non-zero (so steps move it).
+    fn decoder() -> Decoder {
+        let cfg = tiny_config();
+        let weights = random_weights(&cfg, 5, DType::F32);
+        let mut decoder = Decoder::load(
+            VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu),
+            &cfg,
+        )
+        .expect("decoder");
+        let lora = LoraConfig::new(2, 4.0, 0.1, &["q_proj", "v_proj"]).expect("lora");
+        let adapter = Adapter::new(&lora, &cfg, 9, DType::F32, &Device::Cpu).expect("adapter");
+        decoder.attach_adapter(adapter).expect("attach");
+        decoder
+    }
+
+    fn scored(ids: &[u32], answer_start: usize) -> Scored {
+        Scored {
+            sequence: MaskedSequence {
+                ids: ids.to_vec(),
+                answer_mask: (0..ids.len()).map(|i| i >= answer_start).collect(),
+            },
+            reference: -3.0,
+        }
+    }
+
+    fn units() -> Vec<Unit> {
+        (0..4u32)
+            .map(|i| Unit::Single {
+                answer: scored(&[1, 3 + i, 4, 5 + i], 2),
+                desirable: i % 2 == 0,
+                kl: Some(scored(&[1, 3 + i, 9, 10], 2)),
+            })
+            .collect()
+    }
+
+    fn settings(steps: u32) -> LocalSettings {
+        LocalSettings {
+            steps,
+            batch_size: 2,
+            grad_accum: 2,
+            lr: 1e-2,
+            max_grad_norm: 1.0,
+            weight_decay: 0.0,
+            seed: 11,
+            deadline: None,
+            fail_before_step: None,
+        }
+    }
+
+    fn train(settings: LocalSettings, stop: bool) -> (LocalOutcome, Vec<f32>) {
+        let host = test_plugins::host();
+        let loss = host
+            .loss("test-singles", &serde_json::json!({}))
+            .expect("loss");
+        let mut decoder = decoder();
+        let global = decoder.adapter().expect("adapter").flatten().expect("flat");
+        let units = units();
+        let plan = ClientPlan::plain();
+        let job = LocalJob {
+            round: 0,
+            client: 1,
+            units: &units,
+            global: &global,
+            plan: &plan,
+            settings,
+            optimizer: None,
+        };
+        let mut trainer = LocalTrainer {
+            decoder: &mut decoder,
+            loss: &loss,
+            pad_id: 0,
+        };
+        let outcome = train_client(&mut trainer, &job, &|| stop, &mut |_| {}).expect("train");
+        (outcome, global)
+    }
+
+    fn trained(outcome: LocalOutcome) -> (Vec<f32>, Vec<StepRecord>) {
+        match outcome {
+            LocalOutcome::Trained { params, steps, .. } => (params, steps),
+            LocalOutcome::Dropped(d) => panic!("dropped: {d:?}"),
+        }
+    }
+
+    #[test]
+    fn training_moves_the_adapter_the_same_way_every_time() {
+        let (first, global) = train(settings(2), false);
+        let (params, steps) = trained(first);
+        assert_eq!(steps.len(), 2);
+        assert!(steps.iter().all(|s| s.client == 1 && s.tokens == 4 * 8));
+        assert_ne!(params, global);
+        let (again, _) = trained(train(settings(2), false).0);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&params), bits(&again));
+        let (none, global) = train(settings(0), false);
+        assert_eq!(bits(&trained(none).0), bits(&global));
+    }
+
+    #[test]
+    fn faults_deadlines_and_stops_drop_the_client() {
+        let failing = LocalSettings {
+            fail_before_step: Some(1),
+            ..settings(3)
+        };
+        assert!(matches!(
+            train(failing, false).0,
+            LocalOutcome::Dropped(Dropout::Failed { step: 1 })
+        ));
+        let late = LocalSettings {
+            deadline: Some(Instant::now() - Duration::from_secs(1)),
+            ..settings(3)
+        };
+        assert!(matches!(
+            train(late, false).0,
+            LocalOutcome::Dropped(Dropout::MissedDeadline { steps: 0 })
+        ));
+        assert!(matches!(
+            train(settings(3), true).0,
+            LocalOutcome::Dropped(Dropout::Interrupted)
+        ));
+    }
+
+    #[test]
+    fn the_plan_adds_the_proximal_term_and_the_offset_to_the_gradient() {
+        let w = Var::from_slice(&[1.0f32, 2.0, -1.0], 3, &Device::Cpu).expect("var");
+        let mut grads =
+            vec![Tensor::from_slice(&[0.5f32, 0.0, 0.0], 3, &Device::Cpu).expect("grad")];
+        let plan = ClientPlan {
+            prox_mu: 0.5,
+            gradient_offset: vec![0.25f32, -0.25, 1.0].into(),
+        };
+        apply_plan(&mut grads, &[w], &[0.0, 2.0, 1.0], &plan).expect("apply");
+        // g + mu (w - w_global) + offset
+        assert_eq!(
+            grads[0].to_vec1::<f32>().expect("values"),
+            [0.5 + 0.5 + 0.25, 0.0 - 0.25, -1.0 + 1.0]
+        );
+    }
+}

@@ -153,3 +153,152 @@ pub fn derangement(n: usize, seed: u64) -> Vec<usize> {
     }
     partner
 }
+
+#[cfg(test)]
+mod tests {
+    use fedpref_plugin_api::View;
+
+    use super::*;
+    use crate::data::{LengthCounts, TokenizedExample};
+
+    /// Example `i`: prompt `[100 + i]`; a pair answers `[10i+1]` / `[10i+2]`, a single
+    /// answer `[10i+1]` with its label.
+    fn data(kinds: &[Option<bool>]) -> TokenizedDataset {
+        let examples = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, desirable)| {
+                let i = i as u32;
+                let answers = match desirable {
+                    None => vec![vec![10 * i + 1], vec![10 * i + 2]],
+                    Some(_) => vec![vec![10 * i + 1]],
+                };
+                Some(TokenizedExample {
+                    prompt: vec![100 + i],
+                    answers,
+                    desirable: *desirable,
+                })
+            })
+            .collect();
+        TokenizedDataset {
+            examples,
+            lengths: LengthCounts::default(),
+        }
+    }
+
+    fn spec(data: DataNeeds, needs_kl_batch: bool) -> LossSpec {
+        LossSpec {
+            data,
+            needs_reference: true,
+            needs_kl_batch,
+        }
+    }
+
+    fn whole(examples: &[u64]) -> Vec<Assignment> {
+        examples
+            .iter()
+            .map(|&example| Assignment {
+                example,
+                view: View::Whole,
+            })
+            .collect()
+    }
+
+    fn ids(s: &Scored) -> Vec<u32> {
+        s.sequence.ids.clone()
+    }
+
+    #[test]
+    fn a_paired_loss_trains_on_whole_pairs_only() {
+        let data = data(&[None, Some(true), None]);
+        let units = client_units(&whole(&[0, 1, 2]), &data, spec(DataNeeds::Paired, false), 0);
+        assert_eq!(units.len(), 2, "the single answer is not a pair");
+        let Unit::Pair { chosen, rejected } = &units[1] else {
+            panic!("a pair unit")
+        };
+        assert_eq!((ids(chosen), ids(rejected)), (vec![102, 21], vec![102, 22]));
+        assert_eq!(chosen.n_tokens(), 1);
+        assert!(chosen.reference.is_nan(), "references are filled later");
+    }
+
+    #[test]
+    fn an_unpaired_loss_splits_pairs_and_keeps_labels_and_views() {
+        let data = data(&[None, Some(false)]);
+        let mut items = whole(&[0, 1]);
+        items.push(Assignment {
+            example: 0,
+            view: View::Rejected,
+        });
+        let units = client_units(&items, &data, spec(DataNeeds::Unpaired, false), 0);
+        let singles: Vec<(Vec<u32>, bool)> = units
+            .iter()
+            .map(|u| match u {
+                Unit::Single {
+                    answer,
+                    desirable,
+                    kl,
+                } => {
+                    assert!(kl.is_none(), "no KL batch asked for");
+                    (ids(answer), *desirable)
+                }
+                Unit::Pair { .. } => panic!("a single unit"),
+            })
+            .collect();
+        assert_eq!(
+            singles,
+            [
+                (vec![100, 1], true),
+                (vec![100, 2], false),
+                (vec![101, 11], false),
+                (vec![100, 2], false)
+            ]
+        );
+    }
+
+    #[test]
+    fn kl_partners_are_other_answers_with_this_prompt_fixed_by_the_seed() {
+        let data = data(&[None, None, Some(true)]);
+        let units = client_units(
+            &whole(&[0, 1, 2]),
+            &data,
+            spec(DataNeeds::Unpaired, true),
+            7,
+        );
+        let again = client_units(
+            &whole(&[0, 1, 2]),
+            &data,
+            spec(DataNeeds::Unpaired, true),
+            7,
+        );
+        let kl_of = |units: &[Unit]| -> Vec<Vec<u32>> {
+            units
+                .iter()
+                .map(|u| match u {
+                    Unit::Single { kl: Some(kl), .. } => ids(kl),
+                    _ => panic!("a single unit with a KL sequence"),
+                })
+                .collect()
+        };
+        assert_eq!(kl_of(&units), kl_of(&again));
+        for (unit, kl) in units.iter().zip(kl_of(&units)) {
+            let Unit::Single { answer, .. } = unit else {
+                panic!("a single unit")
+            };
+            assert_eq!(kl[0], answer.sequence.ids[0], "the answer's own prompt");
+            assert_ne!(kl[1], answer.sequence.ids[1], "another answer");
+        }
+    }
+
+    #[test]
+    fn derangements_have_no_fixed_point_and_follow_the_seed() {
+        for n in 2..12 {
+            let partner = derangement(n, 3);
+            let mut sorted = partner.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+            assert!(partner.iter().enumerate().all(|(i, &p)| i != p));
+            assert_eq!(partner, derangement(n, 3));
+        }
+        assert_ne!(derangement(10, 1), derangement(10, 2));
+    }
+}

@@ -1,5 +1,5 @@
-//! Small plugins the federation's unit tests link in (one root module per test binary, so the
-//! real plugin libraries, each exporting its own, cannot be linked together): a DPO-style loss
+//! Small plugins the host's unit tests link in (one root module per test binary, so the real
+//! plugin libraries, each exporting its own, cannot be linked together): a DPO-style loss
 //! over pairs, a loss over single answers that asks for a KL batch, a weighted-mean aggregator
 //! with FedProx's plan, and a round-robin partitioner.
 
@@ -169,3 +169,11 @@ fn plugin() -> Plugin {
 }
 
 fedpref_plugin_api::export_plugin!(plugin);
+
+/// A host holding only these plugins.
+pub fn host() -> super::PluginHost {
+    super::PluginHost::builder()
+        .linked("test plugins", fedpref_root_module())
+        .load()
+        .expect("the test plugins load")
+}

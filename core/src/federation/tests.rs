@@ -1,7 +1,6 @@
-//! The round's phases on a tiny random model with small linked-in plugins ([`plugins`]): each
-//! phase does what its name says, and the phases run one by one equal a whole run.
-
-mod plugins;
+//! The round's phases on a tiny random model with small linked-in plugins
+//! ([`crate::plugin_host::test_plugins`]): each phase does what its name says, and the phases
+//! run one by one equal a whole run.
 
 use std::sync::{atomic::AtomicBool, Arc};
 
@@ -37,10 +36,7 @@ impl Fixture {
             })
             .collect();
         std::fs::write(dir.path().join("pairs.jsonl"), rows.join("\n")).expect("data");
-        let host = PluginHost::builder()
-            .linked("test plugins", plugins::fedpref_root_module())
-            .load()
-            .expect("linked plugins");
+        let host = crate::plugin_host::test_plugins::host();
         Fixture { dir, host }
     }
 

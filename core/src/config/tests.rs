@@ -1,0 +1,106 @@
+//! Loading a config: file < environment < `--set`, unknown keys and bad values refused with the
+//! key's name, overrides parsed as TOML.
+
+use super::*;
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("experiment.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn error(text: &str, overrides: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write(dir.path(), text);
+    let overrides: Vec<String> = overrides.iter().map(|s| (*s).to_owned()).collect();
+    load(&path, &overrides)
+        .expect_err("an invalid config")
+        .to_string()
+}
+
+#[test]
+fn the_file_overrides_defaults_and_set_overrides_the_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write(
+        dir.path(),
+        "[experiment]\nname = \"mine\"\nmethods = [\"kto\"]\n[training]\nlr = 2e-4\n",
+    );
+    let config = load(
+        &path,
+        &[
+            "training.lr=5e-4".to_owned(),
+            "experiment.seeds=[1, 2]".to_owned(),
+            "lora.targets=[\"q_proj\"]".to_owned(),
+        ],
+    )
+    .expect("load");
+    assert_eq!(config.experiment.name, "mine");
+    assert_eq!(config.experiment.methods, ["kto"]);
+    assert_eq!(config.experiment.seeds, [1, 2]);
+    assert_eq!(config.training.lr, 5e-4);
+    assert_eq!(config.lora.targets, ["q_proj"]);
+    assert_eq!(
+        config.training.batch_size,
+        TrainingSection::default().batch_size
+    );
+}
+
+#[test]
+fn a_set_value_that_is_not_toml_is_a_string() {
+    let (key, value) = parse_override("partition.name=dirichlet").expect("parse");
+    assert_eq!(key, "partition");
+    assert_eq!(value.to_string(), "{ name = \"dirichlet\" }");
+    assert!(parse_override("no-equals-sign").is_err());
+    assert!(parse_override("a..b=1").is_err());
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_key() {
+    let unknown = error("[training]\nlearning_rate = 1e-4\n", &[]);
+    assert!(unknown.contains("learning_rate"), "{unknown}");
+    let wrong_type = error("[federation]\nrounds = \"many\"\n", &[]);
+    assert!(wrong_type.contains("rounds"), "{wrong_type}");
+    for (override_, key) in [
+        (
+            "federation.clients_per_round=20",
+            "federation.clients_per_round",
+        ),
+        ("training.lr=0", "training.lr"),
+        ("lora.dropout=1.5", "lora"),
+        ("experiment.name=\"a/b\"", "experiment.name"),
+        ("experiment.seeds=[]", "experiment.seeds"),
+        ("model.device=\"tpu\"", "model.device"),
+        ("federation.dropout=1.0", "federation.dropout"),
+        ("training.local_steps=\"epochs:-1\"", "local_steps"),
+    ] {
+        let message = error("", &[override_]);
+        assert!(message.contains(key), "{override_}: {message}");
+        assert!(
+            message.contains("experiment.toml"),
+            "{override_}: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_config_file_says_so() {
+    let message = load(Path::new("/nonexistent/fedpref.toml"), &[])
+        .expect_err("missing")
+        .to_string();
+    assert!(
+        message.contains("/nonexistent/fedpref.toml") && message.contains("no such config file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_a_base() {
+    assert_eq!(
+        resolve_path(Path::new("/work"), Path::new("data/x.json")),
+        PathBuf::from("/work/data/x.json")
+    );
+    assert_eq!(
+        resolve_path(Path::new("/work"), Path::new("/abs/x.json")),
+        PathBuf::from("/abs/x.json")
+    );
+}
