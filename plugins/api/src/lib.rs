@@ -41,6 +41,7 @@ mod module;
 mod params;
 mod partitioner;
 mod scorer;
+pub mod state;
 pub mod testing;
 
 pub use aggregator::*;

@@ -1,9 +1,12 @@
-//! Unit tests of the API crate's own logic: batch validation, parameters, panic guards, math.
+//! Unit tests of the API crate's own logic: batch validation, parameters, panic guards, math and
+//! the aggregator state format.
 
 use abi_stable::std_types::RResult;
 
 use crate::{
-    check_range, guard, math, DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Params, PluginError,
+    check_range, guard, math,
+    state::{StateReader, StateWriter, MAGIC},
+    DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Params, PluginError,
 };
 
 const PAIRED: LossSpec = LossSpec {
@@ -182,4 +185,46 @@ fn stable_math_matches_the_naive_forms_and_never_overflows() {
     assert_eq!(math::softplus(1e4), 1e4);
     assert!(math::mean(Vec::<f64>::new()).is_nan());
     assert_eq!(math::mean([1.0, 2.0, 6.0]), 3.0);
+}
+
+#[test]
+fn the_layout_is_the_documented_one() {
+    let mut w = StateWriter::new("abc");
+    w.u64(7);
+    w.f32s(&[1.0, -0.0]);
+    let bytes = w.finish();
+    let mut want = MAGIC.to_vec();
+    want.extend_from_slice(&[1, 0, 0, 0, 3, b'a', b'b', b'c']);
+    want.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(&[0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x80]);
+    assert_eq!(bytes, want);
+    let mut r = StateReader::new(&bytes, "abc").unwrap();
+    assert_eq!(r.u64("scalar").unwrap(), 7);
+    let v = r.f32s("vector").unwrap();
+    assert_eq!(
+        v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        vec![1.0f32.to_bits(), (-0.0f32).to_bits()]
+    );
+    r.finish().unwrap();
+}
+
+#[test]
+fn special_f32_values_round_trip_bit_exactly() {
+    let values = [
+        f32::MIN_POSITIVE / 3.0,
+        -0.0,
+        f32::MAX,
+        1.0 + f32::EPSILON,
+        f32::NAN,
+    ];
+    let mut w = StateWriter::new("x");
+    w.f32s(&values);
+    let bytes = w.finish();
+    let mut r = StateReader::new(&bytes, "x").unwrap();
+    let back = r.f32s("v").unwrap();
+    assert_eq!(
+        back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        values.map(f32::to_bits).to_vec()
+    );
 }

@@ -2,13 +2,13 @@
 //! one struct ([`FedAdaptive`]) with the second-moment rule chosen by [`Adaptivity`].
 
 use fedpref_plugin_api::{
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
 use crate::{
     options::{decay, positive, Variant, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// Which second-moment update a [`FedAdaptive`] uses.

@@ -1,16 +1,16 @@
 //! FedAvg and FedProx: the example-weighted average of the clients' parameters. FedProx differs
 //! only on the client, through the proximal term its [`ClientPlan`] asks the host to apply.
 //!
-//! Neither keeps state; `save_state` writes the [`state`](crate::state) header alone.
+//! Neither keeps state; `save_state` writes the [`state`](fedpref_plugin_api::state) header alone.
 
 use fedpref_plugin_api::{
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Params, PluginError,
 };
 
 use crate::{
     options::{non_negative, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// Federated Averaging (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks

@@ -1,13 +1,13 @@
 //! FedAvgM: FedAvg with server momentum over the averaged client delta.
 
 use fedpref_plugin_api::{
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
 use crate::{
     options::{decay, positive, Variant, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// FedAvg with server momentum (Hsu, Qi and Brown 2019, "Measuring the Effects of Non-Identical

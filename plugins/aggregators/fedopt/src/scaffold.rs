@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use fedpref_plugin_api::{
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Metric, Params,
     PluginError,
 };
@@ -10,7 +11,6 @@ use fedpref_plugin_api::{
 use crate::{
     options::{positive, Variant, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// SCAFFOLD (Karimireddy et al. 2020, "SCAFFOLD: Stochastic Controlled Averaging for Federated

@@ -1,10 +1,10 @@
 //! Krum and Multi-Krum: keep the client(s) whose parameters lie closest to their neighbours.
 
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
+    state, AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
-use crate::{round, state};
+use crate::round;
 
 /// Krum and Multi-Krum (Blanchard, El Mhamdi, Guerraoui and Stainer 2017, "Machine Learning
 /// with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS).
@@ -169,6 +169,6 @@ impl AggregatorFunction for Krum {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        state::check(bytes, self.name())
+        state::check_stateless(bytes, self.name())
     }
 }

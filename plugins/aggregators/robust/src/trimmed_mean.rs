@@ -1,10 +1,10 @@
 //! The coordinate-wise trimmed mean.
 
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
+    state, AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
-use crate::{round, state};
+use crate::round;
 
 /// Coordinate-wise trimmed mean (Yin, Chen, Ramchandran and Bartlett 2018, "Byzantine-Robust
 /// Distributed Learning: Towards Optimal Statistical Rates", ICML, Definition 2): for every
@@ -87,6 +87,6 @@ impl AggregatorFunction for TrimmedMean {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        state::check(bytes, Self::NAME)
+        state::check_stateless(bytes, Self::NAME)
     }
 }

@@ -1,9 +1,8 @@
 //! Input checks shared by every rule, the outlier bound, the state header, and parameters.
 
-use fedpref_plugin_api::ErrorKind;
+use fedpref_plugin_api::{state, ErrorKind};
 
 use super::{assert_error, make, try_make, with_outlier, ALL, HONEST};
-use crate::state;
 
 #[test]
 fn a_client_of_the_wrong_length_is_named() {
