@@ -153,6 +153,47 @@ fn params_errors_name_the_key_and_the_allowed_values() {
 }
 
 #[test]
+fn whole_numbers_read_as_any_unsigned_type_within_their_range() {
+    let params = Params::parse(r#"{"a": 3, "b": 2.0, "c": 2.5, "d": -1, "e": "x", "f": 70}"#)
+        .expect("a JSON object");
+    assert_eq!(params.whole_or("a", 0u64, 0..), Ok(3));
+    assert_eq!(params.whole_or("b", 0usize, 1..), Ok(2));
+    assert_eq!(params.whole_or("absent", 7u32, 1..=5), Ok(7));
+    let message = |key: &str, range: std::ops::RangeInclusive<u32>| {
+        params
+            .whole_or(key, 1u32, range)
+            .expect_err("refused")
+            .message
+    };
+    assert_eq!(
+        message("c", 0..=9),
+        "`c` must be a whole number in [0, 9], got 2.5"
+    );
+    assert_eq!(
+        message("d", 0..=9),
+        "`d` must be a whole number in [0, 9], got -1"
+    );
+    assert_eq!(
+        message("e", 0..=9),
+        "`e` must be a whole number in [0, 9], got \"x\""
+    );
+    assert_eq!(
+        message("f", 1..=64),
+        "`f` must be a whole number in [1, 64], got 70"
+    );
+    assert_eq!(
+        params.whole_or("a", 1u64, 4..).expect_err("below").message,
+        "`a` must be a whole number >= 4, got 3"
+    );
+    let huge = Params::parse(r#"{"n": 5000000000}"#).expect("a JSON object");
+    assert_eq!(huge.whole_or("n", 0u64, ..), Ok(5_000_000_000));
+    assert_eq!(
+        huge.whole_or("n", 0u32, ..).expect_err("too big").message,
+        "`n` must be a whole number, got 5000000000"
+    );
+}
+
+#[test]
 fn guard_turns_a_panic_into_an_error_with_its_location() {
     let result: RResult<(), PluginError> = guard(|| panic!("boom {}", 7));
     let error = result.into_result().expect_err("the panic is caught");

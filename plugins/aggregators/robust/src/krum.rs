@@ -40,7 +40,7 @@ impl Krum {
     /// # Errors
     /// `InvalidParams` for a value that is not a whole number or an unknown key.
     pub fn krum_from_params(params: &Params) -> Result<Self, PluginError> {
-        let byzantine = round::count_or(params, "byzantine", 1, 0)?;
+        let byzantine = params.whole_or("byzantine", 1, 0..)?;
         params.finish()?;
         Ok(Self {
             byzantine,
@@ -53,10 +53,10 @@ impl Krum {
     /// # Errors
     /// `InvalidParams` for a value that is not a whole number, `keep` = 0, or an unknown key.
     pub fn multi_krum_from_params(params: &Params) -> Result<Self, PluginError> {
-        let byzantine = round::count_or(params, "byzantine", 1, 0)?;
+        let byzantine = params.whole_or("byzantine", 1, 0..)?;
         let keep = match params.value("keep") {
             None => None,
-            Some(_) => Some(round::count_or(params, "keep", 1, 1)?),
+            Some(_) => Some(params.whole_or("keep", 1, 1..)?),
         };
         params.finish()?;
         Ok(Self {

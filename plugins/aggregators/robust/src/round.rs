@@ -1,32 +1,9 @@
-//! One round's input as every robust rule reads it: the shared checks, integer parameters,
-//! the per-coordinate sort behind the median and the trimmed mean, and the metrics all rules
+//! One round's input as every robust rule reads it: the per-coordinate sort behind the median and the trimmed mean, and the metrics all rules
 //! report.
 //!
 //! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
 
-use fedpref_plugin_api::{ClientUpdate, Metric, Params, PluginError};
-
-/// Reads a whole number `>= minimum`, or `default` when absent.
-///
-/// # Errors
-/// `InvalidParams` naming the key and the bad value.
-pub fn count_or(
-    params: &Params,
-    key: &str,
-    default: u64,
-    minimum: u64,
-) -> Result<u64, PluginError> {
-    let value = match params.value(key) {
-        None => return Ok(default),
-        Some(v) => v,
-    };
-    match value.as_u64() {
-        Some(n) if n >= minimum => Ok(n),
-        _ => Err(PluginError::invalid_params(format!(
-            "`{key}` must be a whole number >= {minimum}, got {value}"
-        ))),
-    }
-}
+use fedpref_plugin_api::{ClientUpdate, Metric};
 
 /// For every coordinate `j`, sorts `{y_i[j]}` over the clients ascending and applies `reduce`;
 /// shape `(p,)`. Inputs are finite (`AggregationInput::validate`), so the order is total.

@@ -39,8 +39,8 @@ impl Dirichlet {
     /// `InvalidParams` for out-of-range or unknown keys.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
         let alpha = check_range("alpha", params.f64_or("alpha", 0.5)?, 1e-4, 1e6)?;
-        let min_size = common::count_param(params, "min_size", 1, 1)?;
-        let max_attempts = common::count_param(params, "max_attempts", 1000, 1)?;
+        let min_size = params.whole_or("min_size", 1, 1..)?;
+        let max_attempts = params.whole_or("max_attempts", 1000, 1..)?;
         params.finish()?;
         Ok(Self {
             alpha,
