@@ -51,7 +51,7 @@ pub use loss::*;
 pub use manifest::{ComponentInfo, ComponentKind, PluginManifest};
 pub use metric::Metric;
 pub use module::{Plugin, PluginMod, PluginModRef};
-pub use params::{check_range, Params};
+pub use params::{check_non_negative, check_positive, check_range, Params};
 pub use partitioner::*;
 pub use scorer::*;
 

@@ -220,3 +220,31 @@ pub fn check_range(key: &str, value: f64, low: f64, high: f64) -> Result<f64, Pl
         )))
     }
 }
+
+/// Checks `value` is finite and `> 0` (a scale such as β, a learning rate, a weight).
+///
+/// # Errors
+/// `InvalidParams` naming the key and the bad value.
+pub fn check_positive(key: &str, value: f64) -> Result<f64, PluginError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(PluginError::invalid_params(format!(
+            "`{key}` = {value} must be a finite number > 0"
+        )))
+    }
+}
+
+/// Checks `value` is finite and `>= 0` (a margin, a proximal weight).
+///
+/// # Errors
+/// `InvalidParams` naming the key and the bad value.
+pub fn check_non_negative(key: &str, value: f64) -> Result<f64, PluginError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(PluginError::invalid_params(format!(
+            "`{key}` = {value} must be a finite number >= 0"
+        )))
+    }
+}

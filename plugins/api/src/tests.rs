@@ -4,7 +4,7 @@
 use abi_stable::std_types::RResult;
 
 use crate::{
-    check_range, guard, math,
+    check_non_negative, check_positive, check_range, guard, math,
     state::{StateReader, StateWriter, MAGIC},
     DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Params, PluginError,
 };
@@ -191,6 +191,12 @@ fn whole_numbers_read_as_any_unsigned_type_within_their_range() {
         huge.whole_or("n", 0u32, ..).expect_err("too big").message,
         "`n` must be a whole number, got 5000000000"
     );
+    assert_eq!(
+        check_positive("beta", 0.0).expect_err("zero").message,
+        "`beta` = 0 must be a finite number > 0"
+    );
+    assert_eq!(check_non_negative("gamma", 0.0), Ok(0.0));
+    assert!(check_non_negative("gamma", f64::NAN).is_err());
 }
 
 #[test]

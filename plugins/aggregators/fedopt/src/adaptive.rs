@@ -2,12 +2,13 @@
 //! one struct ([`FedAdaptive`]) with the second-moment rule chosen by [`Adaptivity`].
 
 use fedpref_plugin_api::{
+    check_positive,
     state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
 use crate::{
-    options::{decay, positive, Variant, Weighting},
+    options::{decay, Variant, Weighting},
     round,
 };
 
@@ -113,8 +114,8 @@ impl FedAdaptive {
     /// `InvalidParams` for a value out of range, `beta1` != 0 for OpenFedLLM's FedAdagrad, or
     /// an unknown key (FedAdagrad has no `beta2`).
     pub fn from_params(adaptivity: Adaptivity, params: &Params) -> Result<Self, PluginError> {
-        let server_lr = positive(params, "server_lr", 1e-3)?;
-        let tau = positive(params, "tau", 1e-3)?;
+        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1e-3)?)?;
+        let tau = check_positive("tau", params.f64_or("tau", 1e-3)?)?;
         let (beta1, beta2) = match adaptivity {
             Adaptivity::Adagrad => (decay(params, "beta1", 0.0)?, 0.0),
             Adaptivity::Yogi | Adaptivity::Adam => {

@@ -4,14 +4,12 @@
 //! Neither keeps state; `save_state` writes the [`state`](fedpref_plugin_api::state) header alone.
 
 use fedpref_plugin_api::{
+    check_non_negative,
     state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Params, PluginError,
 };
 
-use crate::{
-    options::{non_negative, Weighting},
-    round,
-};
+use crate::{options::Weighting, round};
 
 /// Federated Averaging (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks
 /// from Decentralized Data", Algorithm 1):
@@ -104,7 +102,7 @@ impl FedProx {
     /// # Errors
     /// `InvalidParams` for a negative or non-finite `mu` or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let mu = non_negative(params, "mu", 0.01)?;
+        let mu = check_non_negative("mu", params.f64_or("mu", 0.01)?)?;
         params.finish()?;
         Ok(Self { mu })
     }

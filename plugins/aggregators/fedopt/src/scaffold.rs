@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use fedpref_plugin_api::{
+    check_positive,
     state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Metric, Params,
     PluginError,
 };
 
 use crate::{
-    options::{positive, Variant, Weighting},
+    options::{Variant, Weighting},
     round,
 };
 
@@ -74,7 +75,7 @@ impl Scaffold {
     /// # Errors
     /// `InvalidParams` for a value out of range or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let server_lr = positive(params, "server_lr", 1.0)?;
+        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1.0)?)?;
         let variant = Variant::read(params)?;
         let default_weighting = match variant {
             Variant::Published => Weighting::Uniform,

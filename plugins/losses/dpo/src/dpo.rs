@@ -26,7 +26,8 @@
 //! policy and the reference. The batch loss is the mean of ℓ over pairs.
 
 use fedpref_plugin_api::{
-    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+    check_positive, DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric,
+    Params, PluginError,
 };
 
 use fedpref_plugin_api::math::{log_sigmoid, mean, sigmoid};
@@ -166,11 +167,7 @@ impl Dpo {
         let beta = params.f64_or("beta", 0.1)?;
         let label_smoothing = params.f64_or("label_smoothing", 0.0)?;
         params.finish()?;
-        if !(beta.is_finite() && beta > 0.0) {
-            return Err(PluginError::invalid_params(format!(
-                "`beta` = {beta} must be a finite number > 0"
-            )));
-        }
+        let beta = check_positive("beta", beta)?;
         if !(0.0..0.5).contains(&label_smoothing) {
             return Err(PluginError::invalid_params(format!(
                 "`label_smoothing` = {label_smoothing} is outside [0, 0.5)"

@@ -28,7 +28,8 @@
 //! through the KL batch.
 
 use fedpref_plugin_api::{
-    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+    check_positive, DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric,
+    Params, PluginError,
 };
 
 use fedpref_plugin_api::math::{mean, sigmoid};
@@ -110,7 +111,7 @@ impl Kto {
             None => DesirableWeight::Fixed(1.0),
             Some(v) if v.as_str() == Some("auto") => DesirableWeight::Auto,
             Some(v) => match v.as_f64() {
-                Some(w) => DesirableWeight::Fixed(positive("desirable_weight", w)?),
+                Some(w) => DesirableWeight::Fixed(check_positive("desirable_weight", w)?),
                 None => {
                     return Err(PluginError::invalid_params(format!(
                         "`desirable_weight` must be a number > 0 or \"auto\", got {v}"
@@ -118,28 +119,18 @@ impl Kto {
                 }
             },
         };
-        let undesirable_weight = positive(
+        let undesirable_weight = check_positive(
             "undesirable_weight",
             params.f64_or("undesirable_weight", 1.0)?,
         )?;
         params.finish()?;
-        let beta = positive("beta", beta)?;
+        let beta = check_positive("beta", beta)?;
         Ok(Self {
             beta,
             desirable_weight,
             undesirable_weight,
             spec,
         })
-    }
-}
-
-fn positive(key: &str, value: f64) -> Result<f64, PluginError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(PluginError::invalid_params(format!(
-            "`{key}` = {value} must be a finite number > 0"
-        )))
     }
 }
 

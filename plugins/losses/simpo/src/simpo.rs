@@ -19,7 +19,8 @@
 //! and the batch loss is the mean of ℓ over pairs.
 
 use fedpref_plugin_api::{
-    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+    check_non_negative, check_positive, DataNeeds, Label, LossBatch, LossFunction, LossOutput,
+    LossSpec, Metric, Params, PluginError,
 };
 
 use fedpref_plugin_api::math::{log_sigmoid, mean, sigmoid};
@@ -74,16 +75,8 @@ impl Simpo {
         let gamma_beta_ratio = params.f64_or("gamma_beta_ratio", 0.5)?;
         let label_smoothing = params.f64_or("label_smoothing", 0.0)?;
         params.finish()?;
-        if !(beta.is_finite() && beta > 0.0) {
-            return Err(PluginError::invalid_params(format!(
-                "`beta` = {beta} must be a finite number > 0"
-            )));
-        }
-        if !(gamma_beta_ratio.is_finite() && gamma_beta_ratio >= 0.0) {
-            return Err(PluginError::invalid_params(format!(
-                "`gamma_beta_ratio` = {gamma_beta_ratio} must be a finite number >= 0"
-            )));
-        }
+        let beta = check_positive("beta", beta)?;
+        let gamma_beta_ratio = check_non_negative("gamma_beta_ratio", gamma_beta_ratio)?;
         if !(0.0..0.5).contains(&label_smoothing) {
             return Err(PluginError::invalid_params(format!(
                 "`label_smoothing` = {label_smoothing} is outside [0, 0.5)"
