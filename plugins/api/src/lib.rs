@@ -38,6 +38,7 @@ mod manifest;
 pub mod math;
 mod metric;
 mod module;
+pub mod paired;
 mod params;
 mod partitioner;
 mod scorer;

@@ -1,10 +1,10 @@
-//! Unit tests of the API crate's own logic: batch validation, parameters, panic guards, math and
-//! the aggregator state format.
+//! Unit tests of the API crate's own logic: batch validation, the paired-loss checks and
+//! metrics, parameters, panic guards, math and the aggregator state format.
 
 use abi_stable::std_types::RResult;
 
 use crate::{
-    check_non_negative, check_positive, check_range, guard, math,
+    check_non_negative, check_positive, check_range, guard, math, paired,
     state::{StateReader, StateWriter, MAGIC},
     DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Params, PluginError,
 };
@@ -95,6 +95,54 @@ fn validation_names_the_first_inconsistency() {
     let mut empty_answer = Arrays::two_pairs();
     empty_answer.n_tokens[2] = 0;
     assert!(message(empty_answer.batch().validate(&PAIRED)).starts_with("n_tokens[2] = 0"));
+}
+
+#[test]
+fn paired_losses_get_their_pairs_only_from_a_clean_batch() {
+    let arrays = Arrays::two_pairs();
+    assert_eq!(
+        paired::validated_pairs(&arrays.batch(), &PAIRED, "dpo"),
+        Ok(vec![(0, 1), (3, 2)])
+    );
+
+    let mut single = Arrays::two_pairs();
+    single.pair = vec![1, 0, -1, -1];
+    assert_eq!(
+        message(paired::validated_pairs(&single.batch(), &PAIRED, "simpo").map(|_| ())),
+        "sequence 2 (rejected) has no partner (pair[2] = -1); simpo needs every sequence in a (chosen, rejected) pair"
+    );
+
+    let mut infinite = Arrays::two_pairs();
+    infinite.reference[3] = f32::INFINITY;
+    assert_eq!(
+        message(paired::validated_pairs(&infinite.batch(), &PAIRED, "dpo").map(|_| ())),
+        "logp_ref[3] = inf is not finite"
+    );
+    // A loss without a reference ignores whatever the reference array holds.
+    let no_reference = LossSpec {
+        needs_reference: false,
+        ..PAIRED
+    };
+    assert!(infinite.batch().check_finite(&no_reference).is_ok());
+}
+
+#[test]
+fn reward_metrics_are_means_over_pairs() {
+    let rewards = [1.0, -1.0, 0.5, 2.0];
+    let metrics = paired::reward_metrics(&[(0, 1), (2, 3)], |i| rewards[i]);
+    let values: Vec<(&str, f64)> = metrics.iter().map(|m| (m.name.as_str(), m.value)).collect();
+    assert_eq!(
+        values,
+        [
+            ("rewards/chosen", 0.75),
+            ("rewards/rejected", 0.5),
+            ("rewards/margins", 0.25),
+            ("rewards/accuracies", 0.5),
+        ]
+    );
+    assert!(paired::reward_metrics(&[], |i| rewards[i])
+        .iter()
+        .all(|m| m.value.is_nan()));
 }
 
 #[test]

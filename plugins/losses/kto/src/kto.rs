@@ -178,7 +178,7 @@ impl LossFunction for Kto {
 
     fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
         batch.validate(&self.spec)?;
-        check_finite(batch)?;
+        batch.check_finite(&self.spec)?;
         let n = batch.len();
         let z0 = reference_point(&batch.kl_logp_policy, &batch.kl_logp_ref);
         let desirable: Vec<usize> = (0..n)
@@ -231,23 +231,4 @@ impl LossFunction for Kto {
             metrics: metrics.into(),
         })
     }
-}
-
-/// Rejects non-finite log-probs, naming the array and index.
-fn check_finite(batch: &LossBatch<'_>) -> Result<(), PluginError> {
-    let arrays = [
-        ("logp_policy", &batch.logp_policy),
-        ("logp_ref", &batch.logp_ref),
-        ("kl_logp_policy", &batch.kl_logp_policy),
-        ("kl_logp_ref", &batch.kl_logp_ref),
-    ];
-    for (name, values) in arrays {
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(PluginError::invalid_input(format!(
-                "{name}[{i}] = {} is not finite",
-                values[i]
-            )));
-        }
-    }
-    Ok(())
 }
