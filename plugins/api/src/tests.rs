@@ -1,12 +1,13 @@
 //! Unit tests of the API crate's own logic: batch validation, the paired-loss checks and
-//! metrics, parameters, panic guards, math and the aggregator state format.
+//! metrics, the aggregators' base metrics, parameters, panic guards, math and the aggregator state format.
 
 use abi_stable::std_types::RResult;
 
 use crate::{
     check_non_negative, check_positive, check_range, guard, math, paired,
     state::{StateReader, StateWriter, MAGIC},
-    DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Params, PluginError,
+    AggregationInput, ClientUpdate, DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Metric,
+    Params, PluginError,
 };
 
 const PAIRED: LossSpec = LossSpec {
@@ -143,6 +144,31 @@ fn reward_metrics_are_means_over_pairs() {
     assert!(paired::reward_metrics(&[], |i| rewards[i])
         .iter()
         .all(|m| m.value.is_nan()));
+}
+
+#[test]
+fn base_metrics_count_the_updates_and_measure_the_step() {
+    let (global, a, b) = ([0.0f32, 0.0], [1.0f32, 1.0], [3.0f32, 4.0]);
+    fn update(client: u32, params: &[f32]) -> ClientUpdate<'_> {
+        ClientUpdate {
+            client,
+            params: params.into(),
+            n_examples: 1,
+            local_steps: 1,
+            learning_rate: 1e-4,
+        }
+    }
+    let updates = [update(0, &a), update(1, &b)];
+    let input = AggregationInput {
+        round: 0,
+        n_clients: 2,
+        global: global.as_slice().into(),
+        updates: updates.as_slice().into(),
+    };
+    assert_eq!(
+        input.base_metrics(&[3.0, 4.0]),
+        [Metric::new("clients", 2.0), Metric::new("update_norm", 5.0)]
+    );
 }
 
 #[test]

@@ -219,7 +219,7 @@ impl AggregatorFunction for FedAdaptive {
         )?;
         round::finite(name, "first moment entry", &m_new)?;
         round::finite(name, "second moment entry", &v_new)?;
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new(
             "delta_norm",
             delta.iter().map(|d| d * d).sum::<f64>().sqrt(),

@@ -49,7 +49,7 @@ fn weighted_average(
         }
     }
     let global = round::finish_global(rule, sum.into_iter())?;
-    let metrics = round::base_metrics(&input.global, &global, updates.len());
+    let metrics = input.base_metrics(&global);
     Ok(AggregationOutput {
         global: global.into(),
         metrics: metrics.into(),

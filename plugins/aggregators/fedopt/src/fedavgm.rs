@@ -116,7 +116,7 @@ impl AggregatorFunction for FedAvgM {
         )?;
         let velocity: Vec<f32> = velocity.into_iter().map(|v| v as f32).collect();
         round::finite(Self::NAME, "momentum entry", &velocity)?;
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("momentum_norm", round::norm(&velocity)));
         self.velocity = velocity;
         self.steps += 1;

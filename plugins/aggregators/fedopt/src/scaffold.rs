@@ -205,7 +205,7 @@ impl AggregatorFunction for Scaffold {
             .collect();
         round::finite(Self::NAME, "server control entry", &control)?;
 
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("control_norm", round::norm(&control)));
         self.n_clients = n_clients;
         self.control = control;

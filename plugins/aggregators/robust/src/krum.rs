@@ -147,7 +147,7 @@ impl AggregatorFunction for Krum {
             }
             round::to_f32(sum.into_iter().map(|s| s / chosen.len() as f64).collect())
         };
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("kept", keep as f64));
         if self.multi.is_none() {
             metrics.push(Metric::new(

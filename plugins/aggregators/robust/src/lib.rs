@@ -9,7 +9,8 @@
 //!
 //! Each type's docs give its formula and parameters. The rules are unweighted (a faulty client
 //! could claim any example count), keep no state (their checkpoint is the
-//! [`state`](fedpref_plugin_api::state) header alone) and report what they kept as metrics. [`round`] holds the input checks they share.
+//! [`state`](fedpref_plugin_api::state) header alone) and report what they kept as metrics.
+//! [`round`] holds the per-coordinate arithmetic they share.
 //!
 //! ```
 //! use abi_stable::std_types::RSlice;

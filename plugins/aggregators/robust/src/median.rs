@@ -56,7 +56,7 @@ impl AggregatorFunction for Median {
             updates,
             median_of_sorted,
         ));
-        let metrics = round::base_metrics(&input.global, &global, updates.len());
+        let metrics = input.base_metrics(&global);
         Ok(AggregationOutput {
             global: global.into(),
             metrics: metrics.into(),

@@ -73,7 +73,7 @@ impl AggregatorFunction for TrimmedMean {
             updates,
             |sorted| round::mean(&sorted[k..m - k]),
         ));
-        let mut metrics = round::base_metrics(&input.global, &global, m);
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("trimmed_per_end", k as f64));
         metrics.push(Metric::new("kept", (m - 2 * k) as f64));
         Ok(AggregationOutput {
