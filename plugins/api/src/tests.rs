@@ -6,8 +6,9 @@ use abi_stable::std_types::RResult;
 use crate::{
     check_non_negative, check_positive, check_range, guard, math, paired,
     state::{StateReader, StateWriter, MAGIC},
-    AggregationInput, ClientUpdate, DataNeeds, ErrorKind, Label, LossBatch, LossSpec, Metric,
-    Params, PluginError,
+    testing::loss::OwnedBatch,
+    AggregationInput, ClientUpdate, DataNeeds, ErrorKind, Label, LossSpec, Metric, Params,
+    PluginError,
 };
 
 const PAIRED: LossSpec = LossSpec {
@@ -16,40 +17,20 @@ const PAIRED: LossSpec = LossSpec {
     needs_kl_batch: false,
 };
 
-struct Arrays {
-    policy: Vec<f32>,
-    reference: Vec<f32>,
-    n_tokens: Vec<u32>,
-    labels: Vec<Label>,
-    pair: Vec<i64>,
-}
-
-impl Arrays {
-    fn two_pairs() -> Self {
-        Arrays {
-            policy: vec![-1.0, -2.0, -3.0, -4.0],
-            reference: vec![-1.5, -1.5, -3.5, -3.5],
-            n_tokens: vec![2, 3, 4, 5],
-            labels: vec![
-                Label::Chosen,
-                Label::Rejected,
-                Label::Rejected,
-                Label::Chosen,
-            ],
-            pair: vec![1, 0, 3, 2],
-        }
-    }
-
-    fn batch(&self) -> LossBatch<'_> {
-        LossBatch {
-            logp_policy: self.policy.as_slice().into(),
-            logp_ref: self.reference.as_slice().into(),
-            n_tokens: self.n_tokens.as_slice().into(),
-            labels: self.labels.as_slice().into(),
-            pair: self.pair.as_slice().into(),
-            kl_logp_policy: Default::default(),
-            kl_logp_ref: Default::default(),
-        }
+/// Two pairs, the second laid out rejected first.
+fn two_pairs() -> OwnedBatch {
+    OwnedBatch {
+        policy: vec![-1.0, -2.0, -3.0, -4.0],
+        reference: vec![-1.5, -1.5, -3.5, -3.5],
+        n_tokens: vec![2, 3, 4, 5],
+        labels: vec![
+            Label::Chosen,
+            Label::Rejected,
+            Label::Rejected,
+            Label::Chosen,
+        ],
+        pair: vec![1, 0, 3, 2],
+        ..OwnedBatch::default()
     }
 }
 
@@ -61,59 +42,59 @@ fn message(result: Result<(), PluginError>) -> String {
 
 #[test]
 fn a_consistent_batch_validates_and_lists_its_pairs() {
-    let arrays = Arrays::two_pairs();
+    let arrays = two_pairs();
     arrays.batch().validate(&PAIRED).expect("valid batch");
     assert_eq!(arrays.batch().pairs(), vec![(0, 1), (3, 2)]);
 }
 
 #[test]
 fn validation_names_the_first_inconsistency() {
-    let mut short = Arrays::two_pairs();
+    let mut short = two_pairs();
     short.n_tokens.pop();
     assert_eq!(
         message(short.batch().validate(&PAIRED)),
         "n_tokens has 3 entries but logp_policy has 4"
     );
 
-    let mut no_reference = Arrays::two_pairs();
+    let mut no_reference = two_pairs();
     no_reference.reference.clear();
     assert!(message(no_reference.batch().validate(&PAIRED)).starts_with("logp_ref has 0 entries"));
 
-    let mut asymmetric = Arrays::two_pairs();
+    let mut asymmetric = two_pairs();
     asymmetric.pair[1] = 2;
     assert_eq!(
         message(asymmetric.batch().validate(&PAIRED)),
         "pair[0] = 1 is not a symmetric partner index"
     );
 
-    let mut same_label = Arrays::two_pairs();
+    let mut same_label = two_pairs();
     same_label.labels[1] = Label::Chosen;
     assert_eq!(
         message(same_label.batch().validate(&PAIRED)),
         "sequences 0 and 1 are paired but carry the same label"
     );
 
-    let mut empty_answer = Arrays::two_pairs();
+    let mut empty_answer = two_pairs();
     empty_answer.n_tokens[2] = 0;
     assert!(message(empty_answer.batch().validate(&PAIRED)).starts_with("n_tokens[2] = 0"));
 }
 
 #[test]
 fn paired_losses_get_their_pairs_only_from_a_clean_batch() {
-    let arrays = Arrays::two_pairs();
+    let arrays = two_pairs();
     assert_eq!(
         paired::validated_pairs(&arrays.batch(), &PAIRED, "dpo"),
         Ok(vec![(0, 1), (3, 2)])
     );
 
-    let mut single = Arrays::two_pairs();
+    let mut single = two_pairs();
     single.pair = vec![1, 0, -1, -1];
     assert_eq!(
         message(paired::validated_pairs(&single.batch(), &PAIRED, "simpo").map(|_| ())),
         "sequence 2 (rejected) has no partner (pair[2] = -1); simpo needs every sequence in a (chosen, rejected) pair"
     );
 
-    let mut infinite = Arrays::two_pairs();
+    let mut infinite = two_pairs();
     infinite.reference[3] = f32::INFINITY;
     assert_eq!(
         message(paired::validated_pairs(&infinite.batch(), &PAIRED, "dpo").map(|_| ())),
