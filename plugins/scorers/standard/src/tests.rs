@@ -13,9 +13,10 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RResult, RString, RVec},
 };
+pub use fedpref_plugin_api::testing::metric;
 use fedpref_plugin_api::{
     ErrorKind, GenerationRequest, HostServices, HostServicesRef, HostServices_TO, Metric, Outcome,
-    Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction,
+    Params, PluginError, ScoreItem, ScorerFunction,
 };
 
 use crate::{
@@ -52,16 +53,6 @@ pub fn item(id: &str, prompt: &str, response: &str, reference: &str) -> ScoreIte
         reference: reference.into(),
         features: RVec::new(),
     }
-}
-
-/// The value of summary metric `name`.
-pub fn metric(output: &ScoreOutput, name: &str) -> f64 {
-    output
-        .summary
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .value
 }
 
 /// A host whose local model answers from a script and records the requests.
