@@ -7,6 +7,7 @@
 //!   loss plugins share, and the check that the FFI adapter contains a loss's panic;
 //! - [`aggregation`]: an owned round of client updates and the entrywise comparison of
 //!   parameter vectors;
+//! - [`scorer`]: a host whose local model answers from a script;
 //! - [`metric`], [`error_of`], [`assert_error`], [`params_error`]: reading the metrics and the
 //!   errors of any component.
 //!
@@ -17,6 +18,7 @@ pub mod aggregation;
 mod gradient;
 pub mod loss;
 mod results;
+pub mod scorer;
 
 pub use gradient::{finite_difference, GradientCheck};
 pub use results::{assert_error, error_of, metric, params_error, HasMetrics};
