@@ -4,9 +4,8 @@
 //! Neither keeps state; `save_state` writes the [`state`](fedpref_plugin_api::state) header alone.
 
 use fedpref_plugin_api::{
-    check_non_negative,
-    state::{StateReader, StateWriter},
-    AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Params, PluginError,
+    check_non_negative, state, AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan,
+    Params, PluginError,
 };
 
 use crate::{options::Weighting, round};
@@ -56,11 +55,6 @@ fn weighted_average(
     })
 }
 
-/// Checks a header-only state.
-fn load_empty(component: &str, state: &[u8]) -> Result<(), PluginError> {
-    StateReader::new(state, component)?.finish()
-}
-
 impl AggregatorFunction for FedAvg {
     fn aggregate(
         &mut self,
@@ -70,11 +64,11 @@ impl AggregatorFunction for FedAvg {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(StateWriter::new("fedavg").finish())
+        Ok(state::header("fedavg"))
     }
 
-    fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        load_empty("fedavg", state)
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        state::check_stateless(bytes, "fedavg")
     }
 }
 
@@ -124,10 +118,10 @@ impl AggregatorFunction for FedProx {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(StateWriter::new("fedprox").finish())
+        Ok(state::header("fedprox"))
     }
 
-    fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        load_empty("fedprox", state)
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        state::check_stateless(bytes, "fedprox")
     }
 }
