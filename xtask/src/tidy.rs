@@ -5,6 +5,8 @@
 //! - no ignored or should-panic tests, no `todo!` / `unimplemented!` placeholders (STYLE.md,
 //!   "Tests": a test that cannot run is deleted or fixed, a panic is asserted by its message);
 //! - no file in git over 2 MiB (weights and data come from `cargo xtask setup`, never commits);
+//! - the plugins, the guides in `docs/` and the `new-plugin` templates name no file outside the
+//!   repository;
 //! - the host library's modules import only from their own layer and the layers below, in the
 //!   order ARCHITECTURE.md's "Layers" section lists once.
 //!
@@ -135,6 +137,41 @@ fn no_large_files_in_git() {
     report(
         &problems,
         "exceed 2 MiB; fetch large assets with `cargo xtask setup` instead of committing them",
+    );
+}
+
+/// Where a plugin author reads: the plugins, the guides and the templates `new-plugin` copies.
+const SELF_CONTAINED: [&str; 3] = ["plugins/", "docs/", "xtask/templates/"];
+
+#[test]
+fn plugin_sources_and_guides_refer_only_to_the_repository() {
+    // Notes that live beside the repository are not part of it: a reader of the plugins, the
+    // guides or a generated crate has only the repository, so rules are stated, not pointed to.
+    // Spelled in pieces so that this file does not match itself.
+    let outside = [
+        concat!("shared", "/"),
+        concat!("STYLE", ".md"),
+        concat!("DESIGN", ".md"),
+        concat!("PERF-CPU", ".md"),
+        concat!("ASSETS", ".md"),
+    ];
+    let mut problems = Vec::new();
+    for path in repository_files() {
+        if !SELF_CONTAINED.iter().any(|root| path.starts_with(root)) {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(project_root().join(&path)) else {
+            continue; // not text
+        };
+        for (number, line) in text.lines().enumerate() {
+            for pattern in outside.iter().filter(|p| line.contains(**p)) {
+                problems.push(format!("{}:{}: `{pattern}`", path.display(), number + 1));
+            }
+        }
+    }
+    report(
+        &problems,
+        "refer to files outside the repository (state the rule instead)",
     );
 }
 
