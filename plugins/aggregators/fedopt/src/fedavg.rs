@@ -1,7 +1,7 @@
 //! FedAvg and FedProx: the example-weighted average of the clients' parameters. FedProx differs
 //! only on the client, through the proximal term its [`ClientPlan`] asks the host to apply.
 //!
-//! Neither keeps state; `save_state` writes the [`state`](fedpref_plugin_api::state) header alone.
+//! Neither keeps state; `save_state` writes the [`state`] header alone.
 
 use fedpref_plugin_api::{
     check_non_negative, state, AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan,
