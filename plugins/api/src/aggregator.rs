@@ -95,6 +95,23 @@ impl AggregationInput<'_> {
         }
         Ok(())
     }
+
+    /// The metrics every rule reports for the new global vector `new_global` (same length as
+    /// `global`): `clients`, the number of updates aggregated, and `update_norm`,
+    /// `‖w_{t+1} − w_t‖₂` accumulated in `f64`.
+    pub fn base_metrics(&self, new_global: &[f32]) -> Vec<Metric> {
+        let update_norm = self
+            .global
+            .iter()
+            .zip(new_global)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        vec![
+            Metric::new("clients", self.updates.len() as f64),
+            Metric::new("update_norm", update_norm),
+        ]
+    }
 }
 
 /// What the host must apply during a client's local training.

@@ -38,9 +38,11 @@ mod manifest;
 pub mod math;
 mod metric;
 mod module;
+pub mod paired;
 mod params;
 mod partitioner;
 mod scorer;
+pub mod state;
 pub mod testing;
 
 pub use aggregator::*;
@@ -50,7 +52,7 @@ pub use loss::*;
 pub use manifest::{ComponentInfo, ComponentKind, PluginManifest};
 pub use metric::Metric;
 pub use module::{Plugin, PluginMod, PluginModRef};
-pub use params::{check_range, Params};
+pub use params::{check_non_negative, check_positive, check_range, Params};
 pub use partitioner::*;
 pub use scorer::*;
 

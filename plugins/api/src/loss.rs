@@ -151,6 +151,30 @@ impl LossBatch<'_> {
         Ok(())
     }
 
+    /// Checks that the log-probabilities `spec` asks for are finite: `logp_policy`, then
+    /// `logp_ref` when the loss needs a reference, then the KL batch when it needs one. Arrays
+    /// the loss did not ask for are ignored, whatever they hold.
+    ///
+    /// # Errors
+    /// An `InvalidInput` error naming the array, the index and the value.
+    pub fn check_finite(&self, spec: &LossSpec) -> Result<(), PluginError> {
+        let arrays = [
+            ("logp_policy", &self.logp_policy, true),
+            ("logp_ref", &self.logp_ref, spec.needs_reference),
+            ("kl_logp_policy", &self.kl_logp_policy, spec.needs_kl_batch),
+            ("kl_logp_ref", &self.kl_logp_ref, spec.needs_kl_batch),
+        ];
+        for (name, values, _) in arrays.into_iter().filter(|(_, _, needed)| *needed) {
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(PluginError::invalid_input(format!(
+                    "{name}[{i}] = {} is not finite",
+                    values[i]
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The `(chosen, rejected)` index pairs of the batch, each pair once, in order of the chosen
     /// index.
     pub fn pairs(&self) -> Vec<(usize, usize)> {

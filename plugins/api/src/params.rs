@@ -1,7 +1,12 @@
 //! Component parameters: a JSON object (the component's TOML table, converted by the host), read
 //! with typed getters whose errors name the key and the expected value.
 
-use std::{cell::RefCell, collections::BTreeSet};
+use std::{
+    cell::RefCell,
+    collections::BTreeSet,
+    fmt::Display,
+    ops::{Bound, RangeBounds},
+};
 
 use serde_json::{Map, Value};
 
@@ -62,6 +67,39 @@ impl Params {
                 PluginError::invalid_params(format!("`{key}` must be a number, got {v}"))
             }),
         }
+    }
+
+    /// A whole number in `range`, or `default` when the key is absent, as any unsigned integer
+    /// type (`u32`, `u64`, `usize`, ...): `params.whole_or("retries", 3u32, 0..=20)`,
+    /// `params.whole_or("byzantine", 1u64, 0..)`.
+    ///
+    /// JSON has one number type, so `2.0` counts as the whole number 2 (a TOML float written
+    /// for a count stays usable); `2.5`, `-1` and strings do not.
+    ///
+    /// # Errors
+    /// `InvalidParams` naming the key, the range and the bad value, also when the value does
+    /// not fit `T`.
+    pub fn whole_or<T>(
+        &self,
+        key: &str,
+        default: T,
+        range: impl RangeBounds<T>,
+    ) -> Result<T, PluginError>
+    where
+        T: Copy + Display + PartialOrd + TryFrom<u64>,
+    {
+        let Some(value) = self.get(key) else {
+            return Ok(default);
+        };
+        whole(value)
+            .and_then(|n| T::try_from(n).ok())
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                PluginError::invalid_params(format!(
+                    "`{key}` must be a whole number{}, got {value}",
+                    describe(&range)
+                ))
+            })
     }
 
     /// A string, or `default` when the key is absent.
@@ -132,6 +170,43 @@ impl Params {
     }
 }
 
+/// The value of a JSON number that is a whole number `>= 0` (`2` or `2.0`), if it is one.
+fn whole(value: &Value) -> Option<u64> {
+    // Below 2^53 every whole f64 is exact, and so is its conversion to u64.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|x| x.fract() == 0.0 && (0.0..=EXACT).contains(x))
+            .map(|x| x as u64)
+    })
+}
+
+/// ` >= 1`, ` in [0, 20]` or ` <= 9`: the bounds of `range` as the error messages put them.
+fn describe<T: Display>(range: &impl RangeBounds<T>) -> String {
+    match (range.start_bound(), range.end_bound()) {
+        (Bound::Included(low), Bound::Included(high)) => format!(" in [{low}, {high}]"),
+        (start, end) => {
+            let low = match start {
+                Bound::Included(low) => Some(format!(">= {low}")),
+                Bound::Excluded(low) => Some(format!("> {low}")),
+                Bound::Unbounded => None,
+            };
+            let high = match end {
+                Bound::Included(high) => Some(format!("<= {high}")),
+                Bound::Excluded(high) => Some(format!("< {high}")),
+                Bound::Unbounded => None,
+            };
+            let parts: Vec<String> = low.into_iter().chain(high).collect();
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", parts.join(" and "))
+            }
+        }
+    }
+}
+
 /// Checks `value` lies in `[low, high]`.
 ///
 /// # Errors
@@ -142,6 +217,34 @@ pub fn check_range(key: &str, value: f64, low: f64, high: f64) -> Result<f64, Pl
     } else {
         Err(PluginError::invalid_params(format!(
             "`{key}` = {value} is outside [{low}, {high}]"
+        )))
+    }
+}
+
+/// Checks `value` is finite and `> 0` (a scale such as β, a learning rate, a weight).
+///
+/// # Errors
+/// `InvalidParams` naming the key and the bad value.
+pub fn check_positive(key: &str, value: f64) -> Result<f64, PluginError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(PluginError::invalid_params(format!(
+            "`{key}` = {value} must be a finite number > 0"
+        )))
+    }
+}
+
+/// Checks `value` is finite and `>= 0` (a margin, a proximal weight).
+///
+/// # Errors
+/// `InvalidParams` naming the key and the bad value.
+pub fn check_non_negative(key: &str, value: f64) -> Result<f64, PluginError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(PluginError::invalid_params(format!(
+            "`{key}` = {value} must be a finite number >= 0"
         )))
     }
 }

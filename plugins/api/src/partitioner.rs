@@ -2,7 +2,7 @@
 //!
 //! The host describes every example by a few fields ([`ExampleMeta`]); a partitioner returns, for
 //! every client, the list of (example, view) it trains on. A pair may go to a client whole
-//! ([`View::Pair`]) or as its single answers ([`View::Chosen`], [`View::Rejected`]), which is how
+//! ([`View::Whole`]) or as its single answers ([`View::Chosen`], [`View::Rejected`]), which is how
 //! KTOR's `redistribute` breaks pairs across clients.
 
 use abi_stable::{

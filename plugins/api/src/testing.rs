@@ -1,47 +1,24 @@
-//! Helpers for plugin authors' tests: a central finite-difference check of a loss's gradient.
+//! Helpers for plugin authors' tests (`src/tests.rs` of a plugin crate), so that every plugin
+//! checks the same things the same way:
+//!
+//! - [`finite_difference`] and [`GradientCheck`]: a loss's gradient against central finite
+//!   differences;
+//! - [`loss`]: an owned batch that lends a [`LossBatch`](crate::LossBatch), the fixtures the
+//!   loss plugins share, and the check that the FFI adapter contains a loss's panic;
+//! - [`aggregation`]: an owned round of client updates and the entrywise comparison of
+//!   parameter vectors;
+//! - [`scorer`]: a host whose local model answers from a script;
+//! - [`metric`], [`error_of`], [`assert_error`], [`params_error`]: reading the metrics and the
+//!   errors of any component.
+//!
+//! They are plain Rust, not part of the ABI, and panic with a message on a failed check as
+//! assertions do; they are meant for tests only.
 
-use crate::{LossBatch, LossFunction, PluginError};
+pub mod aggregation;
+mod gradient;
+pub mod loss;
+mod results;
+pub mod scorer;
 
-/// Finite-difference derivative of `loss` with respect to each entry of `logp_policy`
-/// (and of `kl_logp_policy`), by central differences with step `h`, evaluated in the loss's own
-/// arithmetic. Returns `(d/d logp_policy, d/d kl_logp_policy)`.
-///
-/// # Errors
-/// Any error of `loss.evaluate`.
-pub fn finite_difference(
-    loss: &dyn LossFunction,
-    batch: &LossBatch<'_>,
-    h: f32,
-) -> Result<(Vec<f64>, Vec<f64>), PluginError> {
-    let eval = |policy: &[f32], kl: &[f32]| -> Result<f64, PluginError> {
-        let b = LossBatch {
-            logp_policy: policy.into(),
-            kl_logp_policy: kl.into(),
-            ..*batch
-        };
-        Ok(loss.evaluate(&b)?.loss)
-    };
-    let mut policy = batch.logp_policy.to_vec();
-    let mut kl = batch.kl_logp_policy.to_vec();
-    let mut grad_policy = Vec::with_capacity(policy.len());
-    for i in 0..policy.len() {
-        let x = policy[i];
-        policy[i] = x + h;
-        let up = eval(&policy, &kl)?;
-        policy[i] = x - h;
-        let down = eval(&policy, &kl)?;
-        policy[i] = x;
-        grad_policy.push((up - down) / (2.0 * f64::from(h)));
-    }
-    let mut grad_kl = Vec::with_capacity(kl.len());
-    for j in 0..kl.len() {
-        let x = kl[j];
-        kl[j] = x + h;
-        let up = eval(&policy, &kl)?;
-        kl[j] = x - h;
-        let down = eval(&policy, &kl)?;
-        kl[j] = x;
-        grad_kl.push((up - down) / (2.0 * f64::from(h)));
-    }
-    Ok((grad_policy, grad_kl))
-}
+pub use gradient::{finite_difference, GradientCheck};
+pub use results::{assert_error, error_of, metric, params_error, HasMetrics};

@@ -2,13 +2,14 @@
 //! one struct ([`FedAdaptive`]) with the second-moment rule chosen by [`Adaptivity`].
 
 use fedpref_plugin_api::{
+    check_positive,
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
 use crate::{
-    options::{decay, positive, Variant, Weighting},
+    options::{decay, Variant, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// Which second-moment update a [`FedAdaptive`] uses.
@@ -113,8 +114,8 @@ impl FedAdaptive {
     /// `InvalidParams` for a value out of range, `beta1` != 0 for OpenFedLLM's FedAdagrad, or
     /// an unknown key (FedAdagrad has no `beta2`).
     pub fn from_params(adaptivity: Adaptivity, params: &Params) -> Result<Self, PluginError> {
-        let server_lr = positive(params, "server_lr", 1e-3)?;
-        let tau = positive(params, "tau", 1e-3)?;
+        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1e-3)?)?;
+        let tau = check_positive("tau", params.f64_or("tau", 1e-3)?)?;
         let (beta1, beta2) = match adaptivity {
             Adaptivity::Adagrad => (decay(params, "beta1", 0.0)?, 0.0),
             Adaptivity::Yogi | Adaptivity::Adam => {
@@ -218,7 +219,7 @@ impl AggregatorFunction for FedAdaptive {
         )?;
         round::finite(name, "first moment entry", &m_new)?;
         round::finite(name, "second moment entry", &v_new)?;
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new(
             "delta_norm",
             delta.iter().map(|d| d * d).sum::<f64>().sqrt(),

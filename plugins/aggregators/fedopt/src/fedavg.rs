@@ -1,17 +1,14 @@
 //! FedAvg and FedProx: the example-weighted average of the clients' parameters. FedProx differs
 //! only on the client, through the proximal term its [`ClientPlan`] asks the host to apply.
 //!
-//! Neither keeps state; `save_state` writes the [`state`](crate::state) header alone.
+//! Neither keeps state; `save_state` writes the [`state`] header alone.
 
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Params, PluginError,
+    check_non_negative, state, AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan,
+    Params, PluginError,
 };
 
-use crate::{
-    options::{non_negative, Weighting},
-    round,
-    state::{StateReader, StateWriter},
-};
+use crate::{options::Weighting, round};
 
 /// Federated Averaging (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks
 /// from Decentralized Data", Algorithm 1):
@@ -51,16 +48,11 @@ fn weighted_average(
         }
     }
     let global = round::finish_global(rule, sum.into_iter())?;
-    let metrics = round::base_metrics(&input.global, &global, updates.len());
+    let metrics = input.base_metrics(&global);
     Ok(AggregationOutput {
         global: global.into(),
         metrics: metrics.into(),
     })
-}
-
-/// Checks a header-only state.
-fn load_empty(component: &str, state: &[u8]) -> Result<(), PluginError> {
-    StateReader::new(state, component)?.finish()
 }
 
 impl AggregatorFunction for FedAvg {
@@ -72,11 +64,11 @@ impl AggregatorFunction for FedAvg {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(StateWriter::new("fedavg").finish())
+        Ok(state::header("fedavg"))
     }
 
-    fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        load_empty("fedavg", state)
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        state::check_stateless(bytes, "fedavg")
     }
 }
 
@@ -104,7 +96,7 @@ impl FedProx {
     /// # Errors
     /// `InvalidParams` for a negative or non-finite `mu` or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let mu = non_negative(params, "mu", 0.01)?;
+        let mu = check_non_negative("mu", params.f64_or("mu", 0.01)?)?;
         params.finish()?;
         Ok(Self { mu })
     }
@@ -126,10 +118,10 @@ impl AggregatorFunction for FedProx {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, PluginError> {
-        Ok(StateWriter::new("fedprox").finish())
+        Ok(state::header("fedprox"))
     }
 
-    fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        load_empty("fedprox", state)
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
+        state::check_stateless(bytes, "fedprox")
     }
 }

@@ -1,13 +1,14 @@
 //! FedAvgM: FedAvg with server momentum over the averaged client delta.
 
 use fedpref_plugin_api::{
+    check_positive,
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
 use crate::{
-    options::{decay, positive, Variant, Weighting},
+    options::{decay, Variant, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// FedAvg with server momentum (Hsu, Qi and Brown 2019, "Measuring the Effects of Non-Identical
@@ -60,7 +61,7 @@ impl FedAvgM {
     /// `InvalidParams` for a value out of range or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
         let momentum = decay(params, "momentum", 0.9)?;
-        let server_lr = positive(params, "server_lr", 1.0)?;
+        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1.0)?)?;
         let variant = Variant::read(params)?;
         let weighting = Weighting::read(params, Weighting::Examples)?;
         params.finish()?;
@@ -115,7 +116,7 @@ impl AggregatorFunction for FedAvgM {
         )?;
         let velocity: Vec<f32> = velocity.into_iter().map(|v| v as f32).collect();
         round::finite(Self::NAME, "momentum entry", &velocity)?;
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("momentum_norm", round::norm(&velocity)));
         self.velocity = velocity;
         self.steps += 1;

@@ -16,7 +16,7 @@
 //! reproduced study (arXiv 2502.14187) ran. The host hands each round the flat LoRA vector
 //! `w_t` and every sampled client's parameters `y_i` ([`round`] checks them), applies the
 //! [`ClientPlan`](fedpref_plugin_api::ClientPlan) during local training, and checkpoints the
-//! bytes of [`state`].
+//! bytes of [`fedpref_plugin_api::state`].
 //!
 //! ```
 //! use abi_stable::std_types::RSlice;
@@ -43,7 +43,6 @@ pub mod fedavgm;
 pub mod options;
 pub mod round;
 pub mod scaffold;
-pub mod state;
 #[cfg(test)]
 mod tests;
 

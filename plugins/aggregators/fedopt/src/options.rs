@@ -1,5 +1,6 @@
 //! Parameter vocabulary shared by the rules: which formula family (`variant`), how client deltas
-//! are weighted (`weighting`), and range checks for the numeric parameters.
+//! are weighted (`weighting`), and the range check of decay rates (the other numeric checks are
+//! the API's `check_positive` and `check_non_negative`).
 
 use fedpref_plugin_api::{Params, PluginError};
 
@@ -60,36 +61,6 @@ impl Weighting {
                 _ => Weighting::Examples,
             },
         )
-    }
-}
-
-/// Reads a number that must be finite and `> 0`.
-///
-/// # Errors
-/// `InvalidParams` naming the key and the bad value.
-pub fn positive(params: &Params, key: &str, default: f64) -> Result<f64, PluginError> {
-    let value = params.f64_or(key, default)?;
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(PluginError::invalid_params(format!(
-            "`{key}` = {value} must be a finite number > 0"
-        )))
-    }
-}
-
-/// Reads a number that must be finite and `>= 0`.
-///
-/// # Errors
-/// `InvalidParams` naming the key and the bad value.
-pub fn non_negative(params: &Params, key: &str, default: f64) -> Result<f64, PluginError> {
-    let value = params.f64_or(key, default)?;
-    if value.is_finite() && value >= 0.0 {
-        Ok(value)
-    } else {
-        Err(PluginError::invalid_params(format!(
-            "`{key}` = {value} must be a finite number >= 0"
-        )))
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
 
-use fedpref_plugin_api::{ClientUpdate, Metric, PluginError};
+use fedpref_plugin_api::{ClientUpdate, PluginError};
 
 use crate::options::Weighting;
 
@@ -71,24 +71,6 @@ pub fn finite(rule: &str, what: &str, values: &[f32]) -> Result<(), PluginError>
             values[j]
         ))),
     }
-}
-
-/// The metrics every rule reports: `clients` (updates aggregated) and `update_norm`
-/// (`‖w_{t+1} − w_t‖₂`).
-pub fn base_metrics(global: &[f32], new_global: &[f32], clients: usize) -> Vec<Metric> {
-    vec![
-        Metric::new("clients", clients as f64),
-        Metric::new("update_norm", distance(global, new_global)),
-    ]
-}
-
-/// The Euclidean distance between two vectors of the same length.
-pub fn distance(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        .sqrt()
 }
 
 /// The Euclidean norm of a vector.

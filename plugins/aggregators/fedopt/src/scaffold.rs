@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 
 use fedpref_plugin_api::{
+    check_positive,
+    state::{StateReader, StateWriter},
     AggregationInput, AggregationOutput, AggregatorFunction, ClientPlan, Metric, Params,
     PluginError,
 };
 
 use crate::{
-    options::{positive, Variant, Weighting},
+    options::{Variant, Weighting},
     round,
-    state::{StateReader, StateWriter},
 };
 
 /// SCAFFOLD (Karimireddy et al. 2020, "SCAFFOLD: Stochastic Controlled Averaging for Federated
@@ -74,7 +75,7 @@ impl Scaffold {
     /// # Errors
     /// `InvalidParams` for a value out of range or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let server_lr = positive(params, "server_lr", 1.0)?;
+        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1.0)?)?;
         let variant = Variant::read(params)?;
         let default_weighting = match variant {
             Variant::Published => Weighting::Uniform,
@@ -204,7 +205,7 @@ impl AggregatorFunction for Scaffold {
             .collect();
         round::finite(Self::NAME, "server control entry", &control)?;
 
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("control_norm", round::norm(&control)));
         self.n_clients = n_clients;
         self.control = control;

@@ -1,10 +1,10 @@
 //! Krum and Multi-Krum: keep the client(s) whose parameters lie closest to their neighbours.
 
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
+    state, AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
-use crate::{round, state};
+use crate::round;
 
 /// Krum and Multi-Krum (Blanchard, El Mhamdi, Guerraoui and Stainer 2017, "Machine Learning
 /// with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS).
@@ -40,7 +40,7 @@ impl Krum {
     /// # Errors
     /// `InvalidParams` for a value that is not a whole number or an unknown key.
     pub fn krum_from_params(params: &Params) -> Result<Self, PluginError> {
-        let byzantine = round::count_or(params, "byzantine", 1, 0)?;
+        let byzantine = params.whole_or("byzantine", 1, 0..)?;
         params.finish()?;
         Ok(Self {
             byzantine,
@@ -53,10 +53,10 @@ impl Krum {
     /// # Errors
     /// `InvalidParams` for a value that is not a whole number, `keep` = 0, or an unknown key.
     pub fn multi_krum_from_params(params: &Params) -> Result<Self, PluginError> {
-        let byzantine = round::count_or(params, "byzantine", 1, 0)?;
+        let byzantine = params.whole_or("byzantine", 1, 0..)?;
         let keep = match params.value("keep") {
             None => None,
-            Some(_) => Some(round::count_or(params, "keep", 1, 1)?),
+            Some(_) => Some(params.whole_or("keep", 1, 1..)?),
         };
         params.finish()?;
         Ok(Self {
@@ -147,7 +147,7 @@ impl AggregatorFunction for Krum {
             }
             round::to_f32(sum.into_iter().map(|s| s / chosen.len() as f64).collect())
         };
-        let mut metrics = round::base_metrics(&input.global, &global, updates.len());
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("kept", keep as f64));
         if self.multi.is_none() {
             metrics.push(Metric::new(
@@ -169,6 +169,6 @@ impl AggregatorFunction for Krum {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        state::check(bytes, self.name())
+        state::check_stateless(bytes, self.name())
     }
 }

@@ -8,8 +8,9 @@
 //! | `multi-krum`   | [`Krum`]        | Multi-Krum (Blanchard et al. 2017)            |
 //!
 //! Each type's docs give its formula and parameters. The rules are unweighted (a faulty client
-//! could claim any example count), keep no state (their checkpoint is the [`state`] header
-//! alone) and report what they kept as metrics. [`round`] holds the input checks they share.
+//! could claim any example count), keep no state (their checkpoint is the
+//! [`state`](fedpref_plugin_api::state) header alone) and report what they kept as metrics.
+//! [`round`] holds the per-coordinate arithmetic they share.
 //!
 //! ```
 //! use abi_stable::std_types::RSlice;
@@ -32,7 +33,6 @@
 pub mod krum;
 pub mod median;
 pub mod round;
-pub mod state;
 #[cfg(test)]
 mod tests;
 pub mod trimmed_mean;

@@ -1,10 +1,10 @@
 //! The coordinate-wise median.
 
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, Params, PluginError,
+    state, AggregationInput, AggregationOutput, AggregatorFunction, Params, PluginError,
 };
 
-use crate::{round, state};
+use crate::round;
 
 /// Coordinate-wise median (Yin, Chen, Ramchandran and Bartlett 2018, "Byzantine-Robust
 /// Distributed Learning: Towards Optimal Statistical Rates", ICML, Definition 1):
@@ -56,7 +56,7 @@ impl AggregatorFunction for Median {
             updates,
             median_of_sorted,
         ));
-        let metrics = round::base_metrics(&input.global, &global, updates.len());
+        let metrics = input.base_metrics(&global);
         Ok(AggregationOutput {
             global: global.into(),
             metrics: metrics.into(),
@@ -68,6 +68,6 @@ impl AggregatorFunction for Median {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        state::check(bytes, Self::NAME)
+        state::check_stateless(bytes, Self::NAME)
     }
 }

@@ -1,32 +1,11 @@
-//! One round's input as every robust rule reads it: the shared checks, integer parameters,
-//! the per-coordinate sort behind the median and the trimmed mean, and the metrics all rules
-//! report.
+//! The arithmetic the robust rules share: the per-coordinate sort behind the median and the
+//! trimmed mean, the mean of a run of values and the rounding of the new global vector. (The
+//! input checks and the metrics every rule reports are the API's
+//! `AggregationInput::validate` and `AggregationInput::base_metrics`.)
 //!
 //! Arithmetic is in `f64` over the host's `f32` vectors; results are rounded once to `f32`.
 
-use fedpref_plugin_api::{ClientUpdate, Metric, Params, PluginError};
-
-/// Reads a whole number `>= minimum`, or `default` when absent.
-///
-/// # Errors
-/// `InvalidParams` naming the key and the bad value.
-pub fn count_or(
-    params: &Params,
-    key: &str,
-    default: u64,
-    minimum: u64,
-) -> Result<u64, PluginError> {
-    let value = match params.value(key) {
-        None => return Ok(default),
-        Some(v) => v,
-    };
-    match value.as_u64() {
-        Some(n) if n >= minimum => Ok(n),
-        _ => Err(PluginError::invalid_params(format!(
-            "`{key}` must be a whole number >= {minimum}, got {value}"
-        ))),
-    }
-}
+use fedpref_plugin_api::ClientUpdate;
 
 /// For every coordinate `j`, sorts `{y_i[j]}` over the clients ascending and applies `reduce`;
 /// shape `(p,)`. Inputs are finite (`AggregationInput::validate`), so the order is total.
@@ -56,19 +35,4 @@ pub fn mean(values: &[f32]) -> f64 {
 /// values, so it stays finite).
 pub fn to_f32(values: Vec<f64>) -> Vec<f32> {
     values.into_iter().map(|x| x as f32).collect()
-}
-
-/// The metrics every rule reports: `clients` (updates received) and `update_norm`
-/// (`‖w_{t+1} − w_t‖₂`).
-pub fn base_metrics(global: &[f32], new_global: &[f32], clients: usize) -> Vec<Metric> {
-    let update_norm = global
-        .iter()
-        .zip(new_global)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    vec![
-        Metric::new("clients", clients as f64),
-        Metric::new("update_norm", update_norm),
-    ]
 }

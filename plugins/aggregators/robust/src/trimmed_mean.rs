@@ -1,10 +1,10 @@
 //! The coordinate-wise trimmed mean.
 
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
+    state, AggregationInput, AggregationOutput, AggregatorFunction, Metric, Params, PluginError,
 };
 
-use crate::{round, state};
+use crate::round;
 
 /// Coordinate-wise trimmed mean (Yin, Chen, Ramchandran and Bartlett 2018, "Byzantine-Robust
 /// Distributed Learning: Towards Optimal Statistical Rates", ICML, Definition 2): for every
@@ -73,7 +73,7 @@ impl AggregatorFunction for TrimmedMean {
             updates,
             |sorted| round::mean(&sorted[k..m - k]),
         ));
-        let mut metrics = round::base_metrics(&input.global, &global, m);
+        let mut metrics = input.base_metrics(&global);
         metrics.push(Metric::new("trimmed_per_end", k as f64));
         metrics.push(Metric::new("kept", (m - 2 * k) as f64));
         Ok(AggregationOutput {
@@ -87,6 +87,6 @@ impl AggregatorFunction for TrimmedMean {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        state::check(bytes, Self::NAME)
+        state::check_stateless(bytes, Self::NAME)
     }
 }

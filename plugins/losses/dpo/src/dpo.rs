@@ -26,10 +26,10 @@
 //! policy and the reference. The batch loss is the mean of ℓ over pairs.
 
 use fedpref_plugin_api::{
-    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+    check_positive,
+    math::{log_sigmoid, mean, sigmoid},
+    paired, DataNeeds, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
 };
-
-use fedpref_plugin_api::math::{log_sigmoid, mean, sigmoid};
 
 /// What DPO asks of the host: (chosen, rejected) pairs and reference log-probs; no KL batch.
 pub const DPO_SPEC: LossSpec = LossSpec {
@@ -166,11 +166,7 @@ impl Dpo {
         let beta = params.f64_or("beta", 0.1)?;
         let label_smoothing = params.f64_or("label_smoothing", 0.0)?;
         params.finish()?;
-        if !(beta.is_finite() && beta > 0.0) {
-            return Err(PluginError::invalid_params(format!(
-                "`beta` = {beta} must be a finite number > 0"
-            )));
-        }
+        let beta = check_positive("beta", beta)?;
         if !(0.0..0.5).contains(&label_smoothing) {
             return Err(PluginError::invalid_params(format!(
                 "`label_smoothing` = {label_smoothing} is outside [0, 0.5)"
@@ -196,9 +192,7 @@ impl LossFunction for Dpo {
     }
 
     fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
-        batch.validate(&DPO_SPEC)?;
-        check_inputs(batch)?;
-        let pairs = batch.pairs();
+        let pairs = paired::validated_pairs(batch, &DPO_SPEC, "dpo")?;
         let mut grad = vec![0.0f32; batch.len()];
         if pairs.is_empty() {
             return Ok(output(0.0, grad, &[], self.beta, batch));
@@ -224,34 +218,6 @@ impl LossFunction for Dpo {
     }
 }
 
-/// Rejects sequences without a partner and non-finite log-probs (`LossBatch::validate` has
-/// already checked lengths, pairing and token counts).
-fn check_inputs(batch: &LossBatch<'_>) -> Result<(), PluginError> {
-    if let Some(i) = batch.pair.iter().position(|&p| p < 0) {
-        let label = if batch.labels[i] == Label::Chosen {
-            "chosen"
-        } else {
-            "rejected"
-        };
-        return Err(PluginError::invalid_input(format!(
-            "sequence {i} ({label}) has no partner (pair[{i}] = {}); dpo needs every sequence in a (chosen, rejected) pair",
-            batch.pair[i]
-        )));
-    }
-    for (name, values) in [
-        ("logp_policy", &batch.logp_policy),
-        ("logp_ref", &batch.logp_ref),
-    ] {
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(PluginError::invalid_input(format!(
-                "{name}[{i}] = {} is not finite",
-                values[i]
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Packs the loss, gradient and TRL's reward metrics over `pairs`.
 fn output(
     loss: f64,
@@ -262,27 +228,11 @@ fn output(
 ) -> LossOutput {
     let reward = |i: usize| beta * (f64::from(batch.logp_policy[i]) - f64::from(batch.logp_ref[i]));
     let logp = |i: usize| f64::from(batch.logp_policy[i]);
-    let accuracy = |c: usize, r: usize| if reward(c) > reward(r) { 1.0 } else { 0.0 };
-    let metrics = vec![
-        Metric::new(
-            "rewards/chosen",
-            mean(pairs.iter().map(|&(c, _)| reward(c))),
-        ),
-        Metric::new(
-            "rewards/rejected",
-            mean(pairs.iter().map(|&(_, r)| reward(r))),
-        ),
-        Metric::new(
-            "rewards/margins",
-            mean(pairs.iter().map(|&(c, r)| reward(c) - reward(r))),
-        ),
-        Metric::new(
-            "rewards/accuracies",
-            mean(pairs.iter().map(|&(c, r)| accuracy(c, r))),
-        ),
+    let mut metrics = paired::reward_metrics(pairs, reward);
+    metrics.extend([
         Metric::new("logps/chosen", mean(pairs.iter().map(|&(c, _)| logp(c)))),
         Metric::new("logps/rejected", mean(pairs.iter().map(|&(_, r)| logp(r)))),
-    ];
+    ]);
     LossOutput {
         loss,
         grad_logp_policy: grad.into(),

@@ -2,71 +2,26 @@
 //! (independent of the crate's helpers), finite differences, edge cases, parameters, and the
 //! exported FFI entry points.
 
-use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::std_types::RStr;
 use fedpref_plugin_api::{
-    guard, testing::finite_difference, DataNeeds, ErrorKind, Label, LossBatch, LossBox,
-    LossFunction, LossOutput, LossSpec, Params, PluginError,
+    testing::{
+        self, error_of,
+        loss::{
+            assert_close, assert_empty_output, assert_gradient_close, assert_panics_become_errors,
+            assert_rewards, OwnedBatch,
+        },
+        metric, GradientCheck,
+    },
+    DataNeeds, ErrorKind, Label, LossFunction, LossSpec, Params, PluginError,
 };
 
 use crate::{fedpref_root_module, plugin, Dpo, DpoVariant, DPO_SPEC};
 
-/// An owned batch that lends a [`LossBatch`].
-#[derive(Clone)]
-struct Data {
-    policy: Vec<f32>,
-    reference: Vec<f32>,
-    n_tokens: Vec<u32>,
-    labels: Vec<Label>,
-    pair: Vec<i64>,
-}
-
-impl Data {
-    fn batch(&self) -> LossBatch<'_> {
-        LossBatch {
-            logp_policy: self.policy.as_slice().into(),
-            logp_ref: self.reference.as_slice().into(),
-            n_tokens: self.n_tokens.as_slice().into(),
-            labels: self.labels.as_slice().into(),
-            pair: self.pair.as_slice().into(),
-            kl_logp_policy: RSlice::from_slice(&[]),
-            kl_logp_ref: RSlice::from_slice(&[]),
-        }
-    }
-
-    fn empty() -> Self {
-        Data {
-            policy: vec![],
-            reference: vec![],
-            n_tokens: vec![],
-            labels: vec![],
-            pair: vec![],
-        }
-    }
-
-    /// The (chosen, rejected) pairs, found here without `LossBatch::pairs`.
-    fn pairs(&self) -> Vec<(usize, usize)> {
-        let mut pairs = Vec::new();
-        for i in 0..self.policy.len() {
-            if self.labels[i] == Label::Chosen {
-                pairs.push((i, self.pair[i] as usize));
-            }
-        }
-        pairs
-    }
-}
-
 /// Four pairs laid out out of order: (0, 3), (2, 5), (4, 1), (6, 7). Their summed logits h are
 /// 2.25, −1.25, 1.75 and 18, so with β = 0.3 the hinge sees both sides of its kink. Every value
 /// has few fractional bits, so the finite-difference steps below are exact in f32.
-fn fixture() -> Data {
-    use Label::{Chosen as C, Rejected as R};
-    Data {
-        policy: vec![-12.5, -20.25, -10.0, -15.75, -30.5, -9.5, -5.0, -25.0],
-        reference: vec![-13.0, -19.0, -9.5, -14.0, -31.0, -10.25, -20.0, -22.0],
-        n_tokens: vec![5, 9, 3, 7, 12, 4, 6, 10],
-        labels: vec![C, R, C, R, C, R, C, R],
-        pair: vec![3, 4, 5, 0, 1, 2, 7, 6],
-    }
+fn fixture() -> OwnedBatch {
+    OwnedBatch::four_pairs()
 }
 
 fn sigma(x: f64) -> f64 {
@@ -107,7 +62,7 @@ fn expected_pair_slope(variant: &str, beta: f64, eps: f64, h: f64) -> f64 {
 }
 
 /// The per-sequence scale of the log-probs inside h: 1, or 1 / n_tokens for ipo.
-fn scale(variant: &str, data: &Data, i: usize) -> f64 {
+fn scale(variant: &str, data: &OwnedBatch, i: usize) -> f64 {
     if variant == "ipo" {
         1.0 / f64::from(data.n_tokens[i])
     } else {
@@ -115,13 +70,13 @@ fn scale(variant: &str, data: &Data, i: usize) -> f64 {
     }
 }
 
-fn logit(variant: &str, data: &Data, c: usize, r: usize) -> f64 {
+fn logit(variant: &str, data: &OwnedBatch, c: usize, r: usize) -> f64 {
     let ratio = |i: usize| f64::from(data.policy[i]) - f64::from(data.reference[i]);
     scale(variant, data, c) * ratio(c) - scale(variant, data, r) * ratio(r)
 }
 
 /// (loss, gradient) of the whole batch from the plain formulas.
-fn expected(variant: &str, beta: f64, eps: f64, data: &Data) -> (f64, Vec<f64>) {
+fn expected(variant: &str, beta: f64, eps: f64, data: &OwnedBatch) -> (f64, Vec<f64>) {
     let pairs = data.pairs();
     let p = pairs.len() as f64;
     let mut loss = 0.0;
@@ -134,14 +89,6 @@ fn expected(variant: &str, beta: f64, eps: f64, data: &Data) -> (f64, Vec<f64>) 
         grad[r] = -slope * scale(variant, data, r) / p;
     }
     (loss, grad)
-}
-
-fn assert_close(actual: f64, expected: f64, rel: f64, what: &str) {
-    let tol = rel * actual.abs().max(expected.abs()) + 1e-12;
-    assert!(
-        (actual - expected).abs() <= tol,
-        "{what}: got {actual}, expected {expected} (rel tol {rel})"
-    );
 }
 
 fn dpo(variant: DpoVariant, beta: f64) -> Dpo {
@@ -157,26 +104,8 @@ fn dpo(variant: DpoVariant, beta: f64) -> Dpo {
     }
 }
 
-fn metric(out: &LossOutput, name: &str) -> f64 {
-    out.metrics
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .value
-}
-
-fn error_of(result: Result<LossOutput, PluginError>) -> PluginError {
-    match result {
-        Ok(out) => panic!("expected an error, got loss {}", out.loss),
-        Err(e) => e,
-    }
-}
-
 fn params_error(json: &str) -> PluginError {
-    match Dpo::from_params(&Params::parse(json).unwrap()) {
-        Ok(d) => panic!("expected {json} to be rejected, got {d:?}"),
-        Err(e) => e,
-    }
+    testing::params_error(json, Dpo::from_params)
 }
 
 #[test]
@@ -200,13 +129,7 @@ fn loss_matches_the_plain_formula_for_every_variant() {
 #[test]
 fn single_pair_values_worked_by_hand() {
     // h = (−10 − (−11)) − (−12 − (−11.5)) = 1 − (−0.5) = 1.5, β = 0.5: βh = 0.75.
-    let data = Data {
-        policy: vec![-10.0, -12.0],
-        reference: vec![-11.0, -11.5],
-        n_tokens: vec![2, 4],
-        labels: vec![Label::Chosen, Label::Rejected],
-        pair: vec![1, 0],
-    };
+    let data = OwnedBatch::adjacent_pairs(vec![-10.0, -12.0], vec![-11.0, -11.5], vec![2, 4]);
     let eval = |variant, eps| {
         Dpo {
             variant,
@@ -250,15 +173,8 @@ fn gradients_match_the_closed_form_derivative_for_every_variant() {
             let loss = dpo(variant, beta);
             let out = loss.evaluate(&data.batch()).unwrap();
             let (_, want) = expected(variant.as_str(), beta, loss.label_smoothing, &data);
-            assert_eq!(out.grad_logp_policy.len(), data.policy.len());
-            for (i, (&got, &want)) in out.grad_logp_policy.iter().zip(&want).enumerate() {
-                assert_close(
-                    f64::from(got),
-                    want,
-                    1e-5,
-                    &format!("{} beta={beta} grad[{i}]", variant.as_str()),
-                );
-            }
+            let what = format!("{} beta={beta}", variant.as_str());
+            assert_gradient_close(&out.grad_logp_policy, &want, 1e-5, &what);
             assert!(out.grad_kl_logp_policy.is_empty());
         }
     }
@@ -267,19 +183,13 @@ fn gradients_match_the_closed_form_derivative_for_every_variant() {
 #[test]
 fn gradients_match_finite_differences_for_every_variant() {
     let data = fixture();
+    let check = GradientCheck {
+        abs: 1e-6,
+        ..GradientCheck::default()
+    };
     for variant in DpoVariant::ALL {
-        let loss = dpo(variant, 0.3);
-        let out = loss.evaluate(&data.batch()).unwrap();
-        let (fd, fd_kl) = finite_difference(&loss, &data.batch(), 1.0 / 64.0).unwrap();
+        let fd_kl = check.assert_matches(&dpo(variant, 0.3), &data.batch(), variant.as_str());
         assert!(fd_kl.is_empty());
-        for (i, (&got, &numeric)) in out.grad_logp_policy.iter().zip(&fd).enumerate() {
-            let tol = 1e-3 * numeric.abs().max(f64::from(got).abs()) + 1e-6;
-            assert!(
-                (f64::from(got) - numeric).abs() <= tol,
-                "{} grad[{i}]: analytic {got}, finite difference {numeric}",
-                variant.as_str()
-            );
-        }
     }
 }
 
@@ -333,24 +243,7 @@ fn metrics_are_trl_reward_statistics() {
     let pairs = [(0, 3), (2, 5), (4, 1), (6, 7)];
     let chosen: f64 = pairs.iter().map(|&(c, _)| reward(c)).sum::<f64>() / 4.0;
     let rejected: f64 = pairs.iter().map(|&(_, r)| reward(r)).sum::<f64>() / 4.0;
-    assert_close(
-        metric(&out, "rewards/chosen"),
-        chosen,
-        1e-12,
-        "rewards/chosen",
-    );
-    assert_close(
-        metric(&out, "rewards/rejected"),
-        rejected,
-        1e-12,
-        "rewards/rejected",
-    );
-    assert_close(
-        metric(&out, "rewards/margins"),
-        chosen - rejected,
-        1e-12,
-        "rewards/margins",
-    );
+    assert_rewards(&out, chosen, rejected);
     // Pair (2, 5) has h < 0: its chosen reward is the smaller one.
     assert_eq!(metric(&out, "rewards/accuracies"), 0.75);
     assert_close(
@@ -375,36 +268,21 @@ fn metrics_are_trl_reward_statistics() {
 
 #[test]
 fn empty_batch_gives_zero_loss_and_undefined_metrics() {
-    let data = Data::empty();
+    let data = OwnedBatch::default();
     for variant in DpoVariant::ALL {
         let out = dpo(variant, 0.1).evaluate(&data.batch()).unwrap();
-        assert_eq!(out.loss, 0.0);
-        assert!(out.grad_logp_policy.is_empty());
-        assert!(out.grad_kl_logp_policy.is_empty());
-        assert_eq!(out.metrics.len(), 6);
-        assert!(
-            out.metrics.iter().all(|m| m.value.is_nan()),
-            "{:?}",
-            out.metrics
-        );
+        assert_empty_output(&out, 6);
     }
 }
 
 #[test]
 fn extreme_log_ratios_give_finite_loss_and_gradients() {
     // Pair (0, 1) has h = +1e4, pair (2, 3) has h = −1e4.
-    let data = Data {
-        policy: vec![-1.0, -5.0, -10001.0, -3.0],
-        reference: vec![-10001.0, -5.0, -1.0, -3.0],
-        n_tokens: vec![1, 1, 1, 1],
-        labels: vec![
-            Label::Chosen,
-            Label::Rejected,
-            Label::Chosen,
-            Label::Rejected,
-        ],
-        pair: vec![1, 0, 3, 2],
-    };
+    let data = OwnedBatch::adjacent_pairs(
+        vec![-1.0, -5.0, -10001.0, -3.0],
+        vec![-10001.0, -5.0, -1.0, -3.0],
+        vec![1; 4],
+    );
     for variant in DpoVariant::ALL {
         for beta in [0.1, 1.0] {
             let out = dpo(variant, beta).evaluate(&data.batch()).unwrap();
@@ -472,12 +350,13 @@ fn unpaired_sequences_are_refused_naming_the_first() {
     assert!(err.message.contains("pair"), "{}", err.message);
 
     // A batch of rejected answers alone cannot be trained with DPO.
-    let all_rejected = Data {
+    let all_rejected = OwnedBatch {
         policy: vec![-1.0, -2.0],
         reference: vec![-1.5, -2.5],
         n_tokens: vec![1, 1],
         labels: vec![Label::Rejected, Label::Rejected],
         pair: vec![-1, -1],
+        ..OwnedBatch::default()
     };
     let err = error_of(dpo(DpoVariant::Ipo, 0.1).evaluate(&all_rejected.batch()));
     assert_eq!(err.kind, ErrorKind::InvalidInput);
@@ -611,14 +490,15 @@ fn plugin_builds_and_evaluates_through_the_ffi_object() {
     let mut unpaired = fixture();
     unpaired.pair[0] = -1;
     unpaired.pair[3] = -1;
-    match object.evaluate(&unpaired.batch()) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidInput),
-        RResult::ROk(out) => panic!("expected an error, got loss {}", out.loss),
-    }
-    match plugin().new_loss("kto", "") {
-        Ok(_) => panic!("dpo plugin must not provide kto"),
-        Err(e) => assert_eq!(e.kind, ErrorKind::UnknownComponent),
-    }
+    assert_eq!(
+        error_of(object.evaluate(&unpaired.batch())).kind,
+        ErrorKind::InvalidInput
+    );
+    // The dpo plugin does not provide kto.
+    assert_eq!(
+        error_of(plugin().new_loss("kto", "")).kind,
+        ErrorKind::UnknownComponent
+    );
 }
 
 #[test]
@@ -642,40 +522,12 @@ fn exported_root_module_entry_points_work_in_process() {
     let (want, _) = expected("hinge", 0.3, 0.0, &data);
     assert_close(out.loss, want, 1e-5, "hinge loss through the root module");
 
-    match module.new_loss()(RStr::from("dpo"), RStr::from(r#"{"variant": "nope"}"#)) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidParams),
-        RResult::ROk(_) => panic!("a bad variant must be refused"),
-    }
-}
-
-/// A loss that panics, to check the FFI adapter contains it.
-struct Exploding;
-
-impl LossFunction for Exploding {
-    fn spec(&self) -> LossSpec {
-        DPO_SPEC
-    }
-
-    fn evaluate(&self, _batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
-        panic!("boom in evaluate")
-    }
+    // A bad variant is refused.
+    let bad = module.new_loss()(RStr::from("dpo"), RStr::from(r#"{"variant": "nope"}"#));
+    assert_eq!(error_of(bad).kind, ErrorKind::InvalidParams);
 }
 
 #[test]
 fn panics_become_panicked_errors() {
-    match guard(|| -> Result<(), PluginError> { panic!("boom") }) {
-        RResult::RErr(e) => {
-            assert_eq!(e.kind, ErrorKind::Panicked);
-            assert!(e.message.contains("boom"), "{}", e.message);
-        }
-        RResult::ROk(()) => panic!("guard must report the panic"),
-    }
-    let object = LossBox::new(Exploding);
-    match object.evaluate(&fixture().batch()) {
-        RResult::RErr(e) => {
-            assert_eq!(e.kind, ErrorKind::Panicked);
-            assert!(e.message.contains("boom in evaluate"), "{}", e.message);
-        }
-        RResult::ROk(_) => panic!("a panicking loss must return an error"),
-    }
+    assert_panics_become_errors(DPO_SPEC, &fixture().batch());
 }

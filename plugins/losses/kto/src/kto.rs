@@ -28,7 +28,8 @@
 //! through the KL batch.
 
 use fedpref_plugin_api::{
-    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+    check_positive, DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric,
+    Params, PluginError,
 };
 
 use fedpref_plugin_api::math::{mean, sigmoid};
@@ -110,7 +111,7 @@ impl Kto {
             None => DesirableWeight::Fixed(1.0),
             Some(v) if v.as_str() == Some("auto") => DesirableWeight::Auto,
             Some(v) => match v.as_f64() {
-                Some(w) => DesirableWeight::Fixed(positive("desirable_weight", w)?),
+                Some(w) => DesirableWeight::Fixed(check_positive("desirable_weight", w)?),
                 None => {
                     return Err(PluginError::invalid_params(format!(
                         "`desirable_weight` must be a number > 0 or \"auto\", got {v}"
@@ -118,28 +119,18 @@ impl Kto {
                 }
             },
         };
-        let undesirable_weight = positive(
+        let undesirable_weight = check_positive(
             "undesirable_weight",
             params.f64_or("undesirable_weight", 1.0)?,
         )?;
         params.finish()?;
-        let beta = positive("beta", beta)?;
+        let beta = check_positive("beta", beta)?;
         Ok(Self {
             beta,
             desirable_weight,
             undesirable_weight,
             spec,
         })
-    }
-}
-
-fn positive(key: &str, value: f64) -> Result<f64, PluginError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(PluginError::invalid_params(format!(
-            "`{key}` = {value} must be a finite number > 0"
-        )))
     }
 }
 
@@ -187,7 +178,7 @@ impl LossFunction for Kto {
 
     fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
         batch.validate(&self.spec)?;
-        check_finite(batch)?;
+        batch.check_finite(&self.spec)?;
         let n = batch.len();
         let z0 = reference_point(&batch.kl_logp_policy, &batch.kl_logp_ref);
         let desirable: Vec<usize> = (0..n)
@@ -240,23 +231,4 @@ impl LossFunction for Kto {
             metrics: metrics.into(),
         })
     }
-}
-
-/// Rejects non-finite log-probs, naming the array and index.
-fn check_finite(batch: &LossBatch<'_>) -> Result<(), PluginError> {
-    let arrays = [
-        ("logp_policy", &batch.logp_policy),
-        ("logp_ref", &batch.logp_ref),
-        ("kl_logp_policy", &batch.kl_logp_policy),
-        ("kl_logp_ref", &batch.kl_logp_ref),
-    ];
-    for (name, values) in arrays {
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(PluginError::invalid_input(format!(
-                "{name}[{i}] = {} is not finite",
-                values[i]
-            )));
-        }
-    }
-    Ok(())
 }

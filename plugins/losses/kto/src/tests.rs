@@ -2,59 +2,27 @@
 //! plainly here (independent of the crate's helpers), finite differences, the `"auto"` weight's
 //! edge cases, the detached KL term, parameters, and the exported FFI entry points.
 
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::RStr;
 use fedpref_plugin_api::{
-    guard, testing::finite_difference, DataNeeds, ErrorKind, Label, LossBatch, LossBox,
-    LossFunction, LossOutput, LossSpec, Params, PluginError,
+    testing::{
+        self, error_of, finite_difference,
+        loss::{
+            assert_close, assert_gradient_close, assert_panics_become_errors, assert_rewards,
+            OwnedBatch,
+        },
+        metric, GradientCheck,
+    },
+    DataNeeds, ErrorKind, Label, LossFunction, LossOutput, LossSpec, Params, PluginError,
 };
 
 use crate::{fedpref_root_module, plugin, DesirableWeight, Kto, KTOR_SPEC, KTO_SPEC};
 
-/// An owned batch that lends a [`LossBatch`].
-#[derive(Clone)]
-struct Data {
-    policy: Vec<f32>,
-    reference: Vec<f32>,
-    labels: Vec<Label>,
-    pair: Vec<i64>,
-    kl_policy: Vec<f32>,
-    kl_ref: Vec<f32>,
-    n_tokens: Vec<u32>,
-}
-
-impl Data {
-    fn new(policy: Vec<f32>, reference: Vec<f32>, labels: Vec<Label>) -> Self {
-        let n = policy.len();
-        Data {
-            policy,
-            reference,
-            labels,
-            pair: vec![-1; n],
-            kl_policy: vec![],
-            kl_ref: vec![],
-            n_tokens: vec![1; n],
-        }
-    }
-
-    fn batch(&self) -> LossBatch<'_> {
-        LossBatch {
-            logp_policy: self.policy.as_slice().into(),
-            logp_ref: self.reference.as_slice().into(),
-            n_tokens: self.n_tokens.as_slice().into(),
-            labels: self.labels.as_slice().into(),
-            pair: self.pair.as_slice().into(),
-            kl_logp_policy: self.kl_policy.as_slice().into(),
-            kl_logp_ref: self.kl_ref.as_slice().into(),
-        }
-    }
-}
-
 /// Two desirable and four undesirable answers (0 and 1 are a pair, which KTO ignores) and a KL
 /// batch whose log-ratios average 5/12. Values have few fractional bits so that the
 /// finite-difference steps below are exact in f32.
-fn fixture() -> Data {
+fn fixture() -> OwnedBatch {
     use Label::{Chosen as C, Rejected as R};
-    let mut data = Data::new(
+    let mut data = OwnedBatch::singles(
         vec![-12.5, -20.25, -10.0, -15.75, -30.5, -9.5],
         vec![-13.0, -19.0, -9.5, -14.0, -31.0, -10.25],
         vec![C, R, C, R, R, R],
@@ -71,7 +39,7 @@ fn sigma(x: f64) -> f64 {
 }
 
 /// z0 written out: the clamped mean KL log-ratio, 0 without a KL batch.
-fn expected_z0(data: &Data) -> f64 {
+fn expected_z0(data: &OwnedBatch) -> f64 {
     if data.kl_policy.is_empty() {
         return 0.0;
     }
@@ -88,7 +56,7 @@ fn expected_z0(data: &Data) -> f64 {
 }
 
 /// (loss, gradient) of TRL's `kto_loss` from the plain formula, with weights λ_D and λ_U.
-fn expected(beta: f64, lambda_d: f64, lambda_u: f64, data: &Data) -> (f64, Vec<f64>) {
+fn expected(beta: f64, lambda_d: f64, lambda_u: f64, data: &OwnedBatch) -> (f64, Vec<f64>) {
     let z0 = expected_z0(data);
     let n = data.policy.len() as f64;
     let mut loss = 0.0;
@@ -108,22 +76,11 @@ fn expected(beta: f64, lambda_d: f64, lambda_u: f64, data: &Data) -> (f64, Vec<f
     (loss, grad)
 }
 
-fn assert_close(actual: f64, expected: f64, rel: f64, what: &str) {
-    let tol = rel * actual.abs().max(expected.abs()) + 1e-12;
-    assert!(
-        (actual - expected).abs() <= tol,
-        "{what}: got {actual}, expected {expected} (rel tol {rel})"
-    );
-}
-
-fn assert_matches_formula(loss: &Kto, lambda_d: f64, data: &Data, what: &str) {
+fn assert_matches_formula(loss: &Kto, lambda_d: f64, data: &OwnedBatch, what: &str) {
     let out = loss.evaluate(&data.batch()).unwrap();
     let (want, grad) = expected(loss.beta, lambda_d, loss.undesirable_weight, data);
     assert_close(out.loss, want, 1e-5, &format!("{what}: loss"));
-    assert_eq!(out.grad_logp_policy.len(), data.policy.len());
-    for (i, (&got, &want)) in out.grad_logp_policy.iter().zip(&grad).enumerate() {
-        assert_close(f64::from(got), want, 1e-5, &format!("{what}: grad[{i}]"));
-    }
+    assert_gradient_close(&out.grad_logp_policy, &grad, 1e-5, what);
 }
 
 /// Equality of two outputs where NaN metrics ("not defined") count as equal.
@@ -155,26 +112,8 @@ fn kto(beta: f64, desirable_weight: DesirableWeight, undesirable_weight: f64) ->
     }
 }
 
-fn metric(out: &LossOutput, name: &str) -> f64 {
-    out.metrics
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .value
-}
-
-fn error_of(result: Result<LossOutput, PluginError>) -> PluginError {
-    match result {
-        Ok(out) => panic!("expected an error, got loss {}", out.loss),
-        Err(e) => e,
-    }
-}
-
 fn params_error(json: &str) -> PluginError {
-    match Kto::from_params(&Params::parse(json).unwrap(), KTO_SPEC) {
-        Ok(k) => panic!("expected {json} to be rejected, got {k:?}"),
-        Err(e) => e,
-    }
+    testing::params_error(json, |params| Kto::from_params(params, KTO_SPEC))
 }
 
 #[test]
@@ -203,7 +142,7 @@ fn loss_and_gradients_match_the_plain_formula() {
 fn single_answers_worked_by_hand() {
     // No KL batch: z0 = 0. r = 2 (desirable) and r = −2 (undesirable), β = 0.5: both terms are
     // 1 − σ(1), so the mean is σ(−1) = 0.2689...
-    let data = Data::new(
+    let data = OwnedBatch::singles(
         vec![-8.0, -12.0],
         vec![-10.0, -10.0],
         vec![Label::Chosen, Label::Rejected],
@@ -232,21 +171,17 @@ fn single_answers_worked_by_hand() {
 #[test]
 fn gradients_match_finite_differences() {
     let data = fixture();
+    let check = GradientCheck::default();
     for (beta, weight) in [
         (0.1, DesirableWeight::Fixed(1.0)),
         (0.5, DesirableWeight::Fixed(1.3)),
         (2.0, DesirableWeight::Auto),
     ] {
-        let loss = kto(beta, weight, 0.7);
-        let out = loss.evaluate(&data.batch()).unwrap();
-        let (fd, _) = finite_difference(&loss, &data.batch(), 1.0 / 64.0).unwrap();
-        for (i, (&got, &numeric)) in out.grad_logp_policy.iter().zip(&fd).enumerate() {
-            let tol = 1e-3 * numeric.abs().max(f64::from(got).abs()) + 1e-7;
-            assert!(
-                (f64::from(got) - numeric).abs() <= tol,
-                "beta={beta} grad[{i}]: analytic {got}, finite difference {numeric}"
-            );
-        }
+        check.assert_matches(
+            &kto(beta, weight, 0.7),
+            &data.batch(),
+            &format!("beta={beta}"),
+        );
     }
 }
 
@@ -314,7 +249,7 @@ fn auto_weight_balances_desirable_and_undesirable() {
 
 #[test]
 fn auto_weight_without_desirable_answers_leaves_the_undesirable_terms() {
-    let data = Data::new(
+    let data = OwnedBatch::singles(
         vec![-3.0, -7.5, -2.25],
         vec![-4.0, -7.0, -3.0],
         vec![Label::Rejected; 3],
@@ -344,7 +279,7 @@ fn auto_weight_without_desirable_answers_leaves_the_undesirable_terms() {
 
 #[test]
 fn auto_weight_without_undesirable_answers_falls_back_to_unit_weight() {
-    let data = Data::new(
+    let data = OwnedBatch::singles(
         vec![-3.0, -7.5, -2.25],
         vec![-4.0, -7.0, -3.0],
         vec![Label::Chosen; 3],
@@ -376,24 +311,7 @@ fn metrics_are_trl_statistics() {
     let reward = |i: usize| beta * (f64::from(data.policy[i]) - f64::from(data.reference[i]));
     let chosen = (reward(0) + reward(2)) / 2.0;
     let rejected = (reward(1) + reward(3) + reward(4) + reward(5)) / 4.0;
-    assert_close(
-        metric(&out, "rewards/chosen"),
-        chosen,
-        1e-12,
-        "rewards/chosen",
-    );
-    assert_close(
-        metric(&out, "rewards/rejected"),
-        rejected,
-        1e-12,
-        "rewards/rejected",
-    );
-    assert_close(
-        metric(&out, "rewards/margins"),
-        chosen - rejected,
-        1e-12,
-        "rewards/margins",
-    );
+    assert_rewards(&out, chosen, rejected);
     assert_eq!(metric(&out, "count/chosen"), 2.0);
     assert_eq!(metric(&out, "count/rejected"), 4.0);
     assert_close(
@@ -413,7 +331,7 @@ fn metrics_are_trl_statistics() {
 
 #[test]
 fn empty_batch_gives_zero_loss() {
-    let mut data = Data::new(vec![], vec![], vec![]);
+    let mut data = OwnedBatch::singles(vec![], vec![], vec![]);
     let loss = kto(0.1, DesirableWeight::Auto, 1.0);
     let out = loss.evaluate(&data.batch()).unwrap();
     assert_eq!(out.loss, 0.0);
@@ -434,7 +352,7 @@ fn empty_batch_gives_zero_loss() {
 fn extreme_log_ratios_give_finite_loss_and_gradients() {
     use Label::{Chosen as C, Rejected as R};
     // r = +1e4, −1e4 for a desirable and for an undesirable answer.
-    let mut data = Data::new(
+    let mut data = OwnedBatch::singles(
         vec![-1.0, -10001.0, -1.0, -10001.0],
         vec![-10001.0, -1.0, -10001.0, -1.0],
         vec![C, C, R, R],
@@ -609,14 +527,15 @@ fn plugin_builds_and_evaluates_through_the_ffi_object() {
 
     let mut bad = fixture();
     bad.labels.pop();
-    match object.evaluate(&bad.batch()) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidInput),
-        RResult::ROk(out) => panic!("expected an error, got loss {}", out.loss),
-    }
-    match plugin().new_loss("dpo", "") {
-        Ok(_) => panic!("kto plugin must not provide dpo"),
-        Err(e) => assert_eq!(e.kind, ErrorKind::UnknownComponent),
-    }
+    assert_eq!(
+        error_of(object.evaluate(&bad.batch())).kind,
+        ErrorKind::InvalidInput
+    );
+    // The kto plugin does not provide dpo.
+    assert_eq!(
+        error_of(plugin().new_loss("dpo", "")).kind,
+        ErrorKind::UnknownComponent
+    );
 }
 
 #[test]
@@ -640,39 +559,12 @@ fn exported_root_module_entry_points_work_in_process() {
         1e-5,
         "ktor auto loss through the root module",
     );
-    match module.new_loss()(RStr::from("kto"), RStr::from(r#"{"beta": -1}"#)) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidParams),
-        RResult::ROk(_) => panic!("a negative beta must be refused"),
-    }
-}
-
-/// A loss that panics, to check the FFI adapter contains it.
-struct Exploding;
-
-impl LossFunction for Exploding {
-    fn spec(&self) -> LossSpec {
-        KTO_SPEC
-    }
-
-    fn evaluate(&self, _batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
-        panic!("boom in evaluate")
-    }
+    // A negative beta is refused.
+    let negative = module.new_loss()(RStr::from("kto"), RStr::from(r#"{"beta": -1}"#));
+    assert_eq!(error_of(negative).kind, ErrorKind::InvalidParams);
 }
 
 #[test]
 fn panics_become_panicked_errors() {
-    match guard(|| -> Result<(), PluginError> { panic!("boom") }) {
-        RResult::RErr(e) => {
-            assert_eq!(e.kind, ErrorKind::Panicked);
-            assert!(e.message.contains("boom"), "{}", e.message);
-        }
-        RResult::ROk(()) => panic!("guard must report the panic"),
-    }
-    match LossBox::new(Exploding).evaluate(&fixture().batch()) {
-        RResult::RErr(e) => {
-            assert_eq!(e.kind, ErrorKind::Panicked);
-            assert!(e.message.contains("boom in evaluate"), "{}", e.message);
-        }
-        RResult::ROk(_) => panic!("a panicking loss must return an error"),
-    }
+    assert_panics_become_errors(KTO_SPEC, &fixture().batch());
 }

@@ -19,10 +19,10 @@
 //! and the batch loss is the mean of ℓ over pairs.
 
 use fedpref_plugin_api::{
-    DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PluginError,
+    check_non_negative, check_positive,
+    math::{log_sigmoid, sigmoid},
+    paired, DataNeeds, LossBatch, LossFunction, LossOutput, LossSpec, Params, PluginError,
 };
-
-use fedpref_plugin_api::math::{log_sigmoid, mean, sigmoid};
 
 /// What SimPO asks of the host: (chosen, rejected) pairs and nothing else — no reference
 /// log-probs, no KL batch.
@@ -74,16 +74,8 @@ impl Simpo {
         let gamma_beta_ratio = params.f64_or("gamma_beta_ratio", 0.5)?;
         let label_smoothing = params.f64_or("label_smoothing", 0.0)?;
         params.finish()?;
-        if !(beta.is_finite() && beta > 0.0) {
-            return Err(PluginError::invalid_params(format!(
-                "`beta` = {beta} must be a finite number > 0"
-            )));
-        }
-        if !(gamma_beta_ratio.is_finite() && gamma_beta_ratio >= 0.0) {
-            return Err(PluginError::invalid_params(format!(
-                "`gamma_beta_ratio` = {gamma_beta_ratio} must be a finite number >= 0"
-            )));
-        }
+        let beta = check_positive("beta", beta)?;
+        let gamma_beta_ratio = check_non_negative("gamma_beta_ratio", gamma_beta_ratio)?;
         if !(0.0..0.5).contains(&label_smoothing) {
             return Err(PluginError::invalid_params(format!(
                 "`label_smoothing` = {label_smoothing} is outside [0, 0.5)"
@@ -108,9 +100,7 @@ impl LossFunction for Simpo {
     }
 
     fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
-        batch.validate(&SIMPO_SPEC)?;
-        check_inputs(batch)?;
-        let pairs = batch.pairs();
+        let pairs = paired::validated_pairs(batch, &SIMPO_SPEC, "simpo")?;
         // β·logπ(y)/|y|: the reference-free reward, per token.
         let reward =
             |i: usize| self.beta * f64::from(batch.logp_policy[i]) / f64::from(batch.n_tokens[i]);
@@ -129,25 +119,7 @@ impl LossFunction for Simpo {
         } else {
             total / n_pairs
         };
-        let accuracy = |c: usize, r: usize| if reward(c) > reward(r) { 1.0 } else { 0.0 };
-        let metrics = vec![
-            Metric::new(
-                "rewards/chosen",
-                mean(pairs.iter().map(|&(c, _)| reward(c))),
-            ),
-            Metric::new(
-                "rewards/rejected",
-                mean(pairs.iter().map(|&(_, r)| reward(r))),
-            ),
-            Metric::new(
-                "rewards/margins",
-                mean(pairs.iter().map(|&(c, r)| reward(c) - reward(r))),
-            ),
-            Metric::new(
-                "rewards/accuracies",
-                mean(pairs.iter().map(|&(c, r)| accuracy(c, r))),
-            ),
-        ];
+        let metrics = paired::reward_metrics(&pairs, reward);
         Ok(LossOutput {
             loss,
             grad_logp_policy: grad.into(),
@@ -155,26 +127,4 @@ impl LossFunction for Simpo {
             metrics: metrics.into(),
         })
     }
-}
-
-/// Rejects sequences without a partner, non-finite policy log-probs and zero token counts.
-fn check_inputs(batch: &LossBatch<'_>) -> Result<(), PluginError> {
-    if let Some(i) = batch.pair.iter().position(|&p| p < 0) {
-        let label = if batch.labels[i] == Label::Chosen {
-            "chosen"
-        } else {
-            "rejected"
-        };
-        return Err(PluginError::invalid_input(format!(
-            "sequence {i} ({label}) has no partner (pair[{i}] = {}); simpo needs every sequence in a (chosen, rejected) pair",
-            batch.pair[i]
-        )));
-    }
-    if let Some(i) = batch.logp_policy.iter().position(|v| !v.is_finite()) {
-        return Err(PluginError::invalid_input(format!(
-            "logp_policy[{i}] = {} is not finite",
-            batch.logp_policy[i]
-        )));
-    }
-    Ok(())
 }

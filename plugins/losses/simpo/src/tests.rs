@@ -2,59 +2,28 @@
 //! (independent of the crate's helpers), finite differences, edge cases (no reference slice
 //! at all), parameters, and the exported FFI entry points.
 
-use abi_stable::std_types::{RResult, RSlice, RStr};
+use abi_stable::std_types::RStr;
 use fedpref_plugin_api::{
-    guard, testing::finite_difference, DataNeeds, ErrorKind, Label, LossBatch, LossBox,
-    LossFunction, LossOutput, LossSpec, Params, PluginError,
+    testing::{
+        self, error_of,
+        loss::{
+            assert_close, assert_empty_output, assert_gradient_close, assert_panics_become_errors,
+            assert_rewards, OwnedBatch,
+        },
+        metric, GradientCheck,
+    },
+    DataNeeds, ErrorKind, LossFunction, LossSpec, Params, PluginError,
 };
 
 use crate::{fedpref_root_module, plugin, Simpo, SIMPO_SPEC};
 
-/// An owned batch that lends a [`LossBatch`]; `reference` stays empty unless a test fills it.
-#[derive(Clone)]
-struct Data {
-    policy: Vec<f32>,
-    reference: Vec<f32>,
-    n_tokens: Vec<u32>,
-    labels: Vec<Label>,
-    pair: Vec<i64>,
-}
-
-impl Data {
-    fn batch(&self) -> LossBatch<'_> {
-        LossBatch {
-            logp_policy: self.policy.as_slice().into(),
-            logp_ref: self.reference.as_slice().into(),
-            n_tokens: self.n_tokens.as_slice().into(),
-            labels: self.labels.as_slice().into(),
-            pair: self.pair.as_slice().into(),
-            kl_logp_policy: RSlice::from_slice(&[]),
-            kl_logp_ref: RSlice::from_slice(&[]),
-        }
-    }
-
-    fn one_pair(chosen: (f32, u32), rejected: (f32, u32)) -> Self {
-        Data {
-            policy: vec![chosen.0, rejected.0],
-            reference: vec![],
-            n_tokens: vec![chosen.1, rejected.1],
-            labels: vec![Label::Chosen, Label::Rejected],
-            pair: vec![1, 0],
-        }
-    }
-}
-
 /// Four pairs laid out out of order: (0, 3), (2, 5), (4, 1), (6, 7), with different lengths so
-/// that length normalization matters; no reference log-probs.
-fn fixture() -> Data {
-    use Label::{Chosen as C, Rejected as R};
-    Data {
-        policy: vec![-12.5, -20.25, -10.0, -15.75, -30.5, -9.5, -5.0, -25.0],
-        reference: vec![],
-        n_tokens: vec![5, 9, 3, 7, 12, 4, 6, 10],
-        labels: vec![C, R, C, R, C, R, C, R],
-        pair: vec![3, 4, 5, 0, 1, 2, 7, 6],
-    }
+/// that length normalization matters; no reference log-probs (`reference` stays empty unless a
+/// test fills it).
+fn fixture() -> OwnedBatch {
+    let mut data = OwnedBatch::four_pairs();
+    data.reference.clear();
+    data
 }
 
 const PAIRS: [(usize, usize); 4] = [(0, 3), (2, 5), (4, 1), (6, 7)];
@@ -64,7 +33,7 @@ fn sigma(x: f64) -> f64 {
 }
 
 /// (loss, gradient) of SimPO from the plain formula.
-fn expected(beta: f64, ratio: f64, eps: f64, data: &Data) -> (f64, Vec<f64>) {
+fn expected(beta: f64, ratio: f64, eps: f64, data: &OwnedBatch) -> (f64, Vec<f64>) {
     let avg = |i: usize| f64::from(data.policy[i]) / f64::from(data.n_tokens[i]);
     let p = PAIRS.len() as f64;
     let mut loss = 0.0;
@@ -78,14 +47,6 @@ fn expected(beta: f64, ratio: f64, eps: f64, data: &Data) -> (f64, Vec<f64>) {
         grad[r] = -slope * beta / f64::from(data.n_tokens[r]) / p;
     }
     (loss, grad)
-}
-
-fn assert_close(actual: f64, expected: f64, rel: f64, what: &str) {
-    let tol = rel * actual.abs().max(expected.abs()) + 1e-12;
-    assert!(
-        (actual - expected).abs() <= tol,
-        "{what}: got {actual}, expected {expected} (rel tol {rel})"
-    );
 }
 
 fn simpo(beta: f64, gamma_beta_ratio: f64, label_smoothing: f64) -> Simpo {
@@ -104,26 +65,8 @@ const SETTINGS: [(f64, f64, f64); 5] = [
     (1.0, 0.3, 0.3),
 ];
 
-fn metric(out: &LossOutput, name: &str) -> f64 {
-    out.metrics
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .value
-}
-
-fn error_of(result: Result<LossOutput, PluginError>) -> PluginError {
-    match result {
-        Ok(out) => panic!("expected an error, got loss {}", out.loss),
-        Err(e) => e,
-    }
-}
-
 fn params_error(json: &str) -> PluginError {
-    match Simpo::from_params(&Params::parse(json).unwrap()) {
-        Ok(s) => panic!("expected {json} to be rejected, got {s:?}"),
-        Err(e) => e,
-    }
+    testing::params_error(json, Simpo::from_params)
 }
 
 #[test]
@@ -144,7 +87,7 @@ fn loss_matches_the_plain_formula() {
 #[test]
 fn default_pair_worked_by_hand() {
     // Averages −1 (−4 over 4 tokens) and −2 (−6 over 3); β = 2, γ = 1: x = 2·1 − 1 = 1.
-    let data = Data::one_pair((-4.0, 4), (-6.0, 3));
+    let data = OwnedBatch::adjacent_pairs(vec![-4.0, -6.0], vec![], vec![4, 3]);
     let defaults = Simpo::from_params(&Params::parse("").unwrap()).unwrap();
     let out = defaults.evaluate(&data.batch()).unwrap();
     assert_close(out.loss, (1.0 + (-1f64).exp()).ln(), 1e-12, "loss");
@@ -170,15 +113,8 @@ fn gradients_match_the_closed_form_derivative() {
     for (beta, ratio, eps) in SETTINGS {
         let out = simpo(beta, ratio, eps).evaluate(&data.batch()).unwrap();
         let (_, want) = expected(beta, ratio, eps, &data);
-        assert_eq!(out.grad_logp_policy.len(), data.policy.len());
-        for (i, (&got, &want)) in out.grad_logp_policy.iter().zip(&want).enumerate() {
-            assert_close(
-                f64::from(got),
-                want,
-                1e-5,
-                &format!("beta={beta} ratio={ratio} eps={eps} grad[{i}]"),
-            );
-        }
+        let what = format!("beta={beta} ratio={ratio} eps={eps}");
+        assert_gradient_close(&out.grad_logp_policy, &want, 1e-5, &what);
         assert!(out.grad_kl_logp_policy.is_empty());
     }
 }
@@ -186,17 +122,10 @@ fn gradients_match_the_closed_form_derivative() {
 #[test]
 fn gradients_match_finite_differences() {
     let data = fixture();
+    let check = GradientCheck::default();
     for (beta, ratio, eps) in SETTINGS {
-        let loss = simpo(beta, ratio, eps);
-        let out = loss.evaluate(&data.batch()).unwrap();
-        let (fd, _) = finite_difference(&loss, &data.batch(), 1.0 / 64.0).unwrap();
-        for (i, (&got, &numeric)) in out.grad_logp_policy.iter().zip(&fd).enumerate() {
-            let tol = 1e-3 * numeric.abs().max(f64::from(got).abs()) + 1e-7;
-            assert!(
-                (f64::from(got) - numeric).abs() <= tol,
-                "beta={beta} ratio={ratio} eps={eps} grad[{i}]: analytic {got}, finite difference {numeric}"
-            );
-        }
+        let what = format!("beta={beta} ratio={ratio} eps={eps}");
+        check.assert_matches(&simpo(beta, ratio, eps), &data.batch(), &what);
     }
 }
 
@@ -219,24 +148,7 @@ fn metrics_are_length_normalized_rewards() {
     let reward = |i: usize| beta * f64::from(data.policy[i]) / f64::from(data.n_tokens[i]);
     let chosen = PAIRS.iter().map(|&(c, _)| reward(c)).sum::<f64>() / 4.0;
     let rejected = PAIRS.iter().map(|&(_, r)| reward(r)).sum::<f64>() / 4.0;
-    assert_close(
-        metric(&out, "rewards/chosen"),
-        chosen,
-        1e-12,
-        "rewards/chosen",
-    );
-    assert_close(
-        metric(&out, "rewards/rejected"),
-        rejected,
-        1e-12,
-        "rewards/rejected",
-    );
-    assert_close(
-        metric(&out, "rewards/margins"),
-        chosen - rejected,
-        1e-12,
-        "rewards/margins",
-    );
+    assert_rewards(&out, chosen, rejected);
     // Per-token averages: only pair (6, 7) (−5/6 against −25/10) has the larger chosen reward;
     // pair (0, 3) would win on summed log-probs but loses per token (−2.5 against −2.25).
     assert_eq!(metric(&out, "rewards/accuracies"), 0.25);
@@ -245,39 +157,15 @@ fn metrics_are_length_normalized_rewards() {
 
 #[test]
 fn empty_batch_gives_zero_loss_and_undefined_metrics() {
-    let data = Data {
-        policy: vec![],
-        reference: vec![],
-        n_tokens: vec![],
-        labels: vec![],
-        pair: vec![],
-    };
+    let data = OwnedBatch::default();
     let out = simpo(2.0, 0.5, 0.1).evaluate(&data.batch()).unwrap();
-    assert_eq!(out.loss, 0.0);
-    assert!(out.grad_logp_policy.is_empty() && out.grad_kl_logp_policy.is_empty());
-    assert_eq!(out.metrics.len(), 4);
-    assert!(
-        out.metrics.iter().all(|m| m.value.is_nan()),
-        "{:?}",
-        out.metrics
-    );
+    assert_empty_output(&out, 4);
 }
 
 #[test]
 fn extreme_log_probs_give_finite_loss_and_gradients() {
     // Pair (0, 1): chosen average −1e4 against −1; pair (2, 3) the other way round.
-    let data = Data {
-        policy: vec![-10000.0, -1.0, -1.0, -10000.0],
-        reference: vec![],
-        n_tokens: vec![1, 1, 1, 1],
-        labels: vec![
-            Label::Chosen,
-            Label::Rejected,
-            Label::Chosen,
-            Label::Rejected,
-        ],
-        pair: vec![1, 0, 3, 2],
-    };
+    let data = OwnedBatch::adjacent_pairs(vec![-10000.0, -1.0, -1.0, -10000.0], vec![], vec![1; 4]);
     for (beta, ratio, eps) in SETTINGS {
         let out = simpo(beta, ratio, eps).evaluate(&data.batch()).unwrap();
         assert!(
@@ -409,39 +297,12 @@ fn exported_root_module_entry_points_work_in_process() {
     let out = object.evaluate(&data.batch()).into_result().unwrap();
     let (want, _) = expected(2.0, 0.5, 0.0, &data);
     assert_close(out.loss, want, 1e-5, "default loss through the root module");
-    match module.new_loss()(RStr::from("dpo"), RStr::from("")) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::UnknownComponent),
-        RResult::ROk(_) => panic!("simpo plugin must not provide dpo"),
-    }
-}
-
-/// A loss that panics, to check the FFI adapter contains it.
-struct Exploding;
-
-impl LossFunction for Exploding {
-    fn spec(&self) -> LossSpec {
-        SIMPO_SPEC
-    }
-
-    fn evaluate(&self, _batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
-        panic!("boom in evaluate")
-    }
+    // The simpo plugin does not provide dpo.
+    let dpo = module.new_loss()(RStr::from("dpo"), RStr::from(""));
+    assert_eq!(error_of(dpo).kind, ErrorKind::UnknownComponent);
 }
 
 #[test]
 fn panics_become_panicked_errors() {
-    match guard(|| -> Result<(), PluginError> { panic!("boom") }) {
-        RResult::RErr(e) => {
-            assert_eq!(e.kind, ErrorKind::Panicked);
-            assert!(e.message.contains("boom"), "{}", e.message);
-        }
-        RResult::ROk(()) => panic!("guard must report the panic"),
-    }
-    match LossBox::new(Exploding).evaluate(&fixture().batch()) {
-        RResult::RErr(e) => {
-            assert_eq!(e.kind, ErrorKind::Panicked);
-            assert!(e.message.contains("boom in evaluate"), "{}", e.message);
-        }
-        RResult::ROk(_) => panic!("a panicking loss must return an error"),
-    }
+    assert_panics_become_errors(SIMPO_SPEC, &fixture().batch());
 }

@@ -1,11 +1,8 @@
-//! Helpers shared by every partition rule: the seeded generator, input checks, integer
-//! parameters, equal dealing and the output with its size metrics.
+//! Helpers shared by every partition rule: the seeded generator, input checks, equal dealing and the output with its size metrics.
 //!
 //! Fed by the rule modules; feeds [`PartitionOutput`] back to the host.
 
-use fedpref_plugin_api::{
-    Assignment, ExampleMeta, Metric, Params, PartitionOutput, PluginError, View,
-};
+use fedpref_plugin_api::{Assignment, ExampleMeta, Metric, PartitionOutput, PluginError, View};
 use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -46,23 +43,6 @@ pub fn check_counts(
         )));
     }
     Ok(n_clients)
-}
-
-/// A non-negative integer parameter, or `default` when absent.
-///
-/// `Params` has only a number getter, so this checks that the number is a whole one.
-///
-/// # Errors
-/// `InvalidParams` naming the key when the value is not a whole number in `[min, u32::MAX]`.
-pub fn count_param(params: &Params, key: &str, default: u32, min: u32) -> Result<u32, PluginError> {
-    let value = params.f64_or(key, f64::from(default))?;
-    if value.fract() != 0.0 || value < f64::from(min) || value > f64::from(u32::MAX) {
-        return Err(PluginError::invalid_params(format!(
-            "`{key}` must be a whole number of at least {min}, got {value}"
-        )));
-    }
-    // In range and integral, checked just above.
-    Ok(value as u32)
 }
 
 /// Shuffles `items` and cuts them into `n_clients` runs whose lengths differ by at most one

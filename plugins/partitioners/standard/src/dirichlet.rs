@@ -24,8 +24,9 @@ use crate::{common, gamma};
 /// Category skew drawn from a symmetric Dirichlet distribution.
 #[derive(Debug, Clone, Copy)]
 pub struct Dirichlet {
-    /// Concentration; `alpha` (default 0.5).
-    alpha: f64,
+    /// The gamma draws of shape `alpha` (the concentration, default 0.5) behind each
+    /// `Dir(alpha)` draw.
+    ln_gamma: gamma::LogGamma,
     /// Fewest examples a client may end with; `min_size` (default 1).
     min_size: u32,
     /// How many complete draws to try before giving up; `max_attempts` (default 1000).
@@ -39,11 +40,14 @@ impl Dirichlet {
     /// `InvalidParams` for out-of-range or unknown keys.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
         let alpha = check_range("alpha", params.f64_or("alpha", 0.5)?, 1e-4, 1e6)?;
-        let min_size = common::count_param(params, "min_size", 1, 1)?;
-        let max_attempts = common::count_param(params, "max_attempts", 1000, 1)?;
+        let ln_gamma = gamma::LogGamma::new(alpha).map_err(|e| {
+            PluginError::invalid_params(format!("`alpha` = {alpha} is not a gamma shape: {e}"))
+        })?;
+        let min_size = params.whole_or("min_size", 1, 1..)?;
+        let max_attempts = params.whole_or("max_attempts", 1000, 1..)?;
         params.finish()?;
         Ok(Self {
-            alpha,
+            ln_gamma,
             min_size,
             max_attempts,
         })
@@ -77,7 +81,7 @@ impl PartitionerFunction for Dirichlet {
             for members in by_category.values() {
                 let mut members = members.clone();
                 members.shuffle(&mut rng);
-                let mut shares = gamma::dirichlet(self.alpha, n_clients, &mut rng);
+                let mut shares = gamma::dirichlet(&self.ln_gamma, n_clients, &mut rng);
                 for (share, client) in shares.iter_mut().zip(&clients) {
                     if client.len() as f64 >= target {
                         *share = 0.0;

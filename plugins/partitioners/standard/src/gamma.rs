@@ -1,45 +1,53 @@
 //! Gamma and Dirichlet draws for the `dirichlet` rule, in log space.
 //!
-//! Marsaglia and Tsang (2000), "A simple method for generating gamma variables": for shape
-//! `a >= 1`, `d = a - 1/3`, `c = 1 / sqrt(9 d)`, accept `d v` with `v = (1 + c x)^3`, `x ~ N(0, 1)`;
-//! for `a < 1`, `Gamma(a) = Gamma(a + 1) * U^(1/a)`. Small concentrations (`alpha = 0.01`) make
-//! `U^(1/a)` underflow, so draws are returned as logarithms and normalised with a log-sum-exp.
+//! The gamma draws are `rand_distr`'s (Marsaglia and Tsang 2000). For a shape `a < 1` it
+//! returns `Gamma(a + 1) · U^(1/a)`, and small concentrations (`alpha = 0.01`) make `U^(1/a)`
+//! underflow to 0, so that every share of a Dirichlet draw could be 0. [`LogGamma`] therefore
+//! draws `Gamma(a + 1)` from `rand_distr` and adds `ln U / a` itself, and [`dirichlet`]
+//! normalises the logarithms with a log-sum-exp.
 
 use rand::Rng;
+use rand_distr::{Distribution, Gamma, GammaError, Open01};
 
-/// One standard normal draw (Box-Muller).
-fn standard_normal(rng: &mut impl Rng) -> f64 {
-    // 1 - U lies in (0, 1], so the logarithm is finite.
-    let u1 = 1.0 - rng.random::<f64>();
-    let u2 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+/// `ln X` for `X ~ Gamma(shape, 1)`, finite for every shape down to `1e-4` and below.
+#[derive(Debug, Clone, Copy)]
+pub struct LogGamma {
+    shape: f64,
+    /// `Gamma(shape, 1)` for `shape >= 1`, else `Gamma(shape + 1, 1)`.
+    gamma: Gamma<f64>,
 }
 
-/// `ln X` for `X ~ Gamma(shape, 1)`, `shape > 0`.
-pub fn ln_gamma_draw(shape: f64, rng: &mut impl Rng) -> f64 {
-    if shape < 1.0 {
-        let u = 1.0 - rng.random::<f64>();
-        return ln_gamma_draw(shape + 1.0, rng) + u.ln() / shape;
-    }
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let x = standard_normal(rng);
-        let v = 1.0 + c * x;
-        if v <= 0.0 {
-            continue;
-        }
-        let v = v * v * v;
-        let u = 1.0 - rng.random::<f64>();
-        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-            return (d * v).ln();
-        }
+impl LogGamma {
+    /// The distribution of `ln X`, `X ~ Gamma(shape, 1)`.
+    ///
+    /// # Errors
+    /// `rand_distr`'s error for a shape that is not finite and positive.
+    pub fn new(shape: f64) -> Result<Self, GammaError> {
+        let boosted = if shape < 1.0 { shape + 1.0 } else { shape };
+        Ok(Self {
+            shape,
+            gamma: Gamma::new(boosted, 1.0)?,
+        })
     }
 }
 
-/// A draw from the symmetric Dirichlet distribution `Dir(alpha, ..., alpha)` over `k` outcomes.
-pub fn dirichlet(alpha: f64, k: usize, rng: &mut impl Rng) -> Vec<f64> {
-    let logs: Vec<f64> = (0..k).map(|_| ln_gamma_draw(alpha, rng)).collect();
+impl Distribution<f64> for LogGamma {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let ln_x = self.gamma.sample(rng).ln();
+        if self.shape < 1.0 {
+            // Gamma(a) = Gamma(a + 1) · U^(1/a); U in (0, 1), so ln U is finite.
+            let u: f64 = rng.sample(Open01);
+            ln_x + u.ln() / self.shape
+        } else {
+            ln_x
+        }
+    }
+}
+
+/// A draw from the symmetric Dirichlet distribution `Dir(alpha, ..., alpha)` over `k` outcomes,
+/// given `ln_gamma` = [`LogGamma`] of shape `alpha`.
+pub fn dirichlet(ln_gamma: &LogGamma, k: usize, rng: &mut impl Rng) -> Vec<f64> {
+    let logs: Vec<f64> = (0..k).map(|_| ln_gamma.sample(rng)).collect();
     let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let weights: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
     let total: f64 = weights.iter().sum();
@@ -54,10 +62,9 @@ mod tests {
     fn gamma_mean_and_variance_match_the_shape() {
         let mut rng = crate::common::rng(7);
         for shape in [0.1, 0.5, 1.0, 2.5, 10.0] {
+            let ln_gamma = LogGamma::new(shape).unwrap();
             let n = 40_000;
-            let xs: Vec<f64> = (0..n)
-                .map(|_| ln_gamma_draw(shape, &mut rng).exp())
-                .collect();
+            let xs: Vec<f64> = (0..n).map(|_| ln_gamma.sample(&mut rng).exp()).collect();
             let mean = xs.iter().sum::<f64>() / n as f64;
             let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
             // Mean and variance of Gamma(a, 1) are both a; the standard error of the mean is
@@ -77,7 +84,7 @@ mod tests {
     fn dirichlet_sums_to_one_even_for_tiny_alpha() {
         let mut rng = crate::common::rng(1);
         for alpha in [1e-3, 0.1, 1.0, 100.0] {
-            let p = dirichlet(alpha, 12, &mut rng);
+            let p = dirichlet(&LogGamma::new(alpha).unwrap(), 12, &mut rng);
             assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
             assert!(p.iter().all(|x| x.is_finite() && *x >= 0.0));
         }

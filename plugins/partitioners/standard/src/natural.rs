@@ -34,8 +34,8 @@ impl Natural {
     /// # Errors
     /// `InvalidParams` for non-integral or unknown keys.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let max_clients = common::count_param(params, "max_clients", 0, 0)?;
-        let merge_below = common::count_param(params, "merge_below", 0, 0)?;
+        let max_clients = params.whole_or("max_clients", 0, 0..)?;
+        let merge_below = params.whole_or("merge_below", 0, 0..)?;
         params.finish()?;
         Ok(Self {
             max_clients,

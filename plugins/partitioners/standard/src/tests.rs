@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use abi_stable::std_types::RString;
 use fedpref_plugin_api::{
-    Assignment, ExampleKind, ExampleMeta, PartitionInput, PartitionOutput, PluginError, View,
+    testing::metric, Assignment, ExampleKind, ExampleMeta, PartitionInput, PartitionOutput,
+    PluginError, View,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -70,15 +71,6 @@ fn run(
 
 fn clients(output: &PartitionOutput) -> Vec<Vec<Assignment>> {
     output.clients.iter().map(|c| c.to_vec()).collect()
-}
-
-fn metric(output: &PartitionOutput, name: &str) -> f64 {
-    output
-        .metrics
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .map(|m| m.value)
-        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 /// Every example whole exactly once, or (when `split`) every pair as its two answers exactly once

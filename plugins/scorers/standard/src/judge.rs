@@ -28,7 +28,7 @@ use fedpref_plugin_api::{
 use crate::{
     cache::VerdictCache,
     chat::{ChatClient, ChatSettings},
-    params_ext::{opt_str, u32_in},
+    params_ext::opt_str,
     prompts::{self, JudgePrompt},
     verdict::{parse_pair, parse_rating, PairVerdict},
 };
@@ -122,12 +122,10 @@ impl Judge {
             .to_owned();
         let base_url = opt_str(params, "base_url")?;
         let model = opt_str(params, "model")?;
-        let max_tokens = u32_in(
-            params,
+        let max_tokens = params.whole_or(
             "max_tokens",
             if base_url.is_some() { 2048 } else { 256 },
-            1,
-            1 << 20,
+            1..=1 << 20,
         )?;
         let temperature = check_range("temperature", params.f64_or("temperature", 0.0)?, 0.0, 2.0)?;
         let cache_dir = opt_str(params, "cache_dir")?;
@@ -150,10 +148,10 @@ impl Judge {
                     0.001,
                     3600.0,
                 )?;
-                let retries = u32_in(params, "retries", 3, 0, 20)?;
+                let retries = params.whole_or("retries", 3, 0..=20)?;
                 let backoff =
                     check_range("backoff_s", params.f64_or("backoff_s", 1.0)?, 0.0, 60.0)?;
-                let concurrency = u32_in(params, "concurrency", 4, 1, 64)?;
+                let concurrency = params.whole_or("concurrency", 4, 1..=64)?;
                 let client = ChatClient::new(ChatSettings {
                     base_url: base_url.clone(),
                     model,
@@ -164,10 +162,9 @@ impl Judge {
                     max_tokens,
                     temperature,
                 });
-                // `concurrency` is in [1, 64].
                 Backend::Http {
                     client,
-                    concurrency: concurrency as usize,
+                    concurrency,
                 }
             }
             None => {

@@ -1,7 +1,7 @@
-//! Parameter getters the API's [`Params`] lacks (booleans, bounded integers, optional strings),
+//! Parameter getters the API's [`Params`] lacks (booleans, optional strings),
 //! with the same error style: the key, the bad value, what is expected.
 
-use fedpref_plugin_api::{check_range, Params, PluginError};
+use fedpref_plugin_api::{Params, PluginError};
 
 /// A boolean, or `default` when the key is absent.
 ///
@@ -14,32 +14,6 @@ pub fn bool_or(params: &Params, key: &str, default: bool) -> Result<bool, Plugin
             PluginError::invalid_params(format!("`{key}` must be true or false, got {v}"))
         }),
     }
-}
-
-/// A whole number in `[low, high]`, or `default` when the key is absent.
-///
-/// # Errors
-/// `InvalidParams` naming the key for a fraction or a value out of range.
-pub fn u32_in(
-    params: &Params,
-    key: &str,
-    default: u32,
-    low: u32,
-    high: u32,
-) -> Result<u32, PluginError> {
-    let value = check_range(
-        key,
-        params.f64_or(key, f64::from(default))?,
-        f64::from(low),
-        f64::from(high),
-    )?;
-    if value.fract() != 0.0 {
-        return Err(PluginError::invalid_params(format!(
-            "`{key}` = {value} must be a whole number"
-        )));
-    }
-    // In [low, high] ⊂ u32 and whole after the checks, so the conversion is exact.
-    Ok(value as u32)
 }
 
 /// A non-empty string, or `None` when the key is absent.

@@ -7,16 +7,11 @@ mod http;
 mod judge_local;
 mod server;
 
-use std::{path::PathBuf, sync::Mutex};
+use std::path::PathBuf;
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{RResult, RString, RVec},
-};
-use fedpref_plugin_api::{
-    ErrorKind, GenerationRequest, HostServices, HostServicesRef, HostServices_TO, Metric, Outcome,
-    Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction,
-};
+use abi_stable::std_types::{RResult, RString, RVec};
+pub use fedpref_plugin_api::testing::{metric, scorer::ScriptedHost};
+use fedpref_plugin_api::{ErrorKind, Metric, Outcome, Params, ScoreItem, ScorerFunction};
 
 use crate::{
     cache::VerdictCache,
@@ -51,47 +46,6 @@ pub fn item(id: &str, prompt: &str, response: &str, reference: &str) -> ScoreIte
         response: response.into(),
         reference: reference.into(),
         features: RVec::new(),
-    }
-}
-
-/// The value of summary metric `name`.
-pub fn metric(output: &ScoreOutput, name: &str) -> f64 {
-    output
-        .summary
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .value
-}
-
-/// A host whose local model answers from a script and records the requests.
-pub struct FakeHost {
-    pub replies: Vec<Result<String, String>>,
-    pub requests: Mutex<Vec<GenerationRequest>>,
-}
-
-impl FakeHost {
-    pub fn new(replies: Vec<Result<String, String>>) -> Self {
-        Self {
-            replies,
-            requests: Mutex::new(Vec::new()),
-        }
-    }
-
-    pub fn services(&self) -> HostServicesRef<'_> {
-        HostServices_TO::from_ptr(self, TD_Opaque)
-    }
-}
-
-impl HostServices for FakeHost {
-    fn generate(&self, request: &GenerationRequest) -> RResult<RString, PluginError> {
-        let mut requests = self.requests.lock().unwrap();
-        let reply = self.replies[requests.len().min(self.replies.len() - 1)].clone();
-        requests.push(request.clone());
-        match reply {
-            Ok(text) => RResult::ROk(text.into()),
-            Err(e) => RResult::RErr(PluginError::failed(e)),
-        }
     }
 }
 
@@ -151,7 +105,7 @@ fn refusals_are_found_case_insensitively_and_scored() {
             "",
         ),
     ];
-    let host = FakeHost::new(vec![Ok(String::new())]);
+    let host = ScriptedHost::new(vec![Ok(String::new())]);
     let out = scorer.score(&items, &host.services()).unwrap();
     let scores: Vec<f64> = out.items.iter().map(|s| s.score).collect();
     // The typographic apostrophe does not match "I'm sorry" without `fold_quotes`.
@@ -357,7 +311,7 @@ fn preference_accuracy_matches_hand_computation() {
         pair_item("3", 0.25, -0.25),
         missing,
     ];
-    let host = FakeHost::new(vec![Ok(String::new())]);
+    let host = ScriptedHost::new(vec![Ok(String::new())]);
     let out = scorer.score(&items, &host.services()).unwrap();
     let scores: Vec<f64> = out.items.iter().take(4).map(|s| s.score).collect();
     // Margins 0.5·(3, −4, 0, 0.5) = 1.5, −2, 0, 0.25: a zero margin is not a win.
@@ -409,7 +363,7 @@ fn exported_module_lists_and_builds_every_scorer() {
         RStr::from(r#"{"keywords": ["no"]}"#),
     )
     .unwrap();
-    let host = FakeHost::new(vec![Ok(String::new())]);
+    let host = ScriptedHost::new(vec![Ok(String::new())]);
     let items = [item("a", "p", "No.", ""), item("b", "p", "Yes.", "")];
     let out = scorer
         .score(items.as_slice().into(), host.services())

@@ -16,8 +16,7 @@ use std::{
 };
 
 use fedpref_plugin_api::{
-    GenerationRequest, HostServices, HostServices_TO, Outcome, Params, PluginError, ScoreItem,
-    ScoreOutput, ScorerFunction,
+    testing::scorer::ScriptedHost, Outcome, Params, ScoreItem, ScoreOutput, ScorerFunction,
 };
 use fedpref_scorer_standard::Judge;
 
@@ -104,23 +103,10 @@ fn start(python: &str, model: &str) -> Server {
     server
 }
 
-/// A host without a local model: the HTTP judge must never call it.
-struct NoHost;
-
-impl HostServices for NoHost {
-    fn generate(
-        &self,
-        _: &GenerationRequest,
-    ) -> abi_stable::std_types::RResult<abi_stable::std_types::RString, PluginError> {
-        abi_stable::std_types::RResult::RErr(PluginError::failed(
-            "the HTTP judge called the local model",
-        ))
-    }
-}
-
 fn score(judge: &Judge, items: &[ScoreItem]) -> ScoreOutput {
-    let host = NoHost;
-    let services = HostServices_TO::from_ptr(&host, abi_stable::sabi_trait::TD_Opaque);
+    // A host without a local model: the HTTP judge must never call it.
+    let host = ScriptedHost::new(vec![Err("the HTTP judge called the local model".into())]);
+    let services = host.services();
     judge.score(items, &services).expect("scoring runs")
 }
 

@@ -1,8 +1,11 @@
 //! The exported entry points: components built by name through [`plugin`] and the root module,
 //! aggregating through the FFI object.
 
-use abi_stable::std_types::{RResult, RSlice, RStr};
-use fedpref_plugin_api::{AggregationInput, ComponentKind, ErrorKind};
+use abi_stable::std_types::{RSlice, RStr};
+use fedpref_plugin_api::{
+    testing::{aggregation::Round, error_of},
+    ComponentKind, ErrorKind,
+};
 
 use super::{assert_close, rounds};
 use crate::{fedpref_root_module, plugin};
@@ -41,14 +44,7 @@ fn fedadam_through_the_ffi_object() {
         [0.8352097997289464, -0.9384185915832506, 1.6693987732690232],
     ];
     for (round, want) in rounds().iter().zip(&want).take(2) {
-        let updates = round.updates();
-        let input = AggregationInput {
-            round: round.round,
-            n_clients: round.n_clients,
-            global: RSlice::from_slice(&round.global),
-            updates: RSlice::from_slice(&updates),
-        };
-        let out = object.aggregate(&input).into_result().unwrap();
+        let out = round.with_input(|input| object.aggregate(input).into_result().unwrap());
         assert_close(&out.global, want, "fedadam through ffi");
     }
     let state = object.save_state().into_result().unwrap();
@@ -57,37 +53,30 @@ fn fedadam_through_the_ffi_object() {
         .load_state(state.as_slice().into())
         .into_result()
         .unwrap();
-    let round = &rounds()[2];
-    let updates = round.updates();
-    let input = AggregationInput {
-        round: 2,
-        n_clients: 4,
-        global: RSlice::from_slice(&round.global),
-        updates: RSlice::from_slice(&updates),
-    };
-    let out = restored.aggregate(&input).into_result().unwrap();
-    assert_close(&out.global, &want[2], "fedadam restored through ffi");
-    assert_eq!(out, object.aggregate(&input).into_result().unwrap());
+    rounds()[2].with_input(|input| {
+        let out = restored.aggregate(input).into_result().unwrap();
+        assert_close(&out.global, &want[2], "fedadam restored through ffi");
+        assert_eq!(out, object.aggregate(input).into_result().unwrap());
+    });
 }
 
 #[test]
 fn errors_cross_the_ffi_boundary() {
     let mut object = plugin().new_aggregator("fedavg", "").unwrap();
-    let global = [0.0f32; 3];
-    let input = AggregationInput {
+    let empty = Round {
         round: 0,
         n_clients: 4,
-        global: RSlice::from_slice(&global),
-        updates: RSlice::from_slice(&[]),
+        global: vec![0.0; 3],
+        clients: Vec::new(),
     };
-    match object.aggregate(&input) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidInput),
-        RResult::ROk(_) => panic!("an empty round must be refused"),
-    }
-    match plugin().new_aggregator("fedsgd", "") {
-        Err(e) => assert_eq!(e.kind, ErrorKind::UnknownComponent),
-        Ok(_) => panic!("there is no fedsgd"),
-    }
+    // An empty round is refused.
+    let result = empty.with_input(|input| object.aggregate(input));
+    assert_eq!(error_of(result).kind, ErrorKind::InvalidInput);
+    // There is no fedsgd.
+    assert_eq!(
+        error_of(plugin().new_aggregator("fedsgd", "")).kind,
+        ErrorKind::UnknownComponent
+    );
 }
 
 #[test]
@@ -103,15 +92,7 @@ fn the_root_module_builds_scaffold_and_plans_its_correction() {
     let mut object = module.new_aggregator()(RStr::from("scaffold"), RStr::from(""))
         .into_result()
         .unwrap();
-    let round = &rounds()[0];
-    let updates = round.updates();
-    let input = AggregationInput {
-        round: 0,
-        n_clients: 4,
-        global: RSlice::from_slice(&round.global),
-        updates: RSlice::from_slice(&updates),
-    };
-    object.aggregate(&input).into_result().unwrap();
+    rounds()[0].with_input(|input| object.aggregate(input).into_result().unwrap());
     // c − c_0 before round 1 (see scaffold.rs).
     let plan = object
         .client_plan(0, RSlice::from_slice(&rounds()[1].global))
@@ -123,8 +104,7 @@ fn the_root_module_builds_scaffold_and_plans_its_correction() {
         "offset through the root module",
     );
 
-    match module.new_aggregator()(RStr::from("fedadam"), RStr::from(r#"{"beta1": 2}"#)) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidParams),
-        RResult::ROk(_) => panic!("beta1 = 2 must be refused"),
-    }
+    // beta1 = 2 is refused.
+    let bad = module.new_aggregator()(RStr::from("fedadam"), RStr::from(r#"{"beta1": 2}"#));
+    assert_eq!(error_of(bad).kind, ErrorKind::InvalidParams);
 }

@@ -22,62 +22,13 @@ mod ffi;
 mod scaffold;
 mod state;
 
-use abi_stable::std_types::RSlice;
-use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorFunction, ClientUpdate, ErrorKind, Params,
-    PluginError,
+pub use fedpref_plugin_api::testing::{
+    aggregation::{assert_close, Client, Round},
+    assert_error,
 };
+use fedpref_plugin_api::{AggregatorFunction, Params, PluginError};
 
 use crate::{Adaptivity, FedAdaptive, FedAvg, FedAvgM, FedProx, Scaffold};
-
-/// One client's result of one round.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub client: u32,
-    pub params: Vec<f32>,
-    pub n_examples: u64,
-    pub local_steps: u32,
-    pub learning_rate: f32,
-}
-
-/// One round's owned input.
-#[derive(Debug, Clone)]
-pub struct Round {
-    pub round: u32,
-    pub n_clients: u32,
-    pub global: Vec<f32>,
-    pub clients: Vec<Client>,
-}
-
-impl Round {
-    pub fn updates(&self) -> Vec<ClientUpdate<'_>> {
-        self.clients
-            .iter()
-            .map(|c| ClientUpdate {
-                client: c.client,
-                params: RSlice::from_slice(&c.params),
-                n_examples: c.n_examples,
-                local_steps: c.local_steps,
-                learning_rate: c.learning_rate,
-            })
-            .collect()
-    }
-
-    /// Runs `aggregator` on this round.
-    pub fn run(
-        &self,
-        aggregator: &mut dyn AggregatorFunction,
-    ) -> Result<AggregationOutput, PluginError> {
-        let updates = self.updates();
-        let input = AggregationInput {
-            round: self.round,
-            n_clients: self.n_clients,
-            global: RSlice::from_slice(&self.global),
-            updates: RSlice::from_slice(&updates),
-        };
-        aggregator.aggregate(&input)
-    }
-}
 
 fn client(
     client: u32,
@@ -130,19 +81,6 @@ pub fn rounds() -> Vec<Round> {
     ]
 }
 
-/// `|got − want| <= 1e-6 |want|` entrywise (plus 1e-12 so that exact zeros compare).
-#[track_caller]
-pub fn assert_close(got: &[f32], want: &[f64], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (j, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (f64::from(g) - w).abs();
-        assert!(
-            err <= 1e-6 * w.abs() + 1e-12,
-            "{what}[{j}]: got {g}, want {w} (error {err:e})"
-        );
-    }
-}
-
 /// The component `name` with JSON `params`, as a plain-Rust aggregator.
 pub fn make(name: &str, params: &str) -> Box<dyn AggregatorFunction> {
     try_make(name, params).unwrap_or_else(|e| panic!("{name} {params}: {e}"))
@@ -189,21 +127,3 @@ pub const ALL: [(&str, &str); 11] = [
         r#"{"variant": "openfedllm", "weighting": "examples"}"#,
     ),
 ];
-
-/// Asserts `result` failed with `kind` and a message containing every one of `needles`.
-#[track_caller]
-pub fn assert_error<T>(result: Result<T, PluginError>, kind: ErrorKind, needles: &[&str]) {
-    match result {
-        Ok(_) => panic!("expected a {kind:?} error mentioning {needles:?}, got Ok"),
-        Err(e) => {
-            assert_eq!(e.kind, kind, "{e}");
-            for needle in needles {
-                assert!(
-                    e.message.contains(needle),
-                    "{:?} does not mention {needle:?}",
-                    e.message.as_str()
-                );
-            }
-        }
-    }
-}

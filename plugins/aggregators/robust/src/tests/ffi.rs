@@ -1,7 +1,7 @@
 //! The exported entry points: components built by name through [`plugin`] and the root module.
 
-use abi_stable::std_types::{RResult, RSlice, RStr};
-use fedpref_plugin_api::{AggregationInput, ErrorKind};
+use abi_stable::std_types::RStr;
+use fedpref_plugin_api::{testing::error_of, ErrorKind};
 
 use super::{with_outlier, HONEST};
 use crate::{fedpref_root_module, plugin};
@@ -22,15 +22,9 @@ fn krum_through_the_ffi_object() {
     let mut object = plugin()
         .new_aggregator("krum", r#"{"byzantine": 1}"#)
         .unwrap();
-    let round = with_outlier();
-    let updates = round.updates();
-    let input = AggregationInput {
-        round: 3,
-        n_clients: 5,
-        global: RSlice::from_slice(&round.global),
-        updates: RSlice::from_slice(&updates),
-    };
-    let out = object.aggregate(&input).into_result().unwrap();
+    let mut round = with_outlier();
+    round.round = 3;
+    let out = round.with_input(|input| object.aggregate(input).into_result().unwrap());
     assert_eq!(out.global.as_slice(), &HONEST[0]);
     let state = object.save_state().into_result().unwrap();
     object
@@ -47,32 +41,15 @@ fn the_root_module_builds_every_rule() {
         manifest.api_version.as_str(),
         fedpref_plugin_api::API_VERSION
     );
-    let round = with_outlier();
-    let updates = round.updates();
-    let input = AggregationInput {
-        round: 0,
-        n_clients: 5,
-        global: RSlice::from_slice(&round.global),
-        updates: RSlice::from_slice(&updates),
-    };
     let mut median = module.new_aggregator()(RStr::from("median"), RStr::from(""))
         .into_result()
         .unwrap();
-    assert_eq!(
-        median
-            .aggregate(&input)
-            .into_result()
-            .unwrap()
-            .global
-            .as_slice(),
-        &[2.0, -2.0, 0.75, 2.5]
-    );
-    match module.new_aggregator()(RStr::from("trimmed-mean"), RStr::from(r#"{"trim": 0.9}"#)) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::InvalidParams),
-        RResult::ROk(_) => panic!("trim = 0.9 must be refused"),
-    }
-    match module.new_aggregator()(RStr::from("bulyan"), RStr::from("")) {
-        RResult::RErr(e) => assert_eq!(e.kind, ErrorKind::UnknownComponent),
-        RResult::ROk(_) => panic!("there is no bulyan"),
-    }
+    let out = with_outlier().with_input(|input| median.aggregate(input).into_result().unwrap());
+    assert_eq!(out.global.as_slice(), &[2.0, -2.0, 0.75, 2.5]);
+    // trim = 0.9 is refused.
+    let bad = module.new_aggregator()(RStr::from("trimmed-mean"), RStr::from(r#"{"trim": 0.9}"#));
+    assert_eq!(error_of(bad).kind, ErrorKind::InvalidParams);
+    // There is no bulyan.
+    let bulyan = module.new_aggregator()(RStr::from("bulyan"), RStr::from(""));
+    assert_eq!(error_of(bulyan).kind, ErrorKind::UnknownComponent);
 }

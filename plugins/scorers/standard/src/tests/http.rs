@@ -10,7 +10,7 @@ use fedpref_plugin_api::{Outcome, Params, ScoreItem, ScoreOutput, ScorerFunction
 use super::{
     item, metric, prompts_dir,
     server::{closed_base_url, Reply, Server},
-    FakeHost,
+    ScriptedHost,
 };
 use crate::{chat::parse_completion, Judge};
 
@@ -23,7 +23,7 @@ fn http_judge(prompts: &str, base_url: &str, extra: &str) -> Judge {
 }
 
 fn score(judge: &Judge, items: &[ScoreItem]) -> ScoreOutput {
-    let host = FakeHost::new(vec![Err("the local model must not be asked".into())]);
+    let host = ScriptedHost::new(vec![Err("the local model must not be asked".into())]);
     let out = judge.score(items, &host.services()).unwrap();
     out
 }

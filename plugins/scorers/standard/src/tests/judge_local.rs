@@ -3,7 +3,7 @@
 
 use fedpref_plugin_api::{ErrorKind, Outcome, Params, ScorerFunction};
 
-use super::{item, metric, prompts_dir, FakeHost, PROMPTS};
+use super::{item, metric, prompts_dir, ScriptedHost, PROMPTS};
 use crate::{prompts::JudgePrompt, Judge};
 
 fn judge(json: &str) -> Judge {
@@ -16,7 +16,7 @@ fn single_mode_uses_the_reference_prompt_when_a_reference_exists() {
     let scorer = judge(&format!(
         r#"{{"prompts_file": {prompts:?}, "max_tokens": 64}}"#
     ));
-    let host = FakeHost::new(vec![
+    let host = ScriptedHost::new(vec![
         Ok("Good answer. Rating: [[8]]".into()),
         Ok("Wrong result. Rating: [[2]]".into()),
         Ok("I think it is fine.".into()),
@@ -62,7 +62,7 @@ fn single_mode_uses_the_reference_prompt_when_a_reference_exists() {
     assert_eq!(metric(&out, "mean_score/math"), 2.0);
     assert_eq!(metric(&out, "mean_score/writing"), 8.0);
 
-    let requests = host.requests.lock().unwrap();
+    let requests = host.requests();
     assert_eq!(requests.len(), 4);
     let user = |i: usize| requests[i].messages[1].content.to_string();
     assert_eq!(requests[0].messages[0].role.as_str(), "system");
@@ -84,7 +84,7 @@ fn single_mode_uses_the_reference_prompt_when_a_reference_exists() {
 fn judge_score(
     scorer: &Judge,
     items: &[fedpref_plugin_api::ScoreItem],
-    host: &FakeHost,
+    host: &ScriptedHost,
 ) -> fedpref_plugin_api::ScoreOutput {
     let out = scorer.score(items, &host.services()).unwrap();
     out
@@ -97,7 +97,7 @@ fn pair_mode_judges_both_orders_and_ties_inconsistent_verdicts() {
         r#"{{"prompts_file": {prompts:?}, "mode": "pair"}}"#
     ));
     // Per item: (answer first, answer second). The model is A in the first call, B in the second.
-    let host = FakeHost::new(vec![
+    let host = ScriptedHost::new(vec![
         Ok("[[A]]".into()),
         Ok("[[B]]".into()), // consistent win
         Ok("[[B]]".into()),
@@ -134,7 +134,7 @@ fn pair_mode_judges_both_orders_and_ties_inconsistent_verdicts() {
     );
     assert_eq!(metric(&out, "inconsistent"), 1.0);
     assert_eq!(metric(&out, "judge_calls"), 10.0);
-    let requests = host.requests.lock().unwrap();
+    let requests = host.requests();
     let user = |i: usize| requests[i].messages[1].content.to_string();
     assert!(user(0).find("model answer").unwrap() < user(0).find("baseline answer").unwrap());
     assert!(user(1).find("baseline answer").unwrap() < user(1).find("model answer").unwrap());
@@ -152,14 +152,14 @@ fn local_replies_are_cached_per_judge_model() {
         )
     };
     let items = [item("1", "Q1", "A1", ""), item("2", "Q2", "A2", "")];
-    let first = FakeHost::new(vec![Ok("Rating: [[4]]".into()), Ok("Rating: [[6]]".into())]);
+    let first = ScriptedHost::new(vec![Ok("Rating: [[4]]".into()), Ok("Rating: [[6]]".into())]);
     let out = judge_score(&judge(&config("smol")), &items, &first);
     assert_eq!(
         (metric(&out, "judge_calls"), metric(&out, "cache_hits")),
         (2.0, 0.0)
     );
     // Same judge model: every verdict comes from the cache, the host is not asked.
-    let second = FakeHost::new(vec![Ok("Rating: [[9]]".into())]);
+    let second = ScriptedHost::new(vec![Ok("Rating: [[9]]".into())]);
     let again = judge_score(&judge(&config("smol")), &items, &second);
     assert_eq!(
         (metric(&again, "judge_calls"), metric(&again, "cache_hits")),
@@ -169,12 +169,12 @@ fn local_replies_are_cached_per_judge_model() {
         again.items.iter().map(|s| s.score).collect::<Vec<_>>(),
         [4.0, 6.0]
     );
-    assert!(second.requests.lock().unwrap().is_empty());
+    assert!(second.requests().is_empty());
     // Another judge model does not reuse them; failures are never cached.
-    let failing = FakeHost::new(vec![Err("boom".into())]);
+    let failing = ScriptedHost::new(vec![Err("boom".into())]);
     let other = judge_score(&judge(&config("bigger")), &items, &failing);
     assert_eq!(metric(&other, "failed"), 2.0);
-    let retry = FakeHost::new(vec![Ok("Rating: [[5]]".into())]);
+    let retry = ScriptedHost::new(vec![Ok("Rating: [[5]]".into())]);
     let healed = judge_score(&judge(&config("bigger")), &items, &retry);
     assert_eq!(
         (

@@ -1,24 +1,42 @@
 //! The checkpoint format of aggregator state: a small little-endian binary layout, so that
 //! every `f32` (momentum, moments, control variates) round-trips bit for bit.
 //!
-//! Each aggregator's `save_state` writes a [`StateWriter`] and `load_state` reads it back with a
-//! [`StateReader`]; the host stores the bytes in `checkpoints/round-NNNN/`.
+//! An aggregator's `save_state` writes a [`StateWriter`] and its `load_state` reads the bytes
+//! back with a [`StateReader`]; a rule that keeps no state writes the [`header`] alone and
+//! checks it with [`check_stateless`]. The host stores the bytes in `checkpoints/round-NNNN/`.
+//! This is plain Rust on the plugin side of the boundary, not part of the ABI: the host only
+//! ever sees the bytes.
 //!
 //! ```text
 //! offset  size  field
 //! 0       8     magic  b"FPAGGST\0"
 //! 8       4     format version, u32 LE (this module writes and reads 1)
 //! 12      1     component name length L, u8
-//! 13      L     component name, UTF-8 ("fedadam", "scaffold", ...)
+//! 13      L     component name, UTF-8 ("fedadam", "scaffold", "median", ...)
 //! 13+L    ...   body: the component's fields in the order its `save_state` documents, each
 //!               either a u64 LE scalar or an f32 vector = u64 LE length n, then n f32 LE bit
-//!               patterns
+//!               patterns; empty for a stateless rule
 //! ```
 //!
 //! The reader refuses other magic, a newer version, another component's name, truncated
 //! fields and trailing bytes, each with an `InvalidInput` message naming the component.
+//!
+//! ```
+//! use fedpref_plugin_api::state::{StateReader, StateWriter};
+//!
+//! let mut w = StateWriter::new("fedavgm");
+//! w.u64(3);
+//! w.f32s(&[0.5, -1.0]);
+//! let bytes = w.finish();
+//!
+//! let mut r = StateReader::new(&bytes, "fedavgm").unwrap();
+//! assert_eq!(r.u64("steps").unwrap(), 3);
+//! assert_eq!(r.f32s("momentum buffer").unwrap(), [0.5, -1.0]);
+//! r.finish().unwrap();
+//! assert!(StateReader::new(&bytes, "fedadam").is_err());
+//! ```
 
-use fedpref_plugin_api::PluginError;
+use crate::PluginError;
 
 /// The first eight bytes of every state.
 pub const MAGIC: [u8; 8] = *b"FPAGGST\0";
@@ -37,7 +55,7 @@ impl StateWriter {
         let mut bytes = Vec::with_capacity(16 + component.len());
         bytes.extend_from_slice(&MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
-        // Component names are short literals of this crate; `min` only guards the cast.
+        // Component names are short literals of their plugin; `min` only guards the cast.
         let name = &component.as_bytes()[..component.len().min(255)];
         bytes.push(name.len() as u8);
         bytes.extend_from_slice(name);
@@ -61,6 +79,25 @@ impl StateWriter {
     /// The finished bytes.
     pub fn finish(self) -> Vec<u8> {
         self.bytes
+    }
+}
+
+/// The whole state of a rule that keeps none: the header naming `component`.
+pub fn header(component: &str) -> Vec<u8> {
+    StateWriter::new(component).finish()
+}
+
+/// Checks that `bytes` is exactly what [`header`] writes for `component`.
+///
+/// # Errors
+/// `InvalidInput` naming what does not match: magic, version, component or length.
+pub fn check_stateless(bytes: &[u8], component: &str) -> Result<(), PluginError> {
+    let reader = StateReader::new(bytes, component)?;
+    match reader.left() {
+        0 => Ok(()),
+        left => Err(PluginError::invalid_input(format!(
+            "{component}: keeps no state, but the state has {left} bytes after its header"
+        ))),
     }
 }
 
@@ -99,7 +136,7 @@ impl<'a> StateReader<'a> {
             )));
         }
         let [len] = reader.take::<1>("component name length")?;
-        let name = reader.slice(usize::from(len), "component name")?;
+        let name = reader.slice(usize::from(len), "its component name")?;
         if name != component.as_bytes() {
             return Err(PluginError::invalid_input(format!(
                 "the state was written by aggregator {:?}, not {component:?}",
@@ -109,8 +146,13 @@ impl<'a> StateReader<'a> {
         Ok(reader)
     }
 
+    /// The number of bytes not read yet.
+    fn left(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
     fn slice(&mut self, n: usize, what: &str) -> Result<&'a [u8], PluginError> {
-        let left = self.bytes.len() - self.pos;
+        let left = self.left();
         if n > left {
             return Err(PluginError::invalid_input(format!(
                 "{}: the state is truncated: {what} needs {n} bytes at offset {}, {left} left",
@@ -128,7 +170,7 @@ impl<'a> StateReader<'a> {
         Ok(out)
     }
 
-    /// Reads a scalar written by [`StateWriter::u64`].
+    /// Reads a scalar written by [`StateWriter::u64`]; `what` names it in errors.
     ///
     /// # Errors
     /// `InvalidInput` when the bytes run out.
@@ -136,13 +178,13 @@ impl<'a> StateReader<'a> {
         Ok(u64::from_le_bytes(self.take::<8>(what)?))
     }
 
-    /// Reads a vector written by [`StateWriter::f32s`].
+    /// Reads a vector written by [`StateWriter::f32s`]; `what` names it in errors.
     ///
     /// # Errors
     /// `InvalidInput` when the bytes run out (checked before allocating).
     pub fn f32s(&mut self, what: &str) -> Result<Vec<f32>, PluginError> {
         let n = self.u64(what)?;
-        let left = (self.bytes.len() - self.pos) / 4;
+        let left = self.left() / 4;
         let n = usize::try_from(n).ok().filter(|&n| n <= left).ok_or_else(|| {
             PluginError::invalid_input(format!(
                 "{}: the state is truncated: {what} claims {n} values at offset {}, room for {left}",
@@ -161,14 +203,12 @@ impl<'a> StateReader<'a> {
     /// # Errors
     /// `InvalidInput` on trailing bytes.
     pub fn finish(self) -> Result<(), PluginError> {
-        let left = self.bytes.len() - self.pos;
-        if left == 0 {
-            Ok(())
-        } else {
-            Err(PluginError::invalid_input(format!(
+        match self.left() {
+            0 => Ok(()),
+            left => Err(PluginError::invalid_input(format!(
                 "{}: the state has {left} unexpected trailing bytes after offset {}",
                 self.component, self.pos
-            )))
+            ))),
         }
     }
 }
