@@ -182,6 +182,8 @@ pub fn read_references(path: &Path) -> Result<(BTreeMap<String, String>, usize)>
 
 #[cfg(test)]
 mod tests {
+    use fedpref_plugin_api::testing::asset;
+
     use super::*;
 
     fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
@@ -286,22 +288,27 @@ mod tests {
 
     #[test]
     fn bundled_benchmarks_read_when_present() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/bench");
+        let test = "bundled_benchmarks_read_when_present";
         let cases = [
-            ("advbench/adv_bench.prompt", PromptFormat::Advbench, 520),
-            ("mtbench/question.jsonl", PromptFormat::Mtbench, 80),
-            ("harmbench/harmbench_prompts.txt", PromptFormat::Lines, 200),
+            (
+                "bench/advbench/adv_bench.prompt",
+                PromptFormat::Advbench,
+                520,
+            ),
+            ("bench/mtbench/question.jsonl", PromptFormat::Mtbench, 80),
+            (
+                "bench/harmbench/harmbench_prompts.txt",
+                PromptFormat::Lines,
+                200,
+            ),
         ];
         for (file, format, n) in cases {
-            let path = root.join(file);
-            if !path.exists() {
-                continue;
+            if let Some(path) = asset(file, test) {
+                let records = read_prompts(&path, format, None).unwrap();
+                assert_eq!(prompts(&records).len(), n, "{file}");
             }
-            let records = read_prompts(&path, format, None).unwrap();
-            assert_eq!(prompts(&records).len(), n, "{file}");
         }
-        let refs = root.join("mtbench/reference_answer/gpt-4.jsonl");
-        if refs.exists() {
+        if let Some(refs) = asset("bench/mtbench/reference_answer/gpt-4.jsonl", test) {
             let (answers, broken) = read_references(&refs).unwrap();
             assert_eq!((answers.len(), broken), (30, 0));
         }

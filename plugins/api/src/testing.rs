@@ -8,6 +8,7 @@
 //! - [`aggregation`]: an owned round of client updates and the entrywise comparison of
 //!   parameter vectors;
 //! - [`scorer`]: a host whose local model answers from a script;
+//! - [`asset`]: a fetched asset, or a skip that says so (a failure where assets are required);
 //! - [`metric`], [`error_of`], [`assert_error`], [`params_error`]: reading the metrics and the
 //!   errors of any component.
 //!
@@ -15,10 +16,12 @@
 //! assertions do; they are meant for tests only.
 
 pub mod aggregation;
+mod assets;
 mod gradient;
 pub mod loss;
 mod results;
 pub mod scorer;
 
+pub use assets::{asset, assets_dir, REQUIRE_ASSETS};
 pub use gradient::{finite_difference, GradientCheck};
 pub use results::{assert_error, error_of, metric, params_error, HasMetrics};

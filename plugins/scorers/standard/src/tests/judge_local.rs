@@ -264,10 +264,12 @@ fn templates_fill_slots_once_and_leave_other_braces() {
 
 #[test]
 fn real_prompts_file_has_what_the_judge_needs() {
-    let path = super::assets().join("bench/mtbench/judge_prompts.jsonl");
-    if !path.exists() {
+    let Some(path) = fedpref_plugin_api::testing::asset(
+        "bench/mtbench/judge_prompts.jsonl",
+        "real_prompts_file_has_what_the_judge_needs",
+    ) else {
         return;
-    }
+    };
     let all = crate::prompts::load(&path).unwrap();
     for name in ["single-v1", "single-math-v1", "pair-v2"] {
         let from_asset = &all[name];
