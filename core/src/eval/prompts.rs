@@ -296,6 +296,7 @@ mod tests {
                 520,
             ),
             ("bench/mtbench/question.jsonl", PromptFormat::Mtbench, 80),
+            ("bench/vicuna/question.jsonl", PromptFormat::Mtbench, 80),
             (
                 "bench/harmbench/harmbench_prompts.txt",
                 PromptFormat::Lines,
@@ -308,9 +309,14 @@ mod tests {
                 assert_eq!(prompts(&records).len(), n, "{file}");
             }
         }
-        if let Some(refs) = asset("bench/mtbench/reference_answer/gpt-4.jsonl", test) {
-            let (answers, broken) = read_references(&refs).unwrap();
-            assert_eq!((answers.len(), broken), (30, 0));
+        for (file, n) in [
+            ("bench/mtbench/reference_answer/gpt-4.jsonl", 30),
+            ("bench/vicuna/reference_answer/gpt-4.jsonl", 10),
+        ] {
+            if let Some(refs) = asset(file, test) {
+                let (answers, broken) = read_references(&refs).unwrap();
+                assert_eq!((answers.len(), broken), (n, 0), "{file}");
+            }
         }
     }
 }
