@@ -10,6 +10,8 @@
 //! - [`text`]: tokenizer, chat template, and masked prompt/answer ids as TRL builds them.
 //! - [`logprobs`]: summed answer log-probs of a right-padded batch, with autograd to the adapter.
 //! - [`generate`]: greedy / top-p decoding with a [`KvCache`], one prompt or a left-padded batch.
+//! - [`quantized`]: [`QuantizedModel`], inference on a quantized GGUF model (the offline judge):
+//!   next-token probabilities of answer options, and generation.
 //! - [`device`]: [`select_device`] (`auto`, `cpu`, `cuda:N`), and
 //!   [`init_cpu`] (flush denormals, allocator thresholds) to call once at start-up.
 //! - [`testing`]: tiny random models for tests (this crate's and its users').
@@ -39,6 +41,7 @@ pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod logprobs;
+pub mod quantized;
 pub mod testing;
 pub mod text;
 
@@ -56,6 +59,7 @@ pub use layers::lora::{Adapter, LoraConfig, TargetModule};
 pub use logprobs::{
     reference_logprobs, sequence_logprobs, MaskedSequence, SequenceBatch, SequenceLogProbs,
 };
+pub use quantized::QuantizedModel;
 pub use text::answer_mask::encode_chat;
 pub use text::chat_template::{ChatMessage, ChatTemplate};
 pub use text::tokenizer::TextTokenizer;

@@ -281,6 +281,110 @@ pub fn write_tiny_model(dir: &Path, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// Writes a llama GGUF of `cfg` with random weights (seed) as llama.cpp lays it out: GGUF tensor
+/// names, q and k rows permuted for interleaved RoPE, a byte-level BPE tokenizer over
+/// `cfg.vocab_size` single-character tokens, and the MLP in Q8_0 when `quantize_mlp` (to
+/// exercise dequantization). Returns the weights the file holds, in Hugging Face names and
+/// layout (what a loader must reproduce).
+///
+/// # Errors
+/// I/O and tensor errors.
+pub fn write_tiny_gguf(
+    path: &Path,
+    cfg: &ModelConfig,
+    seed: u64,
+    quantize_mlp: bool,
+) -> Result<HashMap<String, Tensor>> {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    use gguf_file::Value as V;
+
+    let mut weights = random_weights(cfg, seed, DType::F32);
+    let mut tensors = Vec::new();
+    for (name, held) in weights.iter_mut() {
+        let mut t = held.clone();
+        if name.contains("q_proj") {
+            t = crate::io::gguf::permute_rows(&t, cfg.num_attention_heads)?;
+        } else if name.contains("k_proj") {
+            t = crate::io::gguf::permute_rows(&t, cfg.num_key_value_heads)?;
+        }
+        let quantize = quantize_mlp && name.contains("mlp.") && t.dim(1)? % 32 == 0;
+        let dtype = if quantize {
+            GgmlDType::Q8_0
+        } else {
+            GgmlDType::F32
+        };
+        let q = QTensor::quantize(&t, dtype)?;
+        if quantize {
+            // What the file holds (MLP weights are not permuted).
+            *held = q.dequantize(&Device::Cpu)?;
+        }
+        tensors.push((gguf_name(name), q));
+    }
+    let tokens: Vec<V> = (0..cfg.vocab_size)
+        .map(|i| V::String(char::from_u32(0x100 + i as u32).map_or_else(String::new, String::from)))
+        .collect();
+    let u32_of = |n: usize| V::U32(n as u32);
+    let metadata = vec![
+        ("general.architecture", V::String("llama".into())),
+        ("llama.block_count", u32_of(cfg.num_hidden_layers)),
+        ("llama.context_length", u32_of(cfg.max_position_embeddings)),
+        ("llama.embedding_length", u32_of(cfg.hidden_size)),
+        ("llama.feed_forward_length", u32_of(cfg.intermediate_size)),
+        (
+            "llama.attention.head_count",
+            u32_of(cfg.num_attention_heads),
+        ),
+        (
+            "llama.attention.head_count_kv",
+            u32_of(cfg.num_key_value_heads),
+        ),
+        ("llama.rope.dimension_count", u32_of(cfg.head_dim)),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            V::F32(cfg.rms_norm_eps as f32),
+        ),
+        ("llama.rope.freq_base", V::F32(cfg.rope_theta as f32)),
+        ("tokenizer.ggml.model", V::String("gpt2".into())),
+        ("tokenizer.ggml.tokens", V::Array(tokens)),
+        ("tokenizer.ggml.merges", V::Array(Vec::new())),
+        ("tokenizer.ggml.bos_token_id", V::U32(1)),
+        ("tokenizer.ggml.eos_token_id", V::U32(2)),
+    ];
+    let metadata: Vec<(&str, &V)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    gguf_file::write(&mut file, &metadata, &tensors)?;
+    Ok(weights)
+}
+
+/// The GGUF name llama.cpp gives a Hugging Face tensor name.
+fn gguf_name(hf: &str) -> String {
+    let fixed = [
+        ("model.embed_tokens.weight", "token_embd.weight"),
+        ("model.norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
+        return (*g).to_owned();
+    }
+    let rest = hf.strip_prefix("model.layers.").unwrap_or(hf);
+    let (layer, rest) = rest.split_once('.').unwrap_or(("0", rest));
+    let (module, kind) = rest.rsplit_once('.').unwrap_or((rest, "weight"));
+    let g = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        "mlp.down_proj" => "ffn_down",
+        other => other,
+    };
+    format!("blk.{layer}.{g}.{kind}")
+}
+
 /// The default SmolLM2 GGUF (fetched by `cargo xtask setup`), loaded once per test binary.
 pub fn smollm2() -> &'static (
     crate::layers::decoder::Decoder,

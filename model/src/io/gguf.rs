@@ -194,35 +194,7 @@ mod tests {
 
     use super::*;
     use crate::layers::rope::RopeStyle;
-    use crate::testing::max_diff;
-    use crate::testing::{random_weights, tiny_config};
-
-    fn gguf_name(hf: &str) -> String {
-        let fixed = [
-            ("model.embed_tokens.weight", "token_embd.weight"),
-            ("model.norm.weight", "output_norm.weight"),
-            ("lm_head.weight", "output.weight"),
-        ];
-        if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
-            return g.to_string();
-        }
-        let rest = hf.strip_prefix("model.layers.").unwrap();
-        let (layer, rest) = rest.split_once('.').unwrap();
-        let (module, kind) = rest.rsplit_once('.').unwrap();
-        let g = match module {
-            "input_layernorm" => "attn_norm",
-            "post_attention_layernorm" => "ffn_norm",
-            "self_attn.q_proj" => "attn_q",
-            "self_attn.k_proj" => "attn_k",
-            "self_attn.v_proj" => "attn_v",
-            "self_attn.o_proj" => "attn_output",
-            "mlp.gate_proj" => "ffn_gate",
-            "mlp.up_proj" => "ffn_up",
-            "mlp.down_proj" => "ffn_down",
-            other => panic!("{other}"),
-        };
-        format!("blk.{layer}.{g}.{kind}")
-    }
+    use crate::testing::{max_diff, random_weights, tiny_config, write_tiny_gguf};
 
     #[test]
     fn permutation_round_trips_and_interleaved_rope_undoes_it() {
@@ -275,69 +247,10 @@ mod tests {
     fn loads_a_written_gguf_file_like_llama_cpp_lays_it_out() {
         let mut cfg = tiny_config();
         (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim) = (32, 64, 8);
-        let w = random_weights(&cfg, 12, DType::F32);
-        // Write as llama.cpp does: GGUF names, q/k permuted, 1-D and 2-D tensors in F32 except the
-        // MLP in Q8_0 (quantized) to exercise dequantization.
-        let mut qtensors = vec![];
-        let mut w = w;
-        for (name, orig) in w.iter_mut() {
-            let mut t = orig.clone();
-            if name.contains("q_proj") {
-                t = permute_rows(&t, cfg.num_attention_heads).unwrap();
-            } else if name.contains("k_proj") {
-                t = permute_rows(&t, cfg.num_key_value_heads).unwrap();
-            }
-            let dtype = if name.contains("mlp.") && t.dim(1).unwrap() % 32 == 0 {
-                GgmlDType::Q8_0
-            } else {
-                GgmlDType::F32
-            };
-            let q = QTensor::quantize(&t, dtype).unwrap();
-            if dtype != GgmlDType::F32 {
-                // The reference sees what the file holds (MLP weights are not permuted).
-                *orig = q.dequantize(&Device::Cpu).unwrap();
-            }
-            qtensors.push((gguf_name(name), q));
-        }
-        use gguf_file::Value as V;
-        let md = vec![
-            ("general.architecture", V::String("llama".into())),
-            ("llama.block_count", V::U32(cfg.num_hidden_layers as u32)),
-            (
-                "llama.context_length",
-                V::U32(cfg.max_position_embeddings as u32),
-            ),
-            ("llama.embedding_length", V::U32(cfg.hidden_size as u32)),
-            (
-                "llama.feed_forward_length",
-                V::U32(cfg.intermediate_size as u32),
-            ),
-            (
-                "llama.attention.head_count",
-                V::U32(cfg.num_attention_heads as u32),
-            ),
-            (
-                "llama.attention.head_count_kv",
-                V::U32(cfg.num_key_value_heads as u32),
-            ),
-            (
-                "llama.attention.layer_norm_rms_epsilon",
-                V::F32(cfg.rms_norm_eps as f32),
-            ),
-            ("llama.rope.freq_base", V::F32(cfg.rope_theta as f32)),
-            ("tokenizer.ggml.bos_token_id", V::U32(1)),
-            ("tokenizer.ggml.eos_token_id", V::U32(2)),
-        ];
-        let dir = std::env::temp_dir().join(format!("fedpref-gguf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tiny.gguf");
-        {
-            let mut f = File::create(&path).unwrap();
-            let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (*k, v)).collect();
-            let t_refs: Vec<(&str, &QTensor)> =
-                qtensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        // q/k permuted as llama.cpp writes them, the MLP in Q8_0 to exercise dequantization.
+        let w = write_tiny_gguf(&path, &cfg, 12, true).unwrap();
         let file = GgufFile::open(&path).unwrap();
         let got_cfg = file.config().unwrap();
         assert_eq!(got_cfg.head_dim, cfg.head_dim);
@@ -349,7 +262,6 @@ mod tests {
         let ids = Tensor::new(&[[1u32, 4, 9, 16, 25, 3]], &Device::Cpu).unwrap();
         let d = max_diff(&hf.logits(&ids).unwrap(), &ours.logits(&ids).unwrap());
         assert!(d < 1e-4, "max |diff| {d}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
