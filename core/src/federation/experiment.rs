@@ -160,6 +160,7 @@ fn partition(
         examples: metas.as_slice().into(),
         n_clients: config.federation.clients,
         seed: derive(seed, Stream::Partition, 0, 0),
+        client_sizes: Default::default(),
     })?;
     let clients = ClientData::from_partition(&plan.partitioner, &partition, &metas)?;
     let units: Vec<Vec<Unit>> = (0..clients.n_clients())

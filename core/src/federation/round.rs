@@ -184,7 +184,8 @@ pub fn train_clients(
     let mut training = RoundTraining::default();
     for &client in &round.sampled {
         let plan = experiment.aggregator.client_plan(client, &state.global)?;
-        training.bytes_down += 4 * (experiment.n_params() + plan.gradient_offset.len()) as u64;
+        let plan_len = plan.gradient_offset.len() + plan.weight_offset.len();
+        training.bytes_down += 4 * (experiment.n_params() + plan_len) as u64;
         let reference_started = Instant::now();
         ensure_reference(experiment, client, ctx)?;
         training.reference_seconds += reference_started.elapsed().as_secs_f64();

@@ -289,7 +289,10 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
     let plan = fx.plan(&fx.config(
         "test-singles",
         "test-mean",
-        &["aggregators.test-mean.mu=0.01"],
+        &[
+            "aggregators.test-mean.mu=0.01",
+            "aggregators.test-mean.weight_offset=0.001",
+        ],
     ));
     let mut ctx = fx.ctx();
     let mut experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
@@ -320,6 +323,7 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
             .client_plan(client, &experiment.initial)
             .expect("plan");
         assert_eq!(client_plan.prox_mu, 0.01);
+        assert_eq!(client_plan.weight_offset.len(), experiment.n_params());
         write_global(&global, &experiment.initial, &client_plan).expect("global");
         let out = work.join(format!("update-{client}"));
         let files = ClientFiles {

@@ -6,7 +6,7 @@
 //! | file | holds |
 //! | --- | --- |
 //! | shard (`.jsonl`) | the client's training units, one per line: `{"pair": {"chosen": SEQ, "rejected": SEQ}}` or `{"single": {"answer": SEQ, "desirable": true, "kl": SEQ}}` with `SEQ = {"ids": [..], "answer_mask": [..]}` (see [`write_shard`]) |
-//! | global (`.safetensors`) | `params` (f32, p): the global adapter in the flat order of the adapter; `gradient_offset` (f32, p) when the client's plan has one; metadata `prox_mu` |
+//! | global (`.safetensors`) | `params` (f32, p): the global adapter in the flat order of the adapter; `gradient_offset` and `weight_offset` (f32, p) when the client's plan has them; metadata `prox_mu` |
 //! | update (`.safetensors` + `.json`) | `params` (f32, p): the client's adapter after training; JSON [`UpdateInfo`]: client, round, example count, steps and their records, or why it dropped out |
 //! | client state (`.safetensors`) | `m`, `v` (f32, p) and metadata `step`: the client's AdamW moments, kept across rounds with `training.keep_optimizer_state` |
 //! | aggregator state (`.bin`) | the aggregator plugin's own state bytes, as a checkpoint holds them |
@@ -117,8 +117,12 @@ pub fn read_shard(path: &Path) -> Result<Vec<Unit>> {
 /// I/O errors naming the file.
 pub fn write_global(path: &Path, global: &[f32], plan: &ClientPlan) -> Result<()> {
     let mut tensors = vec![("params", global.to_vec())];
-    if !plan.gradient_offset.is_empty() {
-        tensors.push(("gradient_offset", plan.gradient_offset.to_vec()));
+    let offsets = [
+        ("gradient_offset", &plan.gradient_offset),
+        ("weight_offset", &plan.weight_offset),
+    ];
+    for (name, offset) in offsets.into_iter().filter(|(_, o)| !o.is_empty()) {
+        tensors.push((name, offset.to_vec()));
     }
     let metadata = HashMap::from([("prox_mu".to_owned(), plan.prox_mu.to_string())]);
     write_vectors(path, &tensors, metadata)
@@ -138,6 +142,7 @@ pub fn read_global(path: &Path) -> Result<(Vec<f32>, ClientPlan)> {
     let plan = ClientPlan {
         prox_mu,
         gradient_offset: vectors.remove("gradient_offset").unwrap_or_default().into(),
+        weight_offset: vectors.remove("weight_offset").unwrap_or_default().into(),
     };
     Ok((params, plan))
 }

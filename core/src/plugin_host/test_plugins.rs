@@ -1,7 +1,7 @@
 //! Small plugins the host's unit tests link in (one root module per test binary, so the real
 //! plugin libraries, each exporting its own, cannot be linked together): a DPO-style loss
 //! over pairs, a loss over single answers that asks for a KL batch, a weighted-mean aggregator
-//! with FedProx's plan, and a round-robin partitioner.
+//! with FedProx's plan and an optional weight offset, and a round-robin partitioner.
 
 use fedpref_plugin_api::{
     math::{log_sigmoid, sigmoid},
@@ -83,15 +83,23 @@ impl LossFunction for Singles {
     }
 }
 
-/// The mean of the updates weighted by example counts; `mu` is sent as FedProx's plan.
+/// The mean of the updates weighted by example counts; `mu` is sent as FedProx's plan and
+/// `weight_offset`, when not 0, as a weight offset of that value in every entry.
 struct WeightedMean {
     mu: f32,
+    weight_offset: f32,
 }
 
 impl AggregatorFunction for WeightedMean {
-    fn client_plan(&self, _client: u32, _global: &[f32]) -> Result<ClientPlan, PluginError> {
+    fn client_plan(&self, _client: u32, global: &[f32]) -> Result<ClientPlan, PluginError> {
+        let weight_offset = if self.weight_offset == 0.0 {
+            Vec::new()
+        } else {
+            vec![self.weight_offset; global.len()]
+        };
         Ok(ClientPlan {
             prox_mu: self.mu,
+            weight_offset: weight_offset.into(),
             ..ClientPlan::plain()
         })
     }
@@ -160,8 +168,9 @@ fn plugin() -> Plugin {
         )
         .aggregator("test-mean", "weighted mean, FedProx plan", |p| {
             let mu = p.f64_or("mu", 0.0)? as f32;
+            let weight_offset = p.f64_or("weight_offset", 0.0)? as f32;
             p.finish()?;
-            Ok(WeightedMean { mu })
+            Ok(WeightedMean { mu, weight_offset })
         })
         .partitioner("test-round-robin", "example i to client i % n", move |p| {
             no_params(p).map(|()| RoundRobin)

@@ -1,6 +1,6 @@
 //! Local training of one client for one round: batches of its units, policy log-probs with
-//! autograd, the loss plugin through the surrogate-gradient bridge, the aggregator's client
-//! plan (FedProx's proximal term, SCAFFOLD's correction) added to the gradient, AdamW.
+//! autograd, the loss plugin through the surrogate-gradient bridge, and AdamW steps under the
+//! aggregator's client plan (FedProx's proximal term, SCAFFOLD's correction: [`super::plan`]).
 //!
 //! The bridge: the loss plugin returns `g_i = d loss / d logp_policy[i]`; backpropagating
 //! `sum_i g_i * logp_policy[i]` (with `g` a constant) gives exactly `d loss / d theta`.
@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::optimizer::{AdamW, AdamWConfig, GradAccumulator};
-use super::units::{Scored, Unit};
+use super::plan::planned_step;
+use super::units::{label_counts, Scored, Unit};
 use crate::{
     plugin_host::{LossHandle, MetricMeans},
     Error, Result,
@@ -218,6 +219,7 @@ fn run_steps(
     let mut order: Vec<usize> = (0..job.units.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
     let mut cursor = 0usize;
+    let counts = label_counts(job.units);
     for step in 0..settings.steps {
         if stop() {
             return Ok(Some(Dropout::Interrupted));
@@ -244,6 +246,7 @@ fn run_steps(
                 trainer.decoder,
                 trainer.loss,
                 &picked,
+                counts,
                 trainer.pad_id,
                 &mut accumulator,
             )?;
@@ -252,8 +255,7 @@ fn run_steps(
             metric_sums.add(&output.metrics);
         }
         let mut grads = accumulator.take_mean()?;
-        apply_plan(&mut grads, vars, job.global, job.plan)?;
-        let stats = optimizer.step(&grads)?;
+        let stats = planned_step(optimizer, vars, &mut grads, job.global, job.plan)?;
         on_step(StepRecord {
             round: job.round,
             client: job.client,
@@ -269,11 +271,13 @@ fn run_steps(
     Ok(None)
 }
 
-/// One forward, loss and backward over `units`; gradients go into `accumulator`.
+/// One forward, loss and backward over `units` of a client with `counts` (desirable,
+/// undesirable) answers in all; gradients go into `accumulator`.
 fn micro_batch(
     decoder: &Decoder,
     loss: &LossHandle,
     units: &[&Unit],
+    counts: (u64, u64),
     pad_id: u32,
     accumulator: &mut GradAccumulator,
 ) -> Result<(LossOutput, usize)> {
@@ -333,6 +337,8 @@ fn micro_batch(
         pair: pair.as_slice().into(),
         kl_logp_policy: kl_values.as_slice().into(),
         kl_logp_ref: kl_reference.as_slice().into(),
+        client_desirable: counts.0,
+        client_undesirable: counts.1,
     };
     let output = loss.evaluate(&batch)?;
     let grad = Tensor::from_slice(output.grad_logp_policy.as_slice(), policy.dims(), &device)?
@@ -360,34 +366,6 @@ fn logprobs_of(decoder: &Decoder, scored: &[&Scored], pad_id: u32) -> Result<Ten
     let sequences: Vec<MaskedSequence> = scored.iter().map(|s| s.sequence.clone()).collect();
     let batch = SequenceBatch::new(&sequences, pad_id, decoder.device())?;
     Ok(sequence_logprobs(decoder, &batch)?.logp)
-}
-
-/// Adds the aggregator's client plan to the gradients: `g += mu (w - w_global) + offset`.
-fn apply_plan(grads: &mut [Tensor], vars: &[Var], global: &[f32], plan: &ClientPlan) -> Result<()> {
-    if plan.prox_mu == 0.0 && plan.gradient_offset.is_empty() {
-        return Ok(());
-    }
-    let mut at = 0;
-    for (grad, var) in grads.iter_mut().zip(vars) {
-        let n = var.elem_count();
-        let mut extra = Tensor::zeros(var.shape(), DType::F32, var.device())?;
-        if plan.prox_mu != 0.0 {
-            let anchor = Tensor::from_slice(&global[at..at + n], var.shape(), var.device())?;
-            let w = var.as_tensor().to_dtype(DType::F32)?;
-            extra = (extra + ((w - anchor)? * f64::from(plan.prox_mu))?)?;
-        }
-        if !plan.gradient_offset.is_empty() {
-            extra = (extra
-                + Tensor::from_slice(
-                    &plan.gradient_offset[at..at + n],
-                    var.shape(),
-                    var.device(),
-                )?)?;
-        }
-        *grad = (&*grad + extra.to_dtype(grad.dtype())?)?;
-        at += n;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -523,22 +501,5 @@ mod tests {
             train(settings(3), true).0,
             LocalOutcome::Dropped(Dropout::Interrupted)
         ));
-    }
-
-    #[test]
-    fn the_plan_adds_the_proximal_term_and_the_offset_to_the_gradient() {
-        let w = Var::from_slice(&[1.0f32, 2.0, -1.0], 3, &Device::Cpu).expect("var");
-        let mut grads =
-            vec![Tensor::from_slice(&[0.5f32, 0.0, 0.0], 3, &Device::Cpu).expect("grad")];
-        let plan = ClientPlan {
-            prox_mu: 0.5,
-            gradient_offset: vec![0.25f32, -0.25, 1.0].into(),
-        };
-        apply_plan(&mut grads, &[w], &[0.0, 2.0, 1.0], &plan).expect("apply");
-        // g + mu (w - w_global) + offset
-        assert_eq!(
-            grads[0].to_vec1::<f32>().expect("values"),
-            [0.5 + 0.5 + 0.25, 0.0 - 0.25, -1.0 + 1.0]
-        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod optimizer;
+pub mod plan;
 pub mod reference;
 pub mod units;
 

@@ -79,6 +79,18 @@ impl Unit {
     }
 }
 
+/// `(desirable, undesirable)` answers among `units`, a pair counting one of each: the client's
+/// label balance that a loss may weight by (KTO's `desirable_weight = "auto"`).
+pub fn label_counts(units: &[Unit]) -> (u64, u64) {
+    units.iter().fold((0, 0), |(d, u), unit| match unit {
+        Unit::Pair { .. } => (d + 1, u + 1),
+        Unit::Single {
+            desirable: true, ..
+        } => (d + 1, u),
+        Unit::Single { .. } => (d, u + 1),
+    })
+}
+
 /// A single answer: (example index, which answer of it, desirable). Pairs split here keep
 /// both answers on this client (KTO); KTOR's `redistribute` partition already split them.
 type Single = (usize, usize, bool);

@@ -133,8 +133,8 @@ impl AggregatorFunction for Scaffold {
                 .collect()
         };
         Ok(ClientPlan {
-            prox_mu: 0.0,
             gradient_offset: offset.into(),
+            ..ClientPlan::plain()
         })
     }
 

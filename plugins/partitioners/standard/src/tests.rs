@@ -65,6 +65,7 @@ fn run(
             examples: examples.into(),
             n_clients,
             seed,
+            client_sizes: Default::default(),
         })
         .into_result()
 }
