@@ -110,6 +110,32 @@ fn preparing_deals_every_pair_to_a_client_and_attaches_a_fresh_adapter() {
 }
 
 #[test]
+fn redistributed_answers_keep_the_client_sizes_of_the_configured_split() {
+    // 24 pairs dealt round robin to 5 clients hold 5, 5, 5, 5 and 4 pairs: 10, 10, 10, 10 and 8
+    // answers, the sizes `redistribute` is told to keep.
+    let fx = Fixture::new();
+    let config = fx.config(
+        "test-redistributed",
+        "test-mean",
+        &[
+            "federation.clients=5",
+            "partition.redistribute={sizes=\"keep\"}",
+        ],
+    );
+    let plan = fx.plan(&config);
+    assert_eq!(plan.partitioner, "redistribute");
+    let base = plan
+        .base_partitioner
+        .as_ref()
+        .map(|(name, _)| name.as_str());
+    assert_eq!(base, Some("test-round-robin"));
+    let experiment = Experiment::prepare(&plan, &mut fx.ctx()).expect("prepare");
+    let sizes: Vec<usize> = experiment.clients.iter().map(|c| c.units.len()).collect();
+    assert_eq!(sizes, [10, 10, 10, 10, 8]);
+    assert_eq!(experiment.partition_summary.partitioner, "redistribute");
+}
+
+#[test]
 fn selecting_clients_is_seeded_and_follows_the_cosine_schedule() {
     let fx = Fixture::new();
     let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
