@@ -302,6 +302,17 @@ mod tests {
     }
 
     #[test]
+    fn label_counts_are_the_clients_answers_by_label() {
+        // One pair (one answer of each label), a desirable and two undesirable single answers.
+        let data = data(&[None, Some(true), Some(false), Some(false)]);
+        let items = whole(&[0, 1, 2, 3]);
+        let paired = client_units(&items, &data, spec(DataNeeds::Paired, false), 0);
+        assert_eq!(label_counts(&paired), (1, 1));
+        let singles = client_units(&items, &data, spec(DataNeeds::Unpaired, true), 0);
+        assert_eq!(label_counts(&singles), (2, 3));
+    }
+
+    #[test]
     fn derangements_have_no_fixed_point_and_follow_the_seed() {
         for n in 2..12 {
             let partner = derangement(n, 3);
