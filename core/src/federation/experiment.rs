@@ -145,7 +145,6 @@ fn partition(
     tokenized: &TokenizedDataset,
 ) -> Result<(Vec<ClientShard>, PartitionSummary)> {
     let config = &plan.config;
-    let seed = plan.key.seed;
     let lengths: Vec<u32> = tokenized
         .examples
         .iter()
@@ -154,14 +153,7 @@ fn partition(
     let metas = example_metas_with_lengths(&splits.train, &lengths, config.data.n_buckets);
     let (clients, metrics) = deal(plan, ctx, &metas)?;
     let units: Vec<Vec<Unit>> = (0..clients.n_clients())
-        .map(|c| {
-            client_units(
-                clients.client(c),
-                tokenized,
-                plan.loss_spec,
-                derive(seed, Stream::KlPairing, 0, c as u64),
-            )
-        })
+        .map(|c| client_units(clients.client(c), tokenized, plan.loss_spec))
         .collect();
     if let Some(empty) = units.iter().position(Vec::is_empty) {
         return Err(Error::Run {
