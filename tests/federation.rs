@@ -272,14 +272,15 @@ fn ktor_runs_on_redistributed_answers() {
     )
     .expect("JSON");
     assert_eq!(manifest["partition"]["partitioner"], "redistribute");
-    // 24 pairs give 48 single answers dealt out to 4 clients.
+    // 24 pairs dealt iid to 4 clients give each 6 pairs: redistributed, each keeps its 12
+    // single answers.
     let units: Vec<u64> = manifest["partition"]["units"]
         .as_array()
         .expect("units")
         .iter()
         .map(|u| u.as_u64().expect("count"))
         .collect();
-    assert_eq!(units.iter().sum::<u64>(), 48);
+    assert_eq!(units, [12, 12, 12, 12]);
 }
 
 #[test]

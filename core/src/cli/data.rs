@@ -99,6 +99,7 @@ pub fn run(
                 examples: metas.as_slice().into(),
                 n_clients: preview.clients,
                 seed: preview.seed,
+                client_sizes: Default::default(),
             };
             let output = partitioner.partition(&input)?;
             let clients = ClientData::from_partition(&preview.name, &output, &metas)?;

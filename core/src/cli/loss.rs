@@ -22,7 +22,8 @@ pub struct LossArgs {
     name: String,
     /// A JSON file (or `-` for standard input) with `logp_policy`, `logp_ref`, `n_tokens`,
     /// `labels` ("chosen"/"rejected"), `pair` (partner index or -1), and optionally
-    /// `kl_logp_policy`, `kl_logp_ref`.
+    /// `kl_logp_policy`, `kl_logp_ref`, `client_desirable`, `client_undesirable` (the client's
+    /// label counts; default: the batch's).
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
     /// The loss's parameters as a JSON object, e.g. '{"beta": 0.1, "variant": "ipo"}'.
@@ -49,6 +50,11 @@ struct LossInput {
     kl_logp_policy: Vec<f32>,
     #[serde(default)]
     kl_logp_ref: Vec<f32>,
+    /// The client's label counts; default: the batch's own, as if it were the client's data.
+    #[serde(default)]
+    client_desirable: Option<u64>,
+    #[serde(default)]
+    client_undesirable: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -97,6 +103,7 @@ pub fn run(args: &LossArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
             InputLabel::Rejected => Label::Rejected,
         })
         .collect();
+    let chosen = labels.iter().filter(|&&l| l == Label::Chosen).count() as u64;
     let batch = LossBatch {
         logp_policy: RSlice::from(input.logp_policy.as_slice()),
         logp_ref: RSlice::from(input.logp_ref.as_slice()),
@@ -105,6 +112,10 @@ pub fn run(args: &LossArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
         pair: RSlice::from(pair.as_slice()),
         kl_logp_policy: RSlice::from(input.kl_logp_policy.as_slice()),
         kl_logp_ref: RSlice::from(input.kl_logp_ref.as_slice()),
+        client_desirable: input.client_desirable.unwrap_or(chosen),
+        client_undesirable: input
+            .client_undesirable
+            .unwrap_or(labels.len() as u64 - chosen),
     };
     let output = loss.evaluate(&batch)?;
     if args.json {

@@ -110,6 +110,8 @@ pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+mod paper_tests;
+#[cfg(test)]
 mod reference_tests;
 #[cfg(test)]
 mod tests;

@@ -143,7 +143,7 @@ impl Default for LoraSection {
 }
 
 /// `[partition]`: the partitioner for paired and unpaired methods. Methods that need
-/// redistributed data (KTOR) always use `redistribute`.
+/// redistributed data (KTOR) rearrange its partition with `redistribute`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PartitionSection {
@@ -151,6 +151,8 @@ pub struct PartitionSection {
     pub name: String,
     /// Its parameters.
     pub params: ComponentParams,
+    /// Parameters of `redistribute` when a method needs redistributed data (`sizes`).
+    pub redistribute: ComponentParams,
 }
 
 impl Default for PartitionSection {
@@ -158,6 +160,7 @@ impl Default for PartitionSection {
         Self {
             name: "iid".to_owned(),
             params: ComponentParams::new(),
+            redistribute: ComponentParams::new(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use fedpref_model::{
     describe, load_model_as, model_identity, select_device, Adapter, LoadedModel, LoraConfig,
 };
-use fedpref_plugin_api::{DataNeeds, PartitionInput};
+use fedpref_plugin_api::{DataNeeds, ExampleMeta, Metric, PartitionInput};
 use fedpref_rundir::{DataSummary, PartitionSummary, RunDir};
 
 use super::{
@@ -21,7 +21,7 @@ use crate::{
         TokenizedDataset,
     },
     eval::Evaluator,
-    plugin_host::{AggregatorHandle, LossHandle},
+    plugin_host::{AggregatorHandle, ComponentParams, LossHandle},
     train::{client_units, ReferenceCache, Unit},
     Error, Result,
 };
@@ -145,32 +145,15 @@ fn partition(
     tokenized: &TokenizedDataset,
 ) -> Result<(Vec<ClientShard>, PartitionSummary)> {
     let config = &plan.config;
-    let seed = plan.key.seed;
     let lengths: Vec<u32> = tokenized
         .examples
         .iter()
         .map(|e| e.as_ref().map_or(0, |e| e.max_len() as u32))
         .collect();
     let metas = example_metas_with_lengths(&splits.train, &lengths, config.data.n_buckets);
-    let partitioner = ctx.host.partitioner(
-        &plan.partitioner,
-        &serde_json::to_value(&plan.partitioner_params).unwrap_or_default(),
-    )?;
-    let partition = partitioner.partition(&PartitionInput {
-        examples: metas.as_slice().into(),
-        n_clients: config.federation.clients,
-        seed: derive(seed, Stream::Partition, 0, 0),
-    })?;
-    let clients = ClientData::from_partition(&plan.partitioner, &partition, &metas)?;
+    let (clients, metrics) = deal(plan, ctx, &metas)?;
     let units: Vec<Vec<Unit>> = (0..clients.n_clients())
-        .map(|c| {
-            client_units(
-                clients.client(c),
-                tokenized,
-                plan.loss_spec,
-                derive(seed, Stream::KlPairing, 0, c as u64),
-            )
-        })
+        .map(|c| client_units(clients.client(c), tokenized, plan.loss_spec))
         .collect();
     if let Some(empty) = units.iter().position(Vec::is_empty) {
         return Err(Error::Run {
@@ -178,7 +161,7 @@ fn partition(
             message: format!("client {empty} has no training data after partitioning; use fewer clients or more data"),
         });
     }
-    let summary = partition_summary(&plan.partitioner, &clients, &units, &partition.metrics);
+    let summary = partition_summary(&plan.partitioner, &clients, &units, &metrics);
     let needs_reference = plan.loss_spec.needs_reference || plan.loss_spec.needs_kl_batch;
     let shards = units
         .into_iter()
@@ -188,6 +171,41 @@ fn partition(
         })
         .collect();
     Ok((shards, summary))
+}
+
+/// The run's split of `metas`: the planned partitioner's; for redistributed data (KTOR),
+/// `redistribute` over the configured partitioner's split, told each client's number of
+/// answers there so that it can keep them.
+fn deal(
+    plan: &RunPlan,
+    ctx: &SweepContext<'_>,
+    metas: &[ExampleMeta],
+) -> Result<(ClientData, Vec<Metric>)> {
+    let seed = plan.key.seed;
+    let n_clients = plan.config.federation.clients;
+    let split = |name: &str, params: &ComponentParams, n_clients, stream_round, sizes: &[u64]| {
+        let partitioner = ctx
+            .host
+            .partitioner(name, &serde_json::to_value(params).unwrap_or_default())?;
+        let output = partitioner.partition(&PartitionInput {
+            examples: metas.into(),
+            n_clients,
+            seed: derive(seed, Stream::Partition, stream_round, 0),
+            client_sizes: sizes.into(),
+        })?;
+        let clients = ClientData::from_partition(name, &output, metas)?;
+        Ok::<_, Error>((clients, output.metrics.into_vec()))
+    };
+    let (name, params) = (&plan.partitioner, &plan.partitioner_params);
+    let Some((base_name, base_params)) = &plan.base_partitioner else {
+        return split(name, params, n_clients, 0, &[]);
+    };
+    // The base split is the one the paired and unpaired methods get (same seed).
+    let (base, _) = split(base_name, base_params, n_clients, 0, &[])?;
+    let sizes: Vec<u64> = (0..base.n_clients())
+        .map(|c| base.counts(c).answers() as u64)
+        .collect();
+    split(name, params, sizes.len() as u32, 1, &sizes)
 }
 
 /// Opens the sweep's reference log-prob cache on the first run that needs one.

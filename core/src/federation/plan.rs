@@ -32,6 +32,9 @@ pub struct RunPlan {
     pub partitioner: String,
     /// Its parameters.
     pub partitioner_params: ComponentParams,
+    /// For `redistribute`: the configured partitioner and its parameters, whose split it
+    /// rearranges, keeping (by default) each client's number of answers.
+    pub base_partitioner: Option<(String, ComponentParams)>,
 }
 
 impl RunPlan {
@@ -61,6 +64,12 @@ pub fn plan_sweep(config: &ExperimentConfig, host: &PluginHost) -> Result<Vec<Ru
             let loss_spec = loss_spec(host, &key.method)?;
             let (partitioner, partitioner_params) =
                 partitioner_for(config, &key.method, loss_spec)?;
+            let base_partitioner = (loss_spec.data == DataNeeds::Redistributed).then(|| {
+                (
+                    config.partition.name.clone(),
+                    config.partition.params.clone(),
+                )
+            });
             Ok(RunPlan {
                 run_dir: config.run_dir(&key),
                 config: config.narrowed_to(&key),
@@ -68,6 +77,7 @@ pub fn plan_sweep(config: &ExperimentConfig, host: &PluginHost) -> Result<Vec<Ru
                 loss_spec,
                 partitioner,
                 partitioner_params,
+                base_partitioner,
             })
         })
         .collect()
@@ -114,15 +124,19 @@ fn loss_spec(host: &PluginHost, method: &str) -> Result<LossSpec> {
     })
 }
 
-/// The partitioner `method` uses: `redistribute` for redistributed data, the configured one
-/// otherwise, which must keep pairs whole for a paired loss.
+/// The partitioner `method` uses: `redistribute` (with `partition.redistribute`) for
+/// redistributed data, the configured one otherwise, which must keep pairs whole for a paired
+/// loss.
 fn partitioner_for(
     config: &ExperimentConfig,
     method: &str,
     spec: LossSpec,
 ) -> Result<(String, ComponentParams)> {
     match spec.data {
-        DataNeeds::Redistributed => Ok((REDISTRIBUTE.to_owned(), ComponentParams::new())),
+        DataNeeds::Redistributed => Ok((
+            REDISTRIBUTE.to_owned(),
+            config.partition.redistribute.clone(),
+        )),
         DataNeeds::Paired if config.partition.name == REDISTRIBUTE => Err(Error::Usage(format!(
             "method {method:?} trains on (chosen, rejected) pairs, but partition.name = \
              \"redistribute\" breaks every pair across clients; use another partitioner \

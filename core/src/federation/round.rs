@@ -28,7 +28,7 @@ use crate::{
     progress::Progress,
     train::{
         fill_units, train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
-        ReferenceCache,
+        ReferenceCache, ReferenceSource,
     },
     Error, Result,
 };
@@ -184,7 +184,8 @@ pub fn train_clients(
     let mut training = RoundTraining::default();
     for &client in &round.sampled {
         let plan = experiment.aggregator.client_plan(client, &state.global)?;
-        training.bytes_down += 4 * (experiment.n_params() + plan.gradient_offset.len()) as u64;
+        let plan_len = plan.gradient_offset.len() + plan.weight_offset.len();
+        training.bytes_down += 4 * (experiment.n_params() + plan_len) as u64;
         let reference_started = Instant::now();
         ensure_reference(experiment, client, ctx)?;
         training.reference_seconds += reference_started.elapsed().as_secs_f64();
@@ -243,14 +244,15 @@ fn fill_reference(
     Ok(())
 }
 
-/// Local training of one sampled client.
+/// Local training of one sampled client; KL sequences take their reference log-probs from the
+/// sweep's cache.
 fn train_one(
     experiment: &mut Experiment,
     state: &FederationState,
     round: &Round,
     client: u32,
     plan: &ClientPlan,
-    ctx: &SweepContext<'_>,
+    ctx: &mut SweepContext<'_>,
     bar: &ProgressBar,
 ) -> Result<LocalOutcome> {
     let config = &experiment.plan.config;
@@ -270,13 +272,18 @@ fn train_one(
             .then(|| state.optimizers.get(&client))
             .flatten(),
     };
+    let stop_flag = ctx.stop.clone();
     let mut trainer = LocalTrainer {
         decoder: &mut experiment.model.decoder,
         loss: &experiment.loss,
         pad_id: experiment.pad_id,
+        reference: ctx
+            .reference_cache
+            .as_mut()
+            .map(|cache| cache as &mut dyn ReferenceSource),
     };
     let rounds = config.federation.rounds;
-    let stop = || ctx.stop.load(Ordering::SeqCst);
+    let stop = || stop_flag.load(Ordering::SeqCst);
     train_client(&mut trainer, &job, &stop, &mut |record| {
         bar.set_message(format!(
             "round {}/{rounds} client {client} step {}/{steps} loss {:.4}",

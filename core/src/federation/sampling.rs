@@ -18,8 +18,8 @@ pub enum Stream {
     AdapterInit = 4,
     /// The data partition.
     Partition = 5,
-    /// KTO's KL-batch pairing of a client.
-    KlPairing = 6,
+    // 6 was KTO's fixed KL pairing, now formed step by step; not reused, so that the other
+    // streams keep their seeds.
     /// The held-out split.
     EvalSplit = 7,
 }

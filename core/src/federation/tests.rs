@@ -110,6 +110,32 @@ fn preparing_deals_every_pair_to_a_client_and_attaches_a_fresh_adapter() {
 }
 
 #[test]
+fn redistributed_answers_keep_the_client_sizes_of_the_configured_split() {
+    // 24 pairs dealt round robin to 5 clients hold 5, 5, 5, 5 and 4 pairs: 10, 10, 10, 10 and 8
+    // answers, the sizes `redistribute` is told to keep.
+    let fx = Fixture::new();
+    let config = fx.config(
+        "test-redistributed",
+        "test-mean",
+        &[
+            "federation.clients=5",
+            "partition.redistribute={sizes=\"keep\"}",
+        ],
+    );
+    let plan = fx.plan(&config);
+    assert_eq!(plan.partitioner, "redistribute");
+    let base = plan
+        .base_partitioner
+        .as_ref()
+        .map(|(name, _)| name.as_str());
+    assert_eq!(base, Some("test-round-robin"));
+    let experiment = Experiment::prepare(&plan, &mut fx.ctx()).expect("prepare");
+    let sizes: Vec<usize> = experiment.clients.iter().map(|c| c.units.len()).collect();
+    assert_eq!(sizes, [10, 10, 10, 10, 8]);
+    assert_eq!(experiment.partition_summary.partitioner, "redistribute");
+}
+
+#[test]
 fn selecting_clients_is_seeded_and_follows_the_cosine_schedule() {
     let fx = Fixture::new();
     let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
@@ -289,7 +315,10 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
     let plan = fx.plan(&fx.config(
         "test-singles",
         "test-mean",
-        &["aggregators.test-mean.mu=0.01"],
+        &[
+            "aggregators.test-mean.mu=0.01",
+            "aggregators.test-mean.weight_offset=0.001",
+        ],
     ));
     let mut ctx = fx.ctx();
     let mut experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
@@ -320,6 +349,7 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
             .client_plan(client, &experiment.initial)
             .expect("plan");
         assert_eq!(client_plan.prox_mu, 0.01);
+        assert_eq!(client_plan.weight_offset.len(), experiment.n_params());
         write_global(&global, &experiment.initial, &client_plan).expect("global");
         let out = work.join(format!("update-{client}"));
         let files = ClientFiles {

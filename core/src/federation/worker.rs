@@ -5,14 +5,15 @@
 //!
 //! | file | holds |
 //! | --- | --- |
-//! | shard (`.jsonl`) | the client's training units, one per line: `{"pair": {"chosen": SEQ, "rejected": SEQ}}` or `{"single": {"answer": SEQ, "desirable": true, "kl": SEQ}}` with `SEQ = {"ids": [..], "answer_mask": [..]}` (see [`write_shard`]) |
-//! | global (`.safetensors`) | `params` (f32, p): the global adapter in the flat order of the adapter; `gradient_offset` (f32, p) when the client's plan has one; metadata `prox_mu` |
+//! | shard (`.jsonl`) | the client's training units, one per line: `{"pair": {"chosen": SEQ, "rejected": SEQ}}` or `{"single": {"answer": SEQ, "desirable": true}}` with `SEQ = {"ids": [..], "answer_mask": [..]}` (see [`write_shard`]) |
+//! | global (`.safetensors`) | `params` (f32, p): the global adapter in the flat order of the adapter; `gradient_offset` and `weight_offset` (f32, p) when the client's plan has them; metadata `prox_mu` |
 //! | update (`.safetensors` + `.json`) | `params` (f32, p): the client's adapter after training; JSON [`UpdateInfo`]: client, round, example count, steps and their records, or why it dropped out |
 //! | client state (`.safetensors`) | `m`, `v` (f32, p) and metadata `step`: the client's AdamW moments, kept across rounds with `training.keep_optimizer_state` |
 //! | aggregator state (`.bin`) | the aggregator plugin's own state bytes, as a checkpoint holds them |
 //!
-//! Reference log-probs are computed where the client trains (each sequence alone, so they equal
-//! the simulated run's) and cached in the file the caller names.
+//! Reference log-probs, of the units and of the KL sequences each step forms, are computed where
+//! the client trains (each sequence alone, so they equal the simulated run's) and cached in the
+//! file the caller names.
 
 use std::{
     collections::HashMap,
@@ -35,7 +36,7 @@ use crate::{
     plugin_host::PluginHost,
     train::{
         fill_units, train_client, Dropout, LocalJob, LocalOutcome, LocalTrainer, OptimizerState,
-        ReferenceCache, StepRecord, Unit,
+        ReferenceCache, ReferenceSource, StepRecord, Unit,
     },
     Error, Result,
 };
@@ -117,8 +118,12 @@ pub fn read_shard(path: &Path) -> Result<Vec<Unit>> {
 /// I/O errors naming the file.
 pub fn write_global(path: &Path, global: &[f32], plan: &ClientPlan) -> Result<()> {
     let mut tensors = vec![("params", global.to_vec())];
-    if !plan.gradient_offset.is_empty() {
-        tensors.push(("gradient_offset", plan.gradient_offset.to_vec()));
+    let offsets = [
+        ("gradient_offset", &plan.gradient_offset),
+        ("weight_offset", &plan.weight_offset),
+    ];
+    for (name, offset) in offsets.into_iter().filter(|(_, o)| !o.is_empty()) {
+        tensors.push((name, offset.to_vec()));
     }
     let metadata = HashMap::from([("prox_mu".to_owned(), plan.prox_mu.to_string())]);
     write_vectors(path, &tensors, metadata)
@@ -138,6 +143,7 @@ pub fn read_global(path: &Path) -> Result<(Vec<f32>, ClientPlan)> {
     let plan = ClientPlan {
         prox_mu,
         gradient_offset: vectors.remove("gradient_offset").unwrap_or_default().into(),
+        weight_offset: vectors.remove("weight_offset").unwrap_or_default().into(),
     };
     Ok((params, plan))
 }
@@ -170,10 +176,11 @@ pub fn train_client_from_files(
     model.decoder.attach_adapter(adapter)?;
     let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
     let mut units = read_shard(&files.shard)?;
+    let mut cache = None;
     if plan.loss_spec.needs_reference || plan.loss_spec.needs_kl_batch {
         let key = format!("{}:{dtype:?}", model_identity(&config.model.path));
-        let mut cache = ReferenceCache::open(&files.reference_cache, &key)?;
-        fill_units(&mut cache, &model.decoder, &mut units, pad_id, |_| {})?;
+        let opened = cache.insert(ReferenceCache::open(&files.reference_cache, &key)?);
+        fill_units(opened, &model.decoder, &mut units, pad_id, |_| {})?;
     }
     let (global, client_plan) = read_global(&files.global)?;
     let previous = files.state.as_deref().map(read_state).transpose()?;
@@ -198,6 +205,7 @@ pub fn train_client_from_files(
         decoder: &mut model.decoder,
         loss: &loss,
         pad_id,
+        reference: cache.as_mut().map(|c| c as &mut dyn ReferenceSource),
     };
     let outcome = train_client(&mut trainer, &job, &|| false, &mut |_| {})?;
     let mut info = UpdateInfo {

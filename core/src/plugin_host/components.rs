@@ -193,19 +193,31 @@ impl AggregatorHandle {
     /// What `client` must apply during local training from `global`.
     ///
     /// # Errors
-    /// [`Error::Plugin`]; [`Error::PluginContract`] for an offset of the wrong length.
+    /// [`Error::Plugin`]; [`Error::PluginContract`] for an offset of the wrong length or with a
+    /// non-finite entry.
     pub fn client_plan(&self, client: u32, global: &[f32]) -> Result<ClientPlan> {
         let plan = self
             .object
             .client_plan(client, RSlice::from(global))
             .into_result()
             .map_err(|e| self.origin.plugin_error(e))?;
-        if !plan.gradient_offset.is_empty() && plan.gradient_offset.len() != global.len() {
-            return Err(self.origin.contract(format!(
-                "gradient offset of {} entries for {} parameters",
-                plan.gradient_offset.len(),
-                global.len()
-            )));
+        let offsets = [
+            ("gradient", &plan.gradient_offset),
+            ("weight", &plan.weight_offset),
+        ];
+        for (what, offset) in offsets {
+            if !offset.is_empty() && offset.len() != global.len() {
+                return Err(self.origin.contract(format!(
+                    "{what} offset of {} entries for {} parameters",
+                    offset.len(),
+                    global.len()
+                )));
+            }
+            if let Some(i) = offset.iter().position(|x| !x.is_finite()) {
+                return Err(self
+                    .origin
+                    .contract(format!("{what} offset entry {i} is {}", offset[i])));
+            }
         }
         Ok(plan)
     }

@@ -1,7 +1,8 @@
 //! Small plugins the host's unit tests link in (one root module per test binary, so the real
 //! plugin libraries, each exporting its own, cannot be linked together): a DPO-style loss
-//! over pairs, a loss over single answers that asks for a KL batch, a weighted-mean aggregator
-//! with FedProx's plan, and a round-robin partitioner.
+//! over pairs, a loss over single answers that asks for a KL batch (also as a loss on
+//! redistributed answers), a weighted-mean aggregator with FedProx's plan and an optional weight
+//! offset, a round-robin partitioner and an in-order stand-in for `redistribute`.
 
 use fedpref_plugin_api::{
     math::{log_sigmoid, sigmoid},
@@ -49,13 +50,13 @@ impl LossFunction for Pairs {
 }
 
 /// `-s beta (pi - ref)` per answer (`s = +1` desirable, `-1` not), averaged; asks for a KL batch
-/// it gives no gradient.
-struct Singles;
+/// it gives no gradient. Trains on answers split inside clients or redistributed across them.
+struct Singles(DataNeeds);
 
 impl LossFunction for Singles {
     fn spec(&self) -> LossSpec {
         LossSpec {
-            data: DataNeeds::Unpaired,
+            data: self.0,
             needs_reference: true,
             needs_kl_batch: true,
         }
@@ -83,15 +84,23 @@ impl LossFunction for Singles {
     }
 }
 
-/// The mean of the updates weighted by example counts; `mu` is sent as FedProx's plan.
+/// The mean of the updates weighted by example counts; `mu` is sent as FedProx's plan and
+/// `weight_offset`, when not 0, as a weight offset of that value in every entry.
 struct WeightedMean {
     mu: f32,
+    weight_offset: f32,
 }
 
 impl AggregatorFunction for WeightedMean {
-    fn client_plan(&self, _client: u32, _global: &[f32]) -> Result<ClientPlan, PluginError> {
+    fn client_plan(&self, _client: u32, global: &[f32]) -> Result<ClientPlan, PluginError> {
+        let weight_offset = if self.weight_offset == 0.0 {
+            Vec::new()
+        } else {
+            vec![self.weight_offset; global.len()]
+        };
         Ok(ClientPlan {
             prox_mu: self.mu,
+            weight_offset: weight_offset.into(),
             ..ClientPlan::plain()
         })
     }
@@ -127,6 +136,40 @@ impl AggregatorFunction for WeightedMean {
     }
 }
 
+/// Every answer of every pair, in order, cut into runs of the host's `client_sizes` (equal
+/// runs without them): the shape of `redistribute`, without its shuffle.
+struct InOrder;
+
+impl PartitionerFunction for InOrder {
+    fn partition(&self, input: &PartitionInput<'_>) -> Result<PartitionOutput, PluginError> {
+        let answers: Vec<Assignment> = input
+            .examples
+            .iter()
+            .flat_map(|m| {
+                [View::Chosen, View::Rejected].map(|view| Assignment {
+                    example: m.index,
+                    view,
+                })
+            })
+            .collect();
+        let sizes: Vec<usize> = if input.client_sizes.is_empty() {
+            let (n, k) = (answers.len(), input.n_clients as usize);
+            (0..k).map(|c| n / k + usize::from(c < n % k)).collect()
+        } else {
+            input.client_sizes.iter().map(|&s| s as usize).collect()
+        };
+        let mut rest = answers.into_iter();
+        let clients = sizes
+            .iter()
+            .map(|&s| rest.by_ref().take(s).collect::<Vec<_>>().into())
+            .collect();
+        Ok(PartitionOutput {
+            clients,
+            metrics: Default::default(),
+        })
+    }
+}
+
 /// Example `i` to client `i % n`, whole.
 struct RoundRobin;
 
@@ -155,17 +198,34 @@ fn plugin() -> Plugin {
         .loss(
             "test-singles",
             "a linear loss over labelled answers",
-            Singles.spec(),
-            move |p| no_params(p).map(|()| Singles),
+            Singles(DataNeeds::Unpaired).spec(),
+            move |p| no_params(p).map(|()| Singles(DataNeeds::Unpaired)),
         )
         .aggregator("test-mean", "weighted mean, FedProx plan", |p| {
             let mu = p.f64_or("mu", 0.0)? as f32;
+            let weight_offset = p.f64_or("weight_offset", 0.0)? as f32;
             p.finish()?;
-            Ok(WeightedMean { mu })
+            Ok(WeightedMean { mu, weight_offset })
         })
+        .loss(
+            "test-redistributed",
+            "the linear loss over answers redistributed across clients",
+            Singles(DataNeeds::Redistributed).spec(),
+            move |p| no_params(p).map(|()| Singles(DataNeeds::Redistributed)),
+        )
         .partitioner("test-round-robin", "example i to client i % n", move |p| {
             no_params(p).map(|()| RoundRobin)
         })
+        .partitioner(
+            "redistribute",
+            "answers in order, in runs of the sizes",
+            |p| {
+                // The real rule's parameter, read so that a config may set it.
+                let _ = p.choice("sizes", &["keep", "equal"], "keep")?;
+                p.finish()?;
+                Ok(InOrder)
+            },
+        )
 }
 
 fedpref_plugin_api::export_plugin!(plugin);

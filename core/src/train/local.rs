@@ -1,6 +1,6 @@
 //! Local training of one client for one round: batches of its units, policy log-probs with
-//! autograd, the loss plugin through the surrogate-gradient bridge, the aggregator's client
-//! plan (FedProx's proximal term, SCAFFOLD's correction) added to the gradient, AdamW.
+//! autograd, the loss plugin through the surrogate-gradient bridge, and AdamW steps under the
+//! aggregator's client plan (FedProx's proximal term, SCAFFOLD's correction: [`super::plan`]).
 //!
 //! The bridge: the loss plugin returns `g_i = d loss / d logp_policy[i]`; backpropagating
 //! `sum_i g_i * logp_policy[i]` (with `g` a constant) gives exactly `d loss / d theta`.
@@ -13,8 +13,11 @@ use rand::{seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::kl_pairs::kl_sequences;
 use super::optimizer::{AdamW, AdamWConfig, GradAccumulator};
-use super::units::{Scored, Unit};
+use super::plan::planned_step;
+use super::reference::ReferenceSource;
+use super::units::{label_counts, Scored, Unit};
 use crate::{
     plugin_host::{LossHandle, MetricMeans},
     Error, Result,
@@ -134,8 +137,8 @@ pub struct LocalJob<'a> {
     pub optimizer: Option<&'a OptimizerState>,
 }
 
-/// What local training runs on: the decoder with its adapter attached, the loss plugin, and the
-/// padding id of batches.
+/// What local training runs on: the decoder with its adapter attached, the loss plugin, the
+/// padding id of batches, and where the reference log-probs of KL sequences come from.
 pub struct LocalTrainer<'a> {
     /// The model; its adapter is set to the job's global parameters before training.
     pub decoder: &'a mut Decoder,
@@ -143,6 +146,9 @@ pub struct LocalTrainer<'a> {
     pub loss: &'a LossHandle,
     /// Token id right-padded batches are filled with.
     pub pad_id: u32,
+    /// Reference log-probs of the KL sequences each step forms (the sweep's cache); needed only
+    /// by a loss that asks for a KL batch.
+    pub reference: Option<&'a mut dyn ReferenceSource>,
 }
 
 /// Trains the decoder's adapter from `job.global` on `job.units`; `stop` is polled before each
@@ -206,7 +212,7 @@ fn new_optimizer(
 
 /// The job's optimizer steps, over units in a seeded order; `Some` when the client dropped out.
 fn run_steps(
-    trainer: &LocalTrainer<'_>,
+    trainer: &mut LocalTrainer<'_>,
     job: &LocalJob<'_>,
     vars: &[Var],
     optimizer: &mut AdamW,
@@ -217,43 +223,33 @@ fn run_steps(
     let mut accumulator = GradAccumulator::new(vars.to_vec());
     let mut order: Vec<usize> = (0..job.units.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
+    let micro = settings.batch_size.min(job.units.len());
     let mut cursor = 0usize;
+    let counts = label_counts(job.units);
     for step in 0..settings.steps {
-        if stop() {
-            return Ok(Some(Dropout::Interrupted));
-        }
-        if settings.fail_before_step == Some(step) {
-            return Ok(Some(Dropout::Failed { step }));
-        }
-        if settings.deadline.is_some_and(|d| Instant::now() > d) {
-            return Ok(Some(Dropout::MissedDeadline { steps: step }));
+        if let Some(dropout) = dropout_before(settings, step, stop) {
+            return Ok(Some(dropout));
         }
         let started = Instant::now();
+        // The step's units, read cyclically from the seeded order, then its KL batch.
+        let picked: Vec<&Unit> = (0..micro * settings.grad_accum)
+            .map(|k| &job.units[order[(cursor + k) % order.len()]])
+            .collect();
+        cursor += picked.len();
+        let kl = step_kl_batch(trainer, &picked)?;
         let mut losses = Vec::new();
         let mut metric_sums = MetricMeans::default();
         let mut tokens = 0;
-        for _ in 0..settings.grad_accum {
-            let picked: Vec<&Unit> = (0..settings.batch_size.min(job.units.len()))
-                .map(|_| {
-                    let unit = &job.units[order[cursor % order.len()]];
-                    cursor += 1;
-                    unit
-                })
-                .collect();
-            let (output, micro_tokens) = micro_batch(
-                trainer.decoder,
-                trainer.loss,
-                &picked,
-                trainer.pad_id,
-                &mut accumulator,
-            )?;
+        for (units, kl) in picked.chunks(micro).zip(kl.chunks(micro)) {
+            let kl: Vec<&Scored> = kl.iter().flatten().collect();
+            let (output, micro_tokens) =
+                micro_batch(trainer, units, &kl, counts, &mut accumulator)?;
             tokens += micro_tokens;
             losses.push(output.loss);
             metric_sums.add(&output.metrics);
         }
         let mut grads = accumulator.take_mean()?;
-        apply_plan(&mut grads, vars, job.global, job.plan)?;
-        let stats = optimizer.step(&grads)?;
+        let stats = planned_step(optimizer, vars, &mut grads, job.global, job.plan)?;
         on_step(StepRecord {
             round: job.round,
             client: job.client,
@@ -269,18 +265,72 @@ fn run_steps(
     Ok(None)
 }
 
-/// One forward, loss and backward over `units`; gradients go into `accumulator`.
+/// Why the client stops before `step`, if it does: Ctrl-C, injected failure, deadline.
+fn dropout_before(settings: &LocalSettings, step: u32, stop: &dyn Fn() -> bool) -> Option<Dropout> {
+    if stop() {
+        return Some(Dropout::Interrupted);
+    }
+    if settings.fail_before_step == Some(step) {
+        return Some(Dropout::Failed { step });
+    }
+    if settings.deadline.is_some_and(|d| Instant::now() > d) {
+        return Some(Dropout::MissedDeadline { steps: step });
+    }
+    None
+}
+
+/// The KL sequence of each of the step's `units` (each answer's prompt with another answer of
+/// the step, [`kl_sequences`]) with its reference log-prob, when the loss asks for a KL batch;
+/// `None` for a pair, an answer left without a partner, or a loss without a KL batch.
+fn step_kl_batch(trainer: &mut LocalTrainer<'_>, units: &[&Unit]) -> Result<Vec<Option<Scored>>> {
+    let mut kl = vec![None; units.len()];
+    if !trainer.loss.spec().needs_kl_batch {
+        return Ok(kl);
+    }
+    let singles: Vec<(usize, &MaskedSequence)> = units
+        .iter()
+        .enumerate()
+        .filter_map(|(k, unit)| match unit {
+            Unit::Single { answer, .. } => Some((k, &answer.sequence)),
+            Unit::Pair { .. } => None,
+        })
+        .collect();
+    let answers: Vec<&MaskedSequence> = singles.iter().map(|(_, s)| *s).collect();
+    let formed: Vec<(usize, MaskedSequence)> = singles
+        .iter()
+        .zip(kl_sequences(&answers))
+        .filter_map(|((k, _), sequence)| sequence.map(|s| (*k, s)))
+        .collect();
+    let sequences: Vec<MaskedSequence> = formed.iter().map(|(_, s)| s.clone()).collect();
+    let source = trainer.reference.as_deref_mut().ok_or_else(|| {
+        Error::Usage(
+            "the loss asks for a KL batch but training has no reference log-probs".to_owned(),
+        )
+    })?;
+    let values = source.reference(&*trainer.decoder, &sequences, trainer.pad_id)?;
+    for ((k, sequence), reference) in formed.into_iter().zip(values) {
+        kl[k] = Some(Scored {
+            sequence,
+            reference,
+        });
+    }
+    Ok(kl)
+}
+
+/// One forward, loss and backward over `units` of a client with `counts` (desirable,
+/// undesirable) answers in all, with the micro-batch's KL sequences `kl`; gradients go into
+/// `accumulator`.
 fn micro_batch(
-    decoder: &Decoder,
-    loss: &LossHandle,
+    trainer: &LocalTrainer<'_>,
     units: &[&Unit],
-    pad_id: u32,
+    kl: &[&Scored],
+    counts: (u64, u64),
     accumulator: &mut GradAccumulator,
 ) -> Result<(LossOutput, usize)> {
+    let (decoder, loss, pad_id) = (&*trainer.decoder, trainer.loss, trainer.pad_id);
     let mut sequences: Vec<&Scored> = Vec::new();
     let mut labels = Vec::new();
     let mut pair = Vec::new();
-    let mut kl: Vec<&Scored> = Vec::new();
     for unit in units {
         match unit {
             Unit::Pair { chosen, rejected } => {
@@ -289,11 +339,7 @@ fn micro_batch(
                 labels.extend([Label::Chosen, Label::Rejected]);
                 pair.extend([i + 1, i]);
             }
-            Unit::Single {
-                answer,
-                desirable,
-                kl: kl_sequence,
-            } => {
+            Unit::Single { answer, desirable } => {
                 sequences.push(answer);
                 labels.push(if *desirable {
                     Label::Chosen
@@ -301,7 +347,6 @@ fn micro_batch(
                     Label::Rejected
                 });
                 pair.push(-1);
-                kl.extend(kl_sequence.as_ref());
             }
         }
     }
@@ -311,7 +356,7 @@ fn micro_batch(
     let kl_policy = if kl.is_empty() {
         None
     } else {
-        Some(logprobs_of(decoder, &kl, pad_id)?)
+        Some(logprobs_of(decoder, kl, pad_id)?)
     };
     let kl_values: Vec<f32> = match &kl_policy {
         Some(t) => t.to_dtype(DType::F32)?.to_vec1()?,
@@ -333,6 +378,8 @@ fn micro_batch(
         pair: pair.as_slice().into(),
         kl_logp_policy: kl_values.as_slice().into(),
         kl_logp_ref: kl_reference.as_slice().into(),
+        client_desirable: counts.0,
+        client_undesirable: counts.1,
     };
     let output = loss.evaluate(&batch)?;
     let grad = Tensor::from_slice(output.grad_logp_policy.as_slice(), policy.dims(), &device)?
@@ -360,34 +407,6 @@ fn logprobs_of(decoder: &Decoder, scored: &[&Scored], pad_id: u32) -> Result<Ten
     let sequences: Vec<MaskedSequence> = scored.iter().map(|s| s.sequence.clone()).collect();
     let batch = SequenceBatch::new(&sequences, pad_id, decoder.device())?;
     Ok(sequence_logprobs(decoder, &batch)?.logp)
-}
-
-/// Adds the aggregator's client plan to the gradients: `g += mu (w - w_global) + offset`.
-fn apply_plan(grads: &mut [Tensor], vars: &[Var], global: &[f32], plan: &ClientPlan) -> Result<()> {
-    if plan.prox_mu == 0.0 && plan.gradient_offset.is_empty() {
-        return Ok(());
-    }
-    let mut at = 0;
-    for (grad, var) in grads.iter_mut().zip(vars) {
-        let n = var.elem_count();
-        let mut extra = Tensor::zeros(var.shape(), DType::F32, var.device())?;
-        if plan.prox_mu != 0.0 {
-            let anchor = Tensor::from_slice(&global[at..at + n], var.shape(), var.device())?;
-            let w = var.as_tensor().to_dtype(DType::F32)?;
-            extra = (extra + ((w - anchor)? * f64::from(plan.prox_mu))?)?;
-        }
-        if !plan.gradient_offset.is_empty() {
-            extra = (extra
-                + Tensor::from_slice(
-                    &plan.gradient_offset[at..at + n],
-                    var.shape(),
-                    var.device(),
-                )?)?;
-        }
-        *grad = (&*grad + extra.to_dtype(grad.dtype())?)?;
-        at += n;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -429,14 +448,32 @@ mod tests {
         }
     }
 
+    /// Four answers to four prompts: `[1, 3 + i]`, answer `[4, 5 + i]`.
     fn units() -> Vec<Unit> {
         (0..4u32)
             .map(|i| Unit::Single {
                 answer: scored(&[1, 3 + i, 4, 5 + i], 2),
                 desirable: i % 2 == 0,
-                kl: Some(scored(&[1, 3 + i, 9, 10], 2)),
             })
             .collect()
+    }
+
+    /// A reference source that answers -3 for every sequence and records what it was asked.
+    #[derive(Default)]
+    struct Recorder {
+        asked: Vec<MaskedSequence>,
+    }
+
+    impl ReferenceSource for Recorder {
+        fn reference(
+            &mut self,
+            _model: &Decoder,
+            sequences: &[MaskedSequence],
+            _pad_id: u32,
+        ) -> Result<Vec<f32>> {
+            self.asked.extend_from_slice(sequences);
+            Ok(vec![-3.0; sequences.len()])
+        }
     }
 
     fn settings(steps: u32) -> LocalSettings {
@@ -454,6 +491,16 @@ mod tests {
     }
 
     fn train(settings: LocalSettings, stop: bool) -> (LocalOutcome, Vec<f32>) {
+        let (outcome, global, _) = train_recording(settings, stop);
+        (outcome, global)
+    }
+
+    /// [`train`], also returning the KL sequences whose reference log-probs it asked for.
+    fn train_recording(
+        settings: LocalSettings,
+        stop: bool,
+    ) -> (LocalOutcome, Vec<f32>, Vec<MaskedSequence>) {
+        let mut recorder = Recorder::default();
         let host = test_plugins::host();
         let loss = host
             .loss("test-singles", &serde_json::json!({}))
@@ -475,9 +522,10 @@ mod tests {
             decoder: &mut decoder,
             loss: &loss,
             pad_id: 0,
+            reference: Some(&mut recorder),
         };
         let outcome = train_client(&mut trainer, &job, &|| stop, &mut |_| {}).expect("train");
-        (outcome, global)
+        (outcome, global, recorder.asked)
     }
 
     fn trained(outcome: LocalOutcome) -> (Vec<f32>, Vec<StepRecord>) {
@@ -502,6 +550,26 @@ mod tests {
     }
 
     #[test]
+    fn each_steps_kl_batch_pairs_its_prompts_with_its_other_answers() {
+        // Batch 2 x 2 micro-batches: every step draws all four units, so each step's KL batch
+        // is the four prompts, each followed by one of the other three answers, every answer
+        // once.
+        let (outcome, _, asked) = train_recording(settings(2), false);
+        trained(outcome);
+        assert_eq!(asked.len(), 2 * 4, "four KL sequences per step");
+        for step in asked.chunks(4) {
+            let mut answers: Vec<u32> = step.iter().map(|s| s.ids[3]).collect();
+            answers.sort_unstable();
+            assert_eq!(answers, [5, 6, 7, 8], "each answer once: {step:?}");
+            for s in step {
+                assert_eq!(s.ids[2], 4, "an answer follows the prompt");
+                assert_ne!(s.ids[3] - 5, s.ids[1] - 3, "never the prompt's own answer");
+                assert_eq!(s.answer_mask, [false, false, true, true]);
+            }
+        }
+    }
+
+    #[test]
     fn faults_deadlines_and_stops_drop_the_client() {
         let failing = LocalSettings {
             fail_before_step: Some(1),
@@ -523,22 +591,5 @@ mod tests {
             train(settings(3), true).0,
             LocalOutcome::Dropped(Dropout::Interrupted)
         ));
-    }
-
-    #[test]
-    fn the_plan_adds_the_proximal_term_and_the_offset_to_the_gradient() {
-        let w = Var::from_slice(&[1.0f32, 2.0, -1.0], 3, &Device::Cpu).expect("var");
-        let mut grads =
-            vec![Tensor::from_slice(&[0.5f32, 0.0, 0.0], 3, &Device::Cpu).expect("grad")];
-        let plan = ClientPlan {
-            prox_mu: 0.5,
-            gradient_offset: vec![0.25f32, -0.25, 1.0].into(),
-        };
-        apply_plan(&mut grads, &[w], &[0.0, 2.0, 1.0], &plan).expect("apply");
-        // g + mu (w - w_global) + offset
-        assert_eq!(
-            grads[0].to_vec1::<f32>().expect("values"),
-            [0.5 + 0.5 + 0.25, 0.0 - 0.25, -1.0 + 1.0]
-        );
     }
 }

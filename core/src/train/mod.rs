@@ -1,8 +1,10 @@
 //! Local preference training: from tokenized examples to client units with cached reference
 //! log-probs, and the local loop that turns the global adapter into a client update.
 
+pub mod kl_pairs;
 pub mod local;
 pub mod optimizer;
+pub mod plan;
 pub mod reference;
 pub mod units;
 
@@ -10,5 +12,5 @@ pub use local::{
     train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer, OptimizerState,
     StepRecord,
 };
-pub use reference::{fill_units, ReferenceCache};
+pub use reference::{fill_units, ReferenceCache, ReferenceSource};
 pub use units::{client_units, Unit};

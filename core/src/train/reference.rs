@@ -184,6 +184,33 @@ fn header(model_id: &str) -> Vec<u8> {
     header
 }
 
+/// Where local training gets reference log-probs of sequences it forms as it goes (KTO's KL
+/// batch, drawn from each step's answers): the sweep's cache, or a test's stand-in.
+pub trait ReferenceSource {
+    /// The reference log-probs of `sequences` under `model` with its adapter off.
+    ///
+    /// # Errors
+    /// Model errors; [`Error::Io`] when a cache cannot be written.
+    fn reference(
+        &mut self,
+        model: &Decoder,
+        sequences: &[MaskedSequence],
+        pad_id: u32,
+    ) -> Result<Vec<f32>>;
+}
+
+impl ReferenceSource for ReferenceCache {
+    /// [`ReferenceCache::fill`]: cached values read, missing ones computed alone and recorded.
+    fn reference(
+        &mut self,
+        model: &Decoder,
+        sequences: &[MaskedSequence],
+        pad_id: u32,
+    ) -> Result<Vec<f32>> {
+        self.fill(model, sequences, pad_id, |_| {})
+    }
+}
+
 /// Fills the reference log-probs of `units` (every sequence of each) from `cache`, computing
 /// the missing ones with `model`; `progress` is told how many sequences each call settled.
 ///

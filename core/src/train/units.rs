@@ -1,13 +1,10 @@
 //! Training units: what one client trains on, in tokens, with its reference log-probs.
 //!
 //! A paired loss trains on whole pairs (chosen and rejected answer of one prompt); an unpaired
-//! loss trains on single labelled answers, and with a KL batch each answer's prompt is also
-//! paired with another answer of the same client (a fixed, seeded derangement, so the KL
-//! sequences and their reference log-probs never change and can be cached).
+//! loss trains on single labelled answers. A loss's KL batch is formed step by step from the
+//! answers each step draws ([`super::kl_pairs`]), not fixed here.
 
 use fedpref_plugin_api::{Assignment, DataNeeds, LossSpec, View};
-use rand::{seq::SliceRandom, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TokenizedDataset;
@@ -54,14 +51,12 @@ pub enum Unit {
         /// The dispreferred answer.
         rejected: Scored,
     },
-    /// A single labelled answer, with its KL-batch sequence when the loss needs one.
+    /// A single labelled answer.
     Single {
         /// The answer.
         answer: Scored,
         /// Desirable (chosen) or undesirable (rejected).
         desirable: bool,
-        /// This answer's prompt with another answer of the same client.
-        kl: Option<Scored>,
     },
 }
 
@@ -70,13 +65,21 @@ impl Unit {
     pub fn scored_mut(&mut self) -> Vec<&mut Scored> {
         match self {
             Unit::Pair { chosen, rejected } => vec![chosen, rejected],
-            Unit::Single { answer, kl, .. } => {
-                let mut all = vec![answer];
-                all.extend(kl.as_mut());
-                all
-            }
+            Unit::Single { answer, .. } => vec![answer],
         }
     }
+}
+
+/// `(desirable, undesirable)` answers among `units`, a pair counting one of each: the client's
+/// label balance that a loss may weight by (KTO's `desirable_weight = "auto"`).
+pub fn label_counts(units: &[Unit]) -> (u64, u64) {
+    units.iter().fold((0, 0), |(d, u), unit| match unit {
+        Unit::Pair { .. } => (d + 1, u + 1),
+        Unit::Single {
+            desirable: true, ..
+        } => (d + 1, u),
+        Unit::Single { .. } => (d, u + 1),
+    })
 }
 
 /// A single answer: (example index, which answer of it, desirable). Pairs split here keep
@@ -84,13 +87,8 @@ impl Unit {
 type Single = (usize, usize, bool);
 
 /// The units of one client's data for a loss with `spec`; examples dropped as overlong are
-/// skipped. `kl_seed` seeds the KL derangement.
-pub fn client_units(
-    items: &[Assignment],
-    data: &TokenizedDataset,
-    spec: LossSpec,
-    kl_seed: u64,
-) -> Vec<Unit> {
+/// skipped.
+pub fn client_units(items: &[Assignment], data: &TokenizedDataset, spec: LossSpec) -> Vec<Unit> {
     if spec.data == DataNeeds::Paired {
         return items
             .iter()
@@ -117,41 +115,18 @@ pub fn client_units(
             }
         })
         .collect();
-    let partners = spec
-        .needs_kl_batch
-        .then(|| derangement(singles.len(), kl_seed));
     singles
         .iter()
-        .enumerate()
-        .map(|(i, &(example, answer, desirable))| {
+        .map(|&(example, answer, desirable)| {
             let tokens = data.examples[example]
                 .as_ref()
                 .expect("overlong examples were filtered out above");
-            let kl = partners.as_ref().map(|p| {
-                let (other, other_answer, _) = singles[p[i]];
-                let other = data.examples[other]
-                    .as_ref()
-                    .expect("overlong examples were filtered out above");
-                Scored::new(tokens.sequence_with(other_answer, other))
-            });
             Unit::Single {
                 answer: Scored::new(tokens.sequence(answer)),
                 desirable,
-                kl,
             }
         })
         .collect()
-}
-
-/// A permutation of `0..n` without fixed points (for n >= 2), seeded: a shuffled cycle.
-pub fn derangement(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let mut partner = vec![0; n];
-    for k in 0..n {
-        partner[order[k]] = order[(k + 1) % n];
-    }
-    partner
 }
 
 #[cfg(test)]
@@ -211,7 +186,7 @@ mod tests {
     #[test]
     fn a_paired_loss_trains_on_whole_pairs_only() {
         let data = data(&[None, Some(true), None]);
-        let units = client_units(&whole(&[0, 1, 2]), &data, spec(DataNeeds::Paired, false), 0);
+        let units = client_units(&whole(&[0, 1, 2]), &data, spec(DataNeeds::Paired, false));
         assert_eq!(units.len(), 2, "the single answer is not a pair");
         let Unit::Pair { chosen, rejected } = &units[1] else {
             panic!("a pair unit")
@@ -229,18 +204,11 @@ mod tests {
             example: 0,
             view: View::Rejected,
         });
-        let units = client_units(&items, &data, spec(DataNeeds::Unpaired, false), 0);
+        let units = client_units(&items, &data, spec(DataNeeds::Unpaired, false));
         let singles: Vec<(Vec<u32>, bool)> = units
             .iter()
             .map(|u| match u {
-                Unit::Single {
-                    answer,
-                    desirable,
-                    kl,
-                } => {
-                    assert!(kl.is_none(), "no KL batch asked for");
-                    (ids(answer), *desirable)
-                }
+                Unit::Single { answer, desirable } => (ids(answer), *desirable),
                 Unit::Pair { .. } => panic!("a single unit"),
             })
             .collect();
@@ -256,49 +224,13 @@ mod tests {
     }
 
     #[test]
-    fn kl_partners_are_other_answers_with_this_prompt_fixed_by_the_seed() {
-        let data = data(&[None, None, Some(true)]);
-        let units = client_units(
-            &whole(&[0, 1, 2]),
-            &data,
-            spec(DataNeeds::Unpaired, true),
-            7,
-        );
-        let again = client_units(
-            &whole(&[0, 1, 2]),
-            &data,
-            spec(DataNeeds::Unpaired, true),
-            7,
-        );
-        let kl_of = |units: &[Unit]| -> Vec<Vec<u32>> {
-            units
-                .iter()
-                .map(|u| match u {
-                    Unit::Single { kl: Some(kl), .. } => ids(kl),
-                    _ => panic!("a single unit with a KL sequence"),
-                })
-                .collect()
-        };
-        assert_eq!(kl_of(&units), kl_of(&again));
-        for (unit, kl) in units.iter().zip(kl_of(&units)) {
-            let Unit::Single { answer, .. } = unit else {
-                panic!("a single unit")
-            };
-            assert_eq!(kl[0], answer.sequence.ids[0], "the answer's own prompt");
-            assert_ne!(kl[1], answer.sequence.ids[1], "another answer");
-        }
-    }
-
-    #[test]
-    fn derangements_have_no_fixed_point_and_follow_the_seed() {
-        for n in 2..12 {
-            let partner = derangement(n, 3);
-            let mut sorted = partner.clone();
-            sorted.sort_unstable();
-            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
-            assert!(partner.iter().enumerate().all(|(i, &p)| i != p));
-            assert_eq!(partner, derangement(n, 3));
-        }
-        assert_ne!(derangement(10, 1), derangement(10, 2));
+    fn label_counts_are_the_clients_answers_by_label() {
+        // One pair (one answer of each label), a desirable and two undesirable single answers.
+        let data = data(&[None, Some(true), Some(false), Some(false)]);
+        let items = whole(&[0, 1, 2, 3]);
+        let paired = client_units(&items, &data, spec(DataNeeds::Paired, false));
+        assert_eq!(label_counts(&paired), (1, 1));
+        let singles = client_units(&items, &data, spec(DataNeeds::Unpaired, true));
+        assert_eq!(label_counts(&singles), (2, 3));
     }
 }

@@ -114,14 +114,27 @@ impl AggregationInput<'_> {
     }
 }
 
-/// What the host must apply during a client's local training.
+/// What the host must apply during a client's local training. At every optimizer step:
+///
+/// ```text
+/// g ← g + prox_mu · (w − w_global) + gradient_offset      before clipping and the optimizer
+/// w ← optimizer_step(w, g)
+/// w ← w − lr · weight_offset                              after the optimizer step
+/// ```
+///
+/// with `lr` the round's local learning rate.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct ClientPlan {
     /// FedProx's mu: adds `mu * (w - w_global)` to the gradient; 0 disables it.
     pub prox_mu: f32,
-    /// `(p,)` a constant added to the gradient at every step (SCAFFOLD: `c - c_i`); empty for none.
+    /// `(p,)` a constant added to the gradient at every step, before clipping and the optimizer
+    /// (SCAFFOLD as published, with SGD: `c - c_i`); empty for none.
     pub gradient_offset: RVec<f32>,
+    /// `(p,)` a constant whose `lr` multiple the host subtracts from the parameters after every
+    /// optimizer step, outside clipping and the optimizer's normalization (SCAFFOLD as
+    /// OpenFedLLM applies it: `c - c_i`); empty for none. Since API 0.2.
+    pub weight_offset: RVec<f32>,
 }
 
 impl ClientPlan {
@@ -130,6 +143,7 @@ impl ClientPlan {
         Self {
             prox_mu: 0.0,
             gradient_offset: RVec::new(),
+            weight_offset: RVec::new(),
         }
     }
 }

@@ -26,6 +26,19 @@
 //! abi_stable checks at load time that the plugin's types have the layout the host expects and
 //! that both were built against compatible versions of this crate (same minor version while
 //! below 1.0). Any change to a type here bumps this crate's version.
+//!
+//! # Changes
+//! - **0.2.0**: fields appended (the layouts changed, so the host refuses plugins built against
+//!   0.1; a plugin that builds these types field by field adds the new fields, one that starts
+//!   from [`ClientPlan::plain`] or `..` compiles as it is):
+//!   - [`ClientPlan::weight_offset`]: a vector the host subtracts, times the learning rate, from
+//!     the parameters after every optimizer step (SCAFFOLD's correction as OpenFedLLM applies
+//!     it, outside clipping and Adam's normalization);
+//!   - [`LossBatch::client_desirable`] and [`LossBatch::client_undesirable`]: the label counts
+//!     of the client's whole training data (KTO's `desirable_weight = "auto"`);
+//!   - [`PartitionInput::client_sizes`]: the client sizes of the partition a rule rearranges
+//!     (KTOR's `redistribute` keeps them).
+//! - **0.1.0**: the first version.
 #![deny(missing_docs)]
 // `#[sabi_trait]` (abi_stable 0.11) expands its impls inside a `const _` block.
 #![allow(non_local_definitions)]

@@ -81,6 +81,13 @@ pub struct LossBatch<'a> {
     pub kl_logp_policy: RSlice<'a, f32>,
     /// `(m,)` reference log-probs of the KL batch.
     pub kl_logp_ref: RSlice<'a, f32>,
+    /// Desirable (chosen) answers in the training data of the client this batch comes from, a
+    /// pair counting one of each: what a weight derived from the client's label balance (KTO's
+    /// `desirable_weight = "auto"`) reads, where the batch's own counts would vary from batch to
+    /// batch. Since API 0.2.
+    pub client_desirable: u64,
+    /// Undesirable (rejected) answers in that client's training data. Since API 0.2.
+    pub client_undesirable: u64,
 }
 
 impl LossBatch<'_> {

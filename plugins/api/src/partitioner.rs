@@ -73,6 +73,10 @@ pub struct PartitionInput<'a> {
     pub n_clients: u32,
     /// Seed of the partition's random number generator.
     pub seed: u64,
+    /// `(k,)` for a rule that rearranges the configured partition (KTOR's `redistribute`): the
+    /// number of single answers each of its `k` clients holds (a whole pair counts two). Empty
+    /// when there is no partition to rearrange. Since API 0.2.
+    pub client_sizes: RSlice<'a, u64>,
 }
 
 /// A partition: `clients[c]` is client `c`'s data.

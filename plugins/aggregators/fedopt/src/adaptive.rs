@@ -80,10 +80,12 @@ fn sign(x: f64) -> f64 {
 /// "First aggregation" counts this instance's aggregations (kept in the state).
 ///
 /// Parameters (defaults): `server_lr` η > 0 (1e-3), `tau` τ > 0 (1e-3), `beta1` β1 in `[0, 1)`
-/// (0.9; FedAdagrad 0, the paper's FedAdagrad has no momentum, and with `variant =
-/// "openfedllm"` it must stay 0), `beta2` β2 in `[0, 1)` (0.99; FedYogi and FedAdam only),
-/// `variant` (`published` | `openfedllm`), `weighting` (`examples` | `uniform`). η and τ are
-/// OpenFedLLM's `fedopt_eta`/`fedopt_tau` defaults, β1 and β2 the paper's and OpenFedLLM's.
+/// (0.9, and 0.5 with `variant = "openfedllm"`; FedAdagrad 0, the paper's FedAdagrad has no
+/// momentum, and with `variant = "openfedllm"` it must stay 0), `beta2` β2 in `[0, 1)` (0.99;
+/// FedYogi and FedAdam only), `variant` (`published` | `openfedllm`), `weighting` (`examples` |
+/// `uniform`). η and τ are OpenFedLLM's `fedopt_eta`/`fedopt_tau` defaults; β1 is the paper's
+/// 0.9, or 0.5, the `fedopt_beta1` default of the authors' fork of OpenFedLLM that the study
+/// ran (upstream OpenFedLLM has 0.9); β2 the paper's and OpenFedLLM's.
 ///
 /// State: `steps` (u64), `m`, `v` (f32 vectors, empty before the first round).
 #[derive(Debug, Clone, PartialEq)]
@@ -116,13 +118,14 @@ impl FedAdaptive {
     pub fn from_params(adaptivity: Adaptivity, params: &Params) -> Result<Self, PluginError> {
         let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1e-3)?)?;
         let tau = check_positive("tau", params.f64_or("tau", 1e-3)?)?;
+        let variant = Variant::read(params)?;
         let (beta1, beta2) = match adaptivity {
             Adaptivity::Adagrad => (decay(params, "beta1", 0.0)?, 0.0),
-            Adaptivity::Yogi | Adaptivity::Adam => {
-                (decay(params, "beta1", 0.9)?, decay(params, "beta2", 0.99)?)
-            }
+            Adaptivity::Yogi | Adaptivity::Adam => (
+                decay(params, "beta1", variant.default_momentum())?,
+                decay(params, "beta2", 0.99)?,
+            ),
         };
-        let variant = Variant::read(params)?;
         let default_weighting = match variant {
             Variant::Published => Weighting::Examples,
             Variant::OpenFedLlm => Weighting::Uniform,

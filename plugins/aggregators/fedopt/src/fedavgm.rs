@@ -33,9 +33,10 @@ use crate::{
 /// "First aggregation" counts this instance's aggregations (kept in the state), so a run
 /// resumed from a checkpoint continues correctly.
 ///
-/// Parameters: `momentum` β in `[0, 1)` (default 0.9; OpenFedLLM reads `fedopt_beta1`, default
-/// 0.9), `server_lr` η > 0 (default 1.0), `variant` (`published` | `openfedllm`), `weighting`
-/// (`examples` (default) | `uniform`).
+/// Parameters: `momentum` β in `[0, 1)` (default 0.9; 0.5 with `variant = "openfedllm"`, the
+/// `fedopt_beta1` default of the authors' fork of OpenFedLLM that the study ran, where upstream
+/// OpenFedLLM has 0.9), `server_lr` η > 0 (default 1.0), `variant` (`published` |
+/// `openfedllm`), `weighting` (`examples` (default) | `uniform`).
 ///
 /// State: `steps` (u64), `v` (f32 vector, empty before the first round).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,9 +61,9 @@ impl FedAvgM {
     /// # Errors
     /// `InvalidParams` for a value out of range or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let momentum = decay(params, "momentum", 0.9)?;
-        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1.0)?)?;
         let variant = Variant::read(params)?;
+        let momentum = decay(params, "momentum", variant.default_momentum())?;
+        let server_lr = check_positive("server_lr", params.f64_or("server_lr", 1.0)?)?;
         let weighting = Weighting::read(params, Weighting::Examples)?;
         params.finish()?;
         Ok(Self {

@@ -51,7 +51,7 @@ pub use fedavg::{FedAvg, FedProx};
 pub use fedavgm::FedAvgM;
 use fedpref_plugin_api::Plugin;
 pub use options::{Variant, Weighting};
-pub use scaffold::Scaffold;
+pub use scaffold::{Correction, Scaffold};
 
 /// The components this library provides.
 pub fn plugin() -> Plugin {

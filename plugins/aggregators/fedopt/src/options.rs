@@ -18,6 +18,16 @@ impl Variant {
     /// The accepted values of `variant`.
     pub const NAMES: [&'static str; 2] = ["published", "openfedllm"];
 
+    /// The default server momentum β1 (FedAvgM's `momentum`, FedYogi's and FedAdam's `beta1`):
+    /// 0.9 as published, and 0.5 for `openfedllm`, the `fedopt_beta1` default of the authors'
+    /// fork of OpenFedLLM (`config.py`) that the study ran with (upstream OpenFedLLM has 0.9).
+    pub fn default_momentum(self) -> f64 {
+        match self {
+            Variant::Published => 0.9,
+            Variant::OpenFedLlm => 0.5,
+        }
+    }
+
     /// Reads `variant` (default `"published"`).
     ///
     /// # Errors

@@ -14,17 +14,63 @@ use crate::{
     round,
 };
 
+/// Where local training applies SCAFFOLD's correction `c − c_i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Correction {
+    /// `w ← w − η_l (c − c_i)` after every optimizer step (OpenFedLLM).
+    Weights,
+    /// `grad ← grad + c − c_i` before clipping and the optimizer (the published form, for SGD).
+    Gradient,
+}
+
+impl Correction {
+    /// The accepted values of `correction`.
+    pub const NAMES: [&'static str; 2] = ["weights", "gradient"];
+
+    fn read(params: &Params) -> Result<Self, PluginError> {
+        Ok(
+            match params.choice("correction", &Self::NAMES, "weights")? {
+                "gradient" => Correction::Gradient,
+                _ => Correction::Weights,
+            },
+        )
+    }
+
+    /// The plan applying `offset` this way.
+    fn plan(self, offset: Vec<f32>) -> ClientPlan {
+        match self {
+            Correction::Weights => ClientPlan {
+                weight_offset: offset.into(),
+                ..ClientPlan::plain()
+            },
+            Correction::Gradient => ClientPlan {
+                gradient_offset: offset.into(),
+                ..ClientPlan::plain()
+            },
+        }
+    }
+}
+
 /// SCAFFOLD (Karimireddy et al. 2020, "SCAFFOLD: Stochastic Controlled Averaging for Federated
 /// Learning", ICML, Algorithm 1 with option II).
 ///
 /// The server keeps a control variate `c` and one `c_i` per client `i ∈ 0..N` (`N` =
 /// `n_clients`, all zero at first, allocated when a client first trains). Before local
-/// training, [`client_plan`](AggregatorFunction::client_plan) asks the host to add the
-/// correction to every local gradient:
+/// training, [`client_plan`](AggregatorFunction::client_plan) asks the host to apply the
+/// correction `c − c_i` at every local step with learning rate `η_l`, by default after the
+/// optimizer step, as OpenFedLLM's `SCAFFOLD_Callback.on_step_end` does (`fed_local_sft.py`,
+/// reused by its DPO and KTO trainers):
 ///
 /// ```text
-/// grad += c − c_i                                        (gradient_offset)
+/// w ← AdamW(w, grad);  w ← w − η_l (c − c_i)           (correction = "weights", weight_offset)
+/// grad ← grad + c − c_i;  w ← AdamW(w, grad)           (correction = "gradient", gradient_offset)
 /// ```
+///
+/// Karimireddy et al. write the local step for SGD, `y ← y − η_l (g − c_i + c)`, where the two
+/// forms are the same update. With AdamW they differ: through the gradient, the correction is
+/// clipped with it and divided by Adam's `√v̂`, which normalizes it to roughly `η_l` per
+/// coordinate whatever its size; after the step it moves the weights by exactly `η_l (c − c_i)`.
+/// `"gradient"` is kept as the published algorithm's form.
 ///
 /// After the round, with `w_t` the global parameters the clients started from, `y_i` client
 /// `i`'s parameters, `K_i` its local steps and `η_l` its local learning rate:
@@ -39,13 +85,11 @@ use crate::{
 /// `variant = "openfedllm"` follows OpenFedLLM (`fed_global.py`, `fed_local_sft.py`): the same
 /// control-variate updates (its `get_auxiliary_param` computes `c_i⁺ = (w_t − y_i)/(K η_l) −
 /// (c − c_i)` with `K = max_steps`) but the server average is weighted by examples,
-/// `p_i = n_i / Σ_j n_j`, i.e. `w_{t+1} = Σ p_i y_i` at η_g = 1. OpenFedLLM applies the
-/// correction after each optimizer step as `w −= η_l (c − c_i)` rather than through the
-/// gradient; with plain SGD the two coincide, with Adam-type local optimizers they do not (the
-/// plan can only express the gradient form).
+/// `p_i = n_i / Σ_j n_j`, i.e. `w_{t+1} = Σ p_i y_i` at η_g = 1.
 ///
 /// Parameters: `server_lr` η_g > 0 (default 1.0), `variant` (`published` | `openfedllm`),
-/// `weighting` (default `uniform` for `published`, `examples` for `openfedllm`).
+/// `weighting` (default `uniform` for `published`, `examples` for `openfedllm`), `correction`
+/// (`weights` (default) | `gradient`).
 ///
 /// Every update must report `local_steps` K_i > 0 and a finite `learning_rate` η_l > 0;
 /// `n_clients` must not change between rounds.
@@ -61,6 +105,8 @@ pub struct Scaffold {
     pub variant: Variant,
     /// How client deltas are weighted.
     pub weighting: Weighting,
+    /// Where local training applies `c − c_i`.
+    pub correction: Correction,
     n_clients: u64,
     control: Vec<f32>,
     /// `c_i` of every client that has trained; absent means zero.
@@ -82,11 +128,13 @@ impl Scaffold {
             Variant::OpenFedLlm => Weighting::Examples,
         };
         let weighting = Weighting::read(params, default_weighting)?;
+        let correction = Correction::read(params)?;
         params.finish()?;
         Ok(Self {
             server_lr,
             variant,
             weighting,
+            correction,
             n_clients: 0,
             control: Vec::new(),
             client_controls: BTreeMap::new(),
@@ -132,10 +180,7 @@ impl AggregatorFunction for Scaffold {
                 .map(|(&c, &ci)| c - ci)
                 .collect()
         };
-        Ok(ClientPlan {
-            prox_mu: 0.0,
-            gradient_offset: offset.into(),
-        })
+        Ok(self.correction.plan(offset))
     }
 
     fn aggregate(

@@ -29,11 +29,16 @@ pub struct OwnedBatch {
     pub kl_policy: Vec<f32>,
     /// `kl_logp_ref`.
     pub kl_ref: Vec<f32>,
+    /// `(client_desirable, client_undesirable)`; `None` lends the batch's own label counts, as
+    /// if the batch were the client's whole data.
+    pub client_counts: Option<(u64, u64)>,
 }
 
 impl OwnedBatch {
     /// The batch as the host hands it over.
     pub fn batch(&self) -> LossBatch<'_> {
+        let (client_desirable, client_undesirable) =
+            self.client_counts.unwrap_or_else(|| self.label_counts());
         LossBatch {
             logp_policy: self.policy.as_slice().into(),
             logp_ref: self.reference.as_slice().into(),
@@ -42,7 +47,15 @@ impl OwnedBatch {
             pair: self.pair.as_slice().into(),
             kl_logp_policy: self.kl_policy.as_slice().into(),
             kl_logp_ref: self.kl_ref.as_slice().into(),
+            client_desirable,
+            client_undesirable,
         }
+    }
+
+    /// `(chosen, rejected)` label counts of the batch.
+    pub fn label_counts(&self) -> (u64, u64) {
+        let chosen = self.labels.iter().filter(|&&l| l == Label::Chosen).count() as u64;
+        (chosen, self.labels.len() as u64 - chosen)
     }
 
     /// Single answers with these log-probs and labels: no partner, one token each, no KL batch.

@@ -55,16 +55,21 @@ pub const KTOR_SPEC: LossSpec = LossSpec {
 pub enum DesirableWeight {
     /// A fixed weight.
     Fixed(f64),
-    /// `λ_D = n_U / n_D` over each batch, so desirable and undesirable examples carry equal
-    /// total weight (with λ_U = 1). A batch without both kinds falls back to `λ_D = 1`: with
-    /// `n_D = 0` there is no desirable term to weight, and with `n_U = 0` the ratio would be 0
-    /// and erase the batch, so a batch without contrast keeps unit weight.
+    /// `λ_D = n_U / n_D` over the client's training data (`LossBatch::client_desirable` and
+    /// `client_undesirable`), so that its desirable and undesirable answers carry equal total
+    /// weight (with λ_U = 1). This is what the paper's code does (`get_kto_training_args` in the
+    /// authors' fork of OpenFedLLM counts the labels of the client's data for the round; TRL
+    /// itself derives no weight, it only warns when the weights look unbalanced); counting each
+    /// batch instead would make the weight jump from batch to batch. A client without both kinds
+    /// falls back to `λ_D = 1`: with `n_D = 0` there is no desirable term to weight (the paper's
+    /// code divides by zero), and with `n_U = 0` the ratio would be 0 and erase every term of
+    /// the client (the paper's code lets it), so a client without contrast keeps unit weight.
     Auto,
 }
 
 impl DesirableWeight {
-    /// λ_D for a batch with `desirable` and `undesirable` examples.
-    pub fn resolve(self, desirable: usize, undesirable: usize) -> f64 {
+    /// λ_D for a client with `desirable` and `undesirable` answers.
+    pub fn resolve(self, desirable: u64, undesirable: u64) -> f64 {
         match self {
             DesirableWeight::Fixed(w) => w,
             DesirableWeight::Auto if desirable == 0 || undesirable == 0 => 1.0,
@@ -189,7 +194,7 @@ impl LossFunction for Kto {
             .collect();
         let lambda_d = self
             .desirable_weight
-            .resolve(desirable.len(), undesirable.len());
+            .resolve(batch.client_desirable, batch.client_undesirable);
 
         let mut total = 0.0;
         let mut grad = Vec::with_capacity(n);

@@ -233,8 +233,21 @@ fn pairs_are_ignored() {
 }
 
 #[test]
+fn auto_weight_reads_the_clients_counts_not_the_batchs() {
+    // The batch holds 2 desirable and 4 undesirable answers (λ_D = 2 by its own counts); its
+    // client holds 5 and 7: λ_D = 7/5.
+    let mut data = fixture();
+    data.client_counts = Some((5, 7));
+    let auto = kto(0.5, DesirableWeight::Auto, 0.7);
+    assert_matches_formula(&auto, 1.4, &data, "auto with a client of n_D = 5, n_U = 7");
+    // A client without undesirable answers keeps unit weight, whatever the batch holds.
+    data.client_counts = Some((6, 0));
+    assert_matches_formula(&auto, 1.0, &data, "auto with a client of n_U = 0");
+}
+
+#[test]
 fn auto_weight_balances_desirable_and_undesirable() {
-    // n_D = 2, n_U = 4: λ_D = 2.
+    // The batch stands for its whole client: n_D = 2, n_U = 4, λ_D = 2.
     let data = fixture();
     let auto = kto(0.5, DesirableWeight::Auto, 0.7);
     assert_matches_formula(&auto, 2.0, &data, "auto with n_D = 2, n_U = 4");

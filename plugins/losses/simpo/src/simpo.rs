@@ -45,8 +45,16 @@ pub fn pair_loss(label_smoothing: f64, x: f64) -> (f64, f64) {
 /// The SimPO loss with its parameters resolved.
 ///
 /// Parameters (a JSON object): `beta` (β > 0, default 2.0), `gamma_beta_ratio` (γ/β ≥ 0,
-/// default 0.5), `label_smoothing` (ε in [0, 0.5), default 0); the defaults are the SimPO
-/// trainer's.
+/// default 0.5), `label_smoothing` (ε in [0, 0.5), default 0).
+///
+/// The margin is given as the ratio γ/β, as the SimPO authors' code takes it
+/// (`gamma_beta_ratio`, "normalized and easier to tune under different beta values"); TRL's
+/// `CPOTrainer` takes the absolute margin instead, `simpo_gamma` = γ = `gamma_beta_ratio`·β. The
+/// default ratio 0.5 is the starting point the SimPO authors recommend (their README's tips on
+/// hyperparameter tuning, with a grid between 0 and 1), and β = 2.0 the value their paper used
+/// for the base models, so γ = 1.0 by default. Their trainer's dataclass default is 0.25 (γ =
+/// 0.5 at β = 2, the same γ as TRL's default `simpo_gamma`); their released models used ratios
+/// from 0.1 to 0.8.
 ///
 /// `evaluate` returns the mean of ℓ over the `P` pairs and
 /// `d loss / d logp_policy[c] = ℓ'(x)·β/|c| / P`, `d loss / d logp_policy[r] = −ℓ'(x)·β/|r| / P`.

@@ -228,7 +228,18 @@ fn unpaired_and_inconsistent_inputs_are_refused() {
 }
 
 #[test]
+fn trls_absolute_margin_is_the_ratio_times_beta() {
+    // TRL's simpo_gamma = 0.5 at β = 2 is gamma_beta_ratio = 0.25 (the SimPO trainer's
+    // dataclass default): on the pair above, x = 2·1 − 0.5 = 1.5, loss ln(1 + e^−1.5).
+    let data = OwnedBatch::adjacent_pairs(vec![-4.0, -6.0], vec![], vec![4, 3]);
+    let out = simpo(2.0, 0.25, 0.0).evaluate(&data.batch()).unwrap();
+    assert_close(out.loss, 0.2014132779827524, 1e-12, "loss");
+    assert_eq!(simpo(2.0, 0.25, 0.0).gamma(), 0.5);
+}
+
+#[test]
 fn params_have_simpo_defaults() {
+    // The SimPO authors' recommended starting ratio 0.5 with their β = 2: γ = 1.
     let defaults = Simpo::from_params(&Params::parse("").unwrap()).unwrap();
     assert_eq!(defaults, simpo(2.0, 0.5, 0.0));
     assert_eq!(defaults.gamma(), 1.0);

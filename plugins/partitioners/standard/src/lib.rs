@@ -5,7 +5,7 @@
 //! | `iid` | equal shuffled shards of whole examples |
 //! | `dirichlet` | category skew, `Dir(alpha)` proportions per category, `min_size` per client |
 //! | `natural` | one client per user/client id (`group`), optional `max_clients`, `merge_below` |
-//! | `redistribute` | KTOR: pairs split into single answers, dealt out at random in equal shares |
+//! | `redistribute` | KTOR: pairs split into single answers, dealt out at random; each client keeps its size (`sizes`) |
 //! | `quantity-skew` | power-law sizes (`exponent`), whole examples dealt at random |
 //!
 //! Every rule is a pure function of the example metadata, the client count, the seed (ChaCha8)
@@ -28,7 +28,7 @@ pub use dirichlet::Dirichlet;
 pub use iid::Iid;
 pub use natural::Natural;
 pub use quantity_skew::QuantitySkew;
-pub use redistribute::{pairs_on_same_client, Redistribute};
+pub use redistribute::{pairs_on_same_client, Redistribute, Sizes};
 
 /// This plugin's components.
 pub fn plugin() -> Plugin {
@@ -46,7 +46,7 @@ pub fn plugin() -> Plugin {
         )
         .partitioner(
             "redistribute",
-            "KTOR (arXiv 2502.14187): pairs split into single answers dealt out at random in equal shares",
+            "KTOR (arXiv 2502.14187): pairs split into single answers dealt out at random, each client keeping its size; param sizes (keep, equal)",
             Redistribute::from_params,
         )
         .partitioner(

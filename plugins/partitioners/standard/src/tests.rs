@@ -59,12 +59,25 @@ fn run(
     n_clients: u32,
     seed: u64,
 ) -> Result<PartitionOutput, PluginError> {
+    run_with_sizes(rule, params, examples, n_clients, seed, &[])
+}
+
+/// [`run`] with the host's `client_sizes`.
+fn run_with_sizes(
+    rule: &str,
+    params: &str,
+    examples: &[ExampleMeta],
+    n_clients: u32,
+    seed: u64,
+    client_sizes: &[u64],
+) -> Result<PartitionOutput, PluginError> {
     let partitioner = plugin().new_partitioner(rule, params)?;
     partitioner
         .partition(&PartitionInput {
             examples: examples.into(),
             n_clients,
             seed,
+            client_sizes: client_sizes.into(),
         })
         .into_result()
 }
@@ -197,6 +210,59 @@ fn redistribute_keeps_a_pair_together_about_once_in_n_clients() {
         (mean - expected).abs() < 0.01,
         "mean share {mean}, expected {expected}"
     );
+}
+
+fn pairs(n: usize) -> Vec<ExampleMeta> {
+    (0..n).map(|i| meta(i, ExampleKind::Pair, "", "")).collect()
+}
+
+#[test]
+fn redistribute_keeps_each_clients_size_unless_asked_for_equal_shares() {
+    // 6 pairs, 12 answers, on clients that held 3, 1 and 2 pairs.
+    let examples = pairs(6);
+    for seed in 0..20 {
+        let out = run_with_sizes("redistribute", "", &examples, 3, seed, &[6, 2, 4]).unwrap();
+        assert_exactly_once("redistribute", &examples, &out, true);
+        let sizes: Vec<usize> = out.clients.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [6, 2, 4]);
+        let equal = r#"{"sizes": "equal"}"#;
+        let out = run_with_sizes("redistribute", equal, &examples, 3, seed, &[6, 2, 4]).unwrap();
+        let sizes: Vec<usize> = out.clients.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [4, 4, 4]);
+    }
+}
+
+#[test]
+fn redistribute_with_kept_sizes_keeps_a_pair_together_as_the_sizes_say() {
+    // 30 pairs (N = 60 answers) on clients of 30, 10 and 20 answers: a pair's two answers share
+    // a client with probability q = Σ s (s − 1) / (N (N − 1)) = (870 + 90 + 380) / 3540 =
+    // 0.37853 (equal shares of 20 would give 3 · 380 / 3540 = 0.32203). The mean share over 300
+    // seeds has a standard deviation of about sqrt(q (1 − q) / 30) / sqrt(300) = 0.0051, so 0.025
+    // is about 5 of them, and half the gap between the two rules.
+    let examples = pairs(30);
+    let seeds = 300;
+    let mut total = 0.0;
+    for seed in 0..seeds {
+        let out = run_with_sizes("redistribute", "", &examples, 3, seed, &[30, 10, 20]).unwrap();
+        total += metric(&out, "pairs_on_same_client_share");
+    }
+    let mean = total / seeds as f64;
+    assert!((mean - 1340.0 / 3540.0).abs() < 0.025, "mean share {mean}");
+}
+
+#[test]
+fn redistribute_refuses_sizes_that_do_not_fit_the_data() {
+    let examples = pairs(3);
+    let err = run_with_sizes("redistribute", "", &examples, 2, 0, &[4, 3]).unwrap_err();
+    assert!(
+        err.message
+            .contains("client_sizes add up to 7 answers but the data holds 6"),
+        "{err}"
+    );
+    let err = run_with_sizes("redistribute", "", &examples, 2, 0, &[6, 0]).unwrap_err();
+    assert!(err.message.contains("client_sizes[1] = 0"), "{err}");
+    let err = run("redistribute", r#"{"sizes": "same"}"#, &examples, 2, 0).unwrap_err();
+    assert!(err.message.contains("sizes"), "{err}");
 }
 
 #[test]

@@ -172,10 +172,57 @@ fn fedadam_defaults_are_the_published_ones() {
     );
 }
 
+/// β1 = 0.5, the authors' fork's default; the other values as upstream's. Computed in float64 by
+/// a short script of OpenFedLLM's formulas (`fed_global.py`) over the fixture; rounds 1 and 2
+/// differ from upstream's β1 = 0.9 below.
 #[test]
 fn fedadam_openfedllm_defaults() {
     check(
         adaptive(Adaptivity::Adam, r#"{"variant": "openfedllm"}"#),
+        [
+            (
+                [0.5094181432037663, -1.0088723053648883, 2.0],
+                [0.16666666666666666, -0.08333333333333333, 0.0],
+                [0.00027876777777777797, 7.04344444444445e-05, 9.9e-07],
+            ),
+            (
+                [0.6317938306993212, -1.1228313102748004, 1.8686994590982284],
+                [
+                    0.16666666666666666,
+                    0.020833333333333336,
+                    -0.020833333333333332,
+                ],
+                [
+                    0.0005537578777777782,
+                    7.407037777777784e-05,
+                    5.320377777777781e-06,
+                ],
+            ),
+            (
+                [0.7551018672927147, -0.9989179060948268, 1.7415647853073084],
+                [
+                    0.14583333333333331,
+                    0.010416666666666668,
+                    -0.07291666666666667,
+                ],
+                [
+                    0.0007608939101111116,
+                    7.441474344444451e-05,
+                    5.843557677777784e-05,
+                ],
+            ),
+        ],
+        "fedadam openfedllm defaults",
+    );
+}
+
+#[test]
+fn fedadam_openfedllm_with_upstreams_beta1() {
+    check(
+        adaptive(
+            Adaptivity::Adam,
+            r#"{"variant": "openfedllm", "beta1": 0.9}"#,
+        ),
         [
             (
                 [0.5094181432037663, -1.0088723053648883, 2.0],
@@ -201,7 +248,7 @@ fn fedadam_openfedllm_defaults() {
                 ],
             ),
         ],
-        "fedadam openfedllm defaults",
+        "fedadam openfedllm β1 = 0.9",
     );
 }
 

@@ -56,7 +56,7 @@ fn fedprox_plans_the_proximal_term_and_averages_like_fedavg() {
         plan,
         ClientPlan {
             prox_mu: 0.25,
-            gradient_offset: Default::default()
+            ..ClientPlan::plain()
         }
     );
     for (round, want) in rounds().iter().zip(FEDAVG) {
@@ -69,7 +69,7 @@ fn fedprox_plans_the_proximal_term_and_averages_like_fedavg() {
 fn fedprox_defaults_to_openfedllms_mu() {
     let plan = make("fedprox", "").client_plan(0, &[0.0; 3]).unwrap();
     assert_eq!(plan.prox_mu, 0.01);
-    assert!(plan.gradient_offset.is_empty());
+    assert!(plan.gradient_offset.is_empty() && plan.weight_offset.is_empty());
 }
 
 #[test]

@@ -73,11 +73,27 @@ fn published_momentum_with_a_server_learning_rate() {
 }
 
 #[test]
-fn openfedllm_momentum_is_dampened_and_starts_at_the_delta() {
-    // v_0 = Δ_0; v_1 = 0.9 v_0 + 0.1 Δ_1 = [0.153125, −0.175, −0.175];
-    // v_2 = 0.9 v_1 + 0.1 Δ_2 = [0.1690625, −0.1325, −0.18875]; w_{t+1} = w_t + v_t.
+fn openfedllm_momentum_defaults_to_the_authors_fork() {
+    // β = 0.5 (the fork's fedopt_beta1), η = 1: v_0 = Δ_0;
+    // v_1 = 0.5 v_0 + 0.5 Δ_1 = [0.140625, 0, −0.125], w_2 = w_1 + v_1 = [0.765625, −1.125, 1.75];
+    // v_2 = 0.5 v_1 + 0.5 Δ_2 = [0.2265625, 0.125, −0.21875], w_3 = [0.9765625, −0.875, 1.53125].
     check(
         fedavgm(r#"{"variant": "openfedllm"}"#),
+        [
+            ([0.65625, -1.21875, 1.8125], [0.15625, -0.21875, -0.1875]),
+            ([0.765625, -1.125, 1.75], [0.140625, 0.0, -0.125]),
+            ([0.9765625, -0.875, 1.53125], [0.2265625, 0.125, -0.21875]),
+        ],
+        "fedavgm openfedllm defaults",
+    );
+}
+
+#[test]
+fn openfedllm_momentum_is_dampened_and_starts_at_the_delta() {
+    // Upstream OpenFedLLM's β = 0.9: v_0 = Δ_0; v_1 = 0.9 v_0 + 0.1 Δ_1 = [0.153125, −0.175, −0.175];
+    // v_2 = 0.9 v_1 + 0.1 Δ_2 = [0.1690625, −0.1325, −0.18875]; w_{t+1} = w_t + v_t.
+    check(
+        fedavgm(r#"{"variant": "openfedllm", "momentum": 0.9}"#),
         [
             ([0.65625, -1.21875, 1.8125], [0.15625, -0.21875, -0.1875]),
             ([0.778125, -1.3, 1.7], [0.153125, -0.175, -0.175]),

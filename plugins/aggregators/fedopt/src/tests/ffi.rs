@@ -99,10 +99,11 @@ fn the_root_module_builds_scaffold_and_plans_its_correction() {
         .into_result()
         .unwrap();
     assert_close(
-        &plan.gradient_offset,
+        &plan.weight_offset,
         &[0.84375, 1.03125, -0.1875],
         "offset through the root module",
     );
+    assert!(plan.gradient_offset.is_empty());
 
     // beta1 = 2 is refused.
     let bad = module.new_aggregator()(RStr::from("fedadam"), RStr::from(r#"{"beta1": 2}"#));
