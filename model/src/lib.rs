@@ -41,6 +41,7 @@ pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod logprobs;
+pub mod options;
 pub mod quantized;
 pub mod testing;
 pub mod text;

@@ -16,6 +16,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use crate::config::Architecture;
 use crate::generate::{argmax, sample_top_p, GenerateConfig};
 use crate::io::gguf::GgufFile;
+use crate::options::{argmax_f64, continuation_path, log_softmax, read_options};
 use crate::text::chat_template::ChatTemplate;
 use crate::text::tokenizer::TextTokenizer;
 use crate::{Error, Result};
@@ -132,36 +133,57 @@ impl QuantizedModel {
         Ok(log_softmax(&logits))
     }
 
-    /// `log P(option | ids)` for every option, each a token sequence. One pass reads the first
-    /// token of every option; options of several tokens must lie on one path (each a prefix of
-    /// the longest, as `1` and `10`: tokens `1`, then `1 0`), which is continued one token at
-    /// a time from the cached prompt.
+    /// `log P(option)` for every option at each of `positions` positions, position-major: at
+    /// the first the options follow `ids`; position `k + 1` follows position `k`'s most likely
+    /// option and `separator` (a line of scores for several answers, read one by one).
+    ///
+    /// Options of several tokens must lie on one path (each a prefix of the longest, as `1`
+    /// and `10`: tokens `1`, then `1 0`); reading them continues the cached prompt along that
+    /// path. When the most likely option then leaves the path, the prompt is run again from
+    /// the start with that option, since the cache cannot step back.
     ///
     /// # Errors
     /// [`Error::ModelInput`] for an empty prompt or option, or options of several tokens that
     /// branch; tensor errors.
-    pub fn option_logprobs(&mut self, ids: &[u32], options: &[Vec<u32>]) -> Result<Vec<f64>> {
+    pub fn option_logprobs(
+        &mut self,
+        ids: &[u32],
+        options: &[Vec<u32>],
+        positions: usize,
+        separator: &[u32],
+    ) -> Result<Vec<f64>> {
         let path = continuation_path(options)?;
-        let mut dists = vec![self.next_logprobs(ids)?];
-        for (k, &token) in path.iter().enumerate().take(path.len().saturating_sub(1)) {
-            let logits = self.step(&[token], ids.len() + k)?;
-            dists.push(log_softmax(&logits));
+        let mut context = ids.to_vec();
+        // The tokens the cache holds beyond `context`, and the distribution after them.
+        let mut dist = self.next_logprobs(&context)?;
+        let mut values = Vec::with_capacity(positions * options.len());
+        for position in 0..positions {
+            let mut dists = vec![dist];
+            let mut cached: Vec<u32> = Vec::new();
+            for &token in &path[..path.len() - 1] {
+                let logits = self.step(&[token], context.len() + cached.len())?;
+                cached.push(token);
+                dists.push(log_softmax(&logits));
+            }
+            let read = read_options(&dists, options)?;
+            let best = &options[argmax_f64(&read)];
+            values.extend(read);
+            if position + 1 == positions {
+                break;
+            }
+            let mut next: Vec<u32> = best.iter().chain(separator).copied().collect();
+            dist = if next.starts_with(&cached) {
+                // Continue the cache: feed what it does not hold yet.
+                let rest = next.split_off(cached.len());
+                let logits = self.step(&rest, context.len() + cached.len())?;
+                context.extend(cached.iter().chain(&rest));
+                log_softmax(&logits)
+            } else {
+                context.extend(&next);
+                self.next_logprobs(&context)?
+            };
         }
-        options
-            .iter()
-            .map(|option| {
-                option
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &token)| {
-                        dists[k]
-                            .get(token as usize)
-                            .map(|&lp| f64::from(lp))
-                            .ok_or_else(|| Error::input(format!("token id {token} out of range")))
-                    })
-                    .sum()
-            })
-            .collect()
+        Ok(values)
     }
 
     /// Generates up to `config.max_new_tokens` tokens after `ids` (greedy at temperature 0),
@@ -203,34 +225,6 @@ impl QuantizedModel {
             .to_dtype(candle_core::DType::F32)?
             .to_vec1()?)
     }
-}
-
-/// The longest option, when every option is a prefix of it (the tokens fed after the prompt to
-/// score them all); options of one token need no path.
-fn continuation_path(options: &[Vec<u32>]) -> Result<Vec<u32>> {
-    let longest = options
-        .iter()
-        .max_by_key(|o| o.len())
-        .ok_or_else(|| Error::input("no option to score"))?;
-    for option in options {
-        if option.is_empty() {
-            return Err(Error::input("an option has no tokens"));
-        }
-        if option.len() > 1 && !longest.starts_with(option) {
-            return Err(Error::input(
-                "options of several tokens must each be a prefix of the longest one",
-            ));
-        }
-    }
-    Ok(longest.clone())
-}
-
-/// `log softmax` of one logits row, in f32 with the max subtracted.
-fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
-    let log_sum = sum.ln() + max;
-    logits.iter().map(|&x| x - log_sum).collect()
 }
 
 #[cfg(test)]
@@ -298,7 +292,9 @@ mod tests {
         let (_dir, mut model, _) = tiny_model(true);
         let prompt = [1u32, 5, 9];
         let options = vec![vec![6], vec![6, 11], vec![8]];
-        let got = model.option_logprobs(&prompt, &options).expect("options");
+        let got = model
+            .option_logprobs(&prompt, &options, 1, &[])
+            .expect("options");
         let first = model.next_logprobs(&prompt).expect("first");
         let second = model.next_logprobs(&[1, 5, 9, 6]).expect("second");
         let expected = [
@@ -310,7 +306,24 @@ mod tests {
             assert!((g - e).abs() < 1e-4, "{got:?} vs {expected:?}");
         }
         let branching = vec![vec![6, 11], vec![8, 2]];
-        assert!(model.option_logprobs(&prompt, &branching).is_err());
+        assert!(model.option_logprobs(&prompt, &branching, 1, &[]).is_err());
+    }
+
+    #[test]
+    fn the_cached_reading_equals_the_plain_one_over_fresh_forwards() {
+        let (_dir, mut model, _) = tiny_model(true);
+        let prompt = [1u32, 5, 9];
+        let options = vec![vec![6], vec![6, 11], vec![8], vec![13]];
+        let got = model
+            .option_logprobs(&prompt, &options, 3, &[20])
+            .expect("options");
+        let mut fresh = |ids: &[u32]| model.next_logprobs(ids);
+        let plain = crate::options::option_logprobs(&mut fresh, &prompt, &options, 3, &[20])
+            .expect("plain");
+        assert_eq!(got.len(), 3 * options.len());
+        for (a, b) in got.iter().zip(&plain) {
+            assert!((a - b).abs() < 1e-4, "{got:?} vs {plain:?}");
+        }
     }
 
     #[test]

@@ -378,6 +378,7 @@ impl Evaluator {
             response: RString::new(),
             reference: p.reference.as_str().into(),
             features: RVec::new(),
+            answers: RVec::new(),
         };
         if benchmark.config.resolved_format() == PromptFormat::EvalSplit {
             let limit = benchmark.config.limit.unwrap_or(usize::MAX);

@@ -1,29 +1,43 @@
 //! The host services handed to scorers ([`HostServices`]): `generate` answers a chat with a
-//! local model, the judge of a fully offline evaluation.
+//! local model and `option_logprobs` reads the probabilities of a verdict's options, for the
+//! judge of a fully offline evaluation.
 //!
 //! The judge is the run's base model without the adapter (so verdicts do not drift as the
-//! adapter trains), or `eval.judge_model`, loaded on the first call and kept.
+//! adapter trains), or `eval.judge_model`, loaded on the first call and kept: a GGUF file runs
+//! quantized ([`QuantizedModel`], candle's k-quant kernels), a Hugging Face directory on the
+//! training decoder.
 
-use std::{cell::OnceCell, path::PathBuf};
+use std::{
+    cell::{OnceCell, RefCell},
+    path::PathBuf,
+};
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RString},
+    std_types::{RResult, RString, RVec},
 };
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use fedpref_plugin_api::{
-    GenerationRequest, HostServices, HostServicesRef, HostServices_TO, PluginError,
+    GenerationRequest, HostServices, HostServicesRef, HostServices_TO, OptionsRequest, PluginError,
 };
 
 use fedpref_model::{
-    generate, load_model, ChatMessage, ChatTemplate, Decoder, GenerateConfig, LoadedModel,
-    TextTokenizer,
+    generate, load_model, options, ChatMessage, ChatTemplate, Decoder, GenerateConfig,
+    LoadedModel, QuantizedModel, TextTokenizer,
 };
+
+type Loaded = std::result::Result<JudgeWeights, String>;
+
+/// A loaded `eval.judge_model`.
+enum JudgeWeights {
+    Quantized(RefCell<QuantizedModel>),
+    Full(LoadedModel, ChatTemplate),
+}
 
 /// A separately configured judge model, loaded on first use.
 pub struct JudgeModel {
     path: PathBuf,
-    loaded: OnceCell<std::result::Result<(LoadedModel, ChatTemplate), String>>,
+    loaded: OnceCell<Loaded>,
 }
 
 impl JudgeModel {
@@ -35,23 +49,22 @@ impl JudgeModel {
         }
     }
 
-    fn get(&self) -> std::result::Result<(&Decoder, &TextTokenizer, &ChatTemplate), String> {
+    fn get(&self) -> std::result::Result<&JudgeWeights, String> {
         let loaded = self.loaded.get_or_init(|| {
-            let model = load_model(&self.path, &Device::Cpu)
-                .map_err(|e| format!("eval.judge_model: {e}"))?;
-            let template = model
-                .chat_template()
-                .map_err(|e| format!("eval.judge_model: {e}"))?;
-            Ok((model, template))
+            let failed = |e: fedpref_model::Error| format!("eval.judge_model: {e}");
+            if self.path.extension().is_some_and(|e| e == "gguf") {
+                let model = QuantizedModel::load(&self.path, &Device::Cpu).map_err(failed)?;
+                return Ok(JudgeWeights::Quantized(RefCell::new(model)));
+            }
+            let model = load_model(&self.path, &Device::Cpu).map_err(failed)?;
+            let template = model.chat_template().map_err(failed)?;
+            Ok(JudgeWeights::Full(model, template))
         });
-        match loaded {
-            Ok((model, template)) => Ok((&model.decoder, &model.tokenizer, template)),
-            Err(e) => Err(e.clone()),
-        }
+        loaded.as_ref().map_err(Clone::clone)
     }
 }
 
-/// Who answers a scorer's `generate`.
+/// Who answers a scorer's calls.
 pub enum LocalJudge<'a> {
     /// A model already in memory.
     Model {
@@ -66,54 +79,167 @@ pub enum LocalJudge<'a> {
     Configured(&'a JudgeModel),
 }
 
+/// A decoder on the training code path with its text side.
+struct FullModel<'a> {
+    decoder: &'a Decoder,
+    tokenizer: &'a TextTokenizer,
+    template: &'a ChatTemplate,
+}
+
+type Outcome<T> = std::result::Result<T, String>;
+
 impl LocalJudge<'_> {
     /// The services object scorers receive.
     pub fn services(&self) -> HostServicesRef<'_> {
         HostServices_TO::from_ptr(self, TD_Opaque)
     }
 
-    /// The judge's reply to `request`.
-    ///
-    /// # Errors
-    /// A message naming what failed (template, tokenizer, model, or loading the judge model).
-    pub fn reply(&self, request: &GenerationRequest) -> std::result::Result<String, String> {
-        let (decoder, tokenizer, template) = match self {
+    /// Runs `full` on a decoder or `quantized` on a quantized judge.
+    fn with_model<T>(
+        &self,
+        full: impl FnOnce(FullModel<'_>) -> Outcome<T>,
+        quantized: impl FnOnce(&mut QuantizedModel) -> Outcome<T>,
+    ) -> Outcome<T> {
+        match self {
             LocalJudge::Model {
                 decoder,
                 tokenizer,
                 template,
-            } => (*decoder, *tokenizer, *template),
-            LocalJudge::Configured(model) => model.get()?,
-        };
-        let messages: Vec<ChatMessage> = request
-            .messages
-            .iter()
-            .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()))
-            .collect();
-        let text = template
-            .render(&messages, true)
-            .map_err(|e| e.to_string())?;
-        let ids = tokenizer.encode(&text).map_err(|e| e.to_string())?;
+            } => full(FullModel {
+                decoder,
+                tokenizer,
+                template,
+            }),
+            LocalJudge::Configured(model) => match model.get()? {
+                JudgeWeights::Quantized(cell) => quantized(&mut cell.borrow_mut()),
+                JudgeWeights::Full(loaded, template) => full(FullModel {
+                    decoder: &loaded.decoder,
+                    tokenizer: &loaded.tokenizer,
+                    template,
+                }),
+            },
+        }
+    }
+
+    /// The judge's reply to `request`.
+    ///
+    /// # Errors
+    /// A message naming what failed (template, tokenizer, model, or loading the judge model).
+    pub fn reply(&self, request: &GenerationRequest) -> Outcome<String> {
+        let messages = chat(&request.messages);
         let cfg = GenerateConfig {
             max_new_tokens: request.max_new_tokens as usize,
             temperature: f64::from(request.temperature),
             top_p: f64::from(request.top_p).clamp(f64::MIN_POSITIVE, 1.0),
             seed: 0,
         };
-        let out =
-            generate(decoder, &ids, &cfg, &tokenizer.stop_ids()).map_err(|e| e.to_string())?;
-        tokenizer
-            .decode(&out, true)
-            .map(|t| t.trim().to_owned())
-            .map_err(|e| e.to_string())
+        self.with_model(
+            |m| {
+                let ids = prompt_ids(m.template, m.tokenizer, &messages, "")?;
+                let out = generate(m.decoder, &ids, &cfg, &m.tokenizer.stop_ids())
+                    .map_err(|e| e.to_string())?;
+                decode(m.tokenizer, &out)
+            },
+            |q| {
+                let ids = prompt_ids(q.chat_template(), q.tokenizer(), &messages, "")?;
+                let stop = q.tokenizer().stop_ids();
+                let out = q.generate(&ids, &cfg, &stop).map_err(|e| e.to_string())?;
+                decode(q.tokenizer(), &out)
+            },
+        )
+    }
+
+    /// `log P(option)` at each requested position (see [`OptionsRequest`]).
+    ///
+    /// # Errors
+    /// As [`Self::reply`]; options that tokenize into branching paths.
+    pub fn options(&self, request: &OptionsRequest) -> Outcome<Vec<f64>> {
+        let messages = chat(&request.messages);
+        let positions = request.positions as usize;
+        let encode_all = |tokenizer: &TextTokenizer| -> Outcome<(Vec<Vec<u32>>, Vec<u32>)> {
+            let options = request
+                .options
+                .iter()
+                .map(|o| tokenizer.encode(o.as_str()).map_err(|e| e.to_string()))
+                .collect::<Outcome<Vec<_>>>()?;
+            let separator = tokenizer
+                .encode(request.separator.as_str())
+                .map_err(|e| e.to_string())?;
+            Ok((options, separator))
+        };
+        self.with_model(
+            |m| {
+                let ids = prompt_ids(m.template, m.tokenizer, &messages, &request.reply_prefix)?;
+                let (opts, sep) = encode_all(m.tokenizer)?;
+                let next = |ids: &[u32]| decoder_next_logprobs(m.decoder, ids);
+                options::option_logprobs(next, &ids, &opts, positions, &sep)
+                    .map_err(|e| e.to_string())
+            },
+            |q| {
+                let prefix = &request.reply_prefix;
+                let ids = prompt_ids(q.chat_template(), q.tokenizer(), &messages, prefix)?;
+                let (opts, sep) = encode_all(q.tokenizer())?;
+                q.option_logprobs(&ids, &opts, positions, &sep)
+                    .map_err(|e| e.to_string())
+            },
+        )
+    }
+}
+
+fn chat(messages: &[fedpref_plugin_api::ChatMessage]) -> Vec<ChatMessage> {
+    messages
+        .iter()
+        .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()))
+        .collect()
+}
+
+/// The reply's text, special tokens dropped and trimmed.
+fn decode(tokenizer: &TextTokenizer, ids: &[u32]) -> Outcome<String> {
+    tokenizer
+        .decode(ids, true)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// The rendered conversation with its generation prompt, then `reply_prefix`, as ids.
+fn prompt_ids(
+    template: &ChatTemplate,
+    tokenizer: &TextTokenizer,
+    messages: &[ChatMessage],
+    reply_prefix: &str,
+) -> Outcome<Vec<u32>> {
+    let text = template
+        .render(messages, true)
+        .map_err(|e| e.to_string())?;
+    tokenizer
+        .encode(&format!("{text}{reply_prefix}"))
+        .map_err(|e| e.to_string())
+}
+
+/// The next token's log-probs after `ids` from one full forward of the training decoder.
+fn decoder_next_logprobs(decoder: &Decoder, ids: &[u32]) -> fedpref_model::Result<Vec<f32>> {
+    let input = Tensor::new(ids, decoder.device())?.unsqueeze(0)?;
+    let last: Vec<f32> = decoder
+        .last_logits(&input, None)?
+        .squeeze(0)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?;
+    Ok(options::log_softmax(&last))
+}
+
+fn plugin_result<T, U>(result: Outcome<T>, map: impl FnOnce(T) -> U) -> RResult<U, PluginError> {
+    match result {
+        Ok(value) => RResult::ROk(map(value)),
+        Err(message) => RResult::RErr(PluginError::failed(format!("local judge: {message}"))),
     }
 }
 
 impl HostServices for LocalJudge<'_> {
     fn generate(&self, request: &GenerationRequest) -> RResult<RString, PluginError> {
-        match self.reply(request) {
-            Ok(text) => RResult::ROk(text.into()),
-            Err(message) => RResult::RErr(PluginError::failed(format!("local judge: {message}"))),
-        }
+        plugin_result(self.reply(request), RString::from)
+    }
+
+    fn option_logprobs(&self, request: &OptionsRequest) -> RResult<RVec<f64>, PluginError> {
+        plugin_result(self.options(request), RVec::from)
     }
 }

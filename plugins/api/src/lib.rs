@@ -37,7 +37,11 @@
 //!   - [`LossBatch::client_desirable`] and [`LossBatch::client_undesirable`]: the label counts
 //!     of the client's whole training data (KTO's `desirable_weight = "auto"`);
 //!   - [`PartitionInput::client_sizes`]: the client sizes of the partition a rule rearranges
-//!     (KTOR's `redistribute` keeps them).
+//!     (KTOR's `redistribute` keeps them);
+//!   - [`ScoreItem::answers`] and [`ItemScore::scores`]: several answers judged in one prompt
+//!     (JudgeLM's multi-answer protocol);
+//!   - `HostServices::option_logprobs` with [`OptionsRequest`]: a judge reads the probabilities
+//!     of its verdict's options instead of sampling text.
 //! - **0.1.0**: the first version.
 #![deny(missing_docs)]
 // `#[sabi_trait]` (abi_stable 0.11) expands its impls inside a `const _` block.

@@ -41,6 +41,9 @@ pub struct ScoreItem {
     pub reference: RString,
     /// Named numbers computed by the host, e.g. `logratio_chosen`.
     pub features: RVec<Metric>,
+    /// The answers of every method compared, for a multi-answer judge (one prompt holds them
+    /// all); empty otherwise. Added in API 0.2.
+    pub answers: RVec<RString>,
 }
 
 /// How scoring an item ended.
@@ -67,6 +70,9 @@ pub struct ItemScore {
     pub score: f64,
     /// The judge's full reply or the matched refusal keyword; free text for the results file.
     pub detail: RString,
+    /// One score per entry of the item's `answers` (a multi-answer judge); empty otherwise.
+    /// Added in API 0.2.
+    pub scores: RVec<f64>,
 }
 
 /// All item scores and the aggregate metrics of one benchmark.
@@ -103,12 +109,34 @@ pub struct GenerationRequest {
     pub top_p: f32,
 }
 
+/// A request for the probabilities of a judge's next words (a verdict read through its
+/// probabilities instead of its sampled text). Added in API 0.2.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct OptionsRequest {
+    /// The conversation, rendered by the model's chat template with its generation prompt.
+    pub messages: RVec<ChatMessage>,
+    /// Text the judge's reply starts with, after the generation prompt (e.g. `Rating: [[`).
+    pub reply_prefix: RString,
+    /// The options read at each position (e.g. `1` ... `10`, or `A`, `B`, `C`).
+    pub options: RVec<RString>,
+    /// How many positions to read, one after another (a line of scores for several answers);
+    /// position `k + 1` follows the most probable option of position `k` and `separator`.
+    pub positions: u32,
+    /// Text between positions (e.g. a space).
+    pub separator: RString,
+}
+
 /// Services the host offers to scorers during a call.
 #[sabi_trait]
 pub trait HostServices {
     /// Generates an answer with the host's local model (the judge model of a fully offline run).
     #[sabi(last_prefix_field)]
     fn generate(&self, request: &GenerationRequest) -> RResult<RString, PluginError>;
+
+    /// `log P(option)` (nats) for every option at every position, position-major
+    /// (`positions * options.len()` values), from the host's local model. Added in API 0.2.
+    fn option_logprobs(&self, request: &OptionsRequest) -> RResult<RVec<f64>, PluginError>;
 }
 
 /// A borrowed handle to the host's services, valid during one `score` call.

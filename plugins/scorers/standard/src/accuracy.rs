@@ -5,6 +5,7 @@
 //! Fed by the host, which fills each item's features `logratio_chosen` and `logratio_rejected`;
 //! reports `accuracy`, `mean_margin`, the mean rewards and `n`.
 
+use abi_stable::std_types::RVec;
 use fedpref_plugin_api::{
     check_range, math::mean, HostServicesRef, ItemScore, Metric, Outcome, Params, PluginError,
     ScoreItem, ScoreOutput, ScorerFunction, ScorerSpec,
@@ -88,6 +89,7 @@ impl ScorerFunction for PreferenceAccuracy {
                 outcome,
                 score,
                 detail: detail.into(),
+                scores: RVec::new(),
             });
         }
         let summary = vec![

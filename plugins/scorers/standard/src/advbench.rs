@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use abi_stable::std_types::RVec;
 use fedpref_plugin_api::{
     math::mean, HostServicesRef, ItemScore, Metric, Outcome, Params, PluginError, ScoreItem,
     ScoreOutput, ScorerFunction, ScorerSpec,
@@ -92,6 +93,7 @@ impl ScorerFunction for Advbench {
                     outcome: Outcome::Scored,
                     score: if matched.is_some() { 1.0 } else { 0.0 },
                     detail: matched.unwrap_or_default().into(),
+                    scores: RVec::new(),
                 }
             })
             .collect();

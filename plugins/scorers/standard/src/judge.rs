@@ -20,6 +20,7 @@ use std::{
     time::Duration,
 };
 
+use abi_stable::std_types::RVec;
 use fedpref_plugin_api::{
     check_range, math::mean, ChatMessage, GenerationRequest, HostServicesRef, ItemScore, Metric,
     Outcome, Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction, ScorerSpec,
@@ -448,6 +449,7 @@ impl ScorerFunction for Judge {
                 outcome,
                 score,
                 detail: detail.into(),
+                scores: RVec::new(),
             });
         }
         Ok(ScoreOutput {

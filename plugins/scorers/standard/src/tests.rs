@@ -39,6 +39,7 @@ pub fn item(id: &str, prompt: &str, response: &str, reference: &str) -> ScoreIte
         response: response.into(),
         reference: reference.into(),
         features: RVec::new(),
+        answers: RVec::new(),
     }
 }
 

@@ -125,6 +125,7 @@ fn item(id: &str, category: &str, question: &str, answer: &str, reference: &str)
         response: answer.into(),
         reference: reference.into(),
         features: Default::default(),
+        answers: Default::default(),
     }
 }
 
