@@ -128,17 +128,26 @@ fn two_plugins_providing_one_name_is_an_error() {
     );
 }
 
+/// Copies the directory tree `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory copy");
+    for entry in std::fs::read_dir(from).expect("read source directory") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy source file");
+        }
+    }
+}
+
 /// Builds a copy of the plugin API changed by `edit`, and a plugin against it, in a scratch
 /// workspace that shares target/fixtures (so abi_stable is compiled once). Returns the library.
 fn plugin_against_modified_api(scratch: &Path, edit: impl Fn(&Path)) -> std::path::PathBuf {
     let root = repo_root();
     let api = scratch.join("api");
-    std::fs::create_dir_all(api.join("src")).expect("create api copy");
-    for entry in std::fs::read_dir(root.join("plugins/api/src")).expect("api sources") {
-        let entry = entry.expect("api source entry");
-        std::fs::copy(entry.path(), api.join("src").join(entry.file_name()))
-            .expect("copy api source");
-    }
+    copy_dir(&root.join("plugins/api/src"), &api.join("src"));
     let version = api_version(&root);
     std::fs::write(
         api.join("Cargo.toml"),
@@ -251,10 +260,12 @@ fn plugins_built_against_another_api_are_refused() {
     let changed_layout = plugin_against_modified_api(&scratch.path().join("layout"), |api| {
         let metric = api.join("src/metric.rs");
         replace_in(&metric, "pub value: f64,", "pub value: f32,");
+        // Callers keep passing f64; the constructor narrows.
+        replace_in(&metric, "            value,\n", "            value: value as f32,\n");
         replace_in(
-            &metric,
-            "pub fn new(name: &str, value: f64)",
-            "pub fn new(name: &str, value: f32)",
+            &api.join("src/testing/results.rs"),
+            "        .value\n",
+            "        .value as f64\n",
         );
     });
     let run = fedpref(&[

@@ -105,7 +105,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
             | Error::DataLayout { .. }
             | Error::EmptyDataset { .. }
             | Error::NeedsPairs { .. }
-            | Error::DataConfig { .. },
+            | Error::DataConfig { .. }
+            | Error::Model(fedpref_model::Error::Usage(_)),
         ) => ExitCode::from(2),
         // The shell's convention for a process stopped by SIGINT.
         Some(Error::Interrupted { .. }) => ExitCode::from(130),
@@ -115,6 +116,13 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
             ExitCode::from(2)
         }
         _ if error.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
+        _ if matches!(
+            error.downcast_ref::<fedpref_model::Error>(),
+            Some(fedpref_model::Error::Usage(_))
+        ) =>
+        {
+            ExitCode::from(2)
+        }
         _ => ExitCode::from(1),
     }
 }

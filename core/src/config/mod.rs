@@ -49,7 +49,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
     }
     let mut figment = Figment::from(Serialized::defaults(ExperimentConfig::default()))
         .merge(Toml::file(path))
-        .merge(Env::prefixed(ENV_PREFIX).split("__"));
+        .merge(env_overrides());
     for item in overrides {
         let (key, value) = parse_override(item)?;
         figment = figment.merge(Serialized::global(&key, value));
@@ -63,6 +63,29 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
         message,
     })?;
     Ok(config)
+}
+
+/// `FEDPREF_<SECTION>__<KEY>` variables whose first level names a config section; the
+/// program's other variables (`FEDPREF_PLUGIN_PATH`, `FEDPREF_REQUIRE_ASSETS`) are not config.
+fn env_overrides() -> Env {
+    let sections = section_names();
+    Env::prefixed(ENV_PREFIX)
+        .split("__")
+        .filter(move |key| names_a_section(key.as_str(), &sections))
+}
+
+/// The top-level tables of a config (`experiment`, `model`, ...).
+fn section_names() -> Vec<String> {
+    match serde_json::to_value(ExperimentConfig::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a dotted key (`training.lr`) starts with one of `sections`, in any case.
+fn names_a_section(key: &str, sections: &[String]) -> bool {
+    let first = key.split('.').next().unwrap_or_default();
+    sections.iter().any(|s| s.eq_ignore_ascii_case(first))
 }
 
 /// Splits `a.b=c` and parses `c` as a TOML value (`1e-4`, `true`, `["a", "b"]`), falling back to

@@ -104,3 +104,16 @@ fn relative_paths_resolve_against_a_base() {
         PathBuf::from("/abs/x.json")
     );
 }
+
+#[test]
+fn only_environment_variables_that_name_a_section_are_config() {
+    let sections = section_names();
+    for section in ["experiment", "model", "training", "eval", "aggregators"] {
+        assert!(sections.iter().any(|s| s == section), "{sections:?}");
+    }
+    assert!(names_a_section("training.lr", &sections));
+    assert!(names_a_section("TRAINING.LR", &sections));
+    assert!(!names_a_section("plugin_path", &sections));
+    assert!(!names_a_section("require_assets", &sections));
+    assert!(!names_a_section("judge_model", &sections));
+}
