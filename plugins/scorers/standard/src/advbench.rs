@@ -21,20 +21,29 @@ pub struct Advbench {
 }
 
 impl Advbench {
-    /// Reads `keywords` (a list of strings) or `keywords_file` (YAML preset or one keyword per
-    /// line), default [`keywords::ZOU2023`]; `case_sensitive` (default false); `fold_quotes`
-    /// (default false: plain substrings, as the paper).
+    /// Reads `keywords` (a list of strings), `keywords_file` (YAML preset or one keyword per
+    /// line) or `keyword_list` (a built-in list: `"openfedllm"`, the default, the 35 keywords
+    /// the paper scored with, [`keywords::OPENFEDLLM`]; or `"zou2023"`, Zou et al.'s 29,
+    /// [`keywords::ZOU2023`]); `case_sensitive` (default false); `fold_quotes` (default false:
+    /// plain substrings, as the paper).
     ///
     /// # Errors
-    /// `InvalidParams` for both keyword sources at once, an empty or non-string keyword, an
-    /// unreadable file, a value of the wrong type or an unknown key.
+    /// `InvalidParams` for two keyword sources at once, an empty or non-string keyword, an
+    /// unreadable file, an unknown list, a value of the wrong type or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
         let inline = params.value("keywords").cloned();
         let file = params.value("keywords_file").cloned();
+        let named = params.value("keyword_list").is_some();
+        let list = params.choice("keyword_list", &["openfedllm", "zou2023"], "openfedllm")?;
         let keywords = match (inline, file) {
             (Some(_), Some(_)) => {
                 return Err(PluginError::invalid_params(
                     "give either `keywords` or `keywords_file`, not both",
+                ))
+            }
+            (Some(_), None) | (None, Some(_)) if named => {
+                return Err(PluginError::invalid_params(
+                    "give one of `keyword_list`, `keywords` and `keywords_file`",
                 ))
             }
             (Some(list), None) => keyword_list(&list)?,
@@ -44,7 +53,11 @@ impl Advbench {
                     "`keywords_file` must be a path string, got {other}"
                 )))
             }
-            (None, None) => keywords::ZOU2023.iter().map(|k| (*k).to_owned()).collect(),
+            (None, None) => keywords::preset(list)
+                .unwrap_or(keywords::OPENFEDLLM)
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
         };
         let case_sensitive = bool_or(params, "case_sensitive", false)?;
         let fold_quotes = bool_or(params, "fold_quotes", false)?;
