@@ -261,7 +261,11 @@ fn plugins_built_against_another_api_are_refused() {
         let metric = api.join("src/metric.rs");
         replace_in(&metric, "pub value: f64,", "pub value: f32,");
         // Callers keep passing f64; the constructor narrows.
-        replace_in(&metric, "            value,\n", "            value: value as f32,\n");
+        replace_in(
+            &metric,
+            "            value,\n",
+            "            value: value as f32,\n",
+        );
         replace_in(
             &api.join("src/testing/results.rs"),
             "        .value\n",

@@ -22,8 +22,8 @@ use fedpref_plugin_api::{
 };
 
 use fedpref_model::{
-    generate, load_model, options, ChatMessage, ChatTemplate, Decoder, GenerateConfig,
-    LoadedModel, QuantizedModel, TextTokenizer,
+    generate, load_model, options, ChatMessage, ChatTemplate, Decoder, GenerateConfig, LoadedModel,
+    QuantizedModel, TextTokenizer,
 };
 
 type Loaded = std::result::Result<JudgeWeights, String>;
@@ -208,9 +208,7 @@ fn prompt_ids(
     messages: &[ChatMessage],
     reply_prefix: &str,
 ) -> Outcome<Vec<u32>> {
-    let text = template
-        .render(messages, true)
-        .map_err(|e| e.to_string())?;
+    let text = template.render(messages, true).map_err(|e| e.to_string())?;
     tokenizer
         .encode(&format!("{text}{reply_prefix}"))
         .map_err(|e| e.to_string())

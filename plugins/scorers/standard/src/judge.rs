@@ -7,6 +7,12 @@
 //!   item's `reference` (another model's answer) twice, in both orders, to cancel position bias;
 //!   as FastChat, two verdicts that disagree count as a tie. Score = 1 win, 0.5 tie, 0 loss.
 //!
+//! `read = "text"` parses the judge's generated reply ([`crate::verdict`]); `read =
+//! "probabilities"` (the local judge's default) reads the verdict's option probabilities from
+//! the host right after the verdict's opening, and scores their expectation
+//! ([`crate::probability`]): a continuous rating, or in pair mode the expected result over
+//! both orders.
+//!
 //! The judge is an OpenAI-compatible endpoint ([`crate::chat`], when `base_url` is given;
 //! calls run on `concurrency` threads) or the host's local model (`HostServices::generate`,
 //! fully offline, one call at a time). Replies are cached on disk ([`crate::cache`]) when
@@ -20,16 +26,18 @@ use std::{
     time::Duration,
 };
 
-use abi_stable::std_types::RVec;
+use abi_stable::std_types::{RString, RVec};
 use fedpref_plugin_api::{
     check_range, math::mean, ChatMessage, GenerationRequest, HostServicesRef, ItemScore, Metric,
-    Outcome, Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction, ScorerSpec,
+    OptionsRequest, Outcome, Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction,
+    ScorerSpec,
 };
 
 use crate::{
     cache::VerdictCache,
     chat::{ChatClient, ChatSettings},
     params_ext::opt_str,
+    probability,
     prompts::{self, JudgePrompt},
     verdict::{parse_pair, parse_rating, PairVerdict},
 };
@@ -56,6 +64,15 @@ pub enum Mode {
     Pair,
 }
 
+/// How a verdict is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Parsed from the generated reply.
+    Text,
+    /// The expectation over the options' probabilities (the local judge only).
+    Probabilities,
+}
+
 /// Who judges.
 #[derive(Debug, Clone)]
 pub enum Backend {
@@ -79,6 +96,7 @@ pub enum Backend {
 #[derive(Debug)]
 pub struct Judge {
     mode: Mode,
+    read: Read,
     backend: Backend,
     /// `single-v1` or `pair-v2` (the prompt for items without a reference in single mode).
     general: JudgePrompt,
@@ -130,6 +148,19 @@ impl Judge {
         )?;
         let temperature = check_range("temperature", params.f64_or("temperature", 0.0)?, 0.0, 2.0)?;
         let cache_dir = opt_str(params, "cache_dir")?;
+        let read = match params.choice(
+            "read",
+            &["text", "probabilities"],
+            if base_url.is_some() { "text" } else { "probabilities" },
+        )? {
+            "probabilities" if base_url.is_some() => {
+                return Err(PluginError::invalid_params(
+                    "`read = \"probabilities\"` needs the host's local judge; drop `base_url` or use `read = \"text\"`",
+                ))
+            }
+            "probabilities" => Read::Probabilities,
+            _ => Read::Text,
+        };
         let backend = match &base_url {
             Some(base_url) => {
                 let model = model.clone().ok_or_else(|| {
@@ -202,6 +233,10 @@ impl Judge {
             Backend::Http { client, .. } => {
                 format!("{}|t={temperature}|max={max_tokens}", client.model())
             }
+            Backend::Local { .. } if read == Read::Probabilities => format!(
+                "local:{}|read=probabilities",
+                model.as_deref().unwrap_or("host")
+            ),
             Backend::Local { .. } => format!(
                 "local:{}|t={temperature}|max={max_tokens}",
                 model.as_deref().unwrap_or("host")
@@ -209,6 +244,7 @@ impl Judge {
         };
         Ok(Self {
             mode,
+            read,
             backend,
             general,
             with_reference,
@@ -276,6 +312,12 @@ impl Judge {
                 temperature,
             } => {
                 for &i in &todo {
+                    if self.read == Read::Probabilities {
+                        let reply = self.read_options(&calls[i], host);
+                        stats.cache_errors += store(i, &reply);
+                        replies[i] = Some(reply);
+                        continue;
+                    }
                     let request = GenerationRequest {
                         messages: vec![
                             message("system", &calls[i].system),
@@ -322,6 +364,86 @@ impl Judge {
             })
             .collect()
     }
+}
+
+impl Judge {
+    /// The verdict's option log-probs for `call` from the host, as the JSON list the cache
+    /// keeps.
+    fn read_options(&self, call: &Call, host: &HostServicesRef<'_>) -> Result<String, String> {
+        let (prefix, options): (&str, &[&str]) = match self.mode {
+            Mode::Single => (probability::RATING_PREFIX, &probability::RATINGS),
+            Mode::Pair => (probability::PAIR_PREFIX, &probability::PAIR_OPTIONS),
+        };
+        let request = OptionsRequest {
+            messages: vec![message("system", &call.system), message("user", &call.user)].into(),
+            reply_prefix: prefix.into(),
+            options: options.iter().map(|o| RString::from(*o)).collect(),
+            positions: 1,
+            separator: RString::new(),
+        };
+        let logprobs = host
+            .option_logprobs(&request)
+            .into_result()
+            .map_err(|e| format!("the host's local judge failed: {e}"))?;
+        serde_json::to_string(logprobs.as_slice()).map_err(|e| e.to_string())
+    }
+
+    /// One item's outcome, score and detail from its replies, and whether its two pair
+    /// verdicts disagreed.
+    fn verdict(&self, replies: &[&str]) -> (Outcome, f64, String, bool) {
+        match (self.mode, self.read) {
+            (Mode::Single, Read::Text) => match parse_rating(replies[0], 1.0, 10.0) {
+                Some(rating) => (Outcome::Scored, rating, replies[0].to_owned(), false),
+                None => (Outcome::Unparsed, f64::NAN, replies[0].to_owned(), false),
+            },
+            (Mode::Single, Read::Probabilities) => {
+                let logprobs = logprob_list(replies[0]);
+                let detail = probability::describe(&probability::RATINGS, &logprobs);
+                match probability::expected_rating(&logprobs) {
+                    Some((rating, mass)) => (
+                        Outcome::Scored,
+                        rating,
+                        format!("expected rating {rating:.3} (ratings' probability {mass:.3}): {detail}"),
+                        false,
+                    ),
+                    None => (Outcome::Unparsed, f64::NAN, detail, false),
+                }
+            }
+            (Mode::Pair, Read::Text) => {
+                let (outcome, score, disagree) = pair_outcome(replies[0], replies[1]);
+                let detail = format!(
+                    "[answer first]\n{}\n\n[answer second]\n{}",
+                    replies[0], replies[1]
+                );
+                (outcome, score, detail, disagree)
+            }
+            (Mode::Pair, Read::Probabilities) => {
+                let (first, second) = (logprob_list(replies[0]), logprob_list(replies[1]));
+                let detail = format!(
+                    "[answer first] {} [answer second] {}",
+                    probability::describe(&probability::PAIR_OPTIONS, &first),
+                    probability::describe(&probability::PAIR_OPTIONS, &second)
+                );
+                match probability::pair_result(&first, &second) {
+                    Some((score, consistent)) => (Outcome::Scored, score, detail, !consistent),
+                    None => (Outcome::Unparsed, f64::NAN, detail, false),
+                }
+            }
+        }
+    }
+}
+
+/// The log-probs a cached probability reply holds (empty when it holds none). JSON has no
+/// infinities: serde_json writes `-inf` (an impossible option) as `null`, read back here.
+fn logprob_list(reply: &str) -> Vec<f64> {
+    serde_json::from_str::<Vec<Option<f64>>>(reply)
+        .map(|values| {
+            values
+                .into_iter()
+                .map(|v| v.unwrap_or(f64::NEG_INFINITY))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Runs `work` on every index of `todo` with up to `threads` threads; returns `(index, result)`
@@ -430,18 +552,10 @@ impl ScorerFunction for Judge {
             };
             let (outcome, score, detail) = match item_replies {
                 Err(error) => (Outcome::Failed, f64::NAN, error),
-                Ok(r) if self.mode == Mode::Single => match parse_rating(r[0], 1.0, 10.0) {
-                    Some(rating) => (Outcome::Scored, rating, r[0].to_owned()),
-                    None => (Outcome::Unparsed, f64::NAN, r[0].to_owned()),
-                },
                 Ok(r) => {
-                    let (outcome, score, disagree) = pair_outcome(r[0], r[1]);
+                    let (outcome, score, detail, disagree) = self.verdict(&r);
                     inconsistent += usize::from(disagree);
-                    (
-                        outcome,
-                        score,
-                        format!("[answer first]\n{}\n\n[answer second]\n{}", r[0], r[1]),
-                    )
+                    (outcome, score, detail)
                 }
             };
             scores.push(ItemScore {
@@ -484,11 +598,23 @@ impl Judge {
                     f64::NAN
                 }
             };
+            if self.read == Read::Text {
+                summary.extend([
+                    Metric::new("win_rate", share(1.0)),
+                    Metric::new("tie_rate", share(0.5)),
+                    Metric::new("loss_rate", share(0.0)),
+                ]);
+            }
             summary.extend([
-                Metric::new("win_rate", share(1.0)),
-                Metric::new("tie_rate", share(0.5)),
-                Metric::new("loss_rate", share(0.0)),
                 Metric::new("inconsistent", inconsistent as f64),
+                Metric::new(
+                    "position_consistency",
+                    if n > 0.0 {
+                        1.0 - inconsistent as f64 / n
+                    } else {
+                        f64::NAN
+                    },
+                ),
             ]);
         }
         summary.extend([

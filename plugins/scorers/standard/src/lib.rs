@@ -9,14 +9,17 @@
 //! | `preference-accuracy` ([`PreferenceAccuracy`]) | pair log-ratios | 1 if `β(lr_c − lr_r) > 0` | `accuracy`, `mean_margin`, `n` |
 //!
 //! Parameters:
-//! - `advbench`: `keywords` (list) or `keywords_file` (jailbreakeval YAML or one per line),
-//!   default Zou et al. 2023 ([`keywords::ZOU2023`]); `case_sensitive` (false);
-//!   `fold_quotes` (false).
+//! - `advbench`: `keyword_list` (`openfedllm`, the default: the 35 keywords the paper scored
+//!   with, [`keywords::OPENFEDLLM`]; `zou2023`: Zou et al. 2023's 29, [`keywords::ZOU2023`]),
+//!   or `keywords` (list) or `keywords_file` (jailbreakeval YAML or one per line);
+//!   `case_sensitive` (false); `fold_quotes` (false).
 //! - `judge`: `mode` (`single` | `pair`), `prompts_file`
 //!   (default [`judge::DEFAULT_PROMPTS_FILE`]), `prompt` / `reference_prompt` (prompt names),
 //!   `base_url` (absent: the host's local model), `model`, `api_key_env`, `timeout_s` (60),
 //!   `retries` (3), `backoff_s` (1, doubled per retry), `concurrency` (4), `max_tokens` (2048
-//!   over HTTP, 256 locally), `temperature` (0), `cache_dir` (no cache when absent).
+//!   over HTTP, 256 locally), `temperature` (0), `cache_dir` (no cache when absent), `read`
+//!   (`probabilities`, the local judge's default: the expected verdict over its options'
+//!   probabilities; `text`: parse the generated reply, the only form over HTTP).
 //! - `preference-accuracy`: `beta` (0.1).
 //!
 //! ```
@@ -32,6 +35,7 @@ pub mod chat;
 pub mod judge;
 pub mod keywords;
 mod params_ext;
+pub mod probability;
 pub mod prompts;
 pub mod refusal;
 #[cfg(test)]

@@ -257,8 +257,14 @@ fn ratings_parse_from_a_corpus_of_judge_replies() {
 #[test]
 fn multi_answer_scores_parse_as_the_paper_read_them() {
     let corpus: &[(&str, Option<Vec<f64>>)] = &[
-        ("8.5 9 9.5\nAll three assistants provided relevant answers", Some(vec![8.5, 9.0, 9.5])),
-        ("7 6\nAssistant 3 gave 2 wrong steps", Some(vec![7.0, 6.0, 3.0])),
+        (
+            "8.5 9 9.5\nAll three assistants provided relevant answers",
+            Some(vec![8.5, 9.0, 9.5]),
+        ),
+        (
+            "7 6\nAssistant 3 gave 2 wrong steps",
+            Some(vec![7.0, 6.0, 3.0]),
+        ),
         ("10 10 10", Some(vec![10.0, 10.0, 10.0])),
         ("8 9", None),
         (" 8 9 7", None),
@@ -283,7 +289,10 @@ fn pair_verdicts_parse_from_replies() {
             "Output \"[[A]]\" if A is better... Final verdict: [[B]]",
             Some(PairVerdict::A),
         ),
-        ("[[C]] at first, but [[B]] on reflection", Some(PairVerdict::B)),
+        (
+            "[[C]] at first, but [[B]] on reflection",
+            Some(PairVerdict::B),
+        ),
         ("[[ B ]]", None),
         ("My verdict: A", None),
         ("[[D]]", None),

@@ -14,7 +14,7 @@ fn judge(json: &str) -> Judge {
 fn single_mode_uses_the_reference_prompt_when_a_reference_exists() {
     let (_dir, prompts) = prompts_dir();
     let scorer = judge(&format!(
-        r#"{{"prompts_file": {prompts:?}, "max_tokens": 64}}"#
+        r#"{{"prompts_file": {prompts:?}, "max_tokens": 64, "read": "text"}}"#
     ));
     let host = ScriptedHost::new(vec![
         Ok("Good answer. Rating: [[8]]".into()),
@@ -94,7 +94,7 @@ fn judge_score(
 fn pair_mode_judges_both_orders_and_ties_inconsistent_verdicts() {
     let (_dir, prompts) = prompts_dir();
     let scorer = judge(&format!(
-        r#"{{"prompts_file": {prompts:?}, "mode": "pair"}}"#
+        r#"{{"prompts_file": {prompts:?}, "mode": "pair", "read": "text"}}"#
     ));
     // Per item: (answer first, answer second). The model is A in the first call, B in the second.
     let host = ScriptedHost::new(vec![
@@ -141,13 +141,93 @@ fn pair_mode_judges_both_orders_and_ties_inconsistent_verdicts() {
     assert!(requests[0].messages[0].content.contains("impartial judge"));
 }
 
+/// Log-probs of `options.len()` options: `p` on the listed ones, the rest of the mass elsewhere.
+fn logprobs(n: usize, p: &[(usize, f64)]) -> Vec<f64> {
+    let mut values = vec![f64::NEG_INFINITY; n];
+    for &(i, pi) in p {
+        values[i] = pi.ln();
+    }
+    values
+}
+
+#[test]
+fn probabilities_give_the_expected_rating_after_the_rating_prefix() {
+    let (_dir, prompts) = prompts_dir();
+    let scorer = judge(&format!(r#"{{"prompts_file": {prompts:?}}}"#));
+    // P(6) = 0.5, P(8) = 0.25 (mass 0.75): 6·2/3 + 8·1/3 = 20/3. Then mass far below the floor.
+    let host = ScriptedHost::with_logprobs(vec![
+        Ok(logprobs(10, &[(5, 0.5), (7, 0.25)])),
+        Ok(vec![-30.0; 10]),
+    ]);
+    let items = [item("1", "Q1", "A1", ""), item("2", "Q2", "A2", "")];
+    let out = judge_score(&scorer, &items, &host);
+    assert!(
+        (out.items[0].score - 20.0 / 3.0).abs() < 1e-12,
+        "{}",
+        out.items[0].score
+    );
+    assert!(
+        out.items[0].detail.contains("6:0.500"),
+        "{}",
+        out.items[0].detail
+    );
+    assert_eq!(out.items[1].outcome, Outcome::Unparsed);
+    let requests = host.options_requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].reply_prefix.as_str(), "Rating: [[");
+    let options: Vec<&str> = requests[0].options.iter().map(|o| o.as_str()).collect();
+    assert_eq!(options, ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+    assert_eq!(requests[0].positions, 1);
+    assert!(requests[0].messages[1].content.contains("[Question]\nQ1"));
+    assert!(host.requests().is_empty(), "no text is generated");
+}
+
+#[test]
+fn probabilities_in_pair_mode_average_both_orders_and_count_position_flips() {
+    let (_dir, prompts) = prompts_dir();
+    let scorer = judge(&format!(
+        r#"{{"prompts_file": {prompts:?}, "mode": "pair"}}"#
+    ));
+    // Item 1: A 0.6 / C 0.4 shown first, B 0.8 / C 0.2 shown second:
+    //   (0.6 + 0.2 + 0.8 + 0.1) / 2 = 0.85, the model most likely wins both times.
+    // Item 2: A 1.0 both times (position bias): (1 + 0) / 2 = 0.5, inconsistent.
+    let host = ScriptedHost::with_logprobs(vec![
+        Ok(logprobs(3, &[(0, 0.6), (2, 0.4)])),
+        Ok(logprobs(3, &[(1, 0.8), (2, 0.2)])),
+        Ok(logprobs(3, &[(0, 1.0)])),
+        Ok(logprobs(3, &[(0, 1.0)])),
+    ]);
+    let items = [
+        item("1", "Q", "mine", "theirs"),
+        item("2", "Q", "mine", "theirs"),
+    ];
+    let out = judge_score(&scorer, &items, &host);
+    assert!(
+        (out.items[0].score - 0.85).abs() < 1e-12,
+        "{}",
+        out.items[0].score
+    );
+    assert!(
+        (out.items[1].score - 0.5).abs() < 1e-12,
+        "{}",
+        out.items[1].score
+    );
+    assert_eq!(metric(&out, "inconsistent"), 1.0);
+    assert_eq!(metric(&out, "position_consistency"), 0.5);
+    let requests = host.options_requests();
+    assert_eq!(requests[0].reply_prefix.as_str(), "[[");
+    let user = |i: usize| requests[i].messages[1].content.to_string();
+    assert!(user(0).find("mine").unwrap() < user(0).find("theirs").unwrap());
+    assert!(user(1).find("theirs").unwrap() < user(1).find("mine").unwrap());
+}
+
 #[test]
 fn local_replies_are_cached_per_judge_model() {
     let (dir, prompts) = prompts_dir();
     let cache = dir.path().join("cache");
     let config = |model: &str| {
         format!(
-            r#"{{"prompts_file": {prompts:?}, "cache_dir": {:?}, "model": {model:?}}}"#,
+            r#"{{"prompts_file": {prompts:?}, "cache_dir": {:?}, "model": {model:?}, "read": "text"}}"#,
             cache.to_str().unwrap()
         )
     };
@@ -232,6 +312,12 @@ fn bad_judge_params_are_named() {
         (
             format!(r#"{{"prompts_file": {:?}}}"#, broken.to_str().unwrap()),
             "line 2",
+        ),
+        (
+            format!(
+                r#"{{"prompts_file": {prompts:?}, "base_url": "http://x/v1", "model": "m", "read": "probabilities"}}"#
+            ),
+            "needs the host's local judge",
         ),
         (
             format!(r#"{{"prompts_file": {prompts:?}, "judge": "gpt"}}"#),
