@@ -26,18 +26,38 @@ pub const MIN_MASS: f64 = 1e-3;
 
 /// The options' probabilities renormalized to sum to 1, and their total before that; `None`
 /// when a value is not finite or the total is below [`MIN_MASS`].
-pub fn normalized(logprobs: &[f64]) -> Option<(Vec<f64>, f64)> {
-    if logprobs.is_empty() || logprobs.iter().any(|l| l.is_nan() || *l > 1e-9) {
+///
+/// An option that is a prefix of another (`1` of `10`) is read by the host as its tokens alone,
+/// which also counts the start of the longer one; the longer options' probability is taken off
+/// it, so `P(1)` is "1 not followed by 0".
+pub fn normalized(options: &[&str], logprobs: &[f64]) -> Option<(Vec<f64>, f64)> {
+    if logprobs.len() != options.len()
+        || logprobs.is_empty()
+        || logprobs.iter().any(|l| l.is_nan() || *l > 1e-9)
+    {
         return None;
     }
-    let probabilities: Vec<f64> = logprobs.iter().map(|l| l.exp()).collect();
+    let raw: Vec<f64> = logprobs.iter().map(|l| l.exp()).collect();
+    let probabilities: Vec<f64> = options
+        .iter()
+        .zip(&raw)
+        .map(|(option, p)| {
+            let longer: f64 = options
+                .iter()
+                .zip(&raw)
+                .filter(|(other, _)| other.len() > option.len() && other.starts_with(option))
+                .map(|(_, q)| q)
+                .sum();
+            (p - longer).max(0.0)
+        })
+        .collect();
     let mass: f64 = probabilities.iter().sum();
     (mass >= MIN_MASS).then(|| (probabilities.iter().map(|p| p / mass).collect(), mass))
 }
 
-/// The expected rating `Σ k·p_k` over ratings 1..=n, and the options' total probability.
+/// The expected rating `Σ k·p_k` over [`RATINGS`], and the ratings' total probability.
 pub fn expected_rating(logprobs: &[f64]) -> Option<(f64, f64)> {
-    let (p, mass) = normalized(logprobs)?;
+    let (p, mass) = normalized(&RATINGS, logprobs)?;
     let rating = p.iter().enumerate().map(|(k, p)| (k + 1) as f64 * p).sum();
     Some((rating, mass))
 }
@@ -47,8 +67,8 @@ pub fn expected_rating(logprobs: &[f64]) -> Option<(f64, f64)> {
 /// over the two orders, and whether the most likely verdicts of the two orders agree once
 /// mapped to the model (position consistency).
 pub fn pair_result(first: &[f64], second: &[f64]) -> Option<(f64, bool)> {
-    let (a, _) = normalized(first).filter(|(p, _)| p.len() == 3)?;
-    let (b, _) = normalized(second).filter(|(p, _)| p.len() == 3)?;
+    let (a, _) = normalized(&PAIR_OPTIONS, first)?;
+    let (b, _) = normalized(&PAIR_OPTIONS, second)?;
     // The model's win, tie and loss probabilities in each order.
     let as_model_first = [a[0], a[2], a[1]];
     let as_model_second = [b[1], b[2], b[0]];
@@ -90,6 +110,18 @@ mod tests {
         let nowhere = vec![-20.0; 10];
         assert_eq!(expected_rating(&nowhere), None);
         assert_eq!(expected_rating(&[f64::NAN; 10]), None);
+    }
+
+    #[test]
+    fn the_start_of_ten_is_not_counted_as_a_one() {
+        // The host reads "1" as its token alone: 0.3, of which "1" "0" (a 10) is 0.2.
+        let mut logprobs = vec![f64::NEG_INFINITY; 10];
+        logprobs[0] = 0.3f64.ln();
+        logprobs[9] = 0.2f64.ln();
+        logprobs[4] = 0.1f64.ln();
+        // P(1) = 0.1, P(5) = 0.1, P(10) = 0.2: (1 + 5 + 20) / 4 = 6.5, mass 0.4.
+        let (rating, mass) = expected_rating(&logprobs).unwrap();
+        assert!((rating - 6.5).abs() < 1e-12 && (mass - 0.4).abs() < 1e-12, "{rating} {mass}");
     }
 
     #[test]
