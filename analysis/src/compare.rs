@@ -12,7 +12,7 @@ use plotters::style::RGBColor;
 
 use crate::{
     figures::{self, training::Training, Figure, FigureFiles},
-    order,
+    judge, order,
     report::{palette, result_figures, write_table, Document, Report},
     results::{results_observations, Source},
     summary::{config_values, summarize},
@@ -55,6 +55,18 @@ pub fn comparison_table(a: &Sweep, b: &Sweep) -> (Table, Source) {
         }));
     }
     groups.sort_by(|x, y| order::benchmarks(&x.benchmark, &y.benchmark));
+    let judges = [(judge::status(a), &label_a), (judge::status(b), &label_b)];
+    for group in &mut groups {
+        let notes: Vec<String> = judges
+            .iter()
+            .filter_map(|(status, label)| {
+                Some(format!("{} in {label}", status.header_note(&group.benchmark)?))
+            })
+            .collect();
+        if !notes.is_empty() {
+            group.label = format!("{} ({})", group.label, notes.join("; "));
+        }
+    }
     let methods = order::sorted(
         a.runs.iter().chain(&b.runs).map(|r| r.method.clone()),
         order::methods,
@@ -75,7 +87,7 @@ pub fn comparison_table(a: &Sweep, b: &Sweep) -> (Table, Source) {
     let layout = Layout {
         title: format!("{label_a} vs {label_b}"),
         caption: format!(
-            "Each run's {}; mean ± sample std over seeds; best per row and group in bold across both sweeps",
+            "Each run's {}; mean over seeds with its 95 % percentile bootstrap interval (over questions, and seeds then questions within each seed, where runs have item scores; over seeds where a run gives one value); no tests across sweeps; best per row and group in bold across both sweeps",
             if sources.iter().all(|s| *s == Source::Training) { "last round of training metrics" } else { "last evaluation (or last round of training metrics without one)" }
         ),
         row_header: "Aggregator".into(),
@@ -83,6 +95,9 @@ pub fn comparison_table(a: &Sweep, b: &Sweep) -> (Table, Source) {
         groups,
         methods: keys,
         mark_best: true,
+        intervals: true,
+        // Runs of two sweeps share no training: nothing to pair.
+        baseline: None,
     };
     let mut table = Table::build(layout, &observations);
     table.method_labels = table
@@ -188,6 +203,9 @@ pub fn write_comparison(a: &Sweep, b: &Sweep, out: &Path) -> Result<Report> {
     for (sweep, label) in [(a, &label_a), (b, &label_b)] {
         doc.heading(&format!("Setup of {label}"));
         doc.settings(&summarize(sweep));
+    }
+    for (sweep, label) in [(a, &label_a), (b, &label_b)] {
+        doc.judge(&judge::status(sweep), Some(label));
     }
     doc.heading("Results side by side");
     doc.table(&table);

@@ -101,6 +101,7 @@ pub fn metric_label(metric: &str) -> String {
         "harmless_rate" => "harmless rate".into(),
         "mean_score" => "mean score".into(),
         "win_rate" => "win rate".into(),
+        "mean_margin" => "reward margin".into(),
         other => other.replace('_', " "),
     }
 }

@@ -4,12 +4,18 @@
 //! report/
 //!   index.md, index.html        everything below put together with the config summary
 //!                               (the HTML is self-contained: figures inline as SVG)
-//!   tables/results.{csv,parquet,md,tex}   the paper's table (long form in CSV and Parquet)
+//!   tables/results.{csv,parquet,md,tex}   the paper's table (long form in CSV and Parquet,
+//!                               with intervals and the tests against DPO)
 //!   tables/rounds.{csv,parquet,md,tex}    training metrics per round
-//!   figures/<name>.{svg,png}    training-<aggregator>, results, harmless-rate,
+//!   figures/<name>.{svg,png}    training-<aggregator>, results, differences, harmless-rate,
 //!                               communication, partition
 //!   data/<frame>.parquet        the frames read: runs, steps, rounds, evals, eval_items
 //! ```
+//!
+//! `index.md` and `index.html` hold the setup, the judge (its check and whether its scores can
+//! be read), the results table with its legend, each benchmark's questions, seeds and
+//! differences from DPO, the scoring diagnostics (unparsed and failed items, position
+//! consistency), the per-round table and the figures.
 
 use std::{
     fmt::Write,
@@ -19,11 +25,14 @@ use std::{
 use plotters::style::RGBColor;
 
 use crate::{
+    diagnostics::{self, diagnostics},
     figures::{
-        self, bars::Bars, communication::Communication, partition::PartitionFigure,
-        training::Training, FigureFiles, Palette,
+        self, bars::Bars, communication::Communication, differences::differences,
+        partition::PartitionFigure, training::Training, FigureFiles, Palette,
     },
     html::Page,
+    judge::{self, JudgeStatus},
+    overview,
     results::{results_table, round_table, Source},
     summary::{summarize, Summary, RUN_COLUMNS},
     table::{render, write, Table},
@@ -134,6 +143,43 @@ impl Document {
         Ok(())
     }
 
+    /// The judge section: the verdict and the check's numbers, when a judge scored something
+    /// or was checked; `label` names the sweep in a comparison.
+    pub(crate) fn judge(&mut self, judge: &JudgeStatus, label: Option<&str>) {
+        if !judge.is_relevant() {
+            return;
+        }
+        self.heading(&match label {
+            Some(label) => format!("Judge of {label}"),
+            None => "Judge".to_owned(),
+        });
+        self.paragraph(&judge.verdict());
+        let rows: Vec<Vec<String>> = judge
+            .check_rows()
+            .into_iter()
+            .map(|(key, value)| vec![key, value])
+            .collect();
+        if !rows.is_empty() {
+            self.grid(&["Judge check", "Value"], &rows);
+        }
+    }
+
+    /// Under the results table: each benchmark's questions, seeds and differences from the
+    /// baseline, then the scoring diagnostics.
+    pub(crate) fn benchmarks(&mut self, sweep: &Sweep, results: &Table, source: Source) {
+        if source == Source::Training {
+            return;
+        }
+        let columns = overview::columns();
+        let header: Vec<&str> = columns.iter().map(String::as_str).collect();
+        self.grid(&header, &overview::rows(results));
+        let rows = diagnostics::rows(&diagnostics(sweep));
+        if !rows.is_empty() {
+            self.paragraph("Scoring diagnostics (each run's last evaluation): items scored, unparsed and failed, and the judge's position consistency (the share of verdicts that survive swapping the answers' order).");
+            self.grid(&diagnostics::COLUMNS, &rows);
+        }
+    }
+
     pub(crate) fn problems(&mut self, problems: &[Problem]) {
         if problems.is_empty() {
             return;
@@ -217,8 +263,9 @@ pub(crate) fn palette(sweeps: &[&Sweep]) -> Palette {
     Palette::new(methods.iter().map(String::as_str))
 }
 
-/// The figures of the results table: all its groups, and AdvBench's harmless rate alone.
-/// File names start with `prefix`.
+/// The figures of the results table: all its groups, the differences from the baseline (when
+/// the table compared methods with one), and AdvBench's harmless rate alone. File names start
+/// with `prefix`.
 pub(crate) fn result_figures(
     table: &Table,
     color: &dyn Fn(&str) -> RGBColor,
@@ -238,6 +285,9 @@ pub(crate) fn result_figures(
     {
         files.push(figures::save(&bars, dir)?);
     }
+    if let Some(bars) = differences(table, color, &format!("{prefix}differences")) {
+        files.push(figures::save(&bars, dir)?);
+    }
     if let Some(mut bars) = Bars::from_table(
         table,
         color,
@@ -246,7 +296,10 @@ pub(crate) fn result_figures(
         "AdvBench (higher is safer)",
         |_, m| m == "harmless_rate",
     ) {
-        bars.caption = "Share of harmful AdvBench prompts answered with a refusal (higher is safer); error bars ± 1 std over seeds.".into();
+        bars.caption = format!(
+            "Share of harmful AdvBench prompts answered with a refusal (higher is safer). {}",
+            bars.caption
+        );
         files.push(figures::save(&bars, dir)?);
     }
     Ok(files)
@@ -293,6 +346,8 @@ pub fn write_report(sweep: &Sweep, out: &Path) -> Result<Report> {
     ));
     doc.heading("Setup");
     doc.settings(&summarize(sweep));
+    let judge = judge::status(sweep);
+    doc.judge(&judge, None);
     doc.heading("Results");
     if source == Source::Training {
         doc.paragraph(
@@ -301,7 +356,12 @@ pub fn write_report(sweep: &Sweep, out: &Path) -> Result<Report> {
              benchmarks (MT-Bench, Vicuna, AdvBench harmless rate, preference accuracy).",
         );
     }
+    if judge.warns() {
+        // Beside the numbers, not only in the judge section.
+        doc.paragraph(&judge.verdict());
+    }
     doc.table(&results);
+    doc.benchmarks(sweep, &results, source);
     doc.heading("Training per round");
     doc.table(&rounds);
     doc.heading("Figures");

@@ -47,14 +47,20 @@ fn a_report_has_tables_figures_and_both_indexes() {
     let names: Vec<&str> = report.figures.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
-        ["training-fedavg", "results", "communication", "partition"]
+        [
+            "training-fedavg",
+            "results",
+            "differences",
+            "communication",
+            "partition"
+        ]
     );
 
     let csv = std::fs::read_to_string(out.join("tables/results.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("aggregator,benchmark,metric,method,mean,std,n,best")
+        Some("aggregator,benchmark,metric,method,mean,ci_low,ci_high,std,seeds,questions,n,best,versus,pairs,diff,diff_low,diff_high,p_bootstrap,signed_rank_n,p_signed_rank,signed_rank_method,p_holm,rank_biserial,mark")
     );
     assert_eq!(
         csv.lines().count(),
@@ -71,7 +77,7 @@ fn a_report_has_tables_figures_and_both_indexes() {
         "# fedpref report: quick",
         "- **Partitioner**: iid (DPO, KTO), redistribute (KTOR)",
         "## Results",
-        "**0.330 ± 0.014**",
+        "**0.330 [0.320, 0.340]**",
         "![training-fedavg](figures/training-fedavg.png)",
         "## Skipped files",
         "ktor-fedavg-s1/manifest.json",
@@ -84,12 +90,12 @@ fn a_report_has_tables_figures_and_both_indexes() {
     assert!(report.results_markdown.starts_with("| Aggregator |"));
 
     let html = std::fs::read_to_string(&report.index_html).unwrap();
-    assert_eq!(html.matches("<svg").count(), 4, "every figure inline");
+    assert_eq!(html.matches("<svg").count(), 5, "every figure inline");
     assert!(
         !html.contains("<img") && !html.contains("<?xml"),
         "self-contained"
     );
-    assert!(html.contains("<strong>0.330 ± 0.014</strong>"));
+    assert!(html.contains("<strong>0.330 [0.320, 0.340]</strong>"));
     assert!(
         html.contains("unknown (no manifest)"),
         "the run without manifest is listed"

@@ -1,9 +1,11 @@
-//! Table values against hand computation: mean ± sample std over seeds, the best method of
-//! each row marked, the fallback to training metrics, evaluation summaries and items, the
-//! per-round table, and the comparison of two sweeps.
+//! Table values against hand computation: mean over seeds with its bootstrap interval (and
+//! sample std), the best method of each row marked, the fallback to training metrics,
+//! evaluation summaries and items, the per-round table (mean ± std), and the comparison of two
+//! sweeps.
 
 use fedpref_analysis::{
-    comparison_table, read, results_table, round_table, table::render, ReadOptions, Source,
+    comparison_table, read, results_table, round_table, stat::Interval, table::render,
+    ReadOptions, Source,
 };
 use serde_json::json;
 
@@ -61,6 +63,15 @@ fn without_benchmarks_the_table_shows_the_last_rounds_training_metrics() {
             );
             assert!(close(cell.stat.std.unwrap(), std2(a, b)));
             assert_eq!(cell.stat.n, 2);
+            // Two seeds with one value each: the resampled mean is a, (a + b) / 2 or b with
+            // probability 1/4, 1/2, 1/4, so the 2.5 % tails are the two values themselves.
+            assert_eq!(cell.interval, Some(Interval { low: a, high: b }));
+            if method != "dpo" {
+                let versus = cell.versus.unwrap();
+                // Two positive per-seed differences: exact signed-rank p = 2 * 1/4.
+                assert_eq!(versus.paired.wilcoxon.p_value, 0.5);
+                assert_eq!(versus.mark, None, "two seeds cannot make a difference significant");
+            }
             assert_eq!(cell.best, method == "kto", "{aggregator} {method}");
         }
     }
@@ -71,7 +82,7 @@ fn without_benchmarks_the_table_shows_the_last_rounds_training_metrics() {
     assert!(close(kto.stat.mean, 0.33) && close(kto.stat.std.unwrap(), 0.01 * 2f64.sqrt()));
     let markdown = render::markdown(&table);
     assert!(
-        markdown.contains("| fedavg | 0.130 ± 0.014 | **0.330 ± 0.014** | 0.230 ± 0.014 |"),
+        markdown.contains("| fedavg | 0.130 [0.120, 0.140] | **0.330 [0.320, 0.340]** | 0.230 [0.220, 0.240] |"),
         "{markdown}"
     );
     assert!(
@@ -80,7 +91,7 @@ fn without_benchmarks_the_table_shows_the_last_rounds_training_metrics() {
     );
     let latex = render::latex(&table);
     assert!(
-        latex.contains("$\\mathbf{0.380 \\pm 0.014}$"),
+        latex.contains("$\\mathbf{0.380\\ [0.370, 0.390]}$"),
         "fedprox KTO best: {latex}"
     );
 }
@@ -151,12 +162,15 @@ fn benchmark_summaries_use_each_runs_last_evaluation_and_the_headline_metric() {
     let dpo = table
         .cell("fedavg", "advbench", "harmless_rate", "dpo")
         .unwrap();
-    // By hand: 0.5, 0.6, 0.7 -> mean 0.6, sample std 0.1.
+    // By hand: 0.5, 0.6, 0.7 -> mean 0.6, sample std 0.1; drawing three seeds gives the
+    // lowest (or highest) mean with probability 1/27 > 2.5 %, so the interval spans them.
     assert!(
         close(dpo.stat.mean, 0.6) && close(dpo.stat.std.unwrap(), 0.1) && dpo.stat.n == 3,
         "{dpo:?}"
     );
     assert!(dpo.best);
+    let interval = dpo.interval.unwrap();
+    assert!(close(interval.low, 0.5) && close(interval.high, 0.7), "{interval:?}");
     let kto = table
         .cell("fedavg", "advbench", "harmless_rate", "kto")
         .unwrap();
@@ -166,9 +180,18 @@ fn benchmark_summaries_use_each_runs_last_evaluation_and_the_headline_metric() {
         .cell("fedavg", "mt-bench", "mean_score", "kto")
         .unwrap();
     assert!(close(kto_mt.stat.mean, 6.0) && close(kto_mt.stat.std.unwrap(), 1.0) && kto_mt.best);
-    assert!(render::markdown(&table).contains(
-        "| fedavg | 5.00 ± 1.00 | **6.00 ± 1.00** | — | — | **0.600 ± 0.100** | 0.200 ± 0.000 |"
-    ));
+    let markdown = render::markdown(&table);
+    assert!(
+        markdown.contains(
+            "| fedavg | 5.00 [4.00, 6.00] | **6.00 [5.00, 7.00]** | — | — | **0.600 [0.500, 0.700]** | 0.200 [0.200, 0.200] |"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        table.caption.contains("a benchmark without item scores has one value per run, resampled over seeds"),
+        "{}",
+        table.caption
+    );
 }
 
 #[test]

@@ -5,5 +5,6 @@
 mod figures;
 mod read;
 mod report;
+mod stats;
 mod tables;
 mod util;

@@ -222,3 +222,53 @@ pub fn append_eval(run: &Path, round: u32, benchmark: &str, metrics: serde_json:
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
+
+/// One line of `eval/<benchmark>.jsonl`.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub score: Option<f64>,
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+impl Item {
+    /// A scored item.
+    pub fn scored(id: impl ToString, score: f64) -> Self {
+        Item {
+            id: id.to_string(),
+            score: Some(score),
+            outcome: "scored",
+            detail: String::new(),
+        }
+    }
+
+    /// An item whose judge reply could not be read.
+    pub fn unparsed(id: impl ToString) -> Self {
+        Item {
+            id: id.to_string(),
+            score: None,
+            outcome: "unparsed",
+            detail: "no rating".into(),
+        }
+    }
+}
+
+/// Appends `items` of `benchmark` at `round` to the run's `eval/<benchmark>.jsonl`, as the host
+/// writes them.
+pub fn append_items(run: &Path, round: u32, benchmark: &str, items: &[Item]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.join(format!("eval/{benchmark}.jsonl")))
+        .unwrap();
+    for item in items {
+        let row = json!({
+            "round": round, "model": "global", "benchmark": benchmark, "id": item.id,
+            "category": "", "prompt": "p", "answer": "a", "score": item.score,
+            "outcome": item.outcome, "detail": item.detail, "tokens": 3, "cached": false,
+        });
+        writeln!(file, "{row}").unwrap();
+    }
+}

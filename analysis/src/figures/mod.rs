@@ -4,7 +4,8 @@
 //! | figure | file | shows |
 //! | --- | --- | --- |
 //! | [`training::Training`] | `training-<aggregator>` | reward margin, accuracy and loss per round, one line per method (mean over seeds and clients, band ± 1 std) |
-//! | [`bars::Bars`] | `results`, `harmless-rate` | the results table as grouped bars per aggregator and method, error bars ± 1 std over seeds |
+//! | [`bars::Bars`] | `results`, `harmless-rate` | the results table as grouped bars per aggregator and method, error bars the 95 % bootstrap interval, significance marks against DPO |
+//! | [`differences::differences`] | `differences` | each method minus DPO on the same seeds and questions, error bars the paired 95 % bootstrap interval |
 //! | [`communication::Communication`] | `communication` | megabytes sent and received per round, per method |
 //! | [`partition::PartitionFigure`] | `partition` | examples per client: pairs, desirable and undesirable answers |
 //!
@@ -13,6 +14,7 @@
 
 pub mod bars;
 pub mod communication;
+pub mod differences;
 mod legend;
 mod lines;
 pub mod partition;

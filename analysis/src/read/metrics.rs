@@ -155,10 +155,18 @@ pub fn evals(sweep: &str, run: &Run, out: &mut Columns, problems: &mut Vec<Probl
     }
 }
 
+/// The held-out reward margin of a preference-accuracy item, which the scorer writes only in
+/// its `detail` (`margin 0.25`); `None` for any other detail.
+fn detail_margin(detail: &str) -> Option<f64> {
+    let margin: f64 = detail.strip_prefix("margin ")?.trim().parse().ok()?;
+    margin.is_finite().then_some(margin)
+}
+
 /// Appends every `eval/<benchmark>.jsonl` (one row per scored item; last row per round and
 /// id): `benchmark`, `id` (as text), `score`, `outcome`, `round` and `model` (`global`, or
-/// `base` for the model without adapter), `category`, and the item's other numeric fields.
-/// Long texts (prompt, answer, reference, judge reply) are left out.
+/// `base` for the model without adapter), `category`, the item's other numeric fields, and
+/// `margin` read from a `detail` of the form `margin <number>`. Long texts (prompt, answer,
+/// reference, judge reply) are left out.
 pub fn eval_items(sweep: &str, run: &Run, out: &mut Columns, problems: &mut Vec<Problem>) {
     let dir = run.path.join("eval");
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -209,6 +217,11 @@ pub fn eval_items(sweep: &str, run: &Run, out: &mut Columns, problems: &mut Vec<
                     | (_, Value::Number(_) | Value::Bool(_)) => {
                         cells.push((key.clone(), Cell::from(value)));
                     }
+                    ("detail", Value::String(detail)) if !row.contains_key("margin") => {
+                        if let Some(margin) = detail_margin(detail) {
+                            cells.push(("margin".into(), Cell::Float(margin)));
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -243,5 +256,13 @@ mod tests {
             ]
         );
         assert!(cells.contains(&("n_sampled".into(), Cell::Int(2))));
+    }
+
+    #[test]
+    fn margins_come_from_the_detail_of_held_out_pairs() {
+        assert_eq!(detail_margin("margin -0.125"), Some(-0.125));
+        assert_eq!(detail_margin("margin NaN"), None);
+        assert_eq!(detail_margin("[[A]] the first answer"), None);
+        assert_eq!(detail_margin("no log-ratios for item 3"), None);
     }
 }

@@ -10,7 +10,10 @@
 //! | [`Sweep::steps`] | `metrics/steps.jsonl` | local optimizer step: `round, client, step, loss, lr, grad_norm, tokens, seconds` and the loss's metrics (`rewards/margins`) |
 //! | [`Sweep::rounds`] | `metrics/rounds.jsonl` | round: `lr, n_sampled, n_trained, n_dropped, n_rejected, skipped, bytes_down, bytes_up, tokens, seconds, reference_seconds, train_seconds, aggregation_seconds`, the round's mean training metrics (`loss`, `rewards/margins`) and `aggregator/<metric>` |
 //! | [`Sweep::evals`] | `metrics/evals.jsonl` | (round, benchmark, metric): `round, model, benchmark, metric, value` |
-//! | [`Sweep::eval_items`] | `eval/<benchmark>.jsonl` | scored item: `benchmark, id, score, outcome, round, model, category, tokens, ...` |
+//! | [`Sweep::eval_items`] | `eval/<benchmark>.jsonl` | scored item: `benchmark, id, score, outcome, round, model, category, tokens, ...` (and `margin`, the held-out reward margin of a preference-accuracy item) |
+//!
+//! Beside the runs, `judge-check.json` ([`JudgeCheck`]) says how far the sweep's judge can be
+//! trusted.
 //!
 //! Rounds are 0-based as written. A resumed or repeated round keeps its last row. A missing
 //! or corrupt file (or line) becomes a [`Problem`] naming its path; the rest is still read,
@@ -20,6 +23,7 @@
 mod columns;
 mod config;
 mod jsonl;
+mod judge_check;
 pub(crate) mod metrics;
 mod problem;
 mod run;
@@ -30,6 +34,7 @@ use polars::prelude::DataFrame;
 
 pub use self::{
     columns::{Cell, Columns},
+    judge_check::{JudgeCheck, DEFAULT_THRESHOLD, JUDGE_CHECK_FILE},
     problem::Problem,
     run::Run,
 };
@@ -61,6 +66,8 @@ pub struct Sweep {
     pub evals: DataFrame,
     /// One row per scored evaluation item.
     pub eval_items: DataFrame,
+    /// The judge check beside the runs, when there is one.
+    pub judge_check: Option<JudgeCheck>,
     /// Files or lines that were skipped.
     pub problems: Vec<Problem>,
 }
@@ -142,6 +149,7 @@ pub fn read(path: &Path, options: ReadOptions) -> Result<Sweep> {
         metrics::evals(&name, run, &mut evals, &mut problems);
         metrics::eval_items(&name, run, &mut eval_items, &mut problems);
     }
+    let judge_check = JudgeCheck::find(path, &mut problems);
     if options.strict && !problems.is_empty() {
         return Err(Error::Strict {
             path: path.to_path_buf(),
@@ -165,6 +173,7 @@ pub fn read(path: &Path, options: ReadOptions) -> Result<Sweep> {
         rounds: finish(rounds, "rounds")?,
         evals: finish(evals, "evals")?,
         eval_items: finish(eval_items, "eval items")?,
+        judge_check,
         problems,
     })
 }

@@ -1,19 +1,26 @@
 //! The paper's table layout: rows (aggregators, or rounds), column groups (one per benchmark
-//! metric), and inside each group one column per method, every cell mean ± std over seeds
-//! with the best method of each row and group marked.
+//! metric), and inside each group one column per method. A results cell is the mean over seeds
+//! with its 95 % bootstrap interval, marked where the method differs significantly from the
+//! baseline (DPO); a cell of the per-round table is mean ± std over seeds. The best method of
+//! each row and group can be marked.
 //!
-//! A [`Table`] is built from [`Observation`]s (one value per run) by [`Table::build`], then
-//! rendered ([`render`]: Markdown, LaTeX booktabs, HTML) or written as a long frame ([`write`]:
-//! CSV, Parquet).
+//! A [`Table`] is built from [`Observation`]s (one value per run, or per run and question) by
+//! [`Table::build`] ([`build`], [`versus`]), then rendered ([`render`]: Markdown, LaTeX
+//! booktabs, HTML) or written as a long frame ([`write`]: CSV, Parquet).
 
+mod build;
+mod cell;
 pub mod render;
+pub mod versus;
 pub mod write;
 
-use std::collections::HashMap;
+pub use self::{
+    cell::{interval_text, Cell, Mark, Versus},
+    versus::BASELINE,
+};
+use crate::order;
 
-use crate::{order, Stat};
-
-/// One run's value for one table cell.
+/// One value for one table cell: a run's value, or its score on one question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     /// Row key (an aggregator; `fedavg · round 2`).
@@ -24,6 +31,10 @@ pub struct Observation {
     pub metric: String,
     /// Method (the column inside the group).
     pub method: String,
+    /// The run's seed: values of one seed are resampled together and matched across methods.
+    pub seed: u64,
+    /// The question (evaluation item id) scored; `None` for a value of the whole run.
+    pub question: Option<String>,
     /// The value.
     pub value: f64,
 }
@@ -37,7 +48,7 @@ pub struct Group {
     pub metric: String,
     /// Header text.
     pub label: String,
-    /// Direction for marking the best value.
+    /// Direction for marking the best value and reading a difference as better or worse.
     pub higher_is_better: bool,
 }
 
@@ -53,15 +64,6 @@ impl Group {
     }
 }
 
-/// A summarized cell.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cell {
-    /// Mean ± std over the observations (seeds).
-    pub stat: Stat,
-    /// Best of its row within its group.
-    pub best: bool,
-}
-
 /// A table: `cells[row][group][method]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -69,6 +71,8 @@ pub struct Table {
     pub title: String,
     /// What the numbers are (printed under the table).
     pub caption: String,
+    /// What the significance marks mean (printed under the caption); empty without marks.
+    pub legend: String,
     /// Header of the row-label column.
     pub row_header: String,
     /// Row keys, in display order.
@@ -79,6 +83,8 @@ pub struct Table {
     pub methods: Vec<String>,
     /// Method headers (`DPO`).
     pub method_labels: Vec<String>,
+    /// The method every other one was compared with, when it has values.
+    pub baseline: Option<String>,
     /// The cells.
     pub cells: Vec<Vec<Vec<Option<Cell>>>>,
 }
@@ -100,178 +106,30 @@ pub struct Layout {
     pub methods: Vec<String>,
     /// Mark the best method of each row and group (only where two or more have values).
     pub mark_best: bool,
+    /// Give each cell its bootstrap interval (else cells show mean ± std).
+    pub intervals: bool,
+    /// Compare every other method with this one, on matched seeds and questions.
+    pub baseline: Option<String>,
 }
 
 impl Table {
-    /// Summarizes `observations` into `layout`'s cells; observations outside the layout are
-    /// ignored, cells without observations stay empty.
-    pub fn build(layout: Layout, observations: &[Observation]) -> Table {
-        let mut values: HashMap<(usize, usize, usize), Vec<f64>> = HashMap::new();
-        let row_index: HashMap<&str, usize> = layout
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.as_str(), i))
-            .collect();
-        let method_index: HashMap<&str, usize> = layout
-            .methods
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.as_str(), i))
-            .collect();
-        for observation in observations {
-            let group = layout.groups.iter().position(|g| {
-                g.benchmark == observation.benchmark && g.metric == observation.metric
-            });
-            if let (Some(&row), Some(group), Some(&method)) = (
-                row_index.get(observation.row.as_str()),
-                group,
-                method_index.get(observation.method.as_str()),
-            ) {
-                values
-                    .entry((row, group, method))
-                    .or_default()
-                    .push(observation.value);
-            }
-        }
-        let mut cells =
-            vec![vec![vec![None; layout.methods.len()]; layout.groups.len()]; layout.rows.len()];
-        for ((row, group, method), values) in values {
-            cells[row][group][method] = Stat::of(&values).map(|stat| Cell { stat, best: false });
-        }
-        if layout.mark_best {
-            for row in &mut cells {
-                for (group, cells) in layout.groups.iter().zip(row.iter_mut()) {
-                    mark_best(cells, group.higher_is_better);
-                }
-            }
-        }
-        Table {
-            title: layout.title,
-            caption: layout.caption,
-            row_header: layout.row_header,
-            rows: layout.rows,
-            groups: layout.groups,
-            method_labels: layout
-                .methods
-                .iter()
-                .map(|m| order::method_label(m))
-                .collect(),
-            methods: layout.methods,
-            cells,
-        }
-    }
-
     /// The cell at (`row`, `benchmark`/`metric`, `method`), if it has values.
     pub fn cell(&self, row: &str, benchmark: &str, metric: &str, method: &str) -> Option<Cell> {
         let row = self.rows.iter().position(|r| r == row)?;
-        let group = self
-            .groups
-            .iter()
-            .position(|g| g.benchmark == benchmark && g.metric == metric)?;
+        let group = self.group_index(benchmark, metric)?;
         let method = self.methods.iter().position(|m| m == method)?;
         self.cells[row][group][method]
+    }
+
+    /// The index of the group of `benchmark` and `metric`.
+    pub fn group_index(&self, benchmark: &str, metric: &str) -> Option<usize> {
+        self.groups
+            .iter()
+            .position(|g| g.benchmark == benchmark && g.metric == metric)
     }
 
     /// Whether no cell has a value.
     pub fn is_empty(&self) -> bool {
         self.cells.iter().flatten().flatten().all(Option::is_none)
-    }
-}
-
-/// Marks the best mean among `cells` (ties all marked), when at least two have values and
-/// not all are equal.
-fn mark_best(cells: &mut [Option<Cell>], higher_is_better: bool) {
-    let means: Vec<f64> = cells.iter().flatten().map(|c| c.stat.mean).collect();
-    if means.len() < 2 {
-        return;
-    }
-    let best = if higher_is_better {
-        means.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-    } else {
-        means.iter().copied().fold(f64::INFINITY, f64::min)
-    };
-    let is_best = |mean: f64| (mean - best).abs() <= 1e-12 * best.abs().max(1.0);
-    if means.iter().all(|m| is_best(*m)) {
-        // All equal: no method is better.
-        return;
-    }
-    for cell in cells.iter_mut().flatten() {
-        cell.best = is_best(cell.stat.mean);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn observation(row: &str, metric: &str, method: &str, value: f64) -> Observation {
-        Observation {
-            row: row.into(),
-            benchmark: "b".into(),
-            metric: metric.into(),
-            method: method.into(),
-            value,
-        }
-    }
-
-    fn layout(methods: &[&str]) -> Layout {
-        Layout {
-            title: "t".into(),
-            caption: "c".into(),
-            row_header: "Aggregator".into(),
-            rows: vec!["fedavg".into(), "fedprox".into()],
-            groups: vec![
-                Group::new("b", "accuracy", "Acc"),
-                Group::new("b", "loss", "Loss"),
-            ],
-            methods: methods.iter().map(|m| m.to_string()).collect(),
-            mark_best: true,
-        }
-    }
-
-    #[test]
-    fn cells_summarize_and_best_follows_the_direction() {
-        let observations = vec![
-            observation("fedavg", "accuracy", "dpo", 0.5),
-            observation("fedavg", "accuracy", "dpo", 0.7),
-            observation("fedavg", "accuracy", "kto", 0.8),
-            observation("fedavg", "loss", "dpo", 0.3),
-            observation("fedavg", "loss", "kto", 0.2),
-            observation("fedprox", "accuracy", "dpo", 0.9),
-            observation("nowhere", "accuracy", "dpo", 0.1),
-        ];
-        let table = Table::build(layout(&["dpo", "kto", "ktor"]), &observations);
-        let dpo = table.cell("fedavg", "b", "accuracy", "dpo").unwrap();
-        assert!((dpo.stat.mean - 0.6).abs() < 1e-12 && !dpo.best);
-        assert!(table.cell("fedavg", "b", "accuracy", "kto").unwrap().best);
-        assert!(
-            table.cell("fedavg", "b", "loss", "kto").unwrap().best,
-            "lower loss is better"
-        );
-        assert!(!table.cell("fedavg", "b", "loss", "dpo").unwrap().best);
-        assert_eq!(table.cell("fedavg", "b", "accuracy", "ktor"), None);
-        // A lone value in its row and group is not marked.
-        assert!(!table.cell("fedprox", "b", "accuracy", "dpo").unwrap().best);
-        assert_eq!(table.method_labels, ["DPO", "KTO", "KTOR"]);
-    }
-
-    #[test]
-    fn ties_are_all_marked_unless_all_are_equal() {
-        let observations = vec![
-            observation("fedavg", "accuracy", "dpo", 0.5),
-            observation("fedavg", "accuracy", "kto", 0.5),
-            observation("fedavg", "accuracy", "ktor", 0.25),
-            observation("fedavg", "loss", "dpo", 0.5),
-            observation("fedavg", "loss", "kto", 0.5),
-        ];
-        let table = Table::build(layout(&["dpo", "kto", "ktor"]), &observations);
-        assert!(table.cell("fedavg", "b", "accuracy", "dpo").unwrap().best);
-        assert!(table.cell("fedavg", "b", "accuracy", "kto").unwrap().best);
-        assert!(!table.cell("fedavg", "b", "accuracy", "ktor").unwrap().best);
-        assert!(
-            !table.cell("fedavg", "b", "loss", "dpo").unwrap().best,
-            "all equal: none is best"
-        );
     }
 }

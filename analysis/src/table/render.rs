@@ -1,15 +1,25 @@
 //! Text renderings of a [`Table`]: GitHub Markdown (best in bold), LaTeX with booktabs
 //! (`\toprule`, grouped `\cmidrule`s, best in `\mathbf`), and an HTML table with a two-level
-//! header (best in `<strong>`).
+//! header (best in `<strong>`). A cell that differs significantly from the baseline carries
+//! its mark (`*` better, `†` worse) after the number; the legend follows the caption.
 
 use std::fmt::Write;
 
-use super::{Cell, Table};
+use super::{Cell, Mark, Table};
 
 const MISSING: &str = "—";
 
-fn cell_text(cell: &Option<Cell>) -> Option<(String, bool)> {
-    cell.map(|c| (c.stat.display(), c.best))
+fn cell_text(cell: &Option<Cell>) -> Option<(String, bool, Option<Mark>)> {
+    cell.map(|c| (c.text(), c.best, c.mark()))
+}
+
+/// `*` escaped for Markdown, where a bare one may start emphasis.
+fn markdown_mark(mark: Option<Mark>) -> &'static str {
+    match mark {
+        Some(Mark::Better) => "\\*",
+        Some(Mark::Worse) => "†",
+        None => "",
+    }
 }
 
 /// Markdown: one header row (`group: METHOD`), the caption in italics below.
@@ -39,8 +49,8 @@ pub fn markdown(table: &Table) -> String {
         let mut line = vec![markdown_escape(row)];
         for cell in cells.iter().flatten() {
             line.push(match cell_text(cell) {
-                Some((text, true)) => format!("**{text}**"),
-                Some((text, false)) => text,
+                Some((text, true, mark)) => format!("**{text}**{}", markdown_mark(mark)),
+                Some((text, false, mark)) => format!("{text}{}", markdown_mark(mark)),
                 None => MISSING.to_owned(),
             });
         }
@@ -48,6 +58,9 @@ pub fn markdown(table: &Table) -> String {
     }
     if !table.caption.is_empty() {
         let _ = writeln!(out, "\n*{}*", table.caption.trim_end_matches('.'));
+    }
+    if !table.legend.is_empty() {
+        let _ = writeln!(out, "\n{}", table.legend.replace('*', "\\*"));
     }
     out
 }
@@ -71,7 +84,16 @@ pub fn latex(table: &Table) -> String {
         table.title
     );
     let _ = writeln!(out, "\\begin{{table}}[t]\n\\centering");
-    let _ = writeln!(out, "\\caption{{{}}}", latex_escape(&table.caption));
+    let caption = if table.legend.is_empty() {
+        latex_escape(&table.caption)
+    } else {
+        format!(
+            "{}. {}",
+            latex_escape(table.caption.trim_end_matches('.')),
+            latex_escape(&table.legend).replace('*', "$^{*}$")
+        )
+    };
+    let _ = writeln!(out, "\\caption{{{caption}}}");
     let _ = writeln!(out, "\\begin{{tabular}}{{l{columns}}}\n\\toprule");
     let groups: Vec<String> = table
         .groups
@@ -109,14 +131,7 @@ pub fn latex(table: &Table) -> String {
         let mut line = vec![latex_escape(row)];
         for cell in cells.iter().flatten() {
             line.push(match cell {
-                Some(cell) => {
-                    let text = cell.stat.display().replace('±', "\\pm");
-                    if cell.best {
-                        format!("$\\mathbf{{{text}}}$")
-                    } else {
-                        format!("${text}$")
-                    }
-                }
+                Some(cell) => latex_cell(cell),
                 None => "--".to_owned(),
             });
         }
@@ -124,6 +139,22 @@ pub fn latex(table: &Table) -> String {
     }
     let _ = writeln!(out, "\\bottomrule\n\\end{{tabular}}\n\\end{{table}}");
     out
+}
+
+/// A cell in math mode: `$\\mathbf{0.600\\ [0.500, 0.700]}^{*}$`.
+fn latex_cell(cell: &Cell) -> String {
+    let text = cell.text().replace('±', "\\pm").replace(" [", "\\ [");
+    let body = if cell.best {
+        format!("\\mathbf{{{text}}}")
+    } else {
+        text
+    };
+    let mark = match cell.mark() {
+        Some(Mark::Better) => "^{*}",
+        Some(Mark::Worse) => "^{\\dagger}",
+        None => "",
+    };
+    format!("${body}{mark}$")
 }
 
 /// Escapes LaTeX's special characters in plain text.
@@ -140,6 +171,9 @@ pub fn latex_escape(text: &str) -> String {
             '^' => out.push_str("\\textasciicircum{}"),
             '±' => out.push_str("$\\pm$"),
             '·' => out.push_str("$\\cdot$"),
+            '<' => out.push_str("$<$"),
+            '>' => out.push_str("$>$"),
+            '†' => out.push_str("$^{\\dagger}$"),
             '—' => out.push_str("---"),
             other => out.push(other),
         }
@@ -176,15 +210,15 @@ pub fn html(table: &Table) -> String {
                 ""
             };
             match cell_text(cell) {
-                Some((text, true)) => {
-                    let _ = write!(
-                        out,
-                        "<td{class}><strong>{}</strong></td>",
-                        html_escape(&text)
-                    );
-                }
-                Some((text, false)) => {
-                    let _ = write!(out, "<td{class}>{}</td>", html_escape(&text));
+                Some((text, best, mark)) => {
+                    let text = html_escape(&text);
+                    let text = if best {
+                        format!("<strong>{text}</strong>")
+                    } else {
+                        text
+                    };
+                    let mark = mark.map_or(String::new(), |m| format!("<sup>{}</sup>", m.symbol()));
+                    let _ = write!(out, "<td{class}>{text}{mark}</td>");
                 }
                 None => {
                     let _ = write!(out, "<td{class} class=\"missing\">{MISSING}</td>");
@@ -199,6 +233,13 @@ pub fn html(table: &Table) -> String {
             out,
             "<p class=\"caption\">{}</p>",
             html_escape(&table.caption)
+        );
+    }
+    if !table.legend.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"caption\">{}</p>",
+            html_escape(&table.legend)
         );
     }
     out
@@ -217,34 +258,58 @@ mod tests {
     use super::*;
     use crate::table::{Group, Layout, Observation, Table};
 
-    fn table() -> Table {
-        let observation = |method: &str, value| Observation {
+    fn layout(methods: &[&str], intervals: bool) -> Layout {
+        Layout {
+            title: "Results".into(),
+            caption: "Mean ± std over seeds.".into(),
+            row_header: "Aggregator".into(),
+            rows: vec!["fedavg".into()],
+            groups: vec![Group::new(
+                "advbench",
+                "harmless_rate",
+                "AdvBench harmless_rate",
+            )],
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            mark_best: true,
+            intervals,
+            baseline: intervals.then(|| "dpo".to_owned()),
+        }
+    }
+
+    fn observation(method: &str, seed: u64, question: Option<String>, value: f64) -> Observation {
+        Observation {
             row: "fedavg".into(),
             benchmark: "advbench".into(),
             metric: "harmless_rate".into(),
             method: method.into(),
+            seed,
+            question,
             value,
-        };
+        }
+    }
+
+    /// Mean ± std over seeds, no intervals.
+    fn table() -> Table {
         Table::build(
-            Layout {
-                title: "Results".into(),
-                caption: "Mean ± std over seeds.".into(),
-                row_header: "Aggregator".into(),
-                rows: vec!["fedavg".into()],
-                groups: vec![Group::new(
-                    "advbench",
-                    "harmless_rate",
-                    "AdvBench harmless_rate",
-                )],
-                methods: vec!["dpo".into(), "kto".into()],
-                mark_best: true,
-            },
+            layout(&["dpo", "kto"], false),
             &[
-                observation("dpo", 0.5),
-                observation("dpo", 0.7),
-                observation("kto", 0.25),
+                observation("dpo", 0, None, 0.5),
+                observation("dpo", 1, None, 0.7),
+                observation("kto", 0, None, 0.25),
             ],
         )
+    }
+
+    /// Eight questions: DPO scores 0.5 on each, KTO 1 (better), KTOR 0 (worse); each
+    /// comparison has eight differences of one sign, p = 2/256, Holm over two: 4/256.
+    fn marked() -> Table {
+        let mut observations = Vec::new();
+        for q in 0..8 {
+            for (method, value) in [("dpo", 0.5), ("kto", 1.0), ("ktor", 0.0)] {
+                observations.push(observation(method, 0, Some(format!("q{q}")), value));
+            }
+        }
+        Table::build(layout(&["dpo", "kto", "ktor"], true), &observations)
     }
 
     #[test]
@@ -256,6 +321,31 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("*Mean ± std over seeds*\n"), "{text}");
+    }
+
+    #[test]
+    fn significance_marks_and_legend() {
+        let table = marked();
+        let kto = table.cell("fedavg", "advbench", "harmless_rate", "kto").unwrap();
+        let versus = kto.versus.unwrap();
+        assert_eq!(versus.paired.wilcoxon.p_value, 2.0 / 256.0);
+        assert_eq!(versus.p_adjusted, 4.0 / 256.0);
+        assert_eq!(table.baseline.as_deref(), Some("dpo"));
+        let text = markdown(&table);
+        assert!(
+            text.contains("| fedavg | 0.500 [0.500, 0.500] | **1.00 [1.00, 1.00]**\\* | 0.000 [0.000, 0.000]† |"),
+            "{text}"
+        );
+        assert!(text.contains("\n\\* better, † worse than DPO (two-sided Wilcoxon"), "{text}");
+        let latex = latex(&table);
+        assert!(
+            latex.contains("$0.500\\ [0.500, 0.500]$ & $\\mathbf{1.00\\ [1.00, 1.00]}^{*}$ & $0.000\\ [0.000, 0.000]^{\\dagger}$"),
+            "{latex}"
+        );
+        assert!(latex.contains("$^{*}$ better, $^{\\dagger}$ worse than DPO"), "{latex}");
+        let html = html(&table);
+        assert!(html.contains("<strong>1.00 [1.00, 1.00]</strong><sup>*</sup>"), "{html}");
+        assert!(html.contains("0.000 [0.000, 0.000]<sup>†</sup>"), "{html}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Mean ± standard deviation of a handful of values (over seeds, clients or both), and the
-//! number formatting every table and figure shares.
+//! number formatting every table and figure shares (three significant digits).
 
 /// Summary of the values of one table cell or figure point.
 #[derive(Debug, Clone, Copy, PartialEq)]
