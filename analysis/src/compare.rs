@@ -60,7 +60,10 @@ pub fn comparison_table(a: &Sweep, b: &Sweep) -> (Table, Source) {
         let notes: Vec<String> = judges
             .iter()
             .filter_map(|(status, label)| {
-                Some(format!("{} in {label}", status.header_note(&group.benchmark)?))
+                Some(format!(
+                    "{} in {label}",
+                    status.header_note(&group.benchmark)?
+                ))
             })
             .collect();
         if !notes.is_empty() {

@@ -97,7 +97,10 @@ fn summaries(sweep: &Sweep) -> BTreeMap<Key, BTreeMap<String, f64>> {
     let mut summaries: BTreeMap<Key, BTreeMap<String, f64>> = BTreeMap::new();
     for (key, i) in latest_rows(&sweep.evals) {
         if let (Some(metric), Some(value)) = (&metric[i], value[i]) {
-            summaries.entry(key).or_default().insert(metric.clone(), value);
+            summaries
+                .entry(key)
+                .or_default()
+                .insert(metric.clone(), value);
         }
     }
     summaries
@@ -227,10 +230,13 @@ mod tests {
 
     #[test]
     fn summary_counts_fill_in_scored() {
-        let metrics: BTreeMap<String, f64> =
-            [("n".to_owned(), 10.0), ("unparsed".to_owned(), 3.0), ("failed".to_owned(), 1.0)]
-                .into_iter()
-                .collect();
+        let metrics: BTreeMap<String, f64> = [
+            ("n".to_owned(), 10.0),
+            ("unparsed".to_owned(), 3.0),
+            ("failed".to_owned(), 1.0),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(
             summary_counts(&metrics),
             Counts {
@@ -248,7 +254,11 @@ mod tests {
             position_consistency: consistency,
             ..empty("mt-bench", "dpo")
         };
-        let text = rows(&[row(Some((0.85, 0.8, 0.9))), row(Some((0.5, 0.5, 0.5))), row(None)]);
+        let text = rows(&[
+            row(Some((0.85, 0.8, 0.9))),
+            row(Some((0.5, 0.5, 0.5))),
+            row(None),
+        ]);
         assert_eq!(text[0][6], "85.0 % (80.0–90.0 over runs)");
         assert_eq!(text[1][6], "50.0 %");
         assert_eq!(text[2][6], "—");

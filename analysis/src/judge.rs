@@ -160,13 +160,31 @@ impl JudgeStatus {
         };
         let share = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), percent);
         vec![
-            ("Judge".into(), check.judge.clone().unwrap_or_else(|| "—".into())),
-            ("Protocol".into(), check.protocol.clone().unwrap_or_else(|| "—".into())),
-            ("Pairs checked".into(), check.pairs.map_or_else(|| "—".into(), |p| p.to_string())),
+            (
+                "Judge".into(),
+                check.judge.clone().unwrap_or_else(|| "—".into()),
+            ),
+            (
+                "Protocol".into(),
+                check.protocol.clone().unwrap_or_else(|| "—".into()),
+            ),
+            (
+                "Pairs checked".into(),
+                check.pairs.map_or_else(|| "—".into(), |p| p.to_string()),
+            ),
             ("Agreement (both orders)".into(), share(check.agreement)),
-            ("Agreement, better answer first".into(), share(check.agreement_better_first)),
-            ("Agreement, better answer second".into(), share(check.agreement_better_second)),
-            ("Position consistency".into(), share(check.position_consistency)),
+            (
+                "Agreement, better answer first".into(),
+                share(check.agreement_better_first),
+            ),
+            (
+                "Agreement, better answer second".into(),
+                share(check.agreement_better_second),
+            ),
+            (
+                "Position consistency".into(),
+                share(check.position_consistency),
+            ),
             ("Threshold".into(), percent(check.threshold())),
         ]
     }
@@ -208,7 +226,10 @@ mod tests {
         };
         assert_eq!(Trust::of(Some(&check(Some(0.7), None))), Trust::Trusted);
         assert_eq!(Trust::of(Some(&check(Some(0.69), None))), Trust::NotTrusted);
-        assert_eq!(Trust::of(Some(&check(Some(0.8), Some(0.9)))), Trust::NotTrusted);
+        assert_eq!(
+            Trust::of(Some(&check(Some(0.8), Some(0.9)))),
+            Trust::NotTrusted
+        );
         assert_eq!(Trust::of(Some(&check(None, Some(0.5)))), Trust::Unchecked);
         assert_eq!(Trust::of(None), Trust::Unchecked);
     }
@@ -220,17 +241,26 @@ mod tests {
         assert_eq!(low.header_note("mt-bench"), Some("judge not trustworthy"));
         assert_eq!(low.header_note("advbench"), None);
         let good = status(Some(0.8), Some(0.75));
-        assert!(good.verdict().contains("80.0 % of the checked verdicts (threshold 75.0 %)"));
+        assert!(good
+            .verdict()
+            .contains("80.0 % of the checked verdicts (threshold 75.0 %)"));
         assert_eq!(good.header_note("mt-bench"), None);
         let unchecked = JudgeStatus {
             check: None,
             trust: Trust::Unchecked,
             benchmarks: vec!["vicuna".into()],
         };
-        assert!(unchecked.verdict().starts_with("The judge is unchecked for this run"));
-        assert!(unchecked.verdict().contains("Judge-scored benchmarks: Vicuna."));
+        assert!(unchecked
+            .verdict()
+            .starts_with("The judge is unchecked for this run"));
+        assert!(unchecked
+            .verdict()
+            .contains("Judge-scored benchmarks: Vicuna."));
         assert_eq!(unchecked.header_note("vicuna"), Some("judge unchecked"));
         assert!(unchecked.check_rows().is_empty());
-        assert_eq!(low.check_rows()[3], ("Agreement (both orders)".into(), "55.0 %".into()));
+        assert_eq!(
+            low.check_rows()[3],
+            ("Agreement (both orders)".into(), "55.0 %".into())
+        );
     }
 }

@@ -44,7 +44,10 @@ pub fn rows(table: &Table) -> Vec<Vec<String>> {
 /// Which methods differ from the baseline in group `g`, per row.
 fn against(table: &Table, g: usize) -> String {
     let Some(baseline) = &table.baseline else {
-        return format!("no comparison (no {} values)", order::method_label(BASELINE));
+        return format!(
+            "no comparison (no {} values)",
+            order::method_label(BASELINE)
+        );
     };
     let several_rows = table.rows.len() > 1;
     let mut found = Vec::new();
@@ -55,7 +58,11 @@ fn against(table: &Table, g: usize) -> String {
             .filter_map(|(cell, label)| Some(format!("{label} {}", cell.as_ref()?.mark()?.word())))
             .collect();
         if !marked.is_empty() {
-            let place = if several_rows { format!(" ({row})") } else { String::new() };
+            let place = if several_rows {
+                format!(" ({row})")
+            } else {
+                String::new()
+            };
             found.push(format!("{}{place}", marked.join(", ")));
         }
     }

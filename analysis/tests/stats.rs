@@ -25,7 +25,11 @@ fn judged_sweep(root: &std::path::Path, seeds: &[u64]) -> std::path::PathBuf {
         for (method, shift) in [("dpo", 0.0), ("kto", 1.0)] {
             let run = sweep.join(format!("{method}-fedavg-s{seed}"));
             let scores: Vec<f64> = (0..10).map(|q| dpo_score(q, seed) + shift).collect();
-            let items: Vec<Item> = scores.iter().enumerate().map(|(q, s)| Item::scored(q, *s)).collect();
+            let items: Vec<Item> = scores
+                .iter()
+                .enumerate()
+                .map(|(q, s)| Item::scored(q, *s))
+                .collect();
             append_items(&run, 0, "mt-bench", &items);
             let mean = scores.iter().sum::<f64>() / 10.0;
             append_eval(
@@ -43,10 +47,16 @@ fn judged_sweep(root: &std::path::Path, seeds: &[u64]) -> std::path::PathBuf {
 #[test]
 fn item_scores_give_intervals_over_seeds_and_questions() {
     let dir = tempfile::tempdir().unwrap();
-    let sweep = read(&judged_sweep(dir.path(), &[0, 1, 2]), ReadOptions::default()).unwrap();
+    let sweep = read(
+        &judged_sweep(dir.path(), &[0, 1, 2]),
+        ReadOptions::default(),
+    )
+    .unwrap();
     let (table, source) = results_table(&sweep);
     assert_eq!(source, Source::Evals);
-    let dpo = table.cell("fedavg", "mt-bench", "mean_score", "dpo").unwrap();
+    let dpo = table
+        .cell("fedavg", "mt-bench", "mean_score", "dpo")
+        .unwrap();
     // Seed means: 3 + 0.9 + s (q mod 3 sums to 9 over ten questions) -> 3.9, 4.9, 5.9.
     assert!(close(dpo.stat.mean, 4.9), "{dpo:?}");
     assert_eq!((dpo.stat.n, dpo.questions, dpo.values), (3, 10, 30));
@@ -58,21 +68,36 @@ fn item_scores_give_intervals_over_seeds_and_questions() {
     assert_eq!(dpo.interval, Some(expected));
     assert!(expected.low < 4.9 && 4.9 < expected.high);
     assert!(expected.low >= 3.9 && expected.high <= 5.9);
-    assert!(dpo.versus.is_none(), "the baseline is not compared with itself");
+    assert!(
+        dpo.versus.is_none(),
+        "the baseline is not compared with itself"
+    );
 }
 
 #[test]
 fn kto_one_point_better_on_every_question_is_marked() {
     let dir = tempfile::tempdir().unwrap();
-    let sweep = read(&judged_sweep(dir.path(), &[0, 1, 2]), ReadOptions::default()).unwrap();
+    let sweep = read(
+        &judged_sweep(dir.path(), &[0, 1, 2]),
+        ReadOptions::default(),
+    )
+    .unwrap();
     let (table, _) = results_table(&sweep);
-    let kto = table.cell("fedavg", "mt-bench", "mean_score", "kto").unwrap();
+    let kto = table
+        .cell("fedavg", "mt-bench", "mean_score", "kto")
+        .unwrap();
     let versus = kto.versus.unwrap();
     let paired = versus.paired;
     // 30 matched (seed, question) pairs, every difference +1.
     assert_eq!(paired.pairs, 30);
     assert!(close(paired.difference, 1.0));
-    assert_eq!(paired.interval, Some(Interval { low: 1.0, high: 1.0 }));
+    assert_eq!(
+        paired.interval,
+        Some(Interval {
+            low: 1.0,
+            high: 1.0
+        })
+    );
     assert_eq!(paired.p_bootstrap, Some(2.0 / 10_001.0));
     // Ten per-question differences, all +1 and tied: the sign test, p = 2 / 2^10; Holm over
     // one compared method leaves it as it is.
@@ -86,9 +111,18 @@ fn kto_one_point_better_on_every_question_is_marked() {
         markdown.contains("MT-Bench mean score (judge unchecked): KTO"),
         "an unchecked judge is said beside its numbers: {markdown}"
     );
-    let row = markdown.lines().find(|l| l.starts_with("| fedavg")).unwrap();
-    assert!(row.starts_with("| fedavg | 4.90 [") && row.ends_with("]**\\* |"), "{row}");
-    assert!(markdown.contains("\\* better, † worse than DPO"), "{markdown}");
+    let row = markdown
+        .lines()
+        .find(|l| l.starts_with("| fedavg"))
+        .unwrap();
+    assert!(
+        row.starts_with("| fedavg | 4.90 [") && row.ends_with("]**\\* |"),
+        "{row}"
+    );
+    assert!(
+        markdown.contains("\\* better, † worse than DPO"),
+        "{markdown}"
+    );
     assert!(
         table.caption.contains("two-level percentile bootstrap interval (seeds with replacement, then questions within each seed"),
         "{}",
@@ -123,7 +157,10 @@ fn the_long_form_carries_intervals_and_tests() {
         "| MT-Bench | KTO | 3 | 30 | 0 | 0 | 85.0 % (80.0–90.0 over runs) |",
         "![differences](figures/differences.png)",
     ] {
-        assert!(md.contains(needle), "{needle:?} missing from index.md:\n{md}");
+        assert!(
+            md.contains(needle),
+            "{needle:?} missing from index.md:\n{md}"
+        );
     }
 }
 
@@ -133,11 +170,15 @@ fn one_seed_gives_intervals_over_questions_only() {
     let sweep = read(&judged_sweep(dir.path(), &[4]), ReadOptions::default()).unwrap();
     let (table, _) = results_table(&sweep);
     assert!(
-        table.caption.contains("one seed, so the interval leaves out the variation between training runs"),
+        table
+            .caption
+            .contains("one seed, so the interval leaves out the variation between training runs"),
         "{}",
         table.caption
     );
-    let dpo = table.cell("fedavg", "mt-bench", "mean_score", "dpo").unwrap();
+    let dpo = table
+        .cell("fedavg", "mt-bench", "mean_score", "dpo")
+        .unwrap();
     let scores: Vec<f64> = (0..10).map(|q| dpo_score(q, 4)).collect();
     assert_eq!(dpo.interval, Bootstrap::default().interval(&[scores]));
     assert_eq!(dpo.stat.std, None);
@@ -205,8 +246,14 @@ fn the_judge_check_decides_what_the_report_says() {
 
     std::fs::remove_file(sweep_dir.join("judge-check.json")).unwrap();
     let none = report("none");
-    assert!(none.contains("The judge is unchecked for this run"), "{none}");
-    assert!(none.contains("Vicuna mean score (judge unchecked)"), "{none}");
+    assert!(
+        none.contains("The judge is unchecked for this run"),
+        "{none}"
+    );
+    assert!(
+        none.contains("Vicuna mean score (judge unchecked)"),
+        "{none}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use plotters::{
     chart::{ChartBuilder, ChartContext, LabelAreaPosition},
-    coord::{types::RangedCoordf64, Cartesian2d, Shift},
+    coord::{cartesian::Cartesian2d, types::RangedCoordf64, Shift},
     element::{PathElement, Rectangle, Text},
     prelude::{DrawingArea, DrawingBackend},
     style::{
@@ -408,7 +408,10 @@ fn draw_bar<DB: DrawingBackend>(
     let (x1, center) = (x0 + width * 0.9, x0 + width * 0.45);
     chart
         .plotting_area()
-        .draw(&Rectangle::new([(x0, 0.0), (x1, bar.value)], color.filled()))
+        .draw(&Rectangle::new(
+            [(x0, 0.0), (x1, bar.value)],
+            color.filled(),
+        ))
         .msg()?;
     let Some((low, high)) = bar.range else {
         return Ok(());

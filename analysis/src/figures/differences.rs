@@ -24,7 +24,11 @@ pub fn differences(table: &Table, color: &dyn Fn(&str) -> RGBColor, name: &str) 
                 .iter()
                 .map(|&m| BarSeries {
                     color: color(&table.methods[m]),
-                    values: table.cells.iter().map(|row| difference(row[g][m].as_ref())).collect(),
+                    values: table
+                        .cells
+                        .iter()
+                        .map(|row| difference(row[g][m].as_ref()))
+                        .collect(),
                 })
                 .collect();
             series

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{item_column, last_round_rows, headline_metric, EXTRA_METRICS};
+use super::{headline_metric, item_column, last_round_rows, EXTRA_METRICS};
 use crate::{
     frame::{floats, has_values, ints, strings},
     order,
@@ -111,9 +111,15 @@ pub(super) fn from_evals(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
         text("metric"),
         text("model"),
     );
-    let (seed, round, value) = (ints(frame, "seed"), ints(frame, "round"), floats(frame, "value"));
+    let (seed, round, value) = (
+        ints(frame, "seed"),
+        ints(frame, "round"),
+        floats(frame, "value"),
+    );
     let shown = shown_metrics(frame);
-    let columns: BTreeMap<&str, BTreeMap<EvalKey, Vec<(String, f64)>>> = ["score", "margin"]
+    /// Per evaluation, each question's value.
+    type ItemValues = BTreeMap<EvalKey, Vec<(String, f64)>>;
+    let columns: BTreeMap<&str, ItemValues> = ["score", "margin"]
         .into_iter()
         .map(|c| (c, item_values(sweep, c)))
         .collect();
@@ -121,7 +127,10 @@ pub(super) fn from_evals(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
     let mut observations = Vec::new();
     // The base model's scores (`fedpref eval --base`, round null) are not a run's result.
     for i in rows.into_iter().filter(|&i| model[i] != "base") {
-        if !shown.get(&benchmark[i]).is_some_and(|s| s.contains(&metric[i])) {
+        if !shown
+            .get(&benchmark[i])
+            .is_some_and(|s| s.contains(&metric[i]))
+        {
             continue;
         }
         let Some(summary) = value[i] else { continue };
@@ -155,7 +164,12 @@ pub(super) fn from_items(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
     let identity: BTreeMap<String, (String, String, u64)> = sweep
         .runs
         .iter()
-        .map(|r| (r.name.clone(), (r.aggregator.clone(), r.method.clone(), r.seed)))
+        .map(|r| {
+            (
+                r.name.clone(),
+                (r.aggregator.clone(), r.method.clone(), r.seed),
+            )
+        })
         .collect();
     let mut shown: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut observations = Vec::new();
@@ -167,7 +181,9 @@ pub(super) fn from_items(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
         // Each run's last round of each benchmark.
         let mut last: BTreeMap<(String, String), Option<i64>> = BTreeMap::new();
         for (run, benchmark, round) in items.keys() {
-            let entry = last.entry((run.clone(), benchmark.clone())).or_insert(*round);
+            let entry = last
+                .entry((run.clone(), benchmark.clone()))
+                .or_insert(*round);
             *entry = (*entry).max(*round);
         }
         for ((run, benchmark), round) in last {

@@ -209,7 +209,8 @@ pub fn results_table(sweep: &Sweep) -> (Table, Source) {
             group.label = format!("{} ({note})", group.label);
         }
     }
-    let whole_runs = source != Source::Training && observations.iter().any(|o| o.question.is_none());
+    let whole_runs =
+        source != Source::Training && observations.iter().any(|o| o.question.is_none());
     let layout = Layout {
         title: "Results".into(),
         caption: results_caption(sweep, source, whole_runs),

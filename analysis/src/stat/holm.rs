@@ -40,9 +40,11 @@ mod tests {
         // Sorted 0.01, 0.03, 0.04: 3 * 0.01 = 0.03; 2 * 0.03 = 0.06; 1 * 0.04 = 0.04, raised
         // to the running maximum 0.06.
         assert!(close(&holm(&[0.04, 0.01, 0.03]), &[0.06, 0.03, 0.06]));
-        // A single test is not adjusted; large products are capped at 1.
+        // A single test is not adjusted; 0.6 is last in order (times 1), above the running 0.04.
         assert_eq!(holm(&[0.2]), vec![0.2]);
-        assert!(close(&holm(&[0.6, 0.02]), &[1.0, 0.04]));
+        assert!(close(&holm(&[0.6, 0.02]), &[0.6, 0.04]));
+        // Large products are capped at 1, and the running maximum carries the cap.
+        assert!(close(&holm(&[0.6, 0.7]), &[1.0, 1.0]));
         assert!(holm(&[]).is_empty());
     }
 }

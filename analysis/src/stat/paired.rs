@@ -74,19 +74,17 @@ mod tests {
             (1, "b", 9.0),
             (2, "a", 1.0),
         ]);
-        let baseline = sample(&[
-            (0, "a", 4.0),
-            (0, "b", 4.0),
-            (1, "a", 4.0),
-            (1, "c", 4.0),
-        ]);
+        let baseline = sample(&[(0, "a", 4.0), (0, "b", 4.0), (1, "a", 4.0), (1, "c", 4.0)]);
         let compared = paired(&method, &baseline, &Bootstrap::default()).unwrap();
         // Matched: (0, a) +1, (0, b) +3, (1, a) +2; seed means 2 and 2.
         assert_eq!(compared.pairs, 3);
         assert_eq!(compared.difference, 2.0);
         // Per question over seeds: a (1 + 2) / 2 = 1.5, b 3: both positive, W+ = 3.
         assert_eq!(compared.wilcoxon.n, 2);
-        assert_eq!((compared.wilcoxon.w_plus, compared.wilcoxon.p_value), (3.0, 0.5));
+        assert_eq!(
+            (compared.wilcoxon.w_plus, compared.wilcoxon.p_value),
+            (3.0, 0.5)
+        );
         assert_eq!(compared.wilcoxon.rank_biserial, 1.0);
         // Every resampled difference is positive: the smallest bootstrap p-value.
         assert_eq!(compared.p_bootstrap, Some(2.0 / 10_001.0));
@@ -125,6 +123,9 @@ mod tests {
         let baseline = sample(&[(1, "a", 1.0)]);
         assert_eq!(paired(&method, &baseline, &Bootstrap::default()), None);
         let single = paired(&method, &method, &Bootstrap::default()).unwrap();
-        assert_eq!((single.pairs, single.interval, single.p_bootstrap), (1, None, None));
+        assert_eq!(
+            (single.pairs, single.interval, single.p_bootstrap),
+            (1, None, None)
+        );
     }
 }

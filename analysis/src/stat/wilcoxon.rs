@@ -128,8 +128,7 @@ fn doubled_ranks(values: &[f64]) -> (Vec<u64>, Vec<usize>) {
     while start < order.len() {
         let first = values[order[start]].abs();
         let mut end = start + 1;
-        while end < order.len() && values[order[end]].abs() - first <= TOLERANCE * first.max(1.0)
-        {
+        while end < order.len() && values[order[end]].abs() - first <= TOLERANCE * first.max(1.0) {
             end += 1;
         }
         for &index in &order[start..end] {
@@ -211,7 +210,10 @@ mod tests {
         // Five positive differences and two zeros: n = 5, W- = 0, p = 2 / 32.
         let test = wilcoxon(&[0.0, 3.0, 1.0, 0.0, 4.0, 2.0, 5.0]);
         assert_eq!((test.n, test.zeros), (5, 2));
-        assert_eq!((test.w_plus, test.w_minus, test.p_value), (15.0, 0.0, 0.0625));
+        assert_eq!(
+            (test.w_plus, test.w_minus, test.p_value),
+            (15.0, 0.0, 0.0625)
+        );
         assert_eq!(test.rank_biserial, 1.0);
     }
 

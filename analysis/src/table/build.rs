@@ -44,14 +44,15 @@ impl Table {
             .baseline
             .as_ref()
             .and_then(|b| layout.methods.iter().position(|m| m == b));
-        let compared = baseline.is_some_and(|b| {
-            versus::compare(&layout.groups, &samples, &mut cells, b, &bootstrap)
-        });
+        let compared = baseline
+            .is_some_and(|b| versus::compare(&layout.groups, &samples, &mut cells, b, &bootstrap));
         Table {
             title: layout.title,
             caption: layout.caption,
             legend: if compared {
-                versus::legend(&order::method_label(layout.baseline.as_deref().unwrap_or("")))
+                versus::legend(&order::method_label(
+                    layout.baseline.as_deref().unwrap_or(""),
+                ))
             } else {
                 String::new()
             },
@@ -79,15 +80,15 @@ fn gather(layout: &Layout, observations: &[Observation]) -> Samples {
             .collect()
     };
     let (rows, methods) = (index(&layout.rows), index(&layout.methods));
-    let mut samples =
-        vec![
-            vec![vec![Sample::default(); layout.methods.len()]; layout.groups.len()];
-            layout.rows.len()
-        ];
+    let mut samples = vec![
+        vec![vec![Sample::default(); layout.methods.len()]; layout.groups.len()];
+        layout.rows.len()
+    ];
     for observation in observations {
-        let group = layout.groups.iter().position(|g| {
-            g.benchmark == observation.benchmark && g.metric == observation.metric
-        });
+        let group = layout
+            .groups
+            .iter()
+            .position(|g| g.benchmark == observation.benchmark && g.metric == observation.metric);
         if let (Some(&row), Some(group), Some(&method)) = (
             rows.get(&observation.row),
             group,
@@ -236,6 +237,7 @@ mod tests {
         let cell = table.cell("fedavg", "b", "accuracy", "dpo").unwrap();
         assert_eq!((cell.stat.n, cell.values, cell.questions), (1, 2, 2));
         // Resampling {0, 1}: the 2.5 % tails fall on 0 and 1.
-        assert_eq!(cell.text(), "0.500 [0.000, 1.000]");
+        // Two decimals: an interval as wide as the scale needs no third.
+        assert_eq!(cell.text(), "0.50 [0.00, 1.00]");
     }
 }

@@ -326,7 +326,9 @@ mod tests {
     #[test]
     fn significance_marks_and_legend() {
         let table = marked();
-        let kto = table.cell("fedavg", "advbench", "harmless_rate", "kto").unwrap();
+        let kto = table
+            .cell("fedavg", "advbench", "harmless_rate", "kto")
+            .unwrap();
         let versus = kto.versus.unwrap();
         assert_eq!(versus.paired.wilcoxon.p_value, 2.0 / 256.0);
         assert_eq!(versus.p_adjusted, 4.0 / 256.0);
@@ -336,15 +338,24 @@ mod tests {
             text.contains("| fedavg | 0.500 [0.500, 0.500] | **1.00 [1.00, 1.00]**\\* | 0.000 [0.000, 0.000]† |"),
             "{text}"
         );
-        assert!(text.contains("\n\\* better, † worse than DPO (two-sided Wilcoxon"), "{text}");
+        assert!(
+            text.contains("\n\\* better, † worse than DPO (two-sided Wilcoxon"),
+            "{text}"
+        );
         let latex = latex(&table);
         assert!(
             latex.contains("$0.500\\ [0.500, 0.500]$ & $\\mathbf{1.00\\ [1.00, 1.00]}^{*}$ & $0.000\\ [0.000, 0.000]^{\\dagger}$"),
             "{latex}"
         );
-        assert!(latex.contains("$^{*}$ better, $^{\\dagger}$ worse than DPO"), "{latex}");
+        assert!(
+            latex.contains("$^{*}$ better, $^{\\dagger}$ worse than DPO"),
+            "{latex}"
+        );
         let html = html(&table);
-        assert!(html.contains("<strong>1.00 [1.00, 1.00]</strong><sup>*</sup>"), "{html}");
+        assert!(
+            html.contains("<strong>1.00 [1.00, 1.00]</strong><sup>*</sup>"),
+            "{html}"
+        );
         assert!(html.contains("0.000 [0.000, 0.000]<sup>†</sup>"), "{html}");
     }
 

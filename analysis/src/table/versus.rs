@@ -42,13 +42,13 @@ pub(super) fn compare(
                 let Some(cell) = group_cells[method].as_mut() else {
                     continue;
                 };
-                let mark = (p_adjusted < ALPHA && paired.wilcoxon.rank_biserial != 0.0).then(|| {
-                    if (paired.wilcoxon.rank_biserial > 0.0) == group.higher_is_better {
-                        Mark::Better
-                    } else {
-                        Mark::Worse
-                    }
-                });
+                let direction = if (paired.wilcoxon.rank_biserial > 0.0) == group.higher_is_better {
+                    Mark::Better
+                } else {
+                    Mark::Worse
+                };
+                let significant = p_adjusted < ALPHA && paired.wilcoxon.rank_biserial != 0.0;
+                let mark = significant.then_some(direction);
                 cell.versus = Some(Versus {
                     paired,
                     p_adjusted,

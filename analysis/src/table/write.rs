@@ -47,17 +47,16 @@ impl Long {
         self.ci[0].push(cell.interval.map(|i| i.low));
         self.ci[1].push(cell.interval.map(|i| i.high));
         self.std.push(cell.stat.std);
-        for (column, count) in self
-            .counts
-            .iter_mut()
-            .zip([cell.stat.n, cell.questions, cell.values])
+        for (column, count) in
+            self.counts
+                .iter_mut()
+                .zip([cell.stat.n, cell.questions, cell.values])
         {
             column.push(count as u32);
         }
         self.best.push(cell.best);
         let versus = cell.versus;
-        self.versus
-            .push(versus.and(baseline).map(str::to_owned));
+        self.versus.push(versus.and(baseline).map(str::to_owned));
         let paired = versus.map(|v| v.paired);
         self.pairs.push(paired.map(|p| p.pairs as u32));
         let diff = [
@@ -136,11 +135,8 @@ pub fn to_frame(table: &Table) -> Result<DataFrame> {
         }
     }
     let height = long.mean.len();
-    DataFrame::new(
-        height,
-        long.into_columns(&table.row_header.to_lowercase()),
-    )
-    .map_err(|e| Error::frame(format!("building the frame of table {:?}", table.title), e))
+    DataFrame::new(height, long.into_columns(&table.row_header.to_lowercase()))
+        .map_err(|e| Error::frame(format!("building the frame of table {:?}", table.title), e))
 }
 
 /// Writes `frame` as CSV to `path`.

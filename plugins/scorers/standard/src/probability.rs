@@ -121,7 +121,10 @@ mod tests {
         logprobs[4] = 0.1f64.ln();
         // P(1) = 0.1, P(5) = 0.1, P(10) = 0.2: (1 + 5 + 20) / 4 = 6.5, mass 0.4.
         let (rating, mass) = expected_rating(&logprobs).unwrap();
-        assert!((rating - 6.5).abs() < 1e-12 && (mass - 0.4).abs() < 1e-12, "{rating} {mass}");
+        assert!(
+            (rating - 6.5).abs() < 1e-12 && (mass - 0.4).abs() < 1e-12,
+            "{rating} {mass}"
+        );
     }
 
     #[test]
