@@ -30,10 +30,12 @@
 
 mod error;
 mod files;
+pub mod judge_check;
 mod layout;
 pub mod manifest;
 
 pub use error::{Error, Result};
 pub use files::{write_atomic, JsonLines};
+pub use judge_check::{JudgeCheck, DEFAULT_THRESHOLD, JUDGE_CHECK_FILE};
 pub use layout::{checkpoint_round, RunDir, LAYOUT_VERSION};
 pub use manifest::{DataSummary, Machine, Manifest, PartitionSummary, PluginRecord, RunStatus};

@@ -5,55 +5,20 @@
 
 use std::{io::ErrorKind, path::Path};
 
-use serde::{Deserialize, Serialize};
-
 use super::{is_run_dir, Problem};
 
-/// The file's name, beside the run directories.
-pub const JUDGE_CHECK_FILE: &str = "judge-check.json";
+pub use fedpref_rundir::{JudgeCheck, DEFAULT_THRESHOLD, JUDGE_CHECK_FILE};
 
-/// The agreement a judge needs, when the file names no threshold.
-pub const DEFAULT_THRESHOLD: f64 = 0.7;
-
-/// What `fedpref judge check` measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct JudgeCheck {
-    /// The judge: its model file or name.
-    pub judge: Option<String>,
-    /// The judging protocol (`pair-v2`, ...).
-    pub protocol: Option<String>,
-    /// Pairs checked.
-    pub pairs: Option<u64>,
-    /// Share of (pair, order) verdicts that prefer the better answer, 0-1.
-    pub agreement: Option<f64>,
-    /// The same, with the better answer shown first.
-    pub agreement_better_first: Option<f64>,
-    /// The same, with the better answer shown second.
-    pub agreement_better_second: Option<f64>,
-    /// Share of pairs whose verdict survives swapping the order, 0-1.
-    pub position_consistency: Option<f64>,
-    /// The agreement below which the judge is not to be trusted.
-    pub threshold: Option<f64>,
-}
-
-impl JudgeCheck {
-    /// The file's threshold, else [`DEFAULT_THRESHOLD`].
-    pub fn threshold(&self) -> f64 {
-        self.threshold.unwrap_or(DEFAULT_THRESHOLD)
-    }
-
-    /// Reads the check of the sweep at `root`: `root/judge-check.json`, or for a single run's
-    /// directory the one beside it. `None` when there is none; a corrupt file adds a problem.
-    pub fn find(root: &Path, problems: &mut Vec<Problem>) -> Option<JudgeCheck> {
-        let mut places = vec![root.join(JUDGE_CHECK_FILE)];
-        if is_run_dir(root) {
-            if let Some(parent) = root.parent() {
-                places.push(parent.join(JUDGE_CHECK_FILE));
-            }
+/// Reads the check of the sweep at `root`: `root/judge-check.json`, or for a single run's
+/// directory the one beside it. `None` when there is none; a corrupt file adds a problem.
+pub fn find(root: &Path, problems: &mut Vec<Problem>) -> Option<JudgeCheck> {
+    let mut places = vec![root.join(JUDGE_CHECK_FILE)];
+    if is_run_dir(root) {
+        if let Some(parent) = root.parent() {
+            places.push(parent.join(JUDGE_CHECK_FILE));
         }
-        places.iter().find_map(|path| read(path, problems))
     }
+    places.iter().find_map(|path| read(path, problems))
 }
 
 fn read(path: &Path, problems: &mut Vec<Problem>) -> Option<JudgeCheck> {
@@ -114,12 +79,12 @@ mod tests {
         let run = dir.path().join("dpo-fedavg-s0");
         std::fs::create_dir_all(run.join("metrics")).unwrap();
         let mut problems = Vec::new();
-        assert_eq!(JudgeCheck::find(dir.path(), &mut problems), None);
+        assert_eq!(find(dir.path(), &mut problems), None);
         std::fs::write(dir.path().join(JUDGE_CHECK_FILE), r#"{"pairs": 8}"#).unwrap();
-        let found = JudgeCheck::find(&run, &mut problems).unwrap();
+        let found = find(&run, &mut problems).unwrap();
         assert_eq!(found.pairs, Some(8));
         std::fs::write(dir.path().join(JUDGE_CHECK_FILE), r#"{"pairs": "many"}"#).unwrap();
-        assert_eq!(JudgeCheck::find(dir.path(), &mut problems), None);
+        assert_eq!(find(dir.path(), &mut problems), None);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].message.contains("counts as unchecked"));
     }

@@ -149,7 +149,7 @@ pub fn read(path: &Path, options: ReadOptions) -> Result<Sweep> {
         metrics::evals(&name, run, &mut evals, &mut problems);
         metrics::eval_items(&name, run, &mut eval_items, &mut problems);
     }
-    let judge_check = JudgeCheck::find(path, &mut problems);
+    let judge_check = judge_check::find(path, &mut problems);
     if options.strict && !problems.is_empty() {
         return Err(Error::Strict {
             path: path.to_path_buf(),

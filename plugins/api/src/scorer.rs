@@ -70,7 +70,8 @@ pub struct ItemScore {
     pub score: f64,
     /// The judge's full reply or the matched refusal keyword; free text for the results file.
     pub detail: RString,
-    /// One score per entry of the item's `answers` (a multi-answer judge); empty otherwise.
+    /// One score per entry of the item's `answers` (a multi-answer judge), or a pairwise
+    /// judge's result in each order (the answer shown first, then second); empty otherwise.
     /// Added in API 0.2.
     pub scores: RVec<f64>,
 }

@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use abi_stable::std_types::{RString, RVec};
+use abi_stable::std_types::RString;
 use fedpref_plugin_api::{
     check_range, math::mean, ChatMessage, GenerationRequest, HostServicesRef, ItemScore, Metric,
     OptionsRequest, Outcome, Params, PluginError, ScoreItem, ScoreOutput, ScorerFunction,
@@ -388,9 +388,34 @@ impl Judge {
         serde_json::to_string(logprobs.as_slice()).map_err(|e| e.to_string())
     }
 
+    /// One item's verdict from its replies.
+    fn verdict(&self, replies: &[&str]) -> Verdict {
+        let (outcome, score, detail, disagree) = self.read_verdict(replies);
+        let per_order = match (self.mode, self.read, outcome) {
+            (Mode::Pair, Read::Text, Outcome::Scored) => parse_pair(replies[0])
+                .zip(parse_pair(replies[1]))
+                .map(|(first, second)| vec![as_model(first, true), as_model(second, false)])
+                .unwrap_or_default(),
+            (Mode::Pair, Read::Probabilities, Outcome::Scored) => {
+                let (first, second) = (logprob_list(replies[0]), logprob_list(replies[1]));
+                probability::pair_orders(&first, &second)
+                    .map(|orders| orders.to_vec())
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        Verdict {
+            outcome,
+            score,
+            detail,
+            disagree,
+            per_order,
+        }
+    }
+
     /// One item's outcome, score and detail from its replies, and whether its two pair
     /// verdicts disagreed.
-    fn verdict(&self, replies: &[&str]) -> (Outcome, f64, String, bool) {
+    fn read_verdict(&self, replies: &[&str]) -> (Outcome, f64, String, bool) {
         match (self.mode, self.read) {
             (Mode::Single, Read::Text) => match parse_rating(replies[0], 1.0, 10.0) {
                 Some(rating) => (Outcome::Scored, rating, replies[0].to_owned(), false),
@@ -431,6 +456,17 @@ impl Judge {
             }
         }
     }
+}
+
+/// One item's verdict.
+struct Verdict {
+    outcome: Outcome,
+    score: f64,
+    detail: String,
+    /// The two pair verdicts disagreed once mapped to the model.
+    disagree: bool,
+    /// Pair mode: the model's result with its answer shown first, then second.
+    per_order: Vec<f64>,
 }
 
 /// The log-probs a cached probability reply holds (empty when it holds none). JSON has no
@@ -496,16 +532,19 @@ struct Stats {
     cache_errors: usize,
 }
 
+/// The model's result in one order: 1 win, 0.5 tie, 0 loss.
+fn as_model(verdict: PairVerdict, model_is_a: bool) -> f64 {
+    match (verdict, model_is_a) {
+        (PairVerdict::Tie, _) => 0.5,
+        (PairVerdict::A, true) | (PairVerdict::B, false) => 1.0,
+        _ => 0.0,
+    }
+}
+
 /// The outcome of one pair-mode item from its two replies (A = the model first, then B first).
 fn pair_outcome(first: &str, second: &str) -> (Outcome, f64, bool) {
     let (Some(v1), Some(v2)) = (parse_pair(first), parse_pair(second)) else {
         return (Outcome::Unparsed, f64::NAN, false);
-    };
-    // The model's result in each order: 1 win, 0.5 tie, 0 loss.
-    let as_model = |v: PairVerdict, model_is_a: bool| match (v, model_is_a) {
-        (PairVerdict::Tie, _) => 0.5,
-        (PairVerdict::A, true) | (PairVerdict::B, false) => 1.0,
-        _ => 0.0,
     };
     let (s1, s2) = (as_model(v1, true), as_model(v2, false));
     if s1 == s2 {
@@ -550,20 +589,23 @@ impl ScorerFunction for Judge {
                     .map(|r| r.as_deref().map_err(Clone::clone))
                     .collect(),
             };
-            let (outcome, score, detail) = match item_replies {
-                Err(error) => (Outcome::Failed, f64::NAN, error),
-                Ok(r) => {
-                    let (outcome, score, detail, disagree) = self.verdict(&r);
-                    inconsistent += usize::from(disagree);
-                    (outcome, score, detail)
-                }
+            let verdict = match item_replies {
+                Err(error) => Verdict {
+                    outcome: Outcome::Failed,
+                    score: f64::NAN,
+                    detail: error,
+                    disagree: false,
+                    per_order: Vec::new(),
+                },
+                Ok(r) => self.verdict(&r),
             };
+            inconsistent += usize::from(verdict.disagree);
             scores.push(ItemScore {
                 id: item.id.clone(),
-                outcome,
-                score,
-                detail: detail.into(),
-                scores: RVec::new(),
+                outcome: verdict.outcome,
+                score: verdict.score,
+                detail: verdict.detail.into(),
+                scores: verdict.per_order.into(),
             });
         }
         Ok(ScoreOutput {

@@ -62,25 +62,31 @@ pub fn expected_rating(logprobs: &[f64]) -> Option<(f64, f64)> {
     Some((rating, mass))
 }
 
-/// One pairwise item from both orders' `[A, B, C]` log-probs (first: the model's answer shown
-/// as A; second: shown as B): the model's expected result (1 win, 0.5 tie, 0 loss) averaged
-/// over the two orders, and whether the most likely verdicts of the two orders agree once
-/// mapped to the model (position consistency).
+/// The model's expected result (1 win, 0.5 tie, 0 loss) in each order, from both orders'
+/// `[A, B, C]` log-probs (first: the model's answer shown as A; second: shown as B).
+pub fn pair_orders(first: &[f64], second: &[f64]) -> Option<[f64; 2]> {
+    let (a, _) = normalized(&PAIR_OPTIONS, first)?;
+    let (b, _) = normalized(&PAIR_OPTIONS, second)?;
+    Some([a[0] + 0.5 * a[2], b[1] + 0.5 * b[2]])
+}
+
+/// One pairwise item: the model's expected result averaged over the two orders, and whether
+/// the most likely verdicts of the two orders agree once mapped to the model (position
+/// consistency).
 pub fn pair_result(first: &[f64], second: &[f64]) -> Option<(f64, bool)> {
     let (a, _) = normalized(&PAIR_OPTIONS, first)?;
     let (b, _) = normalized(&PAIR_OPTIONS, second)?;
+    let [one, two] = pair_orders(first, second)?;
     // The model's win, tie and loss probabilities in each order.
     let as_model_first = [a[0], a[2], a[1]];
     let as_model_second = [b[1], b[2], b[0]];
-    let expected = |p: &[f64; 3]| p[0] + 0.5 * p[1];
-    let score = 0.5 * (expected(&as_model_first) + expected(&as_model_second));
     let most_likely = |p: &[f64; 3]| {
         (0..3)
             .max_by(|&i, &j| p[i].total_cmp(&p[j]).then(j.cmp(&i)))
             .unwrap_or(0)
     };
     Some((
-        score,
+        0.5 * (one + two),
         most_likely(&as_model_first) == most_likely(&as_model_second),
     ))
 }

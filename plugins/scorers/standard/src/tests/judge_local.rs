@@ -117,6 +117,9 @@ fn pair_mode_judges_both_orders_and_ties_inconsistent_verdicts() {
     let out = judge_score(&scorer, &items, &host);
     let scores: Vec<f64> = out.items.iter().take(4).map(|s| s.score).collect();
     assert_eq!(scores, [1.0, 0.0, 0.5, 0.5]);
+    // Each order's result from the model's side: the position bias shows in item 2.
+    assert_eq!(out.items[0].scores.as_slice(), [1.0, 1.0]);
+    assert_eq!(out.items[2].scores.as_slice(), [1.0, 0.0]);
     assert_eq!(out.items[4].outcome, Outcome::Unparsed);
     assert_eq!(out.items[5].outcome, Outcome::Failed);
     assert!(
