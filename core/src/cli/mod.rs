@@ -3,6 +3,7 @@
 mod bench;
 mod data;
 mod eval;
+mod judge;
 mod logprobs;
 mod loss;
 mod plugins;
@@ -47,6 +48,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Score a run's checkpoint (or the base model) on its [eval] benchmarks.
     Eval(eval::EvalArgs),
+    /// Check the offline judge before its scores count as results.
+    #[command(subcommand)]
+    Judge(judge::JudgeCommand),
     /// Tables, figures and an HTML/Markdown report of a run or sweep directory.
     #[cfg(feature = "report")]
     Report(report::ReportArgs),
@@ -56,7 +60,10 @@ enum Command {
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     init_logging(
-        if matches!(cli.command, Command::Run(_) | Command::Eval(_)) {
+        if matches!(
+            cli.command,
+            Command::Run(_) | Command::Eval(_) | Command::Judge(_)
+        ) {
             "info"
         } else {
             "warn"
@@ -76,6 +83,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Logprobs(args) => logprobs::run(args),
         Command::Run(args) => run::run(args, &cli.plugin_dirs),
         Command::Eval(args) => eval::run(args, &cli.plugin_dirs),
+        Command::Judge(command) => judge::run(command, &host()?),
         Command::Bench(command) => bench::run(command),
         #[cfg(feature = "report")]
         Command::Report(args) => report::run(args),

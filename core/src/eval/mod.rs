@@ -6,6 +6,7 @@
 //!   prompt, settings).
 //! - [`pairs`]: held-out pairs and their policy / reference log-ratios.
 //! - [`local_judge`]: the host services a scorer's local judge calls.
+//! - [`judge_check`]: pairs with a known better answer, and how often a judge agrees.
 //! - [`records`]: rows of `eval/<benchmark>.jsonl` and `metrics/evals.jsonl`.
 //! - [`evaluator`]: [`Evaluator`], which ties them together for a run or `fedpref eval`.
 //!
@@ -19,6 +20,7 @@
 pub mod answers;
 pub mod config;
 pub mod evaluator;
+pub mod judge_check;
 pub mod local_judge;
 pub mod pairs;
 pub mod prompts;
