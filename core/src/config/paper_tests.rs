@@ -59,3 +59,26 @@ fn the_paper_config_aggregates_as_the_authors_fork_of_openfedllm() {
         assert_eq!(param(config.losses.get(name), "desirable_weight"), "auto");
     }
 }
+
+#[test]
+fn the_paper_config_evaluates_as_the_papers_scripts() {
+    let eval = paper().eval;
+    let bench = |name: &str| {
+        eval.benchmarks
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap_or_else(|| panic!("benchmark {name}"))
+    };
+    // gen_model_answer.py: T = 0.7, 1024 new tokens (AdvBench, MT-Bench), 2048 for Vicuna.
+    for (name, tokens) in [("mtbench-1", 1024), ("vicuna", 2048), ("advbench", 1024)] {
+        let b = bench(name);
+        assert_eq!((b.max_new_tokens, b.temperature, b.top_p), (tokens, 0.7, 1.0), "{name}");
+    }
+    assert_eq!(bench("mtbench-1").scorer, "judge");
+    assert_eq!(bench("vicuna").scorer, "judge");
+    // JudgeLM judged MT-Bench without reference answers.
+    assert!(bench("mtbench-1").references.is_none());
+    // OpenFedLLM's keyword list is the advbench scorer's default.
+    assert_eq!(bench("advbench").scorer, "advbench");
+    assert!(bench("advbench").params.is_empty());
+}
