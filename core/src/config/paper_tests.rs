@@ -72,7 +72,11 @@ fn the_paper_config_evaluates_as_the_papers_scripts() {
     // gen_model_answer.py: T = 0.7, 1024 new tokens (AdvBench, MT-Bench), 2048 for Vicuna.
     for (name, tokens) in [("mtbench-1", 1024), ("vicuna", 2048), ("advbench", 1024)] {
         let b = bench(name);
-        assert_eq!((b.max_new_tokens, b.temperature, b.top_p), (tokens, 0.7, 1.0), "{name}");
+        assert_eq!(
+            (b.max_new_tokens, b.temperature, b.top_p),
+            (tokens, 0.7, 1.0),
+            "{name}"
+        );
     }
     assert_eq!(bench("mtbench-1").scorer, "judge");
     assert_eq!(bench("vicuna").scorer, "judge");

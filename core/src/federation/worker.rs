@@ -369,8 +369,11 @@ fn write_vectors(
     Ok(write_atomic(path, &bytes)?)
 }
 
+/// Named flat vectors and the file's string metadata.
+type VectorsAndMetadata = (HashMap<String, Vec<f32>>, HashMap<String, String>);
+
 /// Reads every tensor of a safetensors file as a flat f32 vector, and its metadata.
-fn read_vectors(path: &Path) -> Result<(HashMap<String, Vec<f32>>, HashMap<String, String>)> {
+fn read_vectors(path: &Path) -> Result<VectorsAndMetadata> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| damaged(path, e.to_string()))?;
