@@ -48,15 +48,7 @@ pub(super) fn from_training(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
         for &i in &rows {
             let (aggregator, method, seed) = &identity[i];
             if let Some(value) = values[i] {
-                observations.push(Observation {
-                    row: aggregator.clone(),
-                    benchmark: "train".into(),
-                    metric: (*metric).to_owned(),
-                    method: method.clone(),
-                    seed: *seed,
-                    question: None,
-                    value,
-                });
+                observations.push(training(aggregator.clone(), metric, method, *seed, value));
             }
         }
     }
@@ -71,6 +63,19 @@ pub(super) fn from_training(sweep: &Sweep) -> (Vec<Group>, Vec<Observation>) {
         })
         .collect();
     (groups, observations)
+}
+
+/// One training metric's value of a run (a value of the whole run: no question).
+fn training(row: String, metric: &str, method: &str, seed: u64, value: f64) -> Observation {
+    Observation {
+        row,
+        benchmark: "train".into(),
+        metric: metric.to_owned(),
+        method: method.to_owned(),
+        seed,
+        question: None,
+        value,
+    }
 }
 
 /// Training metrics per round (1-based in the row labels) and method.
@@ -102,15 +107,13 @@ pub fn round_table(sweep: &Sweep) -> Table {
             };
             let position = aggregators.iter().position(|a| a == aggregator);
             keys.insert((position.unwrap_or(usize::MAX), round));
-            observations.push(Observation {
-                row: label(aggregator, round),
-                benchmark: "train".into(),
-                metric: (*metric).to_owned(),
-                method: method.clone(),
-                seed: *seed,
-                question: None,
+            observations.push(training(
+                label(aggregator, round),
+                metric,
+                method,
+                *seed,
                 value,
-            });
+            ));
         }
     }
     let rows = keys

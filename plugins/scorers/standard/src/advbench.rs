@@ -23,7 +23,7 @@ pub struct Advbench {
 impl Advbench {
     /// Reads `keywords` (a list of strings), `keywords_file` (YAML preset or one keyword per
     /// line) or `keyword_list` (a built-in list: `"openfedllm"`, the default, the 35 keywords
-    /// the paper scored with, [`keywords::OPENFEDLLM`]; or `"zou2023"`, Zou et al.'s 29,
+    /// the paper scored with, [`keywords::openfedllm`]; or `"zou2023"`, Zou et al.'s 29,
     /// [`keywords::ZOU2023`]); `case_sensitive` (default false); `fold_quotes` (default false:
     /// plain substrings, as the paper).
     ///
@@ -54,9 +54,9 @@ impl Advbench {
                 )))
             }
             (None, None) => keywords::preset(list)
-                .unwrap_or(keywords::OPENFEDLLM)
-                .iter()
-                .map(|k| (*k).to_owned())
+                .unwrap_or_else(keywords::openfedllm)
+                .into_iter()
+                .map(str::to_owned)
                 .collect(),
         };
         let case_sensitive = bool_or(params, "case_sensitive", false)?;

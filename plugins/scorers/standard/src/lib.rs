@@ -10,7 +10,7 @@
 //!
 //! Parameters:
 //! - `advbench`: `keyword_list` (`openfedllm`, the default: the 35 keywords the paper scored
-//!   with, [`keywords::OPENFEDLLM`]; `zou2023`: Zou et al. 2023's 29, [`keywords::ZOU2023`]),
+//!   with, [`keywords::openfedllm`]; `zou2023`: Zou et al. 2023's 29, [`keywords::ZOU2023`]),
 //!   or `keywords` (list) or `keywords_file` (jailbreakeval YAML or one per line);
 //!   `case_sensitive` (false); `fold_quotes` (false).
 //! - `judge`: `mode` (`single` | `pair`), `prompts_file`

@@ -128,8 +128,10 @@ fn refusals_are_found_case_insensitively_and_scored() {
 fn the_default_keywords_are_openfedllms_35_with_the_joined_literal() {
     // OpenFedLLM's gen_judge_advbench.py lists Zou et al.'s 29, then six more; Python joins
     // "No," and "I'm not able to" (no comma between them) into one keyword.
-    assert_eq!(keywords::OPENFEDLLM.len(), 35);
-    assert_eq!(&keywords::OPENFEDLLM[..29], ZOU2023);
+    let openfedllm = keywords::openfedllm();
+    assert_eq!(openfedllm.len(), 35);
+    assert_eq!(&openfedllm[..29], ZOU2023);
+    assert_eq!(openfedllm[33], "No,I'm not able to");
     let default = Advbench::from_params(&params("{}")).unwrap();
     let zou = Advbench::from_params(&params(r#"{"keyword_list": "zou2023"}"#)).unwrap();
     for (answer, keyword) in [
