@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{error_lines, fedpref, write_tiny_model_and_pairs};
+use fedpref_plugin_api::testing::asset;
+
+use crate::util::{error_lines, fedpref, fedpref_bin, repo_root, write_tiny_model_and_pairs, Run};
 
 /// FastChat's `single-v1` and `single-math-v1` judge prompts (the judge needs both).
 const JUDGE_PROMPTS: &str =
@@ -375,4 +377,58 @@ fn bad_eval_settings_are_refused_before_training() {
                     .is_empty()
         );
     }
+}
+
+/// `fedpref judge check` from the repository root (it reads the benchmarks under `assets/`).
+fn judge_check(args: &[&str]) -> Run {
+    std::process::Command::new(fedpref_bin())
+        .args(["judge", "check"])
+        .args(args)
+        .current_dir(repo_root())
+        .env_remove("FEDPREF_PLUGIN_PATH")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("fedpref runs")
+        .into()
+}
+
+#[test]
+fn the_judge_check_writes_its_agreement_and_names_a_missing_judge() {
+    let test = "the_judge_check_writes_its_agreement";
+    let (Some(judge), Some(_)) = (
+        asset("models/SmolLM2-135M-Instruct.Q4_1.gguf", test),
+        asset("bench/vicuna/reference_answer/gpt-4.jsonl", test),
+    ) else {
+        return;
+    };
+    let sweep = tempfile::tempdir().expect("temporary directory");
+    let sweep_arg = sweep.path().to_str().expect("utf-8 path");
+    // The 135M model as a (weak) judge, quantized, on one pair (two verdicts over GPT-4's long
+    // Vicuna answer take most of a minute on 2 cores; the kinds are unit-tested).
+    let run = judge_check(&[
+        sweep_arg,
+        "--judge-model",
+        judge.to_str().expect("utf-8"),
+        "--pairs",
+        "1",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(sweep.path().join("judge-check.json")).expect("written");
+    let check: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(check["pairs"], 1, "{check}");
+    let agreement = check["agreement"].as_f64().expect("agreement");
+    assert!((0.0..=1.0).contains(&agreement), "{check}");
+    let kinds = check["agreement_by_kind"].as_object().expect("by kind");
+    let names: Vec<&str> = kinds.keys().map(String::as_str).collect();
+    assert_eq!(names, ["off-topic"], "{check}");
+    assert_eq!(check["protocol"], "single-v1 (probabilities read)");
+    assert!(run.stdout.contains("agreement"), "{}", run.stdout);
+
+    let missing = judge_check(&[sweep_arg, "--judge-model", "no/such.gguf"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    let errors = error_lines(&missing).join("\n");
+    assert!(
+        errors.contains("no/such.gguf") && errors.contains("--with judge"),
+        "{errors}"
+    );
 }
