@@ -134,28 +134,9 @@ fn check(args: &CheckArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
         args.judge_model.display()
     ));
     let started = Instant::now();
-    let bar = progress.bar(pairs.len() as u64, "judge check");
-    let mut scores: Vec<Vec<ItemScore>> = Vec::with_capacity(pairs.len());
-    for pair in &pairs {
-        let output = scorer.score(&items(pair, args.mode), judge.services())?;
-        scores.push(output.items.into_vec());
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let mut check = match args.mode {
-        CheckMode::Single => {
-            let rating = |s: &ItemScore| (s.outcome == Outcome::Scored).then_some(s.score);
-            let ratings: Vec<_> = scores
-                .iter()
-                .map(|s| (rating(&s[0]), rating(&s[1])))
-                .collect();
-            judge_check::single_mode(&pairs, &ratings)
-        }
-        CheckMode::Pair => {
-            let results: Vec<_> = scores.iter().map(|s| pair_result(&s[0])).collect();
-            judge_check::pair_mode(&pairs, &results)
-        }
-    };
+    let mut check = measure(&pairs, args.mode, &progress, |items| {
+        Ok(scorer.score(items, judge.services())?.items.into_vec())
+    })?;
     check.judge = Some(model_name(&args.judge_model));
     check.protocol = Some(format!(
         "{} ({} read)",
@@ -172,6 +153,39 @@ fn check(args: &CheckArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
     write_atomic(&path, &serde_json::to_vec_pretty(&check)?)?;
     print!("{}", summary(&check, &path));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Scores every pair with `score` (a bar with its ETA on a terminal) and computes the check.
+fn measure(
+    pairs: &[CheckPair],
+    mode: CheckMode,
+    progress: &Progress,
+    score: impl Fn(&[ScoreItem]) -> anyhow::Result<Vec<ItemScore>>,
+) -> anyhow::Result<JudgeCheck> {
+    let bar = progress.bar(pairs.len() as u64, "judge check");
+    let mut scores: Vec<Vec<ItemScore>> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        scores.push(score(&items(pair, mode))?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(match mode {
+        CheckMode::Single => {
+            let rating = |s: &ItemScore| (s.outcome == Outcome::Scored).then_some(s.score);
+            let ratings: Vec<_> = scores
+                .iter()
+                .map(|s| (rating(&s[0]), rating(&s[1])))
+                .collect();
+            judge_check::single_mode(pairs, &ratings)
+        }
+        CheckMode::Pair => {
+            let results: Vec<_> = scores
+                .iter()
+                .map(|s| s.first().and_then(pair_result))
+                .collect();
+            judge_check::pair_mode(pairs, &results)
+        }
+    })
 }
 
 /// The scorer's items for one pair: both answers alone (single mode), or the better answer as

@@ -28,7 +28,7 @@ use crate::{
     progress::Progress,
     Error, PluginHost, Result,
 };
-use fedpref_model::{model_identity, ChatTemplate, GenerateConfig, LoadedModel};
+use fedpref_model::{model_identity, ChatTemplate, Decoder, GenerateConfig, LoadedModel};
 use fedpref_rundir::{JsonLines, RunDir};
 
 /// One benchmark, ready to run.
@@ -200,151 +200,40 @@ impl Evaluator {
             let config = self.benchmarks[index].config.clone();
             let spec = self.benchmarks[index].scorer.spec();
             let (mut items, broken) = self.items(&self.benchmarks[index]);
-            let mut tokens = vec![0usize; items.len()];
-            let mut cached = vec![false; items.len()];
-            let mut generation = GenerationSummary::default();
+            let mut answers = GeneratedAnswers::none(items.len());
             if spec.needs_generation && !items.is_empty() {
-                let answerer = Answerer {
-                    decoder: &policy,
-                    tokenizer: &model.tokenizer,
-                    template: &self.template,
-                    batch_size: self.batch_size,
-                    model: &self.model_identity,
+                let decoders = Decoders {
+                    policy: &policy,
+                    base: &base,
                     adapter: &adapter,
                 };
-                let cfg = GenerateConfig {
-                    max_new_tokens: config.max_new_tokens,
-                    temperature: config.temperature,
-                    top_p: config.top_p,
-                    seed: 0,
-                };
-                let owned: Vec<String> = items.iter().map(|i| i.prompt.to_string()).collect();
-                let prompts: Vec<&str> = owned.iter().map(String::as_str).collect();
-                let (answers, stats) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
-                for (i, answer) in answers.into_iter().enumerate() {
-                    tokens[i] = answer.tokens;
-                    cached[i] = answer.cached;
-                    items[i].response = answer.text.into();
-                }
-                if config.compare_to_base {
-                    let base_answerer = Answerer {
-                        decoder: &base,
-                        adapter: "base",
-                        ..answerer
-                    };
-                    let (base_answers, _) =
-                        base_answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
-                    for (item, answer) in items.iter_mut().zip(base_answers) {
-                        item.reference = answer.text.into();
-                    }
-                }
-                generation = GenerationSummary {
-                    generated: items.len() - stats.cached,
-                    cached: stats.cached,
-                    tokens: stats.tokens,
-                    seconds: stats.seconds,
-                    tokens_per_second: if stats.seconds > 0.0 {
-                        stats.tokens as f64 / stats.seconds
-                    } else {
-                        0.0
-                    },
-                };
+                answers = self.answer(&config, &mut items, model, &decoders)?;
             }
             if spec.needs_pair_logratios && !items.is_empty() {
-                let pairs = &self.pairs[..items.len()];
-                if self.pair_reference.len() < pairs.len() {
-                    self.pair_reference = pair_logprobs(&base, pairs, self.batch_size, pad_id)?;
-                }
-                // Without an adapter the policy is the reference: every log-ratio is 0.
-                let policy_logp = if model.decoder.adapter_enabled() {
-                    pair_logprobs(&policy, pairs, self.batch_size, pad_id)?
-                } else {
-                    self.pair_reference[..pairs.len()].to_vec()
-                };
-                for ((item, policy), reference) in
-                    items.iter_mut().zip(policy_logp).zip(&self.pair_reference)
-                {
-                    item.features = vec![
-                        Metric::new("logratio_chosen", policy.0 - reference.0),
-                        Metric::new("logratio_rejected", policy.1 - reference.1),
-                    ]
-                    .into();
-                }
+                self.attach_pair_logratios(&mut items, model, &policy, &base, pad_id)?;
             }
-            let judge = match &self.judge_model {
-                Some(judge_model) => LocalJudge::Configured(judge_model),
-                None => LocalJudge::Model {
-                    decoder: &base,
-                    tokenizer: &model.tokenizer,
-                    template: &self.template,
-                },
-            };
-            let scored = if items.is_empty() {
-                Ok(ScoreOutput {
-                    items: RVec::new(),
-                    summary: RVec::new(),
-                })
-            } else {
-                self.benchmarks[index]
-                    .scorer
-                    .score(&items, judge.services())
-            };
-            let (output, error) = match scored {
-                Ok(output) => (Some(output), None),
-                Err(e) => {
-                    progress.note(&format!(
-                        "{label}: eval {}: the scorer failed, results not recorded: {e}",
-                        config.name
-                    ));
-                    (None, Some(e.to_string()))
-                }
-            };
+            let (output, error) = self.score(index, &items, model, &base);
+            if let Some(e) = &error {
+                progress.note(&format!(
+                    "{label}: eval {}: the scorer failed, results not recorded: {e}",
+                    config.name
+                ));
+            }
             let mut rows = JsonLines::open(&eval_dir.join(format!("{}.jsonl", config.name)), None)?;
+            let rows_of = ItemRows {
+                target,
+                benchmark: &config.name,
+            };
             if let Some(output) = &output {
-                for ((item, score), (&tokens, &cached)) in items
-                    .iter()
-                    .zip(output.items.iter())
-                    .zip(tokens.iter().zip(&cached))
-                {
-                    rows.append(&ItemRow {
-                        round: target.round(),
-                        model: target.model(),
-                        benchmark: &config.name,
-                        id: &item.id,
-                        category: &item.category,
-                        prompt: &item.prompt,
-                        answer: &item.response,
-                        reference: &item.reference,
-                        score: (score.outcome == Outcome::Scored && score.score.is_finite())
-                            .then_some(score.score),
-                        outcome: outcome_name(score.outcome),
-                        detail: &score.detail,
-                        tokens,
-                        cached,
-                    })?;
-                }
+                rows_of.scored(&mut rows, &items, output, &answers)?;
             }
             for (id, message) in &broken {
                 progress.note(&format!(
                     "{label}: eval {}: skipped record {id}: {message}",
                     config.name
                 ));
-                rows.append(&ItemRow {
-                    round: target.round(),
-                    model: target.model(),
-                    benchmark: &config.name,
-                    id,
-                    category: "",
-                    prompt: "",
-                    answer: "",
-                    reference: "",
-                    score: None,
-                    outcome: outcome_name(Outcome::Failed),
-                    detail: message,
-                    tokens: 0,
-                    cached: false,
-                })?;
             }
+            rows_of.broken(&mut rows, &broken)?;
             rows.sync()?;
             let summary = SummaryRow {
                 round: target.round(),
@@ -357,7 +246,7 @@ impl Evaluator {
                     .unwrap_or_default(),
                 items: items.len() + broken.len(),
                 invalid_records: broken.len(),
-                generation,
+                generation: answers.summary,
                 seconds: started.elapsed().as_secs_f64(),
                 error,
             };
@@ -367,6 +256,125 @@ impl Evaluator {
             results.push(BenchmarkResult { summary });
         }
         Ok(results)
+    }
+
+    /// Generates each item's answer with the policy (and with the base model into `reference`
+    /// when the benchmark compares to it).
+    fn answer(
+        &mut self,
+        config: &BenchmarkConfig,
+        items: &mut [ScoreItem],
+        model: &LoadedModel,
+        decoders: &Decoders<'_>,
+    ) -> Result<GeneratedAnswers> {
+        let answerer = Answerer {
+            decoder: decoders.policy,
+            tokenizer: &model.tokenizer,
+            template: &self.template,
+            batch_size: self.batch_size,
+            model: &self.model_identity,
+            adapter: decoders.adapter,
+        };
+        let cfg = GenerateConfig {
+            max_new_tokens: config.max_new_tokens,
+            temperature: config.temperature,
+            top_p: config.top_p,
+            seed: 0,
+        };
+        let owned: Vec<String> = items.iter().map(|i| i.prompt.to_string()).collect();
+        let prompts: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let (answers, stats) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
+        let mut generated = GeneratedAnswers::none(items.len());
+        for (i, answer) in answers.into_iter().enumerate() {
+            generated.tokens[i] = answer.tokens;
+            generated.cached[i] = answer.cached;
+            items[i].response = answer.text.into();
+        }
+        if config.compare_to_base {
+            let base_answerer = Answerer {
+                decoder: decoders.base,
+                adapter: "base",
+                ..answerer
+            };
+            let (base_answers, _) = base_answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
+            for (item, answer) in items.iter_mut().zip(base_answers) {
+                item.reference = answer.text.into();
+            }
+        }
+        generated.summary = GenerationSummary {
+            generated: items.len() - stats.cached,
+            cached: stats.cached,
+            tokens: stats.tokens,
+            seconds: stats.seconds,
+            tokens_per_second: if stats.seconds > 0.0 {
+                stats.tokens as f64 / stats.seconds
+            } else {
+                0.0
+            },
+        };
+        Ok(generated)
+    }
+
+    /// Fills each held-out pair item's `logratio_chosen` and `logratio_rejected` (policy against
+    /// the base model, whose log-probs are computed once and kept).
+    fn attach_pair_logratios(
+        &mut self,
+        items: &mut [ScoreItem],
+        model: &LoadedModel,
+        policy: &Decoder,
+        base: &Decoder,
+        pad_id: u32,
+    ) -> Result<()> {
+        let pairs = &self.pairs[..items.len()];
+        if self.pair_reference.len() < pairs.len() {
+            self.pair_reference = pair_logprobs(base, pairs, self.batch_size, pad_id)?;
+        }
+        // Without an adapter the policy is the reference: every log-ratio is 0.
+        let policy_logp = if model.decoder.adapter_enabled() {
+            pair_logprobs(policy, pairs, self.batch_size, pad_id)?
+        } else {
+            self.pair_reference[..pairs.len()].to_vec()
+        };
+        for ((item, policy), reference) in
+            items.iter_mut().zip(policy_logp).zip(&self.pair_reference)
+        {
+            item.features = vec![
+                Metric::new("logratio_chosen", policy.0 - reference.0),
+                Metric::new("logratio_rejected", policy.1 - reference.1),
+            ]
+            .into();
+        }
+        Ok(())
+    }
+
+    /// Benchmark `index`'s scorer over `items`, with the local judge (`eval.judge_model`, or
+    /// the base model); the output, or the scorer's error.
+    fn score(
+        &self,
+        index: usize,
+        items: &[ScoreItem],
+        model: &LoadedModel,
+        base: &Decoder,
+    ) -> (Option<ScoreOutput>, Option<String>) {
+        if items.is_empty() {
+            let empty = ScoreOutput {
+                items: RVec::new(),
+                summary: RVec::new(),
+            };
+            return (Some(empty), None);
+        }
+        let judge = match &self.judge_model {
+            Some(judge_model) => LocalJudge::Configured(judge_model),
+            None => LocalJudge::Model {
+                decoder: base,
+                tokenizer: &model.tokenizer,
+                template: &self.template,
+            },
+        };
+        match self.benchmarks[index].scorer.score(items, judge.services()) {
+            Ok(output) => (Some(output), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
     }
 
     /// The scorer's input items of `benchmark` and its broken records `(id, message)`.
@@ -468,4 +476,91 @@ fn summary_line(label: &str, s: &SummaryRow) -> String {
         line.push_str(&format!(", {} unreadable records", s.invalid_records));
     }
     line
+}
+
+/// The decoders answers come from.
+struct Decoders<'a> {
+    /// The global model (adapter merged).
+    policy: &'a Decoder,
+    /// The base model.
+    base: &'a Decoder,
+    /// The adapter's hash in answer-cache keys.
+    adapter: &'a str,
+}
+
+/// Per item: answer tokens and whether the answer came from the cache; and the totals.
+struct GeneratedAnswers {
+    tokens: Vec<usize>,
+    cached: Vec<bool>,
+    summary: GenerationSummary,
+}
+
+impl GeneratedAnswers {
+    /// Nothing generated for `n` items.
+    fn none(n: usize) -> Self {
+        Self {
+            tokens: vec![0; n],
+            cached: vec![false; n],
+            summary: GenerationSummary::default(),
+        }
+    }
+}
+
+/// Writes a benchmark's rows of `eval/<benchmark>.jsonl`.
+struct ItemRows<'a> {
+    target: Target,
+    benchmark: &'a str,
+}
+
+impl ItemRows<'_> {
+    /// One row per scored item.
+    fn scored(
+        &self,
+        rows: &mut JsonLines,
+        items: &[ScoreItem],
+        output: &ScoreOutput,
+        answers: &GeneratedAnswers,
+    ) -> Result<()> {
+        for (i, (item, score)) in items.iter().zip(output.items.iter()).enumerate() {
+            rows.append(&ItemRow {
+                round: self.target.round(),
+                model: self.target.model(),
+                benchmark: self.benchmark,
+                id: &item.id,
+                category: &item.category,
+                prompt: &item.prompt,
+                answer: &item.response,
+                reference: &item.reference,
+                score: (score.outcome == Outcome::Scored && score.score.is_finite())
+                    .then_some(score.score),
+                outcome: outcome_name(score.outcome),
+                detail: &score.detail,
+                tokens: answers.tokens[i],
+                cached: answers.cached[i],
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One failed row per record that could not be read.
+    fn broken(&self, rows: &mut JsonLines, broken: &[(String, String)]) -> Result<()> {
+        for (id, message) in broken {
+            rows.append(&ItemRow {
+                round: self.target.round(),
+                model: self.target.model(),
+                benchmark: self.benchmark,
+                id,
+                category: "",
+                prompt: "",
+                answer: "",
+                reference: "",
+                score: None,
+                outcome: outcome_name(Outcome::Failed),
+                detail: message,
+                tokens: 0,
+                cached: false,
+            })?;
+        }
+        Ok(())
+    }
 }
