@@ -291,6 +291,16 @@ impl ExperimentConfig {
     /// # Errors
     /// A message naming the key, the bad value and what is allowed.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_experiment()?;
+        self.validate_federation()?;
+        self.validate_training()?;
+        self.validate_lora_and_device()?;
+        self.data.validate().map_err(|e| e.to_string())?;
+        self.eval.validate()?;
+        Ok(())
+    }
+
+    fn validate_experiment(&self) -> Result<(), String> {
         let e = &self.experiment;
         if e.name.is_empty() || e.name.contains(['/', '\\']) {
             return Err(format!(
@@ -309,6 +319,10 @@ impl ExperimentConfig {
         if e.seeds.is_empty() {
             return Err("experiment.seeds is empty; give at least one seed".to_owned());
         }
+        Ok(())
+    }
+
+    fn validate_federation(&self) -> Result<(), String> {
         let f = &self.federation;
         if f.clients == 0 {
             return Err("federation.clients = 0 must be at least 1".to_owned());
@@ -335,6 +349,10 @@ impl ExperimentConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn validate_training(&self) -> Result<(), String> {
         let t = &self.training;
         if t.batch_size == 0 || t.grad_accum == 0 {
             return Err(
@@ -355,6 +373,10 @@ impl ExperimentConfig {
                 "training.max_grad_norm and training.weight_decay must not be negative".to_owned(),
             );
         }
+        Ok(())
+    }
+
+    fn validate_lora_and_device(&self) -> Result<(), String> {
         let l = &self.lora;
         if l.rank == 0 || l.alpha <= 0.0 || !(0.0..1.0).contains(&l.dropout) || l.targets.is_empty()
         {
@@ -371,8 +393,6 @@ impl ExperimentConfig {
                 self.model.device
             ));
         }
-        self.data.validate().map_err(|e| e.to_string())?;
-        self.eval.validate()?;
         Ok(())
     }
 }

@@ -249,6 +249,17 @@ fn percent(part: usize, whole: usize) -> String {
 
 impl fmt::Display for InspectReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_summary(f)?;
+        self.write_labels(f)?;
+        self.write_lengths(f)?;
+        self.write_invalid(f)?;
+        self.write_clients(f)
+    }
+}
+
+impl InspectReport {
+    /// The file, layout, example counts, groups and categories.
+    fn write_summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "data: {}", self.path.display())?;
         let mut summary = Table::new(&["", ""]);
         summary.row(vec![
@@ -286,7 +297,11 @@ impl fmt::Display for InspectReport {
         // The header row of a key-value table is empty; skip it.
         let text = summary.to_string();
         f.write_str(text.split_once('\n').map_or("", |(_, rest)| rest))?;
+        Ok(())
+    }
 
+    /// Desirable and undesirable answers.
+    fn write_labels(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "\nlabel balance (as single answers; a pair gives one of each)"
@@ -306,46 +321,31 @@ impl fmt::Display for InspectReport {
             percent(undesirable, total),
         ]);
         write!(f, "{labels}")?;
+        Ok(())
+    }
 
+    /// Length percentiles in characters, and in tokens when a model was given.
+    fn write_lengths(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\nlengths (characters)")?;
-        let mut lengths = Table::new(&["part", "n", "p50", "p90", "p99", "max"]);
-        for (name, p) in &self.lengths {
-            lengths.row(vec![
-                (*name).into(),
-                p.n.to_string(),
-                p.p50.to_string(),
-                p.p90.to_string(),
-                p.p99.to_string(),
-                p.max.to_string(),
-            ]);
-        }
-        write!(f, "{lengths}")?;
-
+        write!(f, "{}", length_table(&self.lengths))?;
         if let Some(tokens) = &self.tokens {
             writeln!(
                 f,
                 "\nlengths (tokens, {} with its chat template)",
                 tokens.model
             )?;
-            let mut table = Table::new(&["part", "n", "p50", "p90", "p99", "max"]);
-            for (name, p) in &tokens.lengths {
-                table.row(vec![
-                    (*name).into(),
-                    p.n.to_string(),
-                    p.p50.to_string(),
-                    p.p90.to_string(),
-                    p.p99.to_string(),
-                    p.max.to_string(),
-                ]);
-            }
-            write!(f, "{table}")?;
+            write!(f, "{}", length_table(&tokens.lengths))?;
             writeln!(
                 f,
                 "  limits max_length = {}, max_prompt_length = {}: {} fit, {} truncated, {} dropped",
                 tokens.max_length, tokens.max_prompt_length, tokens.fit.kept, tokens.fit.truncated, tokens.fit.dropped
             )?;
         }
+        Ok(())
+    }
 
+    /// Invalid records by reason, and the first of them.
+    fn write_invalid(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.invalid.total() == 0 {
             writeln!(f, "\ninvalid records: none")?;
         } else {
@@ -360,7 +360,11 @@ impl fmt::Display for InspectReport {
                 writeln!(f, "    {issue}")?;
             }
         }
+        Ok(())
+    }
 
+    /// The partition preview.
+    fn write_clients(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(preview) = &self.clients {
             writeln!(
                 f,
@@ -400,6 +404,22 @@ impl fmt::Display for InspectReport {
         }
         Ok(())
     }
+}
+
+/// Length percentiles per part (prompt, answers).
+fn length_table(lengths: &[(&str, Percentiles)]) -> Table {
+    let mut table = Table::new(&["part", "n", "p50", "p90", "p99", "max"]);
+    for (name, p) in lengths {
+        table.row(vec![
+            (*name).into(),
+            p.n.to_string(),
+            p.p50.to_string(),
+            p.p90.to_string(),
+            p.p99.to_string(),
+            p.max.to_string(),
+        ]);
+    }
+    table
 }
 
 #[cfg(test)]
