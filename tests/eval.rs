@@ -52,11 +52,16 @@ impl Setup {
 
     /// A one-run experiment with `eval` appended as the `[eval]` part.
     fn config(&self, eval: &str) -> PathBuf {
+        self.config_with_methods(r#"["dpo"]"#, eval)
+    }
+
+    /// The experiment of [`Self::config`] with `methods` (a TOML list).
+    fn config_with_methods(&self, methods: &str, eval: &str) -> PathBuf {
         let text = format!(
             r#"
 [experiment]
 name = "ev"
-methods = ["dpo"]
+methods = {methods}
 aggregators = ["fedavg"]
 seeds = [1]
 output_dir = "{out}"
@@ -431,4 +436,98 @@ fn the_judge_check_writes_its_agreement_and_names_a_missing_judge() {
         errors.contains("no/such.gguf") && errors.contains("--with judge"),
         "{errors}"
     );
+}
+
+#[test]
+fn methods_are_judged_together_once_the_sweep_finishes() {
+    let setup = Setup::new();
+    let eval = format!(
+        r#"
+[eval]
+batch_size = 2
+
+[[eval.benchmarks]]
+name = "together"
+scorer = "judge"
+prompts = "{questions}"
+max_new_tokens = 4
+across_methods = true
+params = {{ mode = "multi", cache_dir = "{cache}" }}
+"#,
+        questions = setup.p("question.jsonl"),
+        cache = setup.p("verdicts"),
+    );
+    let config = setup.config_with_methods(r#"["dpo", "kto"]"#, &eval);
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sweep = setup.path().join("runs/ev");
+    for (k, method) in ["dpo", "kto"].iter().enumerate() {
+        let dir = sweep.join(format!("{method}-fedavg-s1"));
+        let rows = jsonl(&dir.join("eval/together.jsonl"));
+        // Round 1 (eval_every = 2): answers only. Round 2, the last: pending, then the verdicts.
+        let outcomes: Vec<(u64, &str)> = rows
+            .iter()
+            .filter(|r| r["outcome"] != "failed")
+            .map(|r| (r["round"].as_u64().unwrap(), r["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (1, "pending"),
+                (1, "pending"),
+                (2, "pending"),
+                (2, "pending"),
+                (2, "scored"),
+                (2, "scored")
+            ],
+            "{method}"
+        );
+        let verdict = rows.last().unwrap();
+        assert!(verdict["score"]
+            .as_f64()
+            .is_some_and(|s| (1.0..=10.0).contains(&s)));
+        let detail = verdict["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("answer {} of [dpo, kto]", k + 1))
+                && detail.contains("[answers shown 2 1]"),
+            "{detail}"
+        );
+        let summaries = jsonl(&dir.join("metrics/evals.jsonl"));
+        let last = summaries.last().unwrap();
+        assert_eq!(
+            (last["round"].as_u64(), last["benchmark"].as_str()),
+            (Some(2), Some("together"))
+        );
+        let metrics = &last["metrics"];
+        assert_eq!(
+            (metrics["n"].as_f64(), metrics["scored"].as_f64()),
+            (Some(2.0), Some(2.0))
+        );
+        assert!(metrics["position_consistency"].as_f64().is_some(), "{last}");
+        // Two questions, two rotations each, once for the group: four calls.
+        assert_eq!(metrics["judge_calls"].as_f64(), Some(4.0), "{last}");
+    }
+    // Running the finished sweep again judges nothing twice.
+    let again = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("judged across methods already, skipped"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        jsonl(&sweep.join("dpo-fedavg-s1/eval/together.jsonl")).len(),
+        8,
+        "2 broken + 4 pending + 2 verdicts"
+    );
+    // The report reads the verdicts, not the pending rows.
+    let report = fedpref(&[
+        "report",
+        sweep.to_str().unwrap(),
+        "--out",
+        setup.p("report").as_str(),
+    ]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
 }

@@ -104,6 +104,13 @@ pub struct BenchmarkConfig {
     /// so the score is a win rate against the model before federated training.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compare_to_base: bool,
+    /// Judge the answers of every method of the sweep together, once all its runs have
+    /// finished: per aggregator and seed, each question's answers from the runs' last round go
+    /// to the scorer in one item's `answers` (in `experiment.methods` order), as the paper's
+    /// multi-answer judge saw them (`judge` with `mode = "multi"`). A run's own evaluation
+    /// only generates the answers and records them as `pending`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub across_methods: bool,
     /// The scorer's parameters.
     #[serde(default)]
     pub params: ComponentParams,
@@ -184,6 +191,11 @@ impl EvalSection {
                     b.top_p
                 ));
             }
+            if b.across_methods && b.compare_to_base {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: across_methods judges the methods' answers against each other; drop compare_to_base"
+                ));
+            }
             if b.compare_to_base && b.references.is_some() {
                 return Err(format!(
                     "eval.benchmarks {name:?}: compare_to_base puts the base model's answers where `references` would go; use one of them"
@@ -193,6 +205,11 @@ impl EvalSection {
             if format == PromptFormat::EvalSplit && b.prompts.is_some() {
                 return Err(format!(
                     "eval.benchmarks {name:?}: format = \"eval-split\" reads the run's held-out data; drop `prompts`"
+                ));
+            }
+            if format == PromptFormat::EvalSplit && b.across_methods {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: across_methods compares generated answers; held-out pairs have none, so drop across_methods"
                 ));
             }
             if format != PromptFormat::EvalSplit && b.prompts.is_none() {
@@ -228,6 +245,7 @@ mod tests {
             temperature: 0.0,
             top_p: 1.0,
             compare_to_base: false,
+            across_methods: false,
             params: ComponentParams::new(),
         }
     }
@@ -270,7 +288,7 @@ mod tests {
         twice.benchmarks.pop();
         assert_eq!(twice.validate(), Ok(()));
         type Change = fn(&mut BenchmarkConfig);
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 7] = [
             ("max_new_tokens = 0", |b| b.max_new_tokens = 0),
             ("temperature = -1", |b| b.temperature = -1.0),
             ("top_p = 1.5", |b| b.top_p = 1.5),
@@ -279,6 +297,10 @@ mod tests {
             ("use one of them", |b| {
                 b.compare_to_base = true;
                 b.references = Some(PathBuf::from("r.jsonl"));
+            }),
+            ("drop compare_to_base", |b| {
+                b.compare_to_base = true;
+                b.across_methods = true;
             }),
         ];
         for (expected, change) in cases {

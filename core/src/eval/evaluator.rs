@@ -20,7 +20,7 @@ use super::{
     local_judge::{JudgeModel, LocalJudge},
     pairs::{held_out_pairs, pair_logprobs, HeldOutPair},
     prompts::{read_prompts, read_references, BenchmarkPrompt, Record},
-    records::{outcome_name, GenerationSummary, ItemRow, SummaryRow, Target},
+    records::{outcome_name, GenerationSummary, ItemRow, SummaryRow, Target, PENDING},
 };
 use crate::{
     data::{DataConfig, Dataset},
@@ -212,7 +212,12 @@ impl Evaluator {
             if spec.needs_pair_logratios && !items.is_empty() {
                 self.attach_pair_logratios(&mut items, model, &policy, &base, pad_id)?;
             }
-            let (output, error) = self.score(index, &items, model, &base);
+            // Judged with the other methods' answers once the sweep's runs finish (`across`).
+            let (output, error) = if config.across_methods {
+                (None, None)
+            } else {
+                self.score(index, &items, model, &base)
+            };
             if let Some(e) = &error {
                 progress.note(&format!(
                     "{label}: eval {}: the scorer failed, results not recorded: {e}",
@@ -226,6 +231,8 @@ impl Evaluator {
             };
             if let Some(output) = &output {
                 rows_of.scored(&mut rows, &items, output, &answers)?;
+            } else if config.across_methods {
+                rows_of.pending(&mut rows, &items, &answers)?;
             }
             for (id, message) in &broken {
                 progress.note(&format!(
@@ -240,10 +247,11 @@ impl Evaluator {
                 model: target.model(),
                 benchmark: config.name.clone(),
                 scorer: config.scorer.clone(),
-                metrics: output
-                    .as_ref()
-                    .map(|o| metric_map(&o.summary))
-                    .unwrap_or_default(),
+                metrics: match &output {
+                    Some(o) => metric_map(&o.summary),
+                    None if config.across_methods => pending_metrics(items.len()),
+                    None => Default::default(),
+                },
                 items: items.len() + broken.len(),
                 invalid_records: broken.len(),
                 generation: answers.summary,
@@ -447,18 +455,32 @@ fn with_references(records: Vec<Record>, path: &Path) -> Result<Vec<Record>> {
         .collect())
 }
 
+/// The summary metrics of a benchmark whose `n` answers wait for the judge across methods.
+fn pending_metrics(n: usize) -> std::collections::BTreeMap<String, f64> {
+    [("n", n as f64), ("pending", n as f64)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
 /// One log line: the benchmark's metrics and generation speed.
 fn summary_line(label: &str, s: &SummaryRow) -> String {
-    let headline = ["harmless_rate", "accuracy", "mean_score", "win_rate"]
-        .iter()
-        .find_map(|k| s.metrics.get(*k).map(|v| format!("{k} {v:.3}")))
-        .unwrap_or_else(|| {
-            if s.error.is_some() {
-                "scorer failed".to_owned()
-            } else {
-                "no metric".to_owned()
-            }
-        });
+    let headline = [
+        "harmless_rate",
+        "accuracy",
+        "mean_score",
+        "win_rate",
+        "pending",
+    ]
+    .iter()
+    .find_map(|k| s.metrics.get(*k).map(|v| format!("{k} {v:.3}")))
+    .unwrap_or_else(|| {
+        if s.error.is_some() {
+            "scorer failed".to_owned()
+        } else {
+            "no metric".to_owned()
+        }
+    });
     let mut line = format!(
         "{label} eval {}: {headline} over {} items in {:.1} s",
         s.benchmark, s.items, s.seconds
@@ -535,6 +557,33 @@ impl ItemRows<'_> {
                     .then_some(score.score),
                 outcome: outcome_name(score.outcome),
                 detail: &score.detail,
+                tokens: answers.tokens[i],
+                cached: answers.cached[i],
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One `pending` row per answered item of a benchmark judged across methods.
+    fn pending(
+        &self,
+        rows: &mut JsonLines,
+        items: &[ScoreItem],
+        answers: &GeneratedAnswers,
+    ) -> Result<()> {
+        for (i, item) in items.iter().enumerate() {
+            rows.append(&ItemRow {
+                round: self.target.round(),
+                model: self.target.model(),
+                benchmark: self.benchmark,
+                id: &item.id,
+                category: &item.category,
+                prompt: &item.prompt,
+                answer: &item.response,
+                reference: &item.reference,
+                score: None,
+                outcome: PENDING,
+                detail: "judged with the other methods' answers once the sweep's runs finish",
                 tokens: answers.tokens[i],
                 cached: answers.cached[i],
             })?;

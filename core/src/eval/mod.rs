@@ -9,6 +9,7 @@
 //! - [`judge_check`]: pairs with a known better answer, and how often a judge agrees.
 //! - [`records`]: rows of `eval/<benchmark>.jsonl` and `metrics/evals.jsonl`.
 //! - [`evaluator`]: [`Evaluator`], which ties them together for a run or `fedpref eval`.
+//! - [`across`]: a sweep's methods judged against each other once its runs finish.
 //!
 //! ```text
 //! let mut evaluator = Evaluator::new(&config.eval, &host, run_dir, &model, eval_data, &config.data, None)?;
@@ -17,6 +18,7 @@
 //! }
 //! ```
 
+pub mod across;
 pub mod answers;
 pub mod config;
 pub mod evaluator;

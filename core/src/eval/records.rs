@@ -2,7 +2,8 @@
 //!
 //! - `eval/<benchmark>.jsonl`, one [`ItemRow`] per scored item: `round`, `model`, `benchmark`,
 //!   `id`, `category`, `prompt`, `answer`, `reference`, `score` (null when not scored),
-//!   `outcome` (`scored`, `unparsed`, `failed`), `detail` (judge reply, matched keyword, error),
+//!   `outcome` (`scored`, `unparsed`, `failed`, or `pending` until a benchmark judged across
+//!   methods has its verdict, written as a later row), `detail` (judge reply, matched keyword, error),
 //!   `tokens`, `cached`;
 //! - `metrics/evals.jsonl`, one [`SummaryRow`] per benchmark and evaluation:
 //!   `{"round", "model", "benchmark", "scorer", "metrics": {name: value}, ...}`.
@@ -41,6 +42,10 @@ impl Target {
         }
     }
 }
+
+/// The `outcome` of an answer generated for a benchmark judged across methods, before the
+/// sweep's judge has seen it; a later row for the same round and id carries the verdict.
+pub const PENDING: &str = "pending";
 
 /// The `outcome` field.
 pub fn outcome_name(outcome: Outcome) -> &'static str {

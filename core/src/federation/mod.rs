@@ -30,7 +30,14 @@ pub use plan::{plan_sweep, RunPlan};
 pub use run::RunSummary;
 
 use crate::{
-    config::ExperimentConfig, progress::Progress, train::ReferenceCache, PluginHost, Result,
+    config::ExperimentConfig,
+    eval::{
+        across::{AcrossMethods, Contender, Group},
+        local_judge::JudgeModel,
+    },
+    progress::Progress,
+    train::ReferenceCache,
+    PluginHost, Result,
 };
 
 /// Shared across the runs of a sweep.
@@ -46,7 +53,8 @@ pub struct SweepContext<'a> {
 }
 
 /// Runs every run of `config`'s sweep in turn, skipping complete ones and resuming interrupted
-/// ones; every component is checked against the plugins before any model loads.
+/// ones; every component is checked against the plugins before any model loads. Then the
+/// benchmarks judged across methods are judged ([`judge_across_methods`]).
 ///
 /// # Errors
 /// The first run's error; earlier runs' results stay on disk.
@@ -63,7 +71,63 @@ pub fn run_sweep(
         reference_cache: None,
         progress,
     };
-    plans.iter().map(|plan| run::run(plan, &mut ctx)).collect()
+    let summaries = plans
+        .iter()
+        .map(|plan| run::run(plan, &mut ctx))
+        .collect::<Result<Vec<_>>>()?;
+    judge_across_methods(config, &plans, &ctx)?;
+    Ok(summaries)
+}
+
+/// Judges every benchmark with `across_methods` over the sweep's finished runs: per aggregator
+/// and seed, the methods' answers after the last round in one judge prompt
+/// ([`crate::eval::across`]), with `eval.judge_model` or else the base model as the judge.
+///
+/// # Errors
+/// Scorer, model and I/O errors; an interruption.
+pub fn judge_across_methods(
+    config: &ExperimentConfig,
+    plans: &[RunPlan],
+    ctx: &SweepContext<'_>,
+) -> Result<()> {
+    if !config.eval.benchmarks.iter().any(|b| b.across_methods) {
+        return Ok(());
+    }
+    let judge = JudgeModel::new(
+        config
+            .eval
+            .judge_model
+            .clone()
+            .unwrap_or_else(|| config.model.path.clone()),
+    );
+    let across = AcrossMethods {
+        host: ctx.host,
+        judge: &judge,
+        progress: &ctx.progress,
+        stop: &ctx.stop,
+    };
+    across.judge(&config.eval, &across_groups(plans))
+}
+
+/// The runs of each aggregator and seed, in the sweep's method order.
+fn across_groups(plans: &[RunPlan]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for plan in plans {
+        let label = format!("{}-s{}", plan.key.aggregator, plan.key.seed);
+        let contender = Contender {
+            method: plan.key.method.clone(),
+            run_dir: plan.run_dir.clone(),
+        };
+        match groups.iter_mut().find(|g| g.label == label) {
+            Some(group) => group.contenders.push(contender),
+            None => groups.push(Group {
+                label,
+                round: plan.config.federation.rounds.saturating_sub(1),
+                contenders: vec![contender],
+            }),
+        }
+    }
+    groups
 }
 
 #[cfg(test)]

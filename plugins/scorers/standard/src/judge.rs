@@ -6,6 +6,11 @@
 //! - `mode = "pair"`: `pair-v2` compares the item's `response` (the model under test) with the
 //!   item's `reference` (another model's answer) twice, in both orders, to cancel position bias;
 //!   as FastChat, two verdicts that disagree count as a tie. Score = 1 win, 0.5 tie, 0 loss.
+//! - `mode = "multi"`: the paper's JudgeLM protocol ([`crate::multi`]): one prompt holds the
+//!   item's `answers` (every method compared, anonymized as Assistant 1..N), one 1–10 score
+//!   per answer on the reply's first line, repeated with the answers rotated so each sits in
+//!   every position. Per-answer scores (the mean over rotations) in `scores`; `score` is their
+//!   mean. Temperature 0.2 by default, as the paper's judge.
 //!
 //! `read = "text"` parses the judge's generated reply ([`crate::verdict`]); `read =
 //! "probabilities"` (the local judge's default) reads the verdict's option probabilities from
@@ -36,10 +41,11 @@ use fedpref_plugin_api::{
 use crate::{
     cache::VerdictCache,
     chat::{ChatClient, ChatSettings},
+    multi,
     params_ext::opt_str,
     probability,
     prompts::{self, JudgePrompt},
-    verdict::{parse_pair, parse_rating, PairVerdict},
+    verdict::{parse_leading_scores, parse_pair, parse_rating, PairVerdict},
 };
 
 /// Where `prompts_file` points by default: what `cargo xtask setup` unpacks, relative to the
@@ -62,6 +68,8 @@ pub enum Mode {
     Single,
     /// The answer against `reference`, in both orders.
     Pair,
+    /// Every answer of `answers` in one prompt, in every rotation.
+    Multi,
 }
 
 /// How a verdict is read.
@@ -98,20 +106,28 @@ pub struct Judge {
     mode: Mode,
     read: Read,
     backend: Backend,
-    /// `single-v1` or `pair-v2` (the prompt for items without a reference in single mode).
-    general: JudgePrompt,
-    /// `single-math-v1`, for single-mode items with a reference answer.
-    with_reference: JudgePrompt,
+    /// FastChat's prompts (single and pair modes; multi mode writes its own).
+    prompts: Option<FastChatPrompts>,
     cache: Option<VerdictCache>,
     /// The judge model's name in cache keys.
     model_key: String,
 }
 
-/// One call to the judge: the two messages.
+/// The FastChat prompts single and pair modes fill.
+#[derive(Debug)]
+struct FastChatPrompts {
+    /// `single-v1` or `pair-v2` (the prompt for items without a reference in single mode).
+    general: JudgePrompt,
+    /// `single-math-v1`, for single-mode items with a reference answer.
+    with_reference: JudgePrompt,
+}
+
+/// One call to the judge: the two messages, and how many answers it scores.
 #[derive(Debug, Clone)]
 struct Call {
     system: String,
     user: String,
+    answers: usize,
 }
 
 impl Judge {
@@ -121,10 +137,21 @@ impl Judge {
     /// `InvalidParams` for an unreadable prompts file or cache directory, an unset API key
     /// variable, a value out of range, HTTP-only keys without `base_url`, or an unknown key.
     pub fn from_params(params: &Params) -> Result<Self, PluginError> {
-        let mode = match params.choice("mode", &["single", "pair"], "single")? {
+        let mode = match params.choice("mode", &["single", "pair", "multi"], "single")? {
             "pair" => Mode::Pair,
+            "multi" => Mode::Multi,
             _ => Mode::Single,
         };
+        if mode == Mode::Multi {
+            if let Some(key) = ["prompts_file", "prompt", "reference_prompt"]
+                .iter()
+                .find(|k| params.value(k).is_some())
+            {
+                return Err(PluginError::invalid_params(format!(
+                    "`{key}` picks a FastChat prompt, which mode \"multi\" does not use (it writes JudgeLM's multi-answer prompt); drop `{key}`"
+                )));
+            }
+        }
         let prompts_file = PathBuf::from(params.str_or("prompts_file", DEFAULT_PROMPTS_FILE)?);
         let general_name = params
             .str_or(
@@ -146,7 +173,17 @@ impl Judge {
             if base_url.is_some() { 2048 } else { 256 },
             1..=1 << 20,
         )?;
-        let temperature = check_range("temperature", params.f64_or("temperature", 0.0)?, 0.0, 2.0)?;
+        let default_temperature = if mode == Mode::Multi {
+            crate::multi::PAPER_TEMPERATURE
+        } else {
+            0.0
+        };
+        let temperature = check_range(
+            "temperature",
+            params.f64_or("temperature", default_temperature)?,
+            0.0,
+            2.0,
+        )?;
         let cache_dir = opt_str(params, "cache_dir")?;
         let read = match params.choice(
             "read",
@@ -212,20 +249,14 @@ impl Judge {
             }
         };
         params.finish()?;
-        let all = prompts::load(&prompts_file)?;
-        let general = prompts::pick(&all, &general_name, &prompts_file)?;
-        let with_reference = prompts::pick(&all, &reference_name, &prompts_file)?;
-        // Every slot a mode fills, so a prompt that needs another one fails here, not per item.
-        let probe: &[(&str, &str)] = &[
-            ("question", "q"),
-            ("answer", "a"),
-            ("ref_answer_1", "r"),
-            ("answer_a", "a"),
-            ("answer_b", "b"),
-        ];
-        for prompt in [&general, &with_reference] {
-            prompt.render(probe).map_err(PluginError::invalid_params)?;
-        }
+        let prompts = match mode {
+            Mode::Multi => None,
+            Mode::Single | Mode::Pair => Some(FastChatPrompts::load(
+                &prompts_file,
+                &general_name,
+                &reference_name,
+            )?),
+        };
         let cache = cache_dir
             .map(|dir| VerdictCache::open(&PathBuf::from(dir)).map_err(PluginError::invalid_params))
             .transpose()?;
@@ -246,8 +277,7 @@ impl Judge {
             mode,
             read,
             backend,
-            general,
-            with_reference,
+            prompts,
             cache,
             model_key,
         })
@@ -260,26 +290,85 @@ impl Judge {
             Ok(Call {
                 system: prompt.system_prompt.clone(),
                 user: prompt.render(values)?,
+                answers: 1,
             })
         };
+        let Some(prompts) = &self.prompts else {
+            return multi_calls(item);
+        };
         match self.mode {
+            Mode::Multi => multi_calls(item),
             Mode::Single if item.reference.is_empty() => {
-                Ok(vec![render(&self.general, &[("question", question), ("answer", &item.response)])?])
+                Ok(vec![render(&prompts.general, &[("question", question), ("answer", &item.response)])?])
             }
             Mode::Single => Ok(vec![render(
-                &self.with_reference,
+                &prompts.with_reference,
                 &[("question", question), ("answer", &item.response), ("ref_answer_1", &item.reference)],
             )?]),
             Mode::Pair if item.reference.is_empty() => {
                 Err("pair mode needs the other model's answer in the item's `reference`, which is empty".to_owned())
             }
             Mode::Pair => Ok(vec![
-                render(&self.general, &[("question", question), ("answer_a", &item.response), ("answer_b", &item.reference)])?,
-                render(&self.general, &[("question", question), ("answer_a", &item.reference), ("answer_b", &item.response)])?,
+                render(&prompts.general, &[("question", question), ("answer_a", &item.response), ("answer_b", &item.reference)])?,
+                render(&prompts.general, &[("question", question), ("answer_a", &item.reference), ("answer_b", &item.response)])?,
             ]),
         }
     }
+}
 
+impl FastChatPrompts {
+    /// The prompts called `general` and `with_reference` from FastChat's `prompts_file`,
+    /// checked to need only the slots single and pair modes fill, so a wrong prompt fails here
+    /// and not per item.
+    fn load(
+        path: &std::path::Path,
+        general: &str,
+        with_reference: &str,
+    ) -> Result<Self, PluginError> {
+        let all = prompts::load(path)?;
+        let general = prompts::pick(&all, general, path)?;
+        let with_reference = prompts::pick(&all, with_reference, path)?;
+        let probe: &[(&str, &str)] = &[
+            ("question", "q"),
+            ("answer", "a"),
+            ("ref_answer_1", "r"),
+            ("answer_a", "a"),
+            ("answer_b", "b"),
+        ];
+        for prompt in [&general, &with_reference] {
+            prompt.render(probe).map_err(PluginError::invalid_params)?;
+        }
+        Ok(Self {
+            general,
+            with_reference,
+        })
+    }
+}
+
+/// Multi mode: one call per rotation of the item's answers ([`multi::rotation`]).
+fn multi_calls(item: &ScoreItem) -> Result<Vec<Call>, String> {
+    let n = item.answers.len();
+    if n < 2 {
+        return Err(format!(
+            "multi mode needs the answers of at least 2 methods in the item's `answers` (it has {n}); the host fills them for a benchmark with `across_methods = true`"
+        ));
+    }
+    Ok((0..n)
+        .map(|r| {
+            let shown: Vec<&str> = multi::rotation(n, r)
+                .into_iter()
+                .map(|a| item.answers[a].as_str())
+                .collect();
+            Call {
+                system: multi::SYSTEM.to_owned(),
+                user: multi::render(&item.prompt, &shown),
+                answers: n,
+            }
+        })
+        .collect())
+}
+
+impl Judge {
     /// Runs every call not answered by the cache; returns replies in call order.
     fn run_calls(
         &self,
@@ -370,16 +459,18 @@ impl Judge {
     /// The verdict's option log-probs for `call` from the host, as the JSON list the cache
     /// keeps.
     fn read_options(&self, call: &Call, host: &HostServicesRef<'_>) -> Result<String, String> {
-        let (prefix, options): (&str, &[&str]) = match self.mode {
-            Mode::Single => (probability::RATING_PREFIX, &probability::RATINGS),
-            Mode::Pair => (probability::PAIR_PREFIX, &probability::PAIR_OPTIONS),
+        let (prefix, options, separator): (&str, &[&str], &str) = match self.mode {
+            Mode::Single => (probability::RATING_PREFIX, &probability::RATINGS, ""),
+            Mode::Pair => (probability::PAIR_PREFIX, &probability::PAIR_OPTIONS, ""),
+            // JudgeLM's reply opens with the scores, separated by spaces.
+            Mode::Multi => ("", &probability::RATINGS, " "),
         };
         let request = OptionsRequest {
             messages: vec![message("system", &call.system), message("user", &call.user)].into(),
             reply_prefix: prefix.into(),
             options: options.iter().map(|o| RString::from(*o)).collect(),
-            positions: 1,
-            separator: RString::new(),
+            positions: call.answers as u32,
+            separator: separator.into(),
         };
         let logprobs = host
             .option_logprobs(&request)
@@ -390,6 +481,9 @@ impl Judge {
 
     /// One item's verdict from its replies.
     fn verdict(&self, replies: &[&str]) -> Verdict {
+        if self.mode == Mode::Multi {
+            return self.multi_verdict(replies);
+        }
         let (outcome, score, detail, disagree) = self.read_verdict(replies);
         let per_order = match (self.mode, self.read, outcome) {
             (Mode::Pair, Read::Text, Outcome::Scored) => parse_pair(replies[0])
@@ -413,8 +507,43 @@ impl Judge {
         }
     }
 
+    /// Multi mode: one reply per rotation, each read as one score per position, combined into
+    /// one score per answer.
+    fn multi_verdict(&self, replies: &[&str]) -> Verdict {
+        let n = replies.len();
+        let by_position: Option<Vec<Vec<f64>>> = replies
+            .iter()
+            .map(|reply| match self.read {
+                Read::Text => parse_leading_scores(reply, n),
+                Read::Probabilities => logprob_list(reply)
+                    .chunks(probability::RATINGS.len())
+                    .map(|chunk| probability::expected_rating(chunk).map(|(rating, _)| rating))
+                    .collect::<Option<Vec<f64>>>()
+                    .filter(|scores| scores.len() == n),
+            })
+            .collect();
+        let detail = multi_detail(self.read, &by_position, replies);
+        match by_position.as_deref().and_then(multi::combine) {
+            Some(combined) => Verdict {
+                outcome: Outcome::Scored,
+                score: mean(combined.scores.iter().copied()),
+                detail,
+                disagree: !combined.consistent,
+                per_order: combined.scores,
+            },
+            None => Verdict {
+                outcome: Outcome::Unparsed,
+                score: f64::NAN,
+                detail,
+                disagree: false,
+                per_order: Vec::new(),
+            },
+        }
+    }
+
     /// One item's outcome, score and detail from its replies, and whether its two pair
-    /// verdicts disagreed.
+    /// verdicts disagreed (single and pair modes; [`Self::verdict`] sends multi mode to
+    /// [`Self::multi_verdict`] before this).
     fn read_verdict(&self, replies: &[&str]) -> (Outcome, f64, String, bool) {
         match (self.mode, self.read) {
             (Mode::Single, Read::Text) => match parse_rating(replies[0], 1.0, 10.0) {
@@ -434,7 +563,7 @@ impl Judge {
                     None => (Outcome::Unparsed, f64::NAN, detail, false),
                 }
             }
-            (Mode::Pair, Read::Text) => {
+            (Mode::Pair | Mode::Multi, Read::Text) => {
                 let (outcome, score, disagree) = pair_outcome(replies[0], replies[1]);
                 let detail = format!(
                     "[answer first]\n{}\n\n[answer second]\n{}",
@@ -442,7 +571,7 @@ impl Judge {
                 );
                 (outcome, score, detail, disagree)
             }
-            (Mode::Pair, Read::Probabilities) => {
+            (Mode::Pair | Mode::Multi, Read::Probabilities) => {
                 let (first, second) = (logprob_list(replies[0]), logprob_list(replies[1]));
                 let detail = format!(
                     "[answer first] {} [answer second] {}",
@@ -467,6 +596,35 @@ struct Verdict {
     disagree: bool,
     /// Pair mode: the model's result with its answer shown first, then second.
     per_order: Vec<f64>,
+}
+
+/// A multi-mode item's detail: per rotation, the answers in the order shown and the scores
+/// read; the judge's replies when text was read.
+fn multi_detail(read: Read, by_position: &Option<Vec<Vec<f64>>>, replies: &[&str]) -> String {
+    let n = replies.len();
+    let mut lines = Vec::with_capacity(n);
+    for (r, reply) in replies.iter().enumerate() {
+        let shown: Vec<String> = multi::rotation(n, r)
+            .iter()
+            .map(|a| (a + 1).to_string())
+            .collect();
+        let scores = by_position
+            .as_ref()
+            .and_then(|b| b.get(r))
+            .map_or("unread".to_owned(), |s| {
+                s.iter()
+                    .map(|v| format!("{v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+        let mut line = format!("[answers shown {}] scores {scores}", shown.join(" "));
+        if read == Read::Text {
+            line.push('\n');
+            line.push_str(reply);
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
 }
 
 /// The log-probs a cached probability reply holds (empty when it holds none). JSON has no
@@ -631,7 +789,10 @@ impl Judge {
                 .map(|s| s.score)
         };
         let mut summary = vec![Metric::new("mean_score", mean(scored()))];
-        if self.mode == Mode::Pair {
+        if self.mode == Mode::Multi {
+            summary.extend(self.multi_summary(scores));
+        }
+        if self.mode != Mode::Single {
             let n = count(Outcome::Scored);
             let share = |v: f64| {
                 if n > 0.0 {
@@ -640,7 +801,7 @@ impl Judge {
                     f64::NAN
                 }
             };
-            if self.read == Read::Text {
+            if self.mode == Mode::Pair && self.read == Read::Text {
                 summary.extend([
                     Metric::new("win_rate", share(1.0)),
                     Metric::new("tie_rate", share(0.5)),
@@ -683,5 +844,22 @@ impl Judge {
                 .map(|(c, v)| Metric::new(&format!("mean_score/{c}"), mean(v))),
         );
         summary
+    }
+}
+
+impl Judge {
+    /// Multi mode: each answer position's mean score over the scored items
+    /// (`mean_score/answer_1` ...), the position of the item's `answers`, not of the prompt.
+    fn multi_summary(&self, scores: &[ItemScore]) -> Vec<Metric> {
+        let n = scores.iter().map(|s| s.scores.len()).max().unwrap_or(0);
+        (0..n)
+            .map(|k| {
+                let values = scores
+                    .iter()
+                    .filter(|s| s.outcome == Outcome::Scored)
+                    .filter_map(|s| s.scores.get(k).copied());
+                Metric::new(&format!("mean_score/answer_{}", k + 1), mean(values))
+            })
+            .collect()
     }
 }

@@ -13,11 +13,12 @@
 //!   with, [`keywords::openfedllm`]; `zou2023`: Zou et al. 2023's 29, [`keywords::ZOU2023`]),
 //!   or `keywords` (list) or `keywords_file` (jailbreakeval YAML or one per line);
 //!   `case_sensitive` (false); `fold_quotes` (false).
-//! - `judge`: `mode` (`single` | `pair`), `prompts_file`
+//! - `judge`: `mode` (`single` | `pair` | `multi`: the paper's JudgeLM prompt holding every
+//!   method's answer, [`multi`]), `prompts_file`
 //!   (default [`judge::DEFAULT_PROMPTS_FILE`]), `prompt` / `reference_prompt` (prompt names),
 //!   `base_url` (absent: the host's local model), `model`, `api_key_env`, `timeout_s` (60),
 //!   `retries` (3), `backoff_s` (1, doubled per retry), `concurrency` (4), `max_tokens` (2048
-//!   over HTTP, 256 locally), `temperature` (0), `cache_dir` (no cache when absent), `read`
+//!   over HTTP, 256 locally), `temperature` (0; 0.2 in multi mode), `cache_dir` (no cache when absent), `read`
 //!   (`probabilities`, the local judge's default: the expected verdict over its options'
 //!   probabilities; `text`: parse the generated reply, the only form over HTTP).
 //! - `preference-accuracy`: `beta` (0.1).
@@ -34,6 +35,7 @@ pub mod cache;
 pub mod chat;
 pub mod judge;
 pub mod keywords;
+pub mod multi;
 mod params_ext;
 pub mod probability;
 pub mod prompts;
@@ -57,7 +59,7 @@ pub fn plugin() -> Plugin {
         )
         .scorer(
             "judge",
-            "MT-Bench LLM judge: 1-10 rating (single-v1, single-math-v1) or pairwise (pair-v2, both orders), over an OpenAI-compatible endpoint or the host's model",
+            "LLM judge: MT-Bench 1-10 rating (single-v1, single-math-v1), pairwise (pair-v2, both orders) or JudgeLM multi-answer (every method in one prompt, rotated), over an OpenAI-compatible endpoint or the host's model",
             Judge::from_params,
         )
         .scorer(

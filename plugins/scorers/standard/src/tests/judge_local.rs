@@ -370,3 +370,121 @@ fn real_prompts_file_has_what_the_judge_needs() {
         assert_eq!(from_asset, &fixture, "{name}");
     }
 }
+
+/// An item holding the answers of several methods, for multi mode.
+fn multi_item(id: &str, answers: &[&str]) -> fedpref_plugin_api::ScoreItem {
+    let mut item = item(id, "Name a prime.", "", "");
+    item.answers = answers.iter().map(|a| (*a).into()).collect();
+    item
+}
+
+#[test]
+fn multi_mode_rotates_anonymized_answers_and_maps_scores_back() {
+    let scorer = judge(r#"{"mode": "multi", "read": "text", "max_tokens": 32}"#);
+    // Rotation r shows answers (r, r+1, r+2) mod 3; the judge rates the shown positions.
+    // Answer 0 ("7") gets 9, 8, 7 over its positions 1, 3, 2; answer 1 gets 4, 6, 5; answer 2
+    // gets 2, 3, 1. Item 2: one rotation's reply does not start with its scores.
+    let host = ScriptedHost::new(vec![
+        Ok("9 4 2\nAssistant 1 is right.".into()),
+        Ok("6 3 8".into()),
+        Ok("1 7 5".into()),
+        Ok("8 5 3".into()),
+        Ok("Scores: 8 5 3".into()),
+        Ok("8 5 3".into()),
+    ]);
+    let items = [
+        multi_item("1", &["7", "nine", "I cannot help."]),
+        multi_item("2", &["7", "nine", "I cannot help."]),
+        multi_item("3", &["7"]),
+    ];
+    let out = judge_score(&scorer, &items, &host);
+    assert_eq!(out.items[0].outcome, Outcome::Scored);
+    assert_eq!(out.items[0].scores.as_slice(), [8.0, 5.0, 2.0]);
+    assert_eq!(out.items[0].score, 5.0);
+    assert!(
+        out.items[0]
+            .detail
+            .contains("[answers shown 2 3 1] scores 6.00 3.00 8.00"),
+        "{}",
+        out.items[0].detail
+    );
+    assert_eq!(out.items[1].outcome, Outcome::Unparsed);
+    assert!(out.items[1].scores.is_empty());
+    assert_eq!(out.items[2].outcome, Outcome::Failed);
+    assert!(
+        out.items[2].detail.contains("at least 2 methods"),
+        "{}",
+        out.items[2].detail
+    );
+    // Answer 0 is best in every rotation (9 > 4, 8 > 6, 7 > 5): consistent.
+    assert_eq!(metric(&out, "position_consistency"), 1.0);
+    assert_eq!(metric(&out, "mean_score/answer_1"), 8.0);
+    assert_eq!(metric(&out, "mean_score/answer_3"), 2.0);
+    assert_eq!(metric(&out, "unparsed"), 1.0);
+
+    let requests = host.requests();
+    assert_eq!(
+        requests.len(),
+        6,
+        "one call per rotation, none for the failed item"
+    );
+    assert_eq!(
+        requests[0].messages[0].content.as_str(),
+        crate::multi::SYSTEM
+    );
+    assert!(
+        (requests[0].temperature - 0.2).abs() < 1e-6,
+        "the paper's judge temperature"
+    );
+    let user = |i: usize| requests[i].messages[1].content.to_string();
+    for (call, first) in [(0, "7"), (1, "nine"), (2, "I cannot help.")] {
+        assert!(
+            user(call).contains(&format!("[The Start of Assistant 1's Answer]\n{first}\n")),
+            "{}",
+            user(call)
+        );
+    }
+    // Anonymous: no method names, only Assistant numbers.
+    assert!(!user(0).contains("dpo") && user(0).contains("Assistant 3"));
+}
+
+#[test]
+fn multi_mode_reads_each_positions_expected_score_from_probabilities() {
+    let scorer = judge(r#"{"mode": "multi"}"#);
+    // Two answers, two rotations, each reply 2 positions x 10 ratings.
+    let rated = |a: usize, b: usize| {
+        let mut values = logprobs(10, &[(a - 1, 1.0)]);
+        values.extend(logprobs(10, &[(b - 1, 0.5), (b, 0.5)]));
+        Ok(values)
+    };
+    // Rotation 0 shows (0, 1): 8 and 4.5; rotation 1 shows (1, 0): 6 and 6.5.
+    let host = ScriptedHost::with_logprobs(vec![rated(8, 4), rated(6, 6)]);
+    let out = judge_score(&scorer, &[multi_item("1", &["good", "poor"])], &host);
+    assert_eq!(out.items[0].scores.as_slice(), [7.25, 5.25]);
+    assert_eq!(metric(&out, "position_consistency"), 1.0);
+    let requests = host.options_requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        (
+            requests[0].reply_prefix.as_str(),
+            requests[0].positions,
+            requests[0].separator.as_str()
+        ),
+        ("", 2, " ")
+    );
+    assert!(requests[1].messages[1]
+        .content
+        .contains("[The Start of Assistant 1's Answer]\npoor\n"));
+}
+
+#[test]
+fn multi_mode_refuses_fastchat_prompt_keys() {
+    for key in ["prompts_file", "prompt", "reference_prompt"] {
+        let json = format!(r#"{{"mode": "multi", "{key}": "x"}}"#);
+        let err = Judge::from_params(&Params::parse(&json).unwrap()).unwrap_err();
+        assert!(
+            err.message.contains(&format!("`{key}`")) && err.message.contains("multi"),
+            "{err}"
+        );
+    }
+}
