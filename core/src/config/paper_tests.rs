@@ -78,8 +78,17 @@ fn the_paper_config_evaluates_as_the_papers_scripts() {
             "{name}"
         );
     }
-    assert_eq!(bench("mtbench-1").scorer, "judge");
-    assert_eq!(bench("vicuna").scorer, "judge");
+    // pref_evaluation.py: JudgeLM with the three methods' answers in one prompt.
+    for name in ["mtbench-1", "vicuna"] {
+        let b = bench(name);
+        assert_eq!(b.scorer, "judge");
+        assert!(b.across_methods, "{name}");
+        assert_eq!(
+            b.params.get("mode").and_then(|m| m.as_str()),
+            Some("multi"),
+            "{name}"
+        );
+    }
     // JudgeLM judged MT-Bench without reference answers.
     assert!(bench("mtbench-1").references.is_none());
     // OpenFedLLM's keyword list is the advbench scorer's default.

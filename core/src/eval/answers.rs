@@ -189,6 +189,15 @@ pub struct GenerationStats {
     pub cached: usize,
 }
 
+impl GenerationStats {
+    /// Adds the counts of another call.
+    pub fn add(&mut self, other: &GenerationStats) {
+        self.tokens += other.tokens;
+        self.seconds += other.seconds;
+        self.cached += other.cached;
+    }
+}
+
 impl Answerer<'_> {
     /// Answers every prompt (a user message each) with `cfg`, using and filling `cache`.
     ///

@@ -69,6 +69,37 @@ pub enum PromptFormat {
     EvalSplit,
 }
 
+/// Sampling settings named after their source (`preset`); the answer budget stays
+/// `max_new_tokens`, so a small machine can cap it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The paper's scripts (OpenFedLLM's `gen_model_answer`): temperature 0.7, top-p 1 (with
+    /// 1024 new tokens for MT-Bench and AdvBench, 2048 for Vicuna).
+    Paper,
+    /// FastChat's MT-Bench answers: temperature by category (writing and roleplay 0.7;
+    /// extraction, math, coding and reasoning 0; stem and humanities 0.1; others 0.7), top-p 1
+    /// (with 1024 new tokens).
+    FastchatMtbench,
+    /// Greedy decoding.
+    Greedy,
+}
+
+impl Preset {
+    /// The sampling temperature of an item in `category`.
+    pub fn temperature(self, category: &str) -> f64 {
+        match self {
+            Preset::Paper => 0.7,
+            Preset::Greedy => 0.0,
+            Preset::FastchatMtbench => match category {
+                "extraction" | "math" | "coding" | "reasoning" => 0.0,
+                "stem" | "humanities" => 0.1,
+                _ => 0.7,
+            },
+        }
+    }
+}
+
 /// One `[[eval.benchmarks]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,9 +118,16 @@ pub struct BenchmarkConfig {
     /// judge grades math, reasoning and coding against them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub references: Option<PathBuf>,
-    /// Score only the first `limit` prompts of the file.
+    /// Score only the first `limit` prompts of the file (after `every`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Take every `every`-th prompt of the file, starting with the first: a spread over a file
+    /// sorted by category (MT-Bench) when `limit` keeps only a few.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub every: usize,
+    /// Sampling settings named after their source; replaces `temperature` and `top_p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
     /// Longest answer, in tokens.
     #[serde(default = "default_max_new_tokens")]
     pub max_new_tokens: usize,
@@ -116,6 +154,14 @@ pub struct BenchmarkConfig {
     pub params: ComponentParams,
 }
 
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 fn default_max_new_tokens() -> usize {
     256
 }
@@ -125,6 +171,22 @@ fn default_top_p() -> f64 {
 }
 
 impl BenchmarkConfig {
+    /// The prompts this benchmark scores out of a file's `records`: every `every`-th, then the
+    /// first `limit` of those.
+    pub fn select<T>(&self, records: Vec<T>) -> Vec<T> {
+        records
+            .into_iter()
+            .step_by(self.every.max(1))
+            .take(self.limit.unwrap_or(usize::MAX))
+            .collect()
+    }
+
+    /// The sampling temperature of an item in `category`: the preset's, else `temperature`.
+    pub fn temperature_for(&self, category: &str) -> f64 {
+        self.preset
+            .map_or(self.temperature, |p| p.temperature(category))
+    }
+
     /// The format, with `auto` resolved from the file name.
     pub fn resolved_format(&self) -> PromptFormat {
         match (self.format, &self.prompts) {
@@ -171,6 +233,9 @@ impl EvalSection {
                     "eval.benchmarks {name:?}: scorer is empty; name a scorer component"
                 ));
             }
+            if b.every == 0 {
+                return Err(format!("eval.benchmarks {name:?}: every = 0 must be at least 1 (1 takes every prompt)"));
+            }
             if b.limit == Some(0) {
                 return Err(format!("eval.benchmarks {name:?}: limit = 0 must be at least 1 (or left out for all prompts)"));
             }
@@ -189,6 +254,11 @@ impl EvalSection {
                 return Err(format!(
                     "eval.benchmarks {name:?}: top_p = {} must be in (0, 1]",
                     b.top_p
+                ));
+            }
+            if b.preset.is_some() && (b.temperature != 0.0 || b.top_p != 1.0) {
+                return Err(format!(
+                    "eval.benchmarks {name:?}: preset sets the temperature and top_p; drop temperature and top_p, or the preset"
                 ));
             }
             if b.across_methods && b.compare_to_base {
@@ -241,6 +311,8 @@ mod tests {
             format: PromptFormat::Auto,
             references: None,
             limit: None,
+            every: 1,
+            preset: None,
             max_new_tokens: 8,
             temperature: 0.0,
             top_p: 1.0,
@@ -248,6 +320,39 @@ mod tests {
             across_methods: false,
             params: ComponentParams::new(),
         }
+    }
+
+    #[test]
+    fn every_spreads_the_prompts_before_limit_keeps_the_first() {
+        let mut b = bench("x", Some("q.jsonl"));
+        b.every = 3;
+        assert_eq!(b.select((0..10).collect()), [0, 3, 6, 9]);
+        b.limit = Some(2);
+        assert_eq!(b.select((0..10).collect()), [0, 3]);
+        b.every = 1;
+        assert_eq!(b.select((0..10).collect()), [0, 1]);
+    }
+
+    #[test]
+    fn presets_set_the_temperature_by_category() {
+        let mut b = bench("x", Some("q.jsonl"));
+        b.temperature = 0.3;
+        assert_eq!(b.temperature_for("math"), 0.3);
+        b.preset = Some(Preset::FastchatMtbench);
+        let t: Vec<f64> = ["writing", "roleplay", "math", "coding", "stem", "humanities", "generic"]
+            .iter()
+            .map(|c| b.temperature_for(c))
+            .collect();
+        assert_eq!(t, [0.7, 0.7, 0.0, 0.0, 0.1, 0.1, 0.7]);
+        b.preset = Some(Preset::Paper);
+        assert_eq!(b.temperature_for("math"), 0.7);
+        b.preset = Some(Preset::Greedy);
+        assert_eq!(b.temperature_for("writing"), 0.0);
+        let parsed: BenchmarkConfig = toml::from_str(
+            "name = \"x\"\nscorer = \"judge\"\npreset = \"fastchat-mtbench\"",
+        )
+        .unwrap();
+        assert_eq!(parsed.preset, Some(Preset::FastchatMtbench));
     }
 
     #[test]
@@ -288,7 +393,11 @@ mod tests {
         twice.benchmarks.pop();
         assert_eq!(twice.validate(), Ok(()));
         type Change = fn(&mut BenchmarkConfig);
-        let cases: [(&str, Change); 7] = [
+        let cases: [(&str, Change); 8] = [
+            ("drop temperature and top_p", |b| {
+                b.preset = Some(Preset::Paper);
+                b.temperature = 0.7;
+            }),
             ("max_new_tokens = 0", |b| b.max_new_tokens = 0),
             ("temperature = -1", |b| b.temperature = -1.0),
             ("top_p = 1.5", |b| b.top_p = 1.5),

@@ -15,7 +15,7 @@ use abi_stable::std_types::{RString, RVec};
 use fedpref_plugin_api::{Metric, Outcome, ScoreItem, ScoreOutput};
 
 use super::{
-    answers::{adapter_hash, AnswerCache, Answerer},
+    answers::{adapter_hash, AnswerCache, Answerer, GenerationStats},
     config::{BenchmarkConfig, EvalSection, PromptFormat},
     local_judge::{JudgeModel, LocalJudge},
     pairs::{held_out_pairs, pair_logprobs, HeldOutPair},
@@ -112,8 +112,10 @@ impl Evaluator {
                 )));
             }
             let records = match &config.prompts {
-                Some(path) => read_prompts(path, format, config.limit)
-                    .map_err(|e| unreadable(&config.name, "prompts", path, e))?,
+                Some(path) => config.select(
+                    read_prompts(path, format, None)
+                        .map_err(|e| unreadable(&config.name, "prompts", path, e))?,
+                ),
                 None => {
                     needs_pairs = true;
                     Vec::new()
@@ -283,30 +285,36 @@ impl Evaluator {
             model: &self.model_identity,
             adapter: decoders.adapter,
         };
-        let cfg = GenerateConfig {
-            max_new_tokens: config.max_new_tokens,
-            temperature: config.temperature,
-            top_p: config.top_p,
-            seed: 0,
-        };
-        let owned: Vec<String> = items.iter().map(|i| i.prompt.to_string()).collect();
-        let prompts: Vec<&str> = owned.iter().map(String::as_str).collect();
-        let (answers, stats) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
         let mut generated = GeneratedAnswers::none(items.len());
-        for (i, answer) in answers.into_iter().enumerate() {
-            generated.tokens[i] = answer.tokens;
-            generated.cached[i] = answer.cached;
-            items[i].response = answer.text.into();
-        }
-        if config.compare_to_base {
-            let base_answerer = Answerer {
-                decoder: decoders.base,
-                adapter: "base",
-                ..answerer
+        let mut stats = GenerationStats::default();
+        // One pass per temperature: a preset may sample each category at its own.
+        for (temperature, indices) in by_temperature(config, items) {
+            let cfg = GenerateConfig {
+                max_new_tokens: config.max_new_tokens,
+                temperature,
+                top_p: config.top_p,
+                seed: 0,
             };
-            let (base_answers, _) = base_answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
-            for (item, answer) in items.iter_mut().zip(base_answers) {
-                item.reference = answer.text.into();
+            let owned: Vec<String> = indices.iter().map(|&i| items[i].prompt.to_string()).collect();
+            let prompts: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let (answers, pass) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
+            stats.add(&pass);
+            for (&i, answer) in indices.iter().zip(answers) {
+                generated.tokens[i] = answer.tokens;
+                generated.cached[i] = answer.cached;
+                items[i].response = answer.text.into();
+            }
+            if config.compare_to_base {
+                let base_answerer = Answerer {
+                    decoder: decoders.base,
+                    adapter: "base",
+                    ..answerer
+                };
+                let (base_answers, _) =
+                    base_answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
+                for (&i, answer) in indices.iter().zip(base_answers) {
+                    items[i].reference = answer.text.into();
+                }
             }
         }
         generated.summary = GenerationSummary {
@@ -453,6 +461,19 @@ fn with_references(records: Vec<Record>, path: &Path) -> Result<Vec<Record>> {
             broken => broken,
         })
         .collect())
+}
+
+/// The items' indices grouped by their sampling temperature, in order of first appearance.
+fn by_temperature(config: &BenchmarkConfig, items: &[ScoreItem]) -> Vec<(f64, Vec<usize>)> {
+    let mut groups: Vec<(f64, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let t = config.temperature_for(&item.category);
+        match groups.iter_mut().find(|(g, _)| *g == t) {
+            Some((_, indices)) => indices.push(i),
+            None => groups.push((t, vec![i])),
+        }
+    }
+    groups
 }
 
 /// The summary metrics of a benchmark whose `n` answers wait for the judge across methods.

@@ -53,8 +53,10 @@ pub struct SweepContext<'a> {
 }
 
 /// Runs every run of `config`'s sweep in turn, skipping complete ones and resuming interrupted
-/// ones; every component is checked against the plugins before any model loads. Then the
-/// benchmarks judged across methods are judged ([`judge_across_methods`]).
+/// ones; every component is checked against the plugins before any model loads. With a
+/// benchmark judged across methods, the runs go by aggregator and seed instead, and each group
+/// is judged as soon as its methods have finished ([`crate::eval::across`]), so a long sweep
+/// has judged results before its end.
 ///
 /// # Errors
 /// The first run's error; earlier runs' results stay on disk.
@@ -71,28 +73,10 @@ pub fn run_sweep(
         reference_cache: None,
         progress,
     };
-    let summaries = plans
-        .iter()
-        .map(|plan| run::run(plan, &mut ctx))
-        .collect::<Result<Vec<_>>>()?;
-    judge_across_methods(config, &plans, &ctx)?;
-    Ok(summaries)
-}
-
-/// Judges every benchmark with `across_methods` over the sweep's finished runs: per aggregator
-/// and seed, the methods' answers after the last round in one judge prompt
-/// ([`crate::eval::across`]), with `eval.judge_model` or else the base model as the judge.
-///
-/// # Errors
-/// Scorer, model and I/O errors; an interruption.
-pub fn judge_across_methods(
-    config: &ExperimentConfig,
-    plans: &[RunPlan],
-    ctx: &SweepContext<'_>,
-) -> Result<()> {
     if !config.eval.benchmarks.iter().any(|b| b.across_methods) {
-        return Ok(());
+        return plans.iter().map(|plan| run::run(plan, &mut ctx)).collect();
     }
+    // The judge model loads once, on the first group's verdicts.
     let judge = JudgeModel::new(
         config
             .eval
@@ -100,31 +84,45 @@ pub fn judge_across_methods(
             .clone()
             .unwrap_or_else(|| config.model.path.clone()),
     );
-    let across = AcrossMethods {
-        host: ctx.host,
-        judge: &judge,
-        progress: &ctx.progress,
-        stop: &ctx.stop,
-    };
-    across.judge(&config.eval, &across_groups(plans))
+    let mut summaries = Vec::with_capacity(plans.len());
+    for (group, members) in across_groups(&plans) {
+        for &i in &members {
+            summaries.push(run::run(&plans[i], &mut ctx)?);
+        }
+        let across = AcrossMethods {
+            host,
+            judge: &judge,
+            progress: &ctx.progress,
+            stop: &ctx.stop,
+        };
+        across.judge(&config.eval, std::slice::from_ref(&group))?;
+    }
+    Ok(summaries)
 }
 
-/// The runs of each aggregator and seed, in the sweep's method order.
-fn across_groups(plans: &[RunPlan]) -> Vec<Group> {
-    let mut groups: Vec<Group> = Vec::new();
-    for plan in plans {
+/// The runs of each aggregator and seed in the sweep's method order, with their indices in
+/// `plans`.
+fn across_groups(plans: &[RunPlan]) -> Vec<(Group, Vec<usize>)> {
+    let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
         let label = format!("{}-s{}", plan.key.aggregator, plan.key.seed);
         let contender = Contender {
             method: plan.key.method.clone(),
             run_dir: plan.run_dir.clone(),
         };
-        match groups.iter_mut().find(|g| g.label == label) {
-            Some(group) => group.contenders.push(contender),
-            None => groups.push(Group {
-                label,
-                round: plan.config.federation.rounds.saturating_sub(1),
-                contenders: vec![contender],
-            }),
+        match groups.iter_mut().find(|(g, _)| g.label == label) {
+            Some((group, members)) => {
+                group.contenders.push(contender);
+                members.push(i);
+            }
+            None => groups.push((
+                Group {
+                    label,
+                    round: plan.config.federation.rounds.saturating_sub(1),
+                    contenders: vec![contender],
+                },
+                vec![i],
+            )),
         }
     }
     groups
