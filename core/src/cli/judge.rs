@@ -21,7 +21,7 @@ use fedpref::{
     progress::Progress,
     PluginHost,
 };
-use fedpref_plugin_api::{ItemScore, Outcome, ScoreItem};
+use fedpref_plugin_api::{ItemScore, Outcome, ScoreItem, ScoreOutput};
 use fedpref_rundir::{write_atomic, JudgeCheck, DEFAULT_THRESHOLD, JUDGE_CHECK_FILE};
 
 use super::UsageError;
@@ -58,6 +58,8 @@ pub enum CheckMode {
     Single,
     /// MT-Bench pair-v2: both answers shown, in both orders.
     Pair,
+    /// The paper's JudgeLM multi-answer prompt: both answers scored in one prompt, rotated.
+    Multi,
 }
 
 /// Arguments of `fedpref judge check`.
@@ -118,10 +120,19 @@ fn check(args: &CheckArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
     let mode = match args.mode {
         CheckMode::Single => "single",
         CheckMode::Pair => "pair",
+        CheckMode::Multi => "multi",
     };
     let mut params = serde_json::json!({ "mode": mode, "read": args.read });
-    if let Some(file) = &args.prompts_file {
-        params["prompts_file"] = file.to_string_lossy().into_owned().into();
+    match (&args.prompts_file, args.mode) {
+        (Some(_), CheckMode::Multi) => {
+            return Err(UsageError(
+                "--prompts-file picks FastChat's prompts, which --mode multi does not use; drop it"
+                    .into(),
+            )
+            .into())
+        }
+        (Some(file), _) => params["prompts_file"] = file.to_string_lossy().into_owned().into(),
+        (None, _) => {}
     }
     let scorer = host.scorer("judge", &params)?;
     let judge_model = JudgeModel::new(args.judge_model.clone());
@@ -135,15 +146,15 @@ fn check(args: &CheckArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
     ));
     let started = Instant::now();
     let mut check = measure(&pairs, args.mode, &progress, |items| {
-        Ok(scorer.score(items, judge.services())?.items.into_vec())
+        Ok(scorer.score(items, judge.services())?)
     })?;
     check.judge = Some(model_name(&args.judge_model));
     check.protocol = Some(format!(
         "{} ({} read)",
-        if args.mode == CheckMode::Single {
-            "single-v1"
-        } else {
-            "pair-v2"
+        match args.mode {
+            CheckMode::Single => "single-v1",
+            CheckMode::Pair => "pair-v2",
+            CheckMode::Multi => "JudgeLM multi-answer, both orders",
         },
         args.read
     ));
@@ -160,12 +171,20 @@ fn measure(
     pairs: &[CheckPair],
     mode: CheckMode,
     progress: &Progress,
-    score: impl Fn(&[ScoreItem]) -> anyhow::Result<Vec<ItemScore>>,
+    score: impl Fn(&[ScoreItem]) -> anyhow::Result<ScoreOutput>,
 ) -> anyhow::Result<JudgeCheck> {
     let bar = progress.bar(pairs.len() as u64, "judge check");
     let mut scores: Vec<Vec<ItemScore>> = Vec::with_capacity(pairs.len());
+    let mut consistent: Vec<bool> = Vec::with_capacity(pairs.len());
     for pair in pairs {
-        scores.push(score(&items(pair, mode))?);
+        let output = score(&items(pair, mode))?;
+        let flips = output
+            .summary
+            .iter()
+            .find(|m| m.name.as_str() == "inconsistent")
+            .map_or(0.0, |m| m.value);
+        consistent.push(flips == 0.0);
+        scores.push(output.items.into_vec());
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -184,6 +203,19 @@ fn measure(
                 .map(|s| s.first().and_then(pair_result))
                 .collect();
             judge_check::pair_mode(pairs, &results)
+        }
+        CheckMode::Multi => {
+            let results: Vec<_> = scores
+                .iter()
+                .zip(&consistent)
+                .map(
+                    |(s, &c)| match s.first().map(|s| (s.outcome, s.scores.as_slice())) {
+                        Some((Outcome::Scored, &[better, worse])) => Some(([better, worse], c)),
+                        _ => None,
+                    },
+                )
+                .collect();
+            judge_check::multi_mode(pairs, &results)
         }
     })
 }
@@ -206,6 +238,11 @@ fn items(pair: &CheckPair, mode: CheckMode) -> Vec<ScoreItem> {
             item(&format!("{}/worse", pair.id), &pair.worse, ""),
         ],
         CheckMode::Pair => vec![item(&pair.id, &pair.better, &pair.worse)],
+        CheckMode::Multi => {
+            let mut both = item(&pair.id, "", "");
+            both.answers = vec![pair.better.as_str().into(), pair.worse.as_str().into()].into();
+            vec![both]
+        }
     }
 }
 
@@ -286,6 +323,11 @@ fn summary(check: &JudgeCheck, path: &Path) -> String {
             "  better shown first {}, second {}, position consistency {}\n",
             share(check.agreement_better_first),
             share(check.agreement_better_second),
+            share(check.position_consistency)
+        );
+    } else if check.position_consistency.is_some() {
+        text += &format!(
+            "  position consistency {}\n",
             share(check.position_consistency)
         );
     }

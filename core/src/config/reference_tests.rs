@@ -9,7 +9,7 @@ use crate::eval::BenchmarkConfig;
 
 /// Keys the default config does not write out (unset, or skipped at their default): the
 /// documented default and a value to try each with.
-const OPTIONAL: [(&str, &str, &str); 11] = [
+const OPTIONAL: [(&str, &str, &str); 15] = [
     ("data.path", "unset", "\"pairs.jsonl\""),
     ("data.eval_path", "unset", "\"held-out.jsonl\""),
     ("data.group_key", "unset", "\"user_id\""),
@@ -21,6 +21,10 @@ const OPTIONAL: [(&str, &str, &str); 11] = [
     ("eval.benchmarks[].references", "unset", "\"r.jsonl\""),
     ("eval.benchmarks[].limit", "unset", "3"),
     ("eval.benchmarks[].compare_to_base", "`false`", "true"),
+    ("eval.benchmarks[].across_methods", "`false`", "true"),
+    ("eval.benchmarks[].every", "`1`", "2"),
+    ("eval.benchmarks[].preset", "unset", "\"paper\""),
+    ("checkpoint.keep", "`2`", "3"),
 ];
 
 /// `| `key` | type | default | meaning |` rows: key -> default cell.

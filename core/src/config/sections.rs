@@ -35,6 +35,31 @@ pub struct ExperimentConfig {
     pub plugins: PluginsSection,
     /// Benchmarks the global model is scored on.
     pub eval: EvalSection,
+    /// How many checkpoints a run keeps.
+    #[serde(skip_serializing_if = "CheckpointSection::is_default")]
+    pub checkpoint: CheckpointSection,
+}
+
+/// `[checkpoint]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// The newest checkpoints kept; older ones are deleted after each round.
+    pub keep: u32,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self { keep: 2 }
+    }
+}
+
+impl CheckpointSection {
+    /// Left out of a run's `config.toml` at its default, so runs written before the section
+    /// existed still match their config.
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// `[experiment]`.
@@ -285,6 +310,21 @@ pub struct PluginsSection {
     pub dirs: Vec<PathBuf>,
 }
 
+/// The longest `federation.deadline_seconds`: a year (larger values overflow a timer).
+const MAX_DEADLINE_SECONDS: f64 = 3.2e7;
+
+/// The most `"epochs:E"` of `training.local_steps` (more would overflow the step count).
+const MAX_EPOCHS: f64 = 1e6;
+
+/// Refuses NaN and infinite values, naming the key.
+fn finite(key: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{key} = {value} must be a finite number"))
+    }
+}
+
 impl ExperimentConfig {
     /// Checks values and cross-field rules that need no plugin or file.
     ///
@@ -302,9 +342,13 @@ impl ExperimentConfig {
 
     fn validate_experiment(&self) -> Result<(), String> {
         let e = &self.experiment;
-        if e.name.is_empty() || e.name.contains(['/', '\\']) {
+        // The sweep directory is output_dir/name: a name must stay one folder inside it.
+        if e.name.is_empty()
+            || e.name.contains(['/', '\\'])
+            || matches!(e.name.as_str(), "." | "..")
+        {
             return Err(format!(
-                "experiment.name = {:?} must be a non-empty name without slashes",
+                "experiment.name = {:?} must be a folder name: not empty, not \".\" or \"..\", no slashes",
                 e.name
             ));
         }
@@ -343,9 +387,9 @@ impl ExperimentConfig {
             ));
         }
         if let Some(deadline) = f.deadline_seconds {
-            if !(deadline.is_finite() && deadline > 0.0) {
+            if !(deadline > 0.0 && deadline <= MAX_DEADLINE_SECONDS) {
                 return Err(format!(
-                    "federation.deadline_seconds = {deadline} must be positive"
+                    "federation.deadline_seconds = {deadline} must be positive and at most {MAX_DEADLINE_SECONDS:e} (a year)"
                 ));
             }
         }
@@ -362,6 +406,23 @@ impl ExperimentConfig {
         if matches!(t.local_steps, LocalSteps::Fixed(0)) {
             return Err("training.local_steps = 0 must be at least 1".to_owned());
         }
+        if let LocalSteps::Epochs(rule) = t.local_steps {
+            if rule.epochs > MAX_EPOCHS {
+                return Err(format!(
+                    "training.local_steps = \"epochs:{}\" must be at most {MAX_EPOCHS} epochs",
+                    rule.epochs
+                ));
+            }
+        }
+        for (key, value) in [
+            ("training.lr", t.lr),
+            ("training.lr_min", t.lr_min),
+            ("training.max_grad_norm", t.max_grad_norm),
+            ("training.weight_decay", t.weight_decay),
+            ("training.max_loss", t.max_loss),
+        ] {
+            finite(key, value)?;
+        }
         if !(t.lr > 0.0 && t.lr_min >= 0.0 && t.lr_min <= t.lr) {
             return Err(format!(
                 "training.lr = {} and training.lr_min = {} must satisfy 0 <= lr_min <= lr, lr > 0",
@@ -377,7 +438,11 @@ impl ExperimentConfig {
     }
 
     fn validate_lora_and_device(&self) -> Result<(), String> {
+        if self.checkpoint.keep == 0 {
+            return Err("checkpoint.keep = 0 must be at least 1 (the newest checkpoint is what a run resumes from)".to_owned());
+        }
         let l = &self.lora;
+        finite("lora.alpha", l.alpha)?;
         if l.rank == 0 || l.alpha <= 0.0 || !(0.0..1.0).contains(&l.dropout) || l.targets.is_empty()
         {
             return Err(format!(

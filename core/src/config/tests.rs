@@ -72,6 +72,18 @@ fn unknown_keys_and_bad_values_name_the_key() {
         ("model.device=\"tpu\"", "model.device"),
         ("federation.dropout=1.0", "federation.dropout"),
         ("training.local_steps=\"epochs:-1\"", "local_steps"),
+        // Values that pass a plain comparison but break a run later.
+        ("training.lr=inf", "training.lr = inf"),
+        ("training.max_grad_norm=nan", "training.max_grad_norm = NaN"),
+        ("training.max_loss=-inf", "training.max_loss"),
+        ("lora.alpha=nan", "lora.alpha"),
+        (
+            "federation.deadline_seconds=1e30",
+            "federation.deadline_seconds",
+        ),
+        ("training.local_steps=\"epochs:1e300\"", "at most"),
+        ("experiment.name=\"..\"", "experiment.name"),
+        ("experiment.name=\".\"", "experiment.name"),
     ] {
         let message = error("", &[override_]);
         assert!(message.contains(key), "{override_}: {message}");

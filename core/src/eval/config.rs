@@ -234,7 +234,9 @@ impl EvalSection {
                 ));
             }
             if b.every == 0 {
-                return Err(format!("eval.benchmarks {name:?}: every = 0 must be at least 1 (1 takes every prompt)"));
+                return Err(format!(
+                    "eval.benchmarks {name:?}: every = 0 must be at least 1 (1 takes every prompt)"
+                ));
             }
             if b.limit == Some(0) {
                 return Err(format!("eval.benchmarks {name:?}: limit = 0 must be at least 1 (or left out for all prompts)"));
@@ -339,19 +341,26 @@ mod tests {
         b.temperature = 0.3;
         assert_eq!(b.temperature_for("math"), 0.3);
         b.preset = Some(Preset::FastchatMtbench);
-        let t: Vec<f64> = ["writing", "roleplay", "math", "coding", "stem", "humanities", "generic"]
-            .iter()
-            .map(|c| b.temperature_for(c))
-            .collect();
+        let t: Vec<f64> = [
+            "writing",
+            "roleplay",
+            "math",
+            "coding",
+            "stem",
+            "humanities",
+            "generic",
+        ]
+        .iter()
+        .map(|c| b.temperature_for(c))
+        .collect();
         assert_eq!(t, [0.7, 0.7, 0.0, 0.0, 0.1, 0.1, 0.7]);
         b.preset = Some(Preset::Paper);
         assert_eq!(b.temperature_for("math"), 0.7);
         b.preset = Some(Preset::Greedy);
         assert_eq!(b.temperature_for("writing"), 0.0);
-        let parsed: BenchmarkConfig = toml::from_str(
-            "name = \"x\"\nscorer = \"judge\"\npreset = \"fastchat-mtbench\"",
-        )
-        .unwrap();
+        let parsed: BenchmarkConfig =
+            toml::from_str("name = \"x\"\nscorer = \"judge\"\npreset = \"fastchat-mtbench\"")
+                .unwrap();
         assert_eq!(parsed.preset, Some(Preset::FastchatMtbench));
     }
 

@@ -295,7 +295,10 @@ impl Evaluator {
                 top_p: config.top_p,
                 seed: 0,
             };
-            let owned: Vec<String> = indices.iter().map(|&i| items[i].prompt.to_string()).collect();
+            let owned: Vec<String> = indices
+                .iter()
+                .map(|&i| items[i].prompt.to_string())
+                .collect();
             let prompts: Vec<&str> = owned.iter().map(String::as_str).collect();
             let (answers, pass) = answerer.answer_all(&prompts, &cfg, &mut self.answers)?;
             stats.add(&pass);

@@ -13,7 +13,9 @@
 //! them is not thereby shown to rank close answers well. In single mode a pair agrees when the
 //! better answer's rating is higher (a tie counts half); in pair mode each order's verdict
 //! agrees when it prefers the better answer (a tie counts half), and a pair is position-
-//! consistent when both orders' most likely verdicts agree.
+//! consistent when both orders' most likely verdicts agree; in multi mode (the paper's
+//! JudgeLM prompt) both answers share one prompt, judged in both orders, and a pair agrees
+//! when the better answer's mean score is higher (a tie counts half).
 
 use std::collections::BTreeMap;
 
@@ -185,6 +187,28 @@ pub fn pair_mode(pairs: &[CheckPair], results: &[Option<([f64; 2], bool)>]) -> J
     }
 }
 
+/// The check's numbers in multi mode, from each pair's scores (`[better, worse]`, the means
+/// over both orders; `None`: unscored) and whether the better-scored answer stayed the same
+/// in both orders.
+pub fn multi_mode(pairs: &[CheckPair], results: &[Option<([f64; 2], bool)>]) -> JudgeCheck {
+    let agreement: Vec<Option<f64>> = results
+        .iter()
+        .map(|r| r.map(|([better, worse], _)| prefers(better, worse)))
+        .collect();
+    JudgeCheck {
+        pairs: Some(agreement.iter().flatten().count() as u64),
+        agreement: mean(agreement.iter().flatten().copied()),
+        position_consistency: mean(
+            results
+                .iter()
+                .flatten()
+                .map(|(_, consistent)| f64::from(u8::from(*consistent))),
+        ),
+        agreement_by_kind: Some(by_kind(pairs, &agreement)),
+        ..JudgeCheck::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +289,18 @@ mod tests {
         assert_eq!(check.agreement, Some(0.75));
         assert_eq!(check.position_consistency, Some(0.5));
         assert_eq!(check.agreement_by_kind.unwrap()["off-topic"], 0.5);
+    }
+
+    #[test]
+    fn multi_mode_compares_the_two_scores_and_counts_flips() {
+        let prompts = [prompt("1", 100), prompt("2", 100), prompt("3", 100)];
+        let pairs = check_pairs(&prompts, 3);
+        let results = [Some(([8.0, 3.0], true)), Some(([5.0, 5.5], false)), None];
+        let check = multi_mode(&pairs, &results);
+        assert_eq!(check.pairs, Some(2));
+        assert_eq!(check.agreement, Some(0.5));
+        assert_eq!(check.position_consistency, Some(0.5));
+        let kinds = check.agreement_by_kind.unwrap();
+        assert_eq!((kinds["off-topic"], kinds["evasive"]), (1.0, 0.0));
     }
 }

@@ -4,8 +4,8 @@
 //! - [`plan`]: the sweep's runs checked against the loaded plugins ([`RunPlan`]).
 //! - [`experiment`]: one run prepared for its rounds: data, clients, model, plugins, evaluator.
 //! - [`state`]: what changes between rounds and what a checkpoint restores.
-//! - [`round`]: one round's phases: select clients, train each, aggregate, record, checkpoint,
-//!   evaluate.
+//! - [`round`]: one round's phases: select clients, train each, aggregate, record, evaluate,
+//!   checkpoint.
 //! - [`run`]: one run from its directory check to its last round; resumes from a checkpoint.
 //! - [`sampling`]: every random choice derived from (seed, purpose, round, client);
 //!   [`schedule`]: the learning rate of each round and the local steps of each client.

@@ -1,5 +1,6 @@
 //! One round, as named phases: [`select_clients`] -> [`train_clients`] -> [`aggregate`] ->
-//! [`record`] -> [`checkpoint`] -> [`evaluate`]. Each phase reads the prepared
+//! [`record`] -> [`evaluate`] -> [`checkpoint`] (results first: the checkpoint marks the round
+//! done). Each phase reads the prepared
 //! [`Experiment`] and the [`FederationState`] and changes only what its name says.
 
 use std::{
@@ -477,7 +478,8 @@ pub fn record(
 }
 
 /// Writes the round's checkpoint (global adapter raw and as PEFT files, aggregator and
-/// optimizer states, metrics lengths), prunes older ones and advances the manifest.
+/// optimizer states, metrics lengths), keeps the newest `checkpoint.keep` and advances the
+/// manifest.
 ///
 /// # Errors
 /// I/O errors naming the file; plugin errors saving the aggregator's state.
@@ -513,7 +515,10 @@ pub fn checkpoint(
             adapter.unflatten(&state.global)?;
             Ok(fedpref_model::save_adapter(adapter, tmp, &base_model)?)
         })?;
-    experiment.dir.prune_checkpoints(round.index)?;
+    let keep = experiment.plan.config.checkpoint.keep.max(1);
+    experiment
+        .dir
+        .prune_checkpoints((round.index + 1).saturating_sub(keep))?;
     state.next_round = round.index + 1;
     state.metrics_lengths = (checkpoint_state.steps_len, checkpoint_state.rounds_len);
     manifest.rounds_completed = round.index + 1;
@@ -539,6 +544,13 @@ pub fn evaluate(
     {
         return Ok(());
     }
+    // The decoder holds whatever the last client trained: score the global adapter.
+    experiment
+        .model
+        .decoder
+        .adapter()
+        .ok_or_else(|| Error::Usage("the adapter is not attached".to_owned()))?
+        .unflatten(&state.global)?;
     experiment.evaluator.evaluate(
         &experiment.model,
         &state.global,

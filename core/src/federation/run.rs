@@ -82,6 +82,11 @@ pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             round_started,
             &mut logs,
         )?;
+        ctx.progress
+            .note(&round::round_line(&experiment.name, &record));
+        // Before the checkpoint that marks the round done: a kill in between repeats the
+        // round (bit for bit) rather than leaving a finished run without its results.
+        round::evaluate(&mut experiment, &state, &round, ctx)?;
         round::checkpoint(
             &mut experiment,
             &mut state,
@@ -89,9 +94,6 @@ pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             &mut logs,
             &mut manifest,
         )?;
-        ctx.progress
-            .note(&round::round_line(&experiment.name, &record));
-        round::evaluate(&mut experiment, &state, &round, ctx)?;
         round_metrics.push(record.train);
         bar.inc(1);
     }

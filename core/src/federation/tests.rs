@@ -262,6 +262,28 @@ fn a_checkpoint_restores_the_state_it_saved() {
 }
 
 #[test]
+fn a_run_keeps_its_newest_checkpoints() {
+    let fx = Fixture::new();
+    for (keep, kept) in [(2, vec![2, 3]), (1, vec![3])] {
+        let config = fx.config(
+            "test-pairs",
+            "test-mean",
+            &[
+                "federation.rounds=4",
+                &format!("checkpoint.keep={keep}"),
+                &format!("experiment.name=\"keep{keep}\""),
+            ],
+        );
+        let plan = fx.plan(&config);
+        super::run::run(&plan, &mut fx.ctx()).expect("run");
+        let rounds = fedpref_rundir::RunDir::new(&plan.run_dir)
+            .checkpoint_rounds()
+            .expect("checkpoints");
+        assert_eq!(rounds, kept, "keep = {keep}");
+    }
+}
+
+#[test]
 fn the_phases_run_one_by_one_equal_a_whole_run() {
     let fx = Fixture::new();
     let config = fx.config(
