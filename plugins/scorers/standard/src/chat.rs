@@ -3,23 +3,40 @@
 //! retries with exponential back-off.
 //!
 //! Retried: connection failures, timeouts, malformed HTTP, `408`, `429` and `5xx` (waiting
-//! `backoff · 2^k` seconds before retry `k + 1`, or the server's `Retry-After` if longer, up to a
-//! minute). Not retried: other `4xx` (a wrong model name or key does not heal by waiting), and a
+//! `backoff · 2^k` seconds before retry `k + 1`, capped at a minute and jittered down by up to
+//! half so parallel callers do not retry in step, or the server's `Retry-After` if longer, up
+//! to a minute). Not retried: other `4xx` (a wrong model name or key does not heal by waiting), and a
 //! `200` whose body is not a chat completion. Every error names the URL, the attempts made and
 //! the last cause, so a judge that is down is a clear message rather than a hang.
 //!
+//! The API key is a [`Secret`]: no `Debug` output shows it, and [`check_key_transport`]
+//! refuses to send it over plain `http` to a host other than this machine.
+//!
 //! Fed by the judge's parameters; feeds [`crate::judge`].
 
-use std::{thread, time::Duration};
+use std::{
+    fmt, thread,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use serde_json::{json, Value};
+
+/// A value that never shows in `Debug` output (an API key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// Connection settings of a judge endpoint.
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     url: String,
     model: String,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     timeout: Duration,
     retries: u32,
     backoff: Duration,
@@ -31,6 +48,9 @@ pub struct ChatClient {
 /// Longest wait a `Retry-After` header may impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// Longest wait between two attempts of the exponential back-off.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Settings of a [`ChatClient`].
 #[derive(Debug, Clone)]
 pub struct ChatSettings {
@@ -39,7 +59,7 @@ pub struct ChatSettings {
     /// The `model` field of each request.
     pub model: String,
     /// Sent as `Authorization: Bearer <key>` when present.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Limit on each whole request (connect, send, wait, read).
     pub timeout: Duration,
     /// Further attempts after the first fails in a retryable way.
@@ -125,7 +145,7 @@ impl ChatClient {
                     ))
                 }
                 Err(Attempt::Retry(_, retry_after)) => {
-                    let backoff = self.backoff.saturating_mul(1u32 << attempt.min(20));
+                    let backoff = backoff_wait(self.backoff, attempt, jitter());
                     thread::sleep(backoff.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER)));
                 }
             }
@@ -139,7 +159,7 @@ impl ChatClient {
             .agent
             .post(&self.url)
             .set("Content-Type", "application/json");
-        if let Some(key) = &self.api_key {
+        if let Some(Secret(key)) = &self.api_key {
             request = request.set("Authorization", &format!("Bearer {key}"));
         }
         match request.send_string(body) {
@@ -177,6 +197,52 @@ impl ChatClient {
                 }
             }
         }
+    }
+}
+
+/// The wait before retry `attempt + 1`: `base · 2^attempt`, capped at [`MAX_BACKOFF`], scaled
+/// by `jitter` in [0.5, 1].
+pub fn backoff_wait(base: Duration, attempt: u32, jitter: f64) -> Duration {
+    base.saturating_mul(1u32 << attempt.min(20))
+        .min(MAX_BACKOFF)
+        .mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+/// A factor in [0.5, 1] that differs between calls (the clock's nanoseconds, mixed).
+fn jitter() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = u64::from(nanos).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+    0.5 + 0.5 * (mixed as f64 / (1u64 << 53) as f64)
+}
+
+/// Refuses to send an API key in the clear: over `http`, only to this machine (`localhost`,
+/// `127.0.0.0/8`, `::1`).
+///
+/// # Errors
+/// A message naming the host and what to do.
+pub fn check_key_transport(base_url: &str) -> Result<(), String> {
+    let Some(rest) = base_url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "`base_url` {base_url:?} is plain http to {host:?}: the API key would travel in the clear; use https, or a server on this machine"
+        ))
     }
 }
 
@@ -225,5 +291,65 @@ fn snippet(text: &str) -> String {
         "(empty body)".to_owned()
     } else {
         cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_and_jitters_down_by_at_most_half() {
+        let base = Duration::from_secs(1);
+        assert_eq!(backoff_wait(base, 0, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff_wait(base, 3, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff_wait(base, 30, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff_wait(base, 3, 0.5), Duration::from_secs(4));
+        assert_eq!(backoff_wait(base, 3, 0.1), Duration::from_secs(4));
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.5..=1.0).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn keys_go_in_the_clear_only_to_this_machine() {
+        for ok in [
+            "https://api.example.com/v1",
+            "http://127.0.0.1:8000/v1",
+            "http://localhost/v1",
+            "http://[::1]:8080/v1",
+            "http://127.5.0.1/v1",
+        ] {
+            assert_eq!(check_key_transport(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://api.example.com/v1",
+            "http://10.0.0.2:8000/v1",
+            "http://localhost.example.com/v1",
+            "http://user@192.168.1.1/v1",
+        ] {
+            let err = check_key_transport(bad).unwrap_err();
+            assert!(err.contains("in the clear"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn no_debug_output_shows_the_key() {
+        let client = ChatClient::new(ChatSettings {
+            base_url: "https://x/v1".into(),
+            model: "m".into(),
+            api_key: Some(Secret("sk-very-secret".into())),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            backoff: Duration::ZERO,
+            max_tokens: 1,
+            temperature: 0.0,
+        });
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("sk-very-secret") && shown.contains("***"),
+            "{shown}"
+        );
     }
 }

@@ -40,7 +40,7 @@ use fedpref_plugin_api::{
 
 use crate::{
     cache::VerdictCache,
-    chat::{ChatClient, ChatSettings},
+    chat::{check_key_transport, ChatClient, ChatSettings, Secret},
     multi,
     params_ext::opt_str,
     probability,
@@ -51,6 +51,10 @@ use crate::{
 /// Where `prompts_file` points by default: what `cargo xtask setup` unpacks, relative to the
 /// directory `fedpref` runs in (the repository root).
 pub const DEFAULT_PROMPTS_FILE: &str = "assets/bench/mtbench/judge_prompts.jsonl";
+
+/// Calls of an HTTP judge that may fail in a row (each after its retries) before the rest of
+/// the batch is not sent.
+pub const MAX_FAILURES_IN_A_ROW: usize = 5;
 
 /// Keys that only make sense with an HTTP judge.
 const HTTP_ONLY: [&str; 5] = [
@@ -205,12 +209,15 @@ impl Judge {
                 })?;
                 let api_key = match opt_str(params, "api_key_env")? {
                     None => None,
-                    Some(var) => Some(std::env::var(&var).map_err(|_| {
+                    Some(var) => Some(Secret(std::env::var(&var).map_err(|_| {
                         PluginError::invalid_params(format!(
                             "`api_key_env` = {var:?} but that environment variable is not set; export it or drop `api_key_env` for a server without keys"
                         ))
-                    })?),
+                    })?)),
                 };
+                if api_key.is_some() {
+                    check_key_transport(base_url).map_err(PluginError::invalid_params)?;
+                }
                 let timeout = check_range(
                     "timeout_s",
                     params.f64_or("timeout_s", 60.0)?,
@@ -261,9 +268,12 @@ impl Judge {
             .map(|dir| VerdictCache::open(&PathBuf::from(dir)).map_err(PluginError::invalid_params))
             .transpose()?;
         let model_key = match &backend {
-            Backend::Http { client, .. } => {
-                format!("{}|t={temperature}|max={max_tokens}", client.model())
-            }
+            // The endpoint too: one model name may be served by different servers.
+            Backend::Http { client, .. } => format!(
+                "{}|{}|t={temperature}|max={max_tokens}",
+                client.url(),
+                client.model()
+            ),
             Backend::Local { .. } if read == Read::Probabilities => format!(
                 "local:{}|read=probabilities",
                 model.as_deref().unwrap_or("host")
@@ -430,8 +440,25 @@ impl Judge {
                 client,
                 concurrency,
             } => {
+                // A judge that keeps failing is down: stop calling it rather than wait out
+                // every item's retries.
+                let failures_in_a_row = AtomicUsize::new(0);
                 let results = concurrently(&todo, *concurrency, |i| {
+                    let failed = failures_in_a_row.load(Ordering::SeqCst);
+                    if failed >= MAX_FAILURES_IN_A_ROW {
+                        let skipped = Err(format!(
+                            "not sent: the judge {} failed {failed} calls in a row (each after its retries); fix the server and run again, verdicts given so far are cached",
+                            client.url()
+                        ));
+                        return (skipped, 0);
+                    }
                     let reply = client.complete(&calls[i].system, &calls[i].user);
+                    match &reply {
+                        Ok(_) => failures_in_a_row.store(0, Ordering::SeqCst),
+                        Err(_) => {
+                            failures_in_a_row.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
                     let cache_error = store(i, &reply);
                     (reply, cache_error)
                 })?;

@@ -273,3 +273,38 @@ fn calls_run_concurrently_and_replies_are_cached() {
         (0..8).map(|i| i.to_string()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_judge_that_keeps_failing_is_not_called_for_the_rest() {
+    let (_dir, prompts) = prompts_dir();
+    let server = Server::start(vec![Reply::Status(503, "overloaded".into(), None)]);
+    let judge = http_judge(
+        &prompts,
+        &server.base_url,
+        r#", "retries": 0, "concurrency": 1"#,
+    );
+    let items: Vec<ScoreItem> = (0..8).map(|i| item(&i.to_string(), "Q", "A", "")).collect();
+    let out = score(&judge, &items);
+    assert_eq!(metric(&out, "failed"), 8.0);
+    assert_eq!(
+        server.received().len(),
+        crate::judge::MAX_FAILURES_IN_A_ROW,
+        "the calls after the limit are not sent"
+    );
+    assert!(
+        out.items[7].detail.contains("failed 5 calls in a row"),
+        "{}",
+        out.items[7].detail
+    );
+}
+
+#[test]
+fn an_api_key_is_refused_over_plain_http_to_another_host() {
+    let (_dir, prompts) = prompts_dir();
+    std::env::set_var("FEDPREF_TEST_JUDGE_KEY", "sk-test");
+    let json = format!(
+        r#"{{"prompts_file": {prompts:?}, "base_url": "http://judge.example.com/v1", "model": "m", "api_key_env": "FEDPREF_TEST_JUDGE_KEY"}}"#
+    );
+    let err = Judge::from_params(&Params::parse(&json).unwrap()).unwrap_err();
+    assert!(err.message.contains("in the clear"), "{err}");
+}
