@@ -16,6 +16,15 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// Another process holds the run directory.
+    #[error("{}: another fedpref process is using this run directory ({holder}); wait for it to finish, or stop it, then run again", path.display())]
+    Busy {
+        /// The run directory.
+        path: PathBuf,
+        /// What the lock file says of its holder.
+        holder: String,
+    },
+
     /// A JSON document that does not parse or cannot be written.
     #[error("{}: {message}", path.display())]
     Json {

@@ -40,6 +40,44 @@ impl RunDir {
         Ok(())
     }
 
+    /// Takes the run directory for this process: an advisory lock on `<run>/.lock`, held
+    /// until the [`RunLock`] is dropped (or the process ends, however it ends), so two
+    /// processes never write one run at once. Creates the directory.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when another process holds it; [`Error::Io`].
+    pub fn lock(&self) -> Result<RunLock> {
+        fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let path = self.root.join(".lock");
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                return Err(Error::Busy {
+                    path: self.root.clone(),
+                    holder: if holder.trim().is_empty() {
+                        "holder unknown".to_owned()
+                    } else {
+                        holder.trim().to_owned()
+                    },
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        use std::io::Write;
+        file.set_len(0)
+            .and_then(|()| write!(file, "pid {}", std::process::id()))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(RunLock { _file: file })
+    }
+
     /// The run directory itself.
     pub fn root(&self) -> &Path {
         &self.root
@@ -175,6 +213,12 @@ impl RunDir {
     }
 }
 
+/// A run directory held by this process ([`RunDir::lock`]); released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
 /// The round of a checkpoint directory named `round-NNNN`; `None` for any other name
 /// (`latest`, a `round-NNNN.tmp` left by a kill).
 pub fn checkpoint_round(path: &Path) -> Option<u32> {
@@ -188,6 +232,21 @@ pub fn checkpoint_round(path: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_directory_is_held_by_one_lock_at_a_time() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(root.path().join("run"));
+        let held = dir.lock().unwrap();
+        let err = dir.lock().unwrap_err().to_string();
+        assert!(
+            err.contains("another fedpref process")
+                && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        dir.lock().expect("free again once dropped");
+    }
 
     #[test]
     fn checkpoint_names_parse_back_to_their_round() {

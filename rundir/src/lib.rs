@@ -8,6 +8,7 @@
 //! <output_dir>/<experiment>/             the sweep directory
 //!   cache/reference-logprobs.bin         reference log-probs shared by the sweep's runs
 //!   <method>-<aggregator>-s<seed>/       one run
+//!     .lock                              held by the process writing the run (advisory)
 //!     config.toml                        the resolved config of this run
 //!     manifest.json                      versions, plugins (file, version), seed, data counts,
 //!                                        partition summary, status, rounds completed
@@ -37,5 +38,5 @@ pub mod manifest;
 pub use error::{Error, Result};
 pub use files::{write_atomic, JsonLines};
 pub use judge_check::{JudgeCheck, DEFAULT_THRESHOLD, JUDGE_CHECK_FILE};
-pub use layout::{checkpoint_round, RunDir, LAYOUT_VERSION};
+pub use layout::{checkpoint_round, RunDir, RunLock, LAYOUT_VERSION};
 pub use manifest::{DataSummary, Machine, Manifest, PartitionSummary, PluginRecord, RunStatus};

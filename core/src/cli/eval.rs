@@ -58,6 +58,7 @@ pub fn run(args: &EvalArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode>
     if let Some(path) = &args.eval_config {
         config.eval = config::load(path, &[])?.eval;
     }
+    let _held = dir.lock()?;
     if config.eval.benchmarks.is_empty() {
         return Err(UsageError(format!(
             "{} has no [eval] benchmarks; add some to it or pass --eval-config <config with [eval]> (e.g. configs/quickstart.toml)",

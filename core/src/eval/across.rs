@@ -316,6 +316,7 @@ impl ContenderRows<'_> {
         seconds: f64,
     ) -> Result<SummaryRow> {
         let dir = RunDir::new(run_dir);
+        let _held = dir.lock()?;
         let name = &self.benchmark.name;
         let mut rows = JsonLines::open(&dir.eval_dir().join(format!("{name}.jsonl")), None)?;
         let note = format!(

@@ -44,6 +44,7 @@ pub struct RunSummary {
 pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
     let started = Instant::now();
     let dir = RunDir::new(&plan.run_dir);
+    let _held = dir.lock()?;
     if let Some(done) = check_directory(plan, &dir, ctx)? {
         return Ok(done);
     }

@@ -284,6 +284,20 @@ fn a_run_keeps_its_newest_checkpoints() {
 }
 
 #[test]
+fn a_run_directory_held_by_another_process_is_refused_untouched() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-pairs", "test-mean", &[]));
+    let held = fedpref_rundir::RunDir::new(&plan.run_dir)
+        .lock()
+        .expect("lock");
+    let err = super::run::run(&plan, &mut fx.ctx()).expect_err("busy");
+    assert!(err.to_string().contains("another fedpref process"), "{err}");
+    assert!(!plan.run_dir.join("config.toml").exists());
+    drop(held);
+    super::run::run(&plan, &mut fx.ctx()).expect("runs once free");
+}
+
+#[test]
 fn the_phases_run_one_by_one_equal_a_whole_run() {
     let fx = Fixture::new();
     let config = fx.config(
