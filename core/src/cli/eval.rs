@@ -66,8 +66,10 @@ pub fn run(args: &EvalArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode>
         ))
         .into());
     }
+    // A run directory may come from elsewhere: the plugin folders its config names are not
+    // searched (code would load from wherever it points); pass --plugin-dir to use them.
     let mut builder = PluginHost::builder().default_dirs();
-    for d in plugin_dirs.iter().chain(&config.plugins.dirs) {
+    for d in plugin_dirs {
         builder = builder.dir(d);
     }
     let host = builder.load()?;

@@ -49,8 +49,15 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
             return Err(UsageError("give a config file or --resume <run-dir>".to_owned()).into())
         }
     };
+    // A resumed run's saved config may come from elsewhere: its plugin folders are not
+    // searched (code would load from wherever it points) unless --plugin-dir names them again.
+    let config_dirs: &[PathBuf] = if args.resume.is_some() {
+        &[]
+    } else {
+        &experiment.plugins.dirs
+    };
     let mut builder = PluginHost::builder().default_dirs();
-    for dir in plugin_dirs.iter().chain(&experiment.plugins.dirs) {
+    for dir in plugin_dirs.iter().chain(config_dirs) {
         builder = builder.dir(dir);
     }
     let host = builder.load()?;
