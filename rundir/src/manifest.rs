@@ -30,6 +30,9 @@ pub struct Manifest {
     pub status: RunStatus,
     /// Rounds finished and checkpointed.
     pub rounds_completed: u32,
+    /// Why the run failed (status `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A component and the plugin that provided it.

@@ -93,10 +93,25 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
             "\ninterrupt: finishing the current step, then stopping (Ctrl-C again to quit at once)"
         );
     });
-    let summaries = run_sweep(&experiment, &host, stop, Progress::detect())?;
-    print!("{}", summary_table(&summaries));
+    let result = run_sweep(&experiment, &host, stop, Progress::detect())?;
+    print!("{}", summary_table(&result.runs));
     println!("sweep directory: {}", experiment.sweep_dir().display());
-    Ok(ExitCode::SUCCESS)
+    if result.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "\n{} of {} runs failed (marked `failed` in their manifest; run the same command again to retry them):",
+        result.failed.len(),
+        result.failed.len() + result.runs.len()
+    );
+    for (dir, error) in &result.failed {
+        eprintln!("  {}: {error:#}", dir.display());
+    }
+    // The first failure decides the exit code (2 for a usage or config error).
+    match result.failed.into_iter().next() {
+        Some((_, first)) => Err(first.into()),
+        None => Ok(ExitCode::FAILURE),
+    }
 }
 
 /// The saved config of a run directory, placed so the run lands in that same directory.

@@ -94,5 +94,6 @@ pub fn new_manifest(
         partition,
         status: RunStatus::Running,
         rounds_completed,
+        error: None,
     }
 }

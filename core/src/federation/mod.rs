@@ -24,7 +24,12 @@ pub mod schedule;
 pub mod state;
 pub mod worker;
 
-use std::sync::{atomic::AtomicBool, Arc};
+use std::{
+    path::PathBuf,
+    sync::{atomic::AtomicBool, Arc},
+};
+
+use fedpref_rundir::{Manifest, RunDir, RunStatus};
 
 pub use plan::{plan_sweep, RunPlan};
 pub use run::RunSummary;
@@ -37,7 +42,7 @@ use crate::{
     },
     progress::Progress,
     train::ReferenceCache,
-    PluginHost, Result,
+    Error, PluginHost, Result,
 };
 
 /// Shared across the runs of a sweep.
@@ -58,14 +63,17 @@ pub struct SweepContext<'a> {
 /// is judged as soon as its methods have finished ([`crate::eval::across`]), so a long sweep
 /// has judged results before its end.
 ///
+/// A run that fails costs that run: it is marked `failed` in its manifest, with the error, and
+/// the sweep goes on with the others.
+///
 /// # Errors
-/// The first run's error; earlier runs' results stay on disk.
+/// A config that does not fit the plugins, before any run starts; an interruption (Ctrl-C).
 pub fn run_sweep(
     config: &ExperimentConfig,
     host: &PluginHost,
     stop: Arc<AtomicBool>,
     progress: Progress,
-) -> Result<Vec<RunSummary>> {
+) -> Result<SweepResult> {
     let plans = plan_sweep(config, host)?;
     let mut ctx = SweepContext {
         host,
@@ -73,8 +81,12 @@ pub fn run_sweep(
         reference_cache: None,
         progress,
     };
+    let mut result = SweepResult::default();
     if !config.eval.benchmarks.iter().any(|b| b.across_methods) {
-        return plans.iter().map(|plan| run::run(plan, &mut ctx)).collect();
+        for plan in &plans {
+            result.record(plan, run::run(plan, &mut ctx), &ctx.progress)?;
+        }
+        return Ok(result);
     }
     // The judge model loads once, on the first group's verdicts.
     let judge = JudgeModel::new(
@@ -84,11 +96,14 @@ pub fn run_sweep(
             .clone()
             .unwrap_or_else(|| config.model.path.clone()),
     );
-    let mut summaries = Vec::with_capacity(plans.len());
-    for (group, members) in across_groups(&plans) {
+    for (mut group, members) in across_groups(&plans) {
         for &i in &members {
-            summaries.push(run::run(&plans[i], &mut ctx)?);
+            result.record(&plans[i], run::run(&plans[i], &mut ctx), &ctx.progress)?;
         }
+        // Judged among the methods that finished.
+        group
+            .contenders
+            .retain(|c| !result.failed.iter().any(|(dir, _)| *dir == c.run_dir));
         let across = AcrossMethods {
             host,
             judge: &judge,
@@ -97,7 +112,60 @@ pub fn run_sweep(
         };
         across.judge(&config.eval, std::slice::from_ref(&group))?;
     }
-    Ok(summaries)
+    Ok(result)
+}
+
+/// How a sweep's runs ended.
+#[derive(Debug, Default)]
+pub struct SweepResult {
+    /// The runs that finished (or were complete already), in the order they ran.
+    pub runs: Vec<RunSummary>,
+    /// The runs that failed: their directory and error.
+    pub failed: Vec<(PathBuf, Error)>,
+}
+
+impl SweepResult {
+    /// Keeps a run's summary, or records its failure (in its manifest too) and goes on; an
+    /// interruption stops the sweep.
+    fn record(
+        &mut self,
+        plan: &RunPlan,
+        outcome: Result<RunSummary>,
+        progress: &Progress,
+    ) -> Result<()> {
+        match outcome {
+            Ok(summary) => self.runs.push(summary),
+            Err(e @ Error::Interrupted { .. }) => return Err(e),
+            Err(e) => {
+                progress.note(&format!(
+                    "{}: failed, the sweep goes on: {e}",
+                    plan.key.dir_name()
+                ));
+                mark_failed(&plan.run_dir, &e);
+                self.failed.push((plan.run_dir.clone(), e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Marks a run's manifest `failed` with the error, when it has one (a run that failed before
+/// writing it has nothing to mark). A directory held by another process, or holding another
+/// config's run, is not this run's to mark.
+fn mark_failed(run_dir: &std::path::Path, error: &Error) {
+    if matches!(
+        error,
+        Error::Run { .. } | Error::RunDir(fedpref_rundir::Error::Busy { .. })
+    ) {
+        return;
+    }
+    let dir = RunDir::new(run_dir);
+    if let Ok(Some(mut manifest)) = Manifest::read(&dir) {
+        manifest.status = RunStatus::Failed;
+        manifest.error = Some(error.to_string());
+        // Best effort: the error itself is reported either way.
+        let _ = manifest.write(&dir);
+    }
 }
 
 /// The runs of each aggregator and seed in the sweep's method order, with their indices in
