@@ -330,7 +330,7 @@ fn benchmarks_are_scored_after_due_rounds_and_by_fedpref_eval() {
     assert!(
         error_lines(&missing)
             .join("\n")
-            .contains("no checkpoint of round 0 (kept: 2)"),
+            .contains("no checkpoint of round 0 (kept: 1, 2)"),
         "{}",
         missing.stderr
     );

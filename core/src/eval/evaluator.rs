@@ -9,7 +9,10 @@
 //! `metrics/evals.jsonl` ([`super::records`]). A broken prompt record is a `failed` row; a
 //! scorer that fails as a whole is logged and recorded, and evaluation goes on.
 
-use std::{path::Path, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use abi_stable::std_types::{RString, RVec};
 use fedpref_plugin_api::{Metric, Outcome, ScoreItem, ScoreOutput};
@@ -26,9 +29,12 @@ use crate::{
     data::{DataConfig, Dataset},
     plugin_host::{metric_map, ScorerHandle},
     progress::Progress,
+    train::ReferenceCache,
     Error, PluginHost, Result,
 };
-use fedpref_model::{model_identity, ChatTemplate, Decoder, GenerateConfig, LoadedModel};
+use fedpref_model::{
+    model_identity, ChatTemplate, Decoder, GenerateConfig, LoadedModel, MaskedSequence,
+};
 use fedpref_rundir::{JsonLines, RunDir};
 
 /// One benchmark, ready to run.
@@ -48,6 +54,8 @@ pub struct Evaluator {
     /// Reference log-probs of `pairs` under the base model, computed on first use: the base
     /// model never changes during a run.
     pair_reference: Vec<(f64, f64)>,
+    /// Where those are kept for the sweep's other runs (every run holds out the same pairs).
+    pair_reference_cache: PathBuf,
     template: ChatTemplate,
     model_identity: String,
     judge_model: Option<JudgeModel>,
@@ -144,12 +152,14 @@ impl Evaluator {
         };
         let dir = RunDir::new(run_dir);
         let answers = AnswerCache::open(&dir.eval_dir().join("cache").join("answers.jsonl"))?;
+        let sweep_dir = run_dir.parent().unwrap_or(run_dir);
         Ok(Self {
             benchmarks,
             batch_size: section.batch_size,
             answers,
             pairs,
             pair_reference: Vec::new(),
+            pair_reference_cache: sweep_dir.join("cache/held-out-reference-logprobs.bin"),
             template,
             model_identity: model_identity(&model.source),
             judge_model: section.judge_model.clone().map(JudgeModel::new),
@@ -346,7 +356,7 @@ impl Evaluator {
     ) -> Result<()> {
         let pairs = &self.pairs[..items.len()];
         if self.pair_reference.len() < pairs.len() {
-            self.pair_reference = pair_logprobs(base, pairs, self.batch_size, pad_id)?;
+            self.pair_reference = self.base_pair_logprobs(base, pairs, pad_id)?;
         }
         // Without an adapter the policy is the reference: every log-ratio is 0.
         let policy_logp = if model.decoder.adapter_enabled() {
@@ -364,6 +374,27 @@ impl Evaluator {
             .into();
         }
         Ok(())
+    }
+
+    /// The base model's log-probs of `pairs`, from the sweep's cache of them (each sequence
+    /// computed alone, so a value does not depend on which run computed it).
+    fn base_pair_logprobs(
+        &self,
+        base: &Decoder,
+        pairs: &[HeldOutPair],
+        pad_id: u32,
+    ) -> Result<Vec<(f64, f64)>> {
+        let key = format!("{}:{:?}", self.model_identity, base.dtype());
+        let mut cache = ReferenceCache::open(&self.pair_reference_cache, &key)?;
+        let sequences: Vec<MaskedSequence> = pairs
+            .iter()
+            .flat_map(|p| [p.chosen.clone(), p.rejected.clone()])
+            .collect();
+        let values = cache.fill(base, &sequences, pad_id, |_| {})?;
+        Ok(values
+            .chunks_exact(2)
+            .map(|c| (f64::from(c[0]), f64::from(c[1])))
+            .collect())
     }
 
     /// Benchmark `index`'s scorer over `items`, with the local judge (`eval.judge_model`, or
