@@ -23,9 +23,24 @@ pub const MAX_REPORTED: usize = 10;
 /// # Errors
 /// [`Error::Io`] when the file cannot be read; see [`load_bytes`] for the rest.
 pub fn load(path: &Path, config: &DataConfig) -> Result<Dataset> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if size > MAX_DATA_BYTES {
+        return Err(Error::DataLayout {
+            path: path.to_path_buf(),
+            message: format!(
+                "{size} bytes is more than the {MAX_DATA_BYTES} a data file may hold (it is read into memory whole); split it, or keep the part you train on (data.limit reads all of it first)"
+            ),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     load_bytes(path, &bytes, config)
 }
+
+/// The largest data file read: 4 GiB, well past any preference set, well short of what would
+/// exhaust memory with its parsed copy beside it.
+pub const MAX_DATA_BYTES: u64 = 4 << 30;
 
 /// Loads and validates the contents `bytes` of the file `path`.
 ///
@@ -172,5 +187,26 @@ impl Scan {
             group_key: self.group_key,
             category_key: self.category_key,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_file_past_the_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.jsonl");
+        // Sparse: no disk space used, and nothing is read.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_DATA_BYTES + 1)
+            .unwrap();
+        let err = load(&path, &DataConfig::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("huge.jsonl") && err.contains("split it"),
+            "{err}"
+        );
     }
 }

@@ -318,9 +318,17 @@ fn parse_record(bytes: &[u8], location: Location, unterminated: bool) -> RawReco
         }
     };
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => RawRecord {
-            location,
-            object: Ok(map),
+        Ok(Value::Object(map)) => match duplicate_key(text) {
+            None => RawRecord {
+                location,
+                object: Ok(map),
+            },
+            Some(key) => RawRecord {
+                location,
+                object: Err(Problem::Syntax(format!(
+                    "the key {key:?} appears twice in this record; keep one (JSON readers disagree on which wins)"
+                ))),
+            },
         },
         Ok(other) => RawRecord {
             location,
@@ -347,9 +355,67 @@ fn parse_record(bytes: &[u8], location: Location, unterminated: bool) -> RawReco
     }
 }
 
+/// The first key that appears twice among a JSON object's own keys, if any (serde_json's
+/// `Value` keeps the last silently).
+fn duplicate_key(object: &str) -> Option<String> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            // Read to the end: the deserializer fails on a map left unfinished.
+            let (mut seen, mut twice) = (std::collections::HashSet::new(), None);
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(key.clone()) && twice.is_none() {
+                    twice = Some(key);
+                }
+            }
+            Ok(twice)
+        }
+    }
+    use serde::Deserializer as _;
+    serde_json::Deserializer::from_str(object)
+        .deserialize_map(Keys)
+        .ok()
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_with_a_key_twice_is_refused_by_name() {
+        assert_eq!(duplicate_key(r#"{"a": 1, "a": 2}"#), Some("a".to_owned()));
+        assert_eq!(
+            duplicate_key(r#"{"p": "p", "a": "x", "a": "y", "r": "c"}"#),
+            Some("a".to_owned())
+        );
+        let records = read_records(
+            b"{\"prompt\": \"p\", \"chosen\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"q\", \"meta\": {\"x\": 1}}\n",
+        )
+        .unwrap()
+        .records;
+        match &records[0].object {
+            Err(Problem::Syntax(message)) => {
+                assert!(message.contains("\"chosen\" appears twice"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(records[1].object.is_ok());
+        assert_eq!(duplicate_key(r#"{"a": 1, "a": 2}"#), Some("a".to_owned()));
+        assert_eq!(
+            duplicate_key(r#"{"a": {"b": 1, "b": 2}, "c": 3}"#),
+            None,
+            "own keys only"
+        );
+    }
 
     fn problems(bytes: &[u8]) -> Vec<(usize, usize, Option<Problem>)> {
         read_records(bytes)

@@ -51,7 +51,32 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
             message: "missing key weight_map".into(),
         })?;
     let files: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
-    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+    files
+        .into_iter()
+        .map(|name| shard_path(dir, &index, name))
+        .collect()
+}
+
+/// The shard `name` of the index, refused unless it is a plain file name inside the model
+/// folder: an index from elsewhere must not point at `..`, an absolute path or a device.
+fn shard_path(dir: &Path, index: &Path, name: &str) -> Result<PathBuf> {
+    let refused = |why: &str| {
+        Error::ModelFormat {
+        path: index.to_path_buf(),
+        message: format!("weight_map names the shard {name:?}, which {why}; shards must be files beside the index"),
+    }
+    };
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(_)), None) => {}
+        _ => return Err(refused("is not a plain file name in the model folder")),
+    }
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(path),
+        Ok(_) => Err(refused("is not a regular file")),
+        Err(e) => Err(Error::io(&path, e)),
+    }
 }
 
 /// Every tensor of the directory's safetensors files, converted to `dtype`.
@@ -91,6 +116,27 @@ pub fn load_decoder(dir: &Path, dtype: DType, device: &Device) -> Result<Decoder
 mod tests {
     use super::*;
     use crate::testing::{max_diff, random_weights, tiny_config};
+
+    #[test]
+    fn an_index_may_name_only_files_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("ok.safetensors"), b"x").unwrap();
+        for (shard, why) in [
+            ("../outside.safetensors", "plain file name"),
+            ("/dev/zero", "plain file name"),
+            ("sub/inner.safetensors", "plain file name"),
+            ("sub", "regular file"),
+        ] {
+            std::fs::write(
+                dir.path().join("model.safetensors.index.json"),
+                serde_json::json!({"weight_map": {"a": "ok.safetensors", "b": shard}}).to_string(),
+            )
+            .unwrap();
+            let err = safetensors_files(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(why) && err.contains(shard), "{shard}: {err}");
+        }
+    }
 
     #[test]
     fn loads_a_sharded_directory_like_the_in_memory_model() {
