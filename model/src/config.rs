@@ -85,6 +85,12 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
 }
 
+/// The longest context a model file may declare (RoPE tables are allocated for it).
+pub const MAX_POSITIONS: usize = 1 << 21;
+
+/// The largest head dimension, head count or layer count a model file may declare.
+const MAX_DIM: usize = 1 << 12;
+
 impl ModelConfig {
     /// Width of the query projection output: `num_attention_heads * head_dim`.
     pub fn q_size(&self) -> usize {
@@ -124,6 +130,33 @@ impl ModelConfig {
             return Err(bad(
                 "vocab_size, hidden_size and num_hidden_layers must be positive".into(),
             ));
+        }
+        // Sizes from a file decide allocations (the RoPE tables hold max_position_embeddings x
+        // head_dim values): a hostile value must be an error, not an abort on allocation.
+        for (key, value, limit) in [
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_POSITIONS,
+            ),
+            ("head_dim", self.head_dim, MAX_DIM),
+            ("hidden_size", self.hidden_size, MAX_DIM * 64),
+            ("intermediate_size", self.intermediate_size, MAX_DIM * 256),
+            ("num_attention_heads", self.num_attention_heads, MAX_DIM),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_DIM),
+            ("vocab_size", self.vocab_size, 1 << 24),
+        ] {
+            if value > limit {
+                return Err(bad(format!(
+                    "{key} = {value} is beyond any supported model (at most {limit}); the file is damaged or not a model"
+                )));
+            }
+        }
+        if self.num_attention_heads * self.head_dim > self.hidden_size * 8 {
+            return Err(bad(format!(
+                "{} heads of {} dimensions do not fit hidden_size {}",
+                self.num_attention_heads, self.head_dim, self.hidden_size
+            )));
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ impl QuantizedModel {
             message: e.to_string(),
         };
         let mut reader = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let content = gguf_file::Content::read(&mut reader).map_err(format)?;
+        let content = crate::io::gguf::read_content(&mut reader, path)?;
         let layers = match architecture {
             Architecture::Qwen2 => Layers::Qwen2(
                 quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)

@@ -62,6 +62,39 @@ pub fn permute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
         .reshape(dims)?)
 }
 
+/// The header, metadata and tensor directory of a GGUF file, checked: candle's reader divides
+/// by the file's `general.alignment` (a panic on 0), so a panic while reading is caught and
+/// reported as a damaged file, and every tensor must have a size.
+///
+/// # Errors
+/// [`Error::ModelFormat`] naming the file.
+pub fn read_content<R: std::io::Read + std::io::Seek>(
+    reader: &mut R,
+    path: &Path,
+) -> Result<gguf_file::Content> {
+    let bad = |message: String| Error::ModelFormat {
+        path: path.to_path_buf(),
+        message,
+    };
+    let content = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gguf_file::Content::read(reader)
+    }))
+    .map_err(|_| {
+        bad("the gguf header is malformed (e.g. general.alignment = 0); the file is damaged".into())
+    })?
+    .map_err(|e| bad(format!("not a readable gguf file: {e}")))?;
+    if let Some((name, _)) = content
+        .tensor_infos
+        .iter()
+        .find(|(_, t)| t.shape.dims().contains(&0))
+    {
+        return Err(bad(format!(
+            "tensor {name} has a zero-sized dimension; the file is damaged"
+        )));
+    }
+    Ok(content)
+}
+
 /// The Hugging Face name of a GGUF tensor, or `None` for tensors the decoder does not use.
 pub fn hf_name(gguf_name: &str) -> Option<String> {
     let fixed = match gguf_name {
@@ -100,10 +133,7 @@ impl GgufFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut reader = BufReader::new(File::open(&path).map_err(|e| Error::io(&path, e))?);
-        let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::ModelFormat {
-            path: path.clone(),
-            message: format!("not a readable gguf file: {e}"),
-        })?;
+        let content = read_content(&mut reader, &path)?;
         Ok(Self { path, content })
     }
 
@@ -262,6 +292,77 @@ mod tests {
         let ids = Tensor::new(&[[1u32, 4, 9, 16, 25, 3]], &Device::Cpu).unwrap();
         let d = max_diff(&hf.logits(&ids).unwrap(), &ours.logits(&ids).unwrap());
         assert!(d < 1e-4, "max |diff| {d}");
+    }
+
+    /// A copy of the GGUF `src` at `dst` with its metadata changed by `change`.
+    fn rewritten(
+        src: &Path,
+        dst: &Path,
+        change: impl FnOnce(&mut HashMap<String, gguf_file::Value>),
+    ) -> PathBuf {
+        let mut reader = File::open(src).unwrap();
+        let content = gguf_file::Content::read(&mut reader).unwrap();
+        let mut metadata = content.metadata.clone();
+        change(&mut metadata);
+        let tensors: Vec<(String, candle_core::quantized::QTensor)> = content
+            .tensor_infos
+            .keys()
+            .map(|n| {
+                (
+                    n.clone(),
+                    content.tensor(&mut reader, n, &Device::Cpu).unwrap(),
+                )
+            })
+            .collect();
+        let md: Vec<(&str, &gguf_file::Value)> =
+            metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let ts: Vec<(&str, &candle_core::quantized::QTensor)> =
+            tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        gguf_file::write(&mut File::create(dst).unwrap(), &md, &ts).unwrap();
+        dst.to_path_buf()
+    }
+
+    #[test]
+    fn hostile_headers_are_located_errors_not_aborts() {
+        use gguf_file::Value as V;
+        let mut cfg = tiny_config();
+        (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim) = (32, 64, 8);
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.gguf");
+        write_tiny_gguf(&good, &cfg, 3, false).unwrap();
+
+        let zero_alignment = rewritten(&good, &dir.path().join("a.gguf"), |md| {
+            md.insert("general.alignment".into(), V::U32(0));
+        });
+        let err = GgufFile::open(&zero_alignment).err().unwrap().to_string();
+        assert!(err.contains("a.gguf") && err.contains("malformed"), "{err}");
+
+        let huge_context = rewritten(&good, &dir.path().join("c.gguf"), |md| {
+            md.insert("llama.context_length".into(), V::U64(1 << 40));
+        });
+        let err = GgufFile::open(&huge_context)
+            .unwrap()
+            .config()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_position_embeddings") && err.contains("c.gguf"),
+            "{err}"
+        );
+
+        let long_types = rewritten(&good, &dir.path().join("t.gguf"), |md| {
+            let n = cfg.vocab_size + 5;
+            md.insert(
+                "tokenizer.ggml.token_type".into(),
+                V::Array((0..n).map(|_| V::I32(1)).collect()),
+            );
+        });
+        let file = GgufFile::open(&long_types).unwrap();
+        let err = crate::TextTokenizer::from_gguf(&file)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("token_type has"), "{err}");
     }
 
     #[test]

@@ -127,6 +127,13 @@ impl TextTokenizer {
                 .collect(),
             None => vec![1; tokens.len()],
         };
+        if types.len() != tokens.len() {
+            return Err(tok_err(format!(
+                "{path}: tokenizer.ggml.token_type has {} entries for {} tokens; the file is damaged",
+                types.len(),
+                tokens.len()
+            )));
+        }
         let pre = file.metadata_str("tokenizer.ggml.pre").unwrap_or("default");
         let (pre_tokenizer, normalizer) = pre_tokenizer_for(pre)?;
         let vocab: serde_json::Map<String, Value> = tokens
