@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{quantized::gguf_file, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use rand::{rngs::StdRng, SeedableRng};
 

@@ -122,7 +122,15 @@ fn check(args: &CheckArgs, host: &PluginHost) -> anyhow::Result<ExitCode> {
         CheckMode::Pair => "pair",
         CheckMode::Multi => "multi",
     };
-    let mut params = serde_json::json!({ "mode": mode, "read": args.read });
+    // Verdicts are cached beside the sweep: an interrupted check resumes where it stopped.
+    let cache_dir = args.sweep_dir.join("cache").join("judge-check");
+    let mut params = serde_json::json!({
+        "mode": mode,
+        "read": args.read,
+        "cache_dir": cache_dir.to_string_lossy(),
+        // The judge's name in the cache keys: another --judge-model never reuses a verdict.
+        "model": model_name(&args.judge_model),
+    });
     match (&args.prompts_file, args.mode) {
         (Some(_), CheckMode::Multi) => {
             return Err(UsageError(

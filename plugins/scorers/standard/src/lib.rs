@@ -16,7 +16,9 @@
 //! - `judge`: `mode` (`single` | `pair` | `multi`: the paper's JudgeLM prompt holding every
 //!   method's answer, [`multi`]), `prompts_file`
 //!   (default [`judge::DEFAULT_PROMPTS_FILE`]), `prompt` / `reference_prompt` (prompt names),
-//!   `base_url` (absent: the host's local model), `model`, `api_key_env`, `timeout_s` (60),
+//!   `base_url` (absent: the host's local model), `model` (the endpoint's model; with a local
+//!   judge, its name in the cache keys: set it with `cache_dir` so another judge model never
+//!   reuses a verdict), `api_key_env`, `timeout_s` (60),
 //!   `retries` (3), `backoff_s` (1, doubled per retry), `concurrency` (4), `max_tokens` (2048
 //!   over HTTP, 256 locally), `temperature` (0; 0.2 in multi mode), `cache_dir` (no cache when absent), `read`
 //!   (`probabilities`, the local judge's default: the expected verdict over its options'
