@@ -5,7 +5,9 @@
 //! function, one fresh forward per distribution; [`QuantizedModel::option_logprobs`]
 //! (crate::QuantizedModel) is the cached fast path, and a test holds the two equal.
 
-use crate::{Error, Result};
+use candle_core::{DType, Tensor};
+
+use crate::{Decoder, Error, KvCache, Result};
 
 /// `log P(option)` for every option at each of `positions` positions, position-major: at the
 /// first the options follow `ids`; position `k + 1` follows position `k`'s most likely option
@@ -37,6 +39,55 @@ pub fn option_logprobs(
         if position + 1 < positions {
             context.extend(best.iter().chain(separator));
         }
+    }
+    Ok(values)
+}
+
+/// [`option_logprobs`] with `decoder` and a KV cache: the prompt runs once, each option path
+/// continues the cache, and the cache steps back ([`KvCache::truncate`]) before the chosen
+/// option and the separator are fed. The cached fast path of a full-precision judge; a test
+/// holds it equal to the plain form.
+///
+/// # Errors
+/// As [`option_logprobs`]; [`Error::ModelInput`] for an empty prompt.
+pub fn decoder_option_logprobs(
+    decoder: &Decoder,
+    ids: &[u32],
+    options: &[Vec<u32>],
+    positions: usize,
+    separator: &[u32],
+) -> Result<Vec<f64>> {
+    if ids.is_empty() {
+        return Err(Error::input("an empty prompt has no next token"));
+    }
+    let path = continuation_path(options)?;
+    let mut cache = KvCache::new(decoder.layers().len());
+    let feed = |tokens: &[u32], cache: &mut KvCache| -> Result<Vec<f32>> {
+        let input = Tensor::new(tokens, decoder.device())?.unsqueeze(0)?;
+        let logits: Vec<f32> = decoder
+            .last_logits(&input, Some(cache))?
+            .squeeze(0)?
+            .to_dtype(DType::F32)?
+            .to_vec1()?;
+        Ok(log_softmax(&logits))
+    };
+    let mut dist = feed(ids, &mut cache)?;
+    let mut values = Vec::with_capacity(positions * options.len());
+    for position in 0..positions {
+        let context = cache.len();
+        let mut dists = vec![dist];
+        for &token in &path[..path.len() - 1] {
+            dists.push(feed(&[token], &mut cache)?);
+        }
+        let read = read_options(&dists, options)?;
+        let best = &options[argmax_f64(&read)];
+        values.extend(read);
+        if position + 1 == positions {
+            break;
+        }
+        cache.truncate(context)?;
+        let next: Vec<u32> = best.iter().chain(separator).copied().collect();
+        dist = feed(&next, &mut cache)?;
     }
     Ok(values)
 }
@@ -136,6 +187,36 @@ mod tests {
         let context: Vec<u32> = [3].iter().chain(best).chain(&[7]).copied().collect();
         let second = option_logprobs(toy, &context, &options, 1, &[]).unwrap();
         assert_eq!(got, [first, second].concat());
+    }
+
+    #[test]
+    fn the_cached_decoder_path_equals_full_forwards() {
+        use candle_core::Device;
+        use candle_nn::VarBuilder;
+
+        use crate::testing::{random_weights, tiny_config};
+        let cfg = tiny_config();
+        let weights = random_weights(&cfg, 5, DType::F32);
+        let decoder =
+            Decoder::load(VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu), &cfg)
+                .unwrap();
+        let full = |ids: &[u32]| -> Result<Vec<f32>> {
+            let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+            let logits: Vec<f32> = decoder.last_logits(&input, None)?.squeeze(0)?.to_vec1()?;
+            Ok(log_softmax(&logits))
+        };
+        // A path of two tokens ("1", "1 0") beside one-token options, over three positions, so
+        // the best option sometimes leaves the path and the cache must step back.
+        let options = [vec![1], vec![2], vec![3], vec![1, 4]];
+        for prompt in [vec![5u32, 9, 2, 7], vec![11, 3], vec![8, 8, 8, 1, 6, 2]] {
+            let plain = option_logprobs(full, &prompt, &options, 3, &[6]).unwrap();
+            let cached = decoder_option_logprobs(&decoder, &prompt, &options, 3, &[6]).unwrap();
+            assert_eq!(plain.len(), cached.len());
+            for (p, c) in plain.iter().zip(&cached) {
+                assert!((p - c).abs() < 1e-4, "{plain:?}\n{cached:?}");
+            }
+        }
+        assert!(decoder_option_logprobs(&decoder, &[], &options, 1, &[]).is_err());
     }
 
     #[test]

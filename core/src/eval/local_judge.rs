@@ -3,27 +3,28 @@
 //! judge of a fully offline evaluation.
 //!
 //! The judge is the run's base model without the adapter (so verdicts do not drift as the
-//! adapter trains), or `eval.judge_model`, loaded on the first call and kept: a GGUF file runs
-//! quantized ([`QuantizedModel`], candle's k-quant kernels), a Hugging Face directory on the
-//! training decoder.
+//! adapter trains), or `eval.judge_model`, loaded on the first call and kept: a Hugging Face
+//! directory, or a GGUF file of up to 8 GB dequantized, on the training decoder with a KV cache
+//! (every core, see [`fits_in_f32`]); a larger GGUF file quantized ([`QuantizedModel`],
+//! candle's k-quant kernels).
 
 use std::{
     cell::{OnceCell, RefCell},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RResult, RString, RVec},
 };
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use fedpref_plugin_api::{
     GenerationRequest, HostServices, HostServicesRef, HostServices_TO, OptionsRequest, PluginError,
 };
 
 use fedpref_model::{
-    generate, load_model, options, ChatMessage, ChatTemplate, Decoder, GenerateConfig, LoadedModel,
-    QuantizedModel, TextTokenizer,
+    generate, load_model, options, ChatMessage, ChatTemplate, Decoder, GenerateConfig, GgufFile,
+    LoadedModel, QuantizedModel, TextTokenizer,
 };
 
 type Loaded = std::result::Result<JudgeWeights, String>;
@@ -52,7 +53,8 @@ impl JudgeModel {
     fn get(&self) -> std::result::Result<&JudgeWeights, String> {
         let loaded = self.loaded.get_or_init(|| {
             let failed = |e: fedpref_model::Error| format!("eval.judge_model: {e}");
-            if self.path.extension().is_some_and(|e| e == "gguf") {
+            let is_gguf = self.path.extension().is_some_and(|e| e == "gguf");
+            if is_gguf && !fits_in_f32(&self.path).map_err(failed)? {
                 let model = QuantizedModel::load(&self.path, &Device::Cpu).map_err(failed)?;
                 return Ok(JudgeWeights::Quantized(RefCell::new(model)));
             }
@@ -62,6 +64,19 @@ impl JudgeModel {
         });
         loaded.as_ref().map_err(Clone::clone)
     }
+}
+
+/// The largest judge dequantized to f32 (weights times 4 bytes): past it a GGUF judge runs on
+/// its quantized weights.
+const MAX_F32_JUDGE_BYTES: usize = 8 << 30;
+
+/// Whether the GGUF judge at `path` is small enough to run dequantized. On CPU that is several
+/// times faster: candle's k-quant matrix products run on one thread and its quantized models
+/// cannot step their KV cache back (each position of a line of scores reruns the prompt),
+/// where the f32 decoder multiplies on every core and steps back
+/// ([`fedpref_model::options::decoder_option_logprobs`]).
+fn fits_in_f32(path: &Path) -> fedpref_model::Result<bool> {
+    Ok(GgufFile::open(path)?.parameter_count() * 4 <= MAX_F32_JUDGE_BYTES)
 }
 
 /// Who answers a scorer's calls.
@@ -171,8 +186,7 @@ impl LocalJudge<'_> {
             |m| {
                 let ids = prompt_ids(m.template, m.tokenizer, &messages, &request.reply_prefix)?;
                 let (opts, sep) = encode_all(m.tokenizer)?;
-                let next = |ids: &[u32]| decoder_next_logprobs(m.decoder, ids);
-                options::option_logprobs(next, &ids, &opts, positions, &sep)
+                options::decoder_option_logprobs(m.decoder, &ids, &opts, positions, &sep)
                     .map_err(|e| e.to_string())
             },
             |q| {
@@ -212,17 +226,6 @@ fn prompt_ids(
     tokenizer
         .encode(&format!("{text}{reply_prefix}"))
         .map_err(|e| e.to_string())
-}
-
-/// The next token's log-probs after `ids` from one full forward of the training decoder.
-fn decoder_next_logprobs(decoder: &Decoder, ids: &[u32]) -> fedpref_model::Result<Vec<f32>> {
-    let input = Tensor::new(ids, decoder.device())?.unsqueeze(0)?;
-    let last: Vec<f32> = decoder
-        .last_logits(&input, None)?
-        .squeeze(0)?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1()?;
-    Ok(options::log_softmax(&last))
 }
 
 fn plugin_result<T, U>(result: Outcome<T>, map: impl FnOnce(T) -> U) -> RResult<U, PluginError> {

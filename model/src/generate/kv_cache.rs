@@ -33,6 +33,20 @@ impl KvCache {
         self.len() == 0
     }
 
+    /// Forgets every position from `len` on (a step back, to continue along another path).
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn truncate(&mut self, len: usize) -> candle_core::Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            if k.dim(2)? > len {
+                *k = k.narrow(2, 0, len)?;
+                *v = v.narrow(2, 0, len)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The slot of layer `i`.
     pub fn layer_mut(&mut self, i: usize) -> Option<&mut Option<(Tensor, Tensor)>> {
         self.layers.get_mut(i)

@@ -142,6 +142,15 @@ impl GgufFile {
         &self.path
     }
 
+    /// The number of weights its tensors hold (what dequantizing them costs, times 4 bytes).
+    pub fn parameter_count(&self) -> usize {
+        self.content
+            .tensor_infos
+            .values()
+            .map(|t| t.shape.elem_count())
+            .sum()
+    }
+
     /// All metadata key/values (`general.*`, `{arch}.*`, `tokenizer.*`).
     pub fn metadata(&self) -> &HashMap<String, gguf_file::Value> {
         &self.content.metadata
