@@ -197,9 +197,11 @@ mod tests {
         use crate::testing::{random_weights, tiny_config};
         let cfg = tiny_config();
         let weights = random_weights(&cfg, 5, DType::F32);
-        let decoder =
-            Decoder::load(VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu), &cfg)
-                .unwrap();
+        let decoder = Decoder::load(
+            VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu),
+            &cfg,
+        )
+        .unwrap();
         let full = |ids: &[u32]| -> Result<Vec<f32>> {
             let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
             let logits: Vec<f32> = decoder.last_logits(&input, None)?.squeeze(0)?.to_vec1()?;
