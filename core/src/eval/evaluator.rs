@@ -54,7 +54,8 @@ pub struct Evaluator {
     /// Reference log-probs of `pairs` under the base model, computed on first use: the base
     /// model never changes during a run.
     pair_reference: Vec<(f64, f64)>,
-    /// Where those are kept for the sweep's other runs (every run holds out the same pairs).
+    /// Where those are kept for the sweep's other runs (the runs of one seed hold out the same
+    /// pairs: every method and aggregator of it reuses them).
     pair_reference_cache: PathBuf,
     template: ChatTemplate,
     model_identity: String,
