@@ -135,6 +135,14 @@ pub enum Error {
         message: String,
     },
 
+    /// A loss came out NaN or infinite: the client's training diverged (its update is
+    /// rejected for the round, the run goes on).
+    #[error("{what}")]
+    NonFinite {
+        /// Which value, from which component.
+        what: String,
+    },
+
     /// The user interrupted a run (Ctrl-C); its last complete round is checkpointed.
     #[error("{}: interrupted during round {round}; rounds before it are checkpointed, run the same command again to continue", run_dir.display())]
     Interrupted {

@@ -343,6 +343,13 @@ fn settle(
                 round: round.index,
             })
         }
+        LocalOutcome::Dropped(Dropout::NonFinite { step, what }) => {
+            training.rejected.push(ClientEvent {
+                client,
+                what: serde_json::json!({ "reason": format!("step {step}: {what}") }),
+            });
+            return Ok(());
+        }
         LocalOutcome::Dropped(dropout) => {
             training.dropped.push(ClientEvent {
                 client,
@@ -359,14 +366,20 @@ fn settle(
     for record in &records {
         logs.steps.append(record)?;
         training.tokens += record.tokens;
-        for (name, value) in &record.metrics {
-            training.means.add_value(name, *value);
-        }
-        training.means.add_value("loss", record.loss);
     }
     let mean_loss = records.iter().map(|r| r.loss).sum::<f64>() / records.len().max(1) as f64;
     let max_loss = experiment.plan.config.training.max_loss;
-    if let Some(reason) = rejection(&params, mean_loss, max_loss) {
+    let rejected = rejection(&params, mean_loss, max_loss);
+    // A rejected client's steps stay in steps.jsonl but not in the round's means.
+    if rejected.is_none() {
+        for record in &records {
+            for (name, value) in &record.metrics {
+                training.means.add_value(name, *value);
+            }
+            training.means.add_value("loss", record.loss);
+        }
+    }
+    if let Some(reason) = rejected {
         training.rejected.push(ClientEvent {
             client,
             what: serde_json::json!({ "reason": reason }),

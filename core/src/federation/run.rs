@@ -99,6 +99,16 @@ pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if !any_round_aggregated(&dir)? {
+        let message = "no round could aggregate: every client update was dropped or rejected (metrics/rounds.jsonl says why)";
+        manifest.status = RunStatus::Failed;
+        manifest.error = Some(message.to_owned());
+        manifest.write(&dir)?;
+        return Err(Error::Run {
+            run_dir: plan.run_dir.clone(),
+            message: message.to_owned(),
+        });
+    }
     manifest.status = RunStatus::Complete;
     manifest.write(&dir)?;
     Ok(RunSummary {
@@ -114,6 +124,17 @@ pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         },
         round_metrics,
     })
+}
+
+/// Whether any round of the run (this invocation's or earlier ones') combined client updates:
+/// a round that did not is recorded with `skipped` set.
+fn any_round_aggregated(dir: &RunDir) -> Result<bool> {
+    let path = dir.rounds_file();
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .any(|row| row.get("skipped").is_none_or(serde_json::Value::is_null)))
 }
 
 /// Refuses a directory holding another config's run, skips a complete run (its summary), and

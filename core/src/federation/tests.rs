@@ -262,6 +262,39 @@ fn a_checkpoint_restores_the_state_it_saved() {
 }
 
 #[test]
+fn a_client_whose_loss_is_nan_is_rejected_and_a_run_that_never_aggregates_fails() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-nan", "test-mean", &[]));
+    let err = super::run::run(&plan, &mut fx.ctx()).expect_err("no round aggregates");
+    assert!(
+        err.to_string().contains("no round could aggregate"),
+        "{err}"
+    );
+    let manifest = fedpref_rundir::Manifest::read(&fedpref_rundir::RunDir::new(&plan.run_dir))
+        .expect("manifest")
+        .expect("written");
+    assert_eq!(manifest.status, fedpref_rundir::RunStatus::Failed);
+    let rounds =
+        std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds");
+    let rows: Vec<serde_json::Value> = rounds
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(rows.len(), 2, "every round ran and was recorded");
+    for row in &rows {
+        let rejected = row["rejected"].as_array().expect("rejected clients");
+        assert_eq!(rejected.len(), 2, "{row}");
+        let reason = rejected[0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("the loss is NaN"), "{reason}");
+        assert!(row["skipped"].as_str().is_some(), "{row}");
+        assert!(
+            row["train"].get("loss").is_none(),
+            "rejected steps stay out of the means: {row}"
+        );
+    }
+}
+
+#[test]
 fn a_run_keeps_its_newest_checkpoints() {
     let fx = Fixture::new();
     for (keep, kept) in [(2, vec![2, 3]), (1, vec![3])] {

@@ -143,7 +143,9 @@ impl LossHandle {
     ///
     /// # Errors
     /// [`Error::Plugin`] for the plugin's own errors (including a caught panic);
-    /// [`Error::PluginContract`] when the gradient has the wrong length or a value is not finite.
+    /// [`Error::PluginContract`] when the gradient has the wrong length; [`Error::NonFinite`]
+    /// when the loss or a gradient entry is NaN or infinite (training diverged, which is the
+    /// client's problem, not the plugin's).
     pub fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput> {
         let output = self
             .object
@@ -164,15 +166,18 @@ impl LossHandle {
                 output.grad_kl_logp_policy.len()
             )));
         }
+        let non_finite = |what: String| Error::NonFinite {
+            what: format!("loss {:?}: {what}", self.origin.name),
+        };
         if !output.loss.is_finite() {
-            return Err(self.origin.contract(format!("the loss is {}", output.loss)));
+            return Err(non_finite(format!("the loss is {}", output.loss)));
         }
         let gradients = output
             .grad_logp_policy
             .iter()
             .chain(output.grad_kl_logp_policy.iter());
         if let Some((i, g)) = gradients.enumerate().find(|(_, g)| !g.is_finite()) {
-            return Err(self.origin.contract(format!("gradient entry {i} is {g}")));
+            return Err(non_finite(format!("gradient entry {i} is {g}")));
         }
         Ok(output)
     }

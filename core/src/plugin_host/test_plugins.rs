@@ -49,6 +49,21 @@ impl LossFunction for Pairs {
     }
 }
 
+/// [`Pairs`] whose loss is always NaN: a client whose training diverged.
+struct NotANumber;
+
+impl LossFunction for NotANumber {
+    fn spec(&self) -> LossSpec {
+        Pairs.spec()
+    }
+
+    fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
+        let mut output = Pairs.evaluate(batch)?;
+        output.loss = f64::NAN;
+        Ok(output)
+    }
+}
+
 /// `-s beta (pi - ref)` per answer (`s = +1` desirable, `-1` not), averaged; asks for a KL batch
 /// it gives no gradient. Trains on answers split inside clients or redistributed across them.
 struct Singles(DataNeeds);
@@ -195,6 +210,12 @@ fn plugin() -> Plugin {
         .loss("test-pairs", "DPO's sigmoid loss", Pairs.spec(), move |p| {
             no_params(p).map(|()| Pairs)
         })
+        .loss(
+            "test-nan",
+            "a loss that always comes out NaN",
+            Pairs.spec(),
+            move |p| no_params(p).map(|()| NotANumber),
+        )
         .loss(
             "test-singles",
             "a linear loss over labelled answers",

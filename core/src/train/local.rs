@@ -89,6 +89,13 @@ pub enum Dropout {
     },
     /// The stop flag was raised (Ctrl-C).
     Interrupted,
+    /// The loss or its gradient came out NaN or infinite: the update is rejected.
+    NonFinite {
+        /// The step it happened at.
+        step: u32,
+        /// Which value.
+        what: String,
+    },
 }
 
 /// A client's result.
@@ -243,7 +250,13 @@ fn run_steps(
         for (units, kl) in picked.chunks(micro).zip(kl.chunks(micro)) {
             let kl: Vec<&Scored> = kl.iter().flatten().collect();
             let (output, micro_tokens) =
-                micro_batch(trainer, units, &kl, counts, &mut accumulator)?;
+                match micro_batch(trainer, units, &kl, counts, &mut accumulator) {
+                    Ok(done) => done,
+                    Err(Error::NonFinite { what }) => {
+                        return Ok(Some(Dropout::NonFinite { step, what }))
+                    }
+                    Err(e) => return Err(e),
+                };
             tokens += micro_tokens;
             losses.push(output.loss);
             metric_sums.add(&output.metrics);
