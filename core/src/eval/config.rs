@@ -297,7 +297,7 @@ impl EvalSection {
     /// `eval_every` rounds when that is positive, and always after the last round.
     pub fn due(&self, round: u32, rounds: u32, eval_every: u32) -> bool {
         !self.benchmarks.is_empty()
-            && (round + 1 == rounds || (eval_every > 0 && (round + 1) % eval_every == 0))
+            && (round + 1 == rounds || (eval_every > 0 && (round + 1).is_multiple_of(eval_every)))
     }
 }
 

@@ -42,7 +42,7 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 fn f32s(path: &Path, bytes: &[u8]) -> Result<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(Error::Checkpoint {
             path: path.to_path_buf(),
             message: "length is not a multiple of 4 bytes".to_owned(),
