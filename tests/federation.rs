@@ -350,7 +350,7 @@ fn dropped_clients_and_diverged_updates_are_logged_not_aggregated() {
         .all(|d| d["reason"] == "failed"));
 
     // A loss limit below DPO's starting loss (ln 2) rejects every update: rounds are skipped with
-    // a reason and the global adapter never changes.
+    // a reason, the global adapter never changes, and a run that never aggregated fails.
     let config = experiment.config("diverged", &["dpo"], "");
     let text = std::fs::read_to_string(&config)
         .expect("config")
@@ -358,8 +358,17 @@ fn dropped_clients_and_diverged_updates_are_logged_not_aggregated() {
         .replace("lr_min = 1e-3", "lr_min = 1e-3\nmax_loss = 0.1");
     std::fs::write(&config, text).expect("write config");
     let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no round could aggregate"),
+        "{}",
+        run.stderr
+    );
     let run_dir = experiment.run_dir("diverged", "dpo-fedavg-s3");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    assert_eq!(manifest["status"], "failed");
     let rounds = jsonl(&run_dir.join("metrics/rounds.jsonl"));
     for round in &rounds {
         assert_eq!(

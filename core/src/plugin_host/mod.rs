@@ -284,7 +284,7 @@ mod tests {
             .expect_err("no scorers")
             .to_string();
         assert!(other_kind.contains("none"), "{other_kind}");
-        assert_eq!(host.components().count(), 6);
+        assert_eq!(host.components().count(), 7);
     }
 
     #[test]
