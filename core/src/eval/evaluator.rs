@@ -15,7 +15,7 @@ use std::{
 };
 
 use abi_stable::std_types::{RString, RVec};
-use fedpref_plugin_api::{Metric, Outcome, ScoreItem, ScoreOutput};
+use fedpref_plugin_api::{ItemScore, Metric, Outcome, ScoreItem, ScoreOutput};
 
 use super::{
     answers::{adapter_hash, AnswerCache, Answerer, GenerationStats},
@@ -242,10 +242,8 @@ impl Evaluator {
                 target,
                 benchmark: &config.name,
             };
-            if let Some(output) = &output {
-                rows_of.scored(&mut rows, &items, output, &answers)?;
-            } else if config.across_methods {
-                rows_of.pending(&mut rows, &items, &answers)?;
+            if output.is_some() || config.across_methods {
+                rows_of.answered(&mut rows, &items, output.as_ref(), &answers)?;
             }
             for (id, message) in &broken {
                 progress.note(&format!(
@@ -591,15 +589,32 @@ struct ItemRows<'a> {
 }
 
 impl ItemRows<'_> {
-    /// One row per scored item.
-    fn scored(
+    /// One row per item with the scorer's verdict, or `pending` for every item when `output`
+    /// is `None` (a benchmark judged across methods once the sweep's runs finish).
+    fn answered(
         &self,
         rows: &mut JsonLines,
         items: &[ScoreItem],
-        output: &ScoreOutput,
+        output: Option<&ScoreOutput>,
         answers: &GeneratedAnswers,
     ) -> Result<()> {
-        for (i, (item, score)) in items.iter().zip(output.items.iter()).enumerate() {
+        let verdicts: Vec<Option<&ItemScore>> = match output {
+            Some(output) => output.items.iter().map(Some).collect(),
+            None => vec![None; items.len()],
+        };
+        for (i, (item, verdict)) in items.iter().zip(verdicts).enumerate() {
+            let (score, outcome, detail) = match verdict {
+                Some(v) => (
+                    (v.outcome == Outcome::Scored && v.score.is_finite()).then_some(v.score),
+                    outcome_name(v.outcome),
+                    v.detail.as_str(),
+                ),
+                None => (
+                    None,
+                    PENDING,
+                    "judged with the other methods' answers once the sweep's runs finish",
+                ),
+            };
             rows.append(&ItemRow {
                 round: self.target.round(),
                 model: self.target.model(),
@@ -609,37 +624,9 @@ impl ItemRows<'_> {
                 prompt: &item.prompt,
                 answer: &item.response,
                 reference: &item.reference,
-                score: (score.outcome == Outcome::Scored && score.score.is_finite())
-                    .then_some(score.score),
-                outcome: outcome_name(score.outcome),
-                detail: &score.detail,
-                tokens: answers.tokens[i],
-                cached: answers.cached[i],
-            })?;
-        }
-        Ok(())
-    }
-
-    /// One `pending` row per answered item of a benchmark judged across methods.
-    fn pending(
-        &self,
-        rows: &mut JsonLines,
-        items: &[ScoreItem],
-        answers: &GeneratedAnswers,
-    ) -> Result<()> {
-        for (i, item) in items.iter().enumerate() {
-            rows.append(&ItemRow {
-                round: self.target.round(),
-                model: self.target.model(),
-                benchmark: self.benchmark,
-                id: &item.id,
-                category: &item.category,
-                prompt: &item.prompt,
-                answer: &item.response,
-                reference: &item.reference,
-                score: None,
-                outcome: PENDING,
-                detail: "judged with the other methods' answers once the sweep's runs finish",
+                score,
+                outcome,
+                detail,
                 tokens: answers.tokens[i],
                 cached: answers.cached[i],
             })?;

@@ -176,15 +176,20 @@ pub fn pair_mode(pairs: &[CheckPair], results: &[Option<([f64; 2], bool)>]) -> J
         agreement: mean(first.iter().chain(&second).copied()),
         agreement_better_first: mean(first),
         agreement_better_second: mean(second),
-        position_consistency: mean(
-            results
-                .iter()
-                .flatten()
-                .map(|(_, consistent)| f64::from(u8::from(*consistent))),
-        ),
+        position_consistency: consistency(results),
         agreement_by_kind: Some(by_kind(pairs, &agreement)),
         ..JudgeCheck::default()
     }
+}
+
+/// The share of scored pairs whose verdict held in both orders.
+fn consistency(results: &[Option<([f64; 2], bool)>]) -> Option<f64> {
+    mean(
+        results
+            .iter()
+            .flatten()
+            .map(|(_, consistent)| f64::from(u8::from(*consistent))),
+    )
 }
 
 /// The check's numbers in multi mode, from each pair's scores (`[better, worse]`, the means
@@ -198,12 +203,7 @@ pub fn multi_mode(pairs: &[CheckPair], results: &[Option<([f64; 2], bool)>]) -> 
     JudgeCheck {
         pairs: Some(agreement.iter().flatten().count() as u64),
         agreement: mean(agreement.iter().flatten().copied()),
-        position_consistency: mean(
-            results
-                .iter()
-                .flatten()
-                .map(|(_, consistent)| f64::from(u8::from(*consistent))),
-        ),
+        position_consistency: consistency(results),
         agreement_by_kind: Some(by_kind(pairs, &agreement)),
         ..JudgeCheck::default()
     }
