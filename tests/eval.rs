@@ -361,7 +361,15 @@ fn bad_eval_settings_are_refused_before_training() {
         ),
         (
             format!("[[eval.benchmarks]]\nname = \"x\"\nscorer = \"preference-accuracy\"\nprompts = \"{}\"\n", setup.p("harmful.txt")),
-            "scores held-out pairs",
+            "scores held-out preference data",
+        ),
+        (
+            format!("[[eval.benchmarks]]\nname = \"x\"\nscorer = \"advbench\"\nprompts = \"{}\"\nformat = \"preference\"\n", setup.p("pairs.jsonl")),
+            "holds preference data, which scorer \"advbench\" does not read",
+        ),
+        (
+            "[[eval.benchmarks]]\nname = \"x\"\nscorer = \"preference-accuracy\"\nprompts = \"/no/such/labels.jsonl\"\nformat = \"preference\"\n".to_owned(),
+            "/no/such/labels.jsonl",
         ),
         ("[[eval.benchmarks]]\nname = \"a/b\"\nscorer = \"advbench\"\nprompts = \"p.txt\"\n".to_owned(), "name = \"a/b\""),
         ("[[eval.benchmarks]]\nname = \"x\"\nscorer = \"advbench\"\nprompts = \"p.txt\"\ntop_p = 0\n".to_owned(), "top_p"),
@@ -382,6 +390,89 @@ fn bad_eval_settings_are_refused_before_training() {
                     .is_empty()
         );
     }
+}
+
+/// The margin in an item row's detail (`margin 0.25`).
+fn detail_margin(row: &serde_json::Value) -> f64 {
+    row["detail"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("margin "))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no margin in {row}"))
+}
+
+#[test]
+fn labelled_answers_are_scored_as_the_two_halves_of_their_pair() {
+    let setup = Setup::new();
+    // The first three pairs of the training file, split into single labelled answers.
+    let singles: Vec<String> = (0..3)
+        .flat_map(|i| {
+            [
+                serde_json::json!({"prompt": format!("Say something about {i}."), "completion": format!("Number {i} is fine."), "label": true}),
+                serde_json::json!({"prompt": format!("Say something about {i}."), "completion": format!("{i} {i} {i}"), "label": false}),
+            ]
+        })
+        .map(|row| row.to_string())
+        .collect();
+    std::fs::write(setup.path().join("labelled.jsonl"), singles.join("\n")).expect("write");
+    let eval = format!(
+        r#"
+[eval]
+batch_size = 2
+
+[[eval.benchmarks]]
+name = "pairs-file"
+scorer = "preference-accuracy"
+prompts = "{pairs}"
+format = "preference"
+limit = 3
+
+[[eval.benchmarks]]
+name = "labels"
+scorer = "preference-accuracy"
+prompts = "{labelled}"
+format = "preference"
+"#,
+        pairs = setup.p("pairs.jsonl"),
+        labelled = setup.p("labelled.jsonl"),
+    );
+    let config = setup.config(&eval);
+    let run = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dir = setup.run_dir();
+    let last_round = |name: &str| -> Vec<serde_json::Value> {
+        jsonl(&dir.join(format!("eval/{name}.jsonl")))
+            .into_iter()
+            .filter(|r| r["round"] == 2)
+            .collect()
+    };
+    let pairs = last_round("pairs-file");
+    let labels = last_round("labels");
+    assert_eq!((pairs.len(), labels.len()), (3, 6));
+    // β·(lr_c − lr_r) = (+β·lr_c) + (−β·lr_r): a pair's margin is the sum of its answers' signed
+    // rewards. Each sequence is scored in its own batch row, so up to f32 rounding of the
+    // summed log-probs.
+    for (pair, halves) in pairs.iter().zip(labels.chunks(2)) {
+        let whole = detail_margin(pair);
+        let sum = detail_margin(&halves[0]) + detail_margin(&halves[1]);
+        assert!(
+            (whole - sum).abs() <= 1e-5 * whole.abs().max(1.0),
+            "pair {}: {whole} against {sum}",
+            pair["id"]
+        );
+    }
+    let summary = jsonl(&dir.join("metrics/evals.jsonl"))
+        .into_iter()
+        .rev()
+        .find(|s| s["benchmark"] == "labels")
+        .expect("summary");
+    assert_eq!(
+        (
+            summary["metrics"]["singles"].as_f64(),
+            summary["metrics"]["pairs"].as_f64()
+        ),
+        (Some(6.0), Some(0.0))
+    );
 }
 
 /// `fedpref judge check` from the repository root (it reads the benchmarks under `assets/`).

@@ -67,6 +67,17 @@ pub enum PromptFormat {
     Lines,
     /// The held-out pairs of the run's data (`data.eval_fraction` or `data.eval_path`).
     EvalSplit,
+    /// A preference data file in any layout training reads (pairs, or single answers labelled
+    /// desirable or undesirable, e.g. LLaMA-Factory's `kto_en_demo.json`), all of it held out,
+    /// for `preference-accuracy`.
+    Preference,
+}
+
+impl PromptFormat {
+    /// Whether the benchmark's items are held-out preference examples rather than prompts.
+    pub fn is_held_out(self) -> bool {
+        matches!(self, PromptFormat::EvalSplit | PromptFormat::Preference)
+    }
 }
 
 /// Sampling settings named after their source (`preset`); the answer budget stays
@@ -108,7 +119,8 @@ pub struct BenchmarkConfig {
     pub name: String,
     /// The scorer component (`advbench`, `judge`, `preference-accuracy`, ...).
     pub scorer: String,
-    /// The prompt file; absent for held-out pairs.
+    /// The prompt file, or the preference data file of `format = "preference"`; absent for the
+    /// run's held-out split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompts: Option<PathBuf>,
     /// Its layout.
@@ -279,9 +291,9 @@ impl EvalSection {
                     "eval.benchmarks {name:?}: format = \"eval-split\" reads the run's held-out data; drop `prompts`"
                 ));
             }
-            if format == PromptFormat::EvalSplit && b.across_methods {
+            if format.is_held_out() && b.across_methods {
                 return Err(format!(
-                    "eval.benchmarks {name:?}: across_methods compares generated answers; held-out pairs have none, so drop across_methods"
+                    "eval.benchmarks {name:?}: across_methods compares generated answers; held-out preference data has none, so drop across_methods"
                 ));
             }
             if format != PromptFormat::EvalSplit && b.prompts.is_none() {

@@ -1,10 +1,10 @@
-//! The [`Evaluator`]: set up once per run (scorers created, prompt files and held-out pairs
+//! The [`Evaluator`]: set up once per run (scorers created, prompt files and held-out data
 //! read, so a bad benchmark fails before training), then called after the rounds
 //! `eval.due` picks, or by `fedpref eval` on any checkpoint.
 //!
 //! Per benchmark and evaluation: answers are generated with the adapter merged into the model
 //! ([`super::answers`], cached), held-out log-ratios computed when the scorer asks
-//! ([`super::pairs`]), the scorer called with the host's local judge ([`super::local_judge`]),
+//! ([`super::held_out`]), the scorer called with the host's local judge ([`super::local_judge`]),
 //! then every item is appended to `eval/<benchmark>.jsonl` and a summary row to
 //! `metrics/evals.jsonl` ([`super::records`]). A broken prompt record is a `failed` row; a
 //! scorer that fails as a whole is logged and recorded, and evaluation goes on.
@@ -20,13 +20,13 @@ use fedpref_plugin_api::{ItemScore, Metric, Outcome, ScoreItem, ScoreOutput};
 use super::{
     answers::{adapter_hash, AnswerCache, Answerer, GenerationStats},
     config::{BenchmarkConfig, EvalSection, PromptFormat},
+    held_out::{held_out_items, item_logprobs, per_item, HeldOutAnswers, HeldOutItem},
     local_judge::{JudgeModel, LocalJudge},
-    pairs::{held_out_pairs, pair_logprobs, HeldOutPair},
     prompts::{read_prompts, read_references, BenchmarkPrompt, Record},
     records::{outcome_name, GenerationSummary, ItemRow, SummaryRow, Target, PENDING},
 };
 use crate::{
-    data::{DataConfig, Dataset},
+    data::{load, DataConfig, Dataset, Format},
     plugin_host::{metric_map, ScorerHandle},
     progress::Progress,
     train::ReferenceCache,
@@ -41,7 +41,10 @@ use fedpref_rundir::{JsonLines, RunDir};
 struct Benchmark {
     config: BenchmarkConfig,
     scorer: ScorerHandle,
+    /// The prompts of a generating benchmark.
     records: Vec<Record>,
+    /// The examples of a held-out benchmark (`eval-split` or `preference`), already selected.
+    held_out: Vec<HeldOutItem>,
 }
 
 /// Evaluates models of one run directory on the configured benchmarks.
@@ -50,13 +53,10 @@ pub struct Evaluator {
     batch_size: usize,
     run_dir: RunDir,
     answers: AnswerCache,
-    pairs: Vec<HeldOutPair>,
-    /// Reference log-probs of `pairs` under the base model, computed on first use: the base
-    /// model never changes during a run.
-    pair_reference: Vec<(f64, f64)>,
-    /// Where those are kept for the sweep's other runs (the runs of one seed hold out the same
-    /// pairs: every method and aggregator of it reuses them).
-    pair_reference_cache: PathBuf,
+    /// Where the base model's log-probs of held-out answers are kept for the sweep's other runs
+    /// (the runs of one seed hold out the same examples: every method and aggregator of it
+    /// reuses them).
+    reference_cache: PathBuf,
     template: ChatTemplate,
     model_identity: String,
     judge_model: Option<JudgeModel>,
@@ -70,14 +70,15 @@ pub struct BenchmarkResult {
 }
 
 impl Evaluator {
-    /// Creates every scorer and reads every prompt file of `section` (only the benchmarks named
-    /// in `only`, when given), and tokenizes the held-out pairs of `eval_data`.
+    /// Creates every scorer and reads every prompt or data file of `section` (only the
+    /// benchmarks named in `only`, when given), and tokenizes the held-out examples of
+    /// `eval_data`.
     ///
     /// # Errors
     /// [`Error::UnknownComponent`] or [`Error::Plugin`] for a scorer or its parameters;
     /// [`Error::Io`] for a prompt file that cannot be read; [`Error::Usage`] for a benchmark
-    /// that needs held-out pairs when the run has none, or a name in `only` that is not
-    /// configured.
+    /// that needs held-out data when the run has none, a held-out format given to a scorer that
+    /// does not read it (or the other way round), or a name in `only` that is not configured.
     pub fn new(
         section: &EvalSection,
         host: &PluginHost,
@@ -105,7 +106,7 @@ impl Evaluator {
         }
         let template = model.chat_template()?;
         let mut benchmarks = Vec::new();
-        let mut needs_pairs = false;
+        let mut eval_split: Option<Vec<HeldOutItem>> = None;
         for config in section
             .benchmarks
             .iter()
@@ -114,22 +115,35 @@ impl Evaluator {
             let params = serde_json::Value::Object(config.params.clone().into_iter().collect());
             let scorer = host.scorer(&config.scorer, &params)?;
             let format = config.resolved_format();
-            if scorer.spec().needs_pair_logratios && format != PromptFormat::EvalSplit {
-                return Err(Error::Usage(format!(
-                    "eval.benchmarks {:?}: scorer {:?} scores held-out pairs; drop `prompts` (format \"eval-split\")",
-                    config.name, config.scorer
-                )));
-            }
-            let records = match &config.prompts {
-                Some(path) => config.select(
-                    read_prompts(path, format, None)
-                        .map_err(|e| unreadable(&config.name, "prompts", path, e))?,
-                ),
-                None => {
-                    needs_pairs = true;
-                    Vec::new()
+            check_held_out_format(config, format, scorer.spec().needs_pair_logratios)?;
+            let mut records = Vec::new();
+            let mut held_out = Vec::new();
+            match (format, &config.prompts) {
+                (PromptFormat::EvalSplit, _) => {
+                    if eval_split.is_none() {
+                        let data = eval_data.ok_or_else(|| Error::Usage(
+                            "an [eval] benchmark scores held-out pairs, but the run has none; set data.eval_fraction (e.g. 0.1) or data.eval_path"
+                                .to_owned(),
+                        ))?;
+                        eval_split =
+                            Some(held_out_items(data, &model.tokenizer, &template, data_config)?.0);
+                    }
+                    held_out = config.select(eval_split.clone().unwrap_or_default());
                 }
-            };
+                (PromptFormat::Preference, Some(path)) => {
+                    let data = load(path, &held_out_file_config(path, data_config))
+                        .map_err(|e| unreadable(&config.name, "prompts", path, e))?;
+                    held_out = config
+                        .select(held_out_items(&data, &model.tokenizer, &template, data_config)?.0);
+                }
+                (_, Some(path)) => {
+                    records = config.select(
+                        read_prompts(path, format, None)
+                            .map_err(|e| unreadable(&config.name, "prompts", path, e))?,
+                    );
+                }
+                (_, None) => {}
+            }
             let records = match &config.references {
                 Some(path) => with_references(records, path)
                     .map_err(|e| unreadable(&config.name, "references", path, e))?,
@@ -139,18 +153,9 @@ impl Evaluator {
                 config: config.clone(),
                 scorer,
                 records,
+                held_out,
             });
         }
-        let pairs = match (needs_pairs, eval_data) {
-            (false, _) => Vec::new(),
-            (true, None) => {
-                return Err(Error::Usage(
-                    "an [eval] benchmark scores held-out pairs, but the run has none; set data.eval_fraction (e.g. 0.1) or data.eval_path"
-                        .to_owned(),
-                ))
-            }
-            (true, Some(data)) => held_out_pairs(data, &model.tokenizer, &template, data_config)?.0,
-        };
         let dir = RunDir::new(run_dir);
         let answers = AnswerCache::open(&dir.eval_dir().join("cache").join("answers.jsonl"))?;
         let sweep_dir = run_dir.parent().unwrap_or(run_dir);
@@ -158,9 +163,7 @@ impl Evaluator {
             benchmarks,
             batch_size: section.batch_size,
             answers,
-            pairs,
-            pair_reference: Vec::new(),
-            pair_reference_cache: sweep_dir.join("cache/held-out-reference-logprobs.bin"),
+            reference_cache: sweep_dir.join("cache/held-out-reference-logprobs.bin"),
             template,
             model_identity: model_identity(&model.source),
             judge_model: section.judge_model.clone().map(JudgeModel::new),
@@ -171,11 +174,6 @@ impl Evaluator {
     /// True when there is nothing to evaluate.
     pub fn is_empty(&self) -> bool {
         self.benchmarks.is_empty()
-    }
-
-    /// Number of held-out pairs available to pair scorers.
-    pub fn n_pairs(&self) -> usize {
-        self.pairs.len()
     }
 
     /// Evaluates `model` — its decoder with the adapter attached and holding `adapter_params`
@@ -223,7 +221,8 @@ impl Evaluator {
                 answers = self.answer(&config, &mut items, model, &decoders)?;
             }
             if spec.needs_pair_logratios && !items.is_empty() {
-                self.attach_pair_logratios(&mut items, model, &policy, &base, pad_id)?;
+                let held_out = &self.benchmarks[index].held_out;
+                self.attach_logratios(held_out, &mut items, model, &policy, &base, pad_id)?;
             }
             // Judged with the other methods' answers once the sweep's runs finish (`across`).
             let (output, error) = if config.across_methods {
@@ -343,57 +342,65 @@ impl Evaluator {
         Ok(generated)
     }
 
-    /// Fills each held-out pair item's `logratio_chosen` and `logratio_rejected` (policy against
-    /// the base model, whose log-probs are computed once and kept).
-    fn attach_pair_logratios(
-        &mut self,
+    /// Fills the features of each item from its held-out example (policy against the base
+    /// model): `logratio_chosen` and `logratio_rejected` for a pair; `logratio` and
+    /// `desirable` (1 or 0) for a single labelled answer.
+    fn attach_logratios(
+        &self,
+        held_out: &[HeldOutItem],
         items: &mut [ScoreItem],
         model: &LoadedModel,
         policy: &Decoder,
         base: &Decoder,
         pad_id: u32,
     ) -> Result<()> {
-        let pairs = &self.pairs[..items.len()];
-        if self.pair_reference.len() < pairs.len() {
-            self.pair_reference = self.base_pair_logprobs(base, pairs, pad_id)?;
-        }
+        let reference = self.base_logprobs(base, held_out, pad_id)?;
         // Without an adapter the policy is the reference: every log-ratio is 0.
         let policy_logp = if model.decoder.adapter_enabled() {
-            pair_logprobs(policy, pairs, self.batch_size, pad_id)?
+            item_logprobs(policy, held_out, self.batch_size, pad_id)?
         } else {
-            self.pair_reference[..pairs.len()].to_vec()
+            reference.clone()
         };
-        for ((item, policy), reference) in
-            items.iter_mut().zip(policy_logp).zip(&self.pair_reference)
+        for (((item, example), policy), reference) in items
+            .iter_mut()
+            .zip(held_out)
+            .zip(policy_logp)
+            .zip(&reference)
         {
-            item.features = vec![
-                Metric::new("logratio_chosen", policy.0 - reference.0),
-                Metric::new("logratio_rejected", policy.1 - reference.1),
-            ]
+            let logratio = |k: usize| policy[k] - reference[k];
+            item.features = match example.answers {
+                HeldOutAnswers::Pair { .. } => vec![
+                    Metric::new("logratio_chosen", logratio(0)),
+                    Metric::new("logratio_rejected", logratio(1)),
+                ],
+                HeldOutAnswers::Single { desirable, .. } => vec![
+                    Metric::new("logratio", logratio(0)),
+                    Metric::new("desirable", if desirable { 1.0 } else { 0.0 }),
+                ],
+            }
             .into();
         }
         Ok(())
     }
 
-    /// The base model's log-probs of `pairs`, from the sweep's cache of them (each sequence
+    /// The base model's log-probs of `held_out`, from the sweep's cache of them (each sequence
     /// computed alone, so a value does not depend on which run computed it).
-    fn base_pair_logprobs(
+    fn base_logprobs(
         &self,
         base: &Decoder,
-        pairs: &[HeldOutPair],
+        held_out: &[HeldOutItem],
         pad_id: u32,
-    ) -> Result<Vec<(f64, f64)>> {
+    ) -> Result<Vec<Vec<f64>>> {
         let key = format!("{}:{:?}", self.model_identity, base.dtype());
-        let mut cache = ReferenceCache::open(&self.pair_reference_cache, &key)?;
-        let sequences: Vec<MaskedSequence> = pairs
+        let mut cache = ReferenceCache::open(&self.reference_cache, &key)?;
+        let sequences: Vec<MaskedSequence> = held_out
             .iter()
-            .flat_map(|p| [p.chosen.clone(), p.rejected.clone()])
+            .flat_map(HeldOutItem::sequences)
+            .cloned()
             .collect();
         let values = cache.fill(base, &sequences, pad_id, |_| {})?;
-        Ok(values
-            .chunks_exact(2)
-            .map(|c| (f64::from(c[0]), f64::from(c[1])))
-            .collect())
+        let flat: Vec<f64> = values.into_iter().map(f64::from).collect();
+        Ok(per_item(held_out, &flat))
     }
 
     /// Benchmark `index`'s scorer over `items`, with the local judge (`eval.judge_model`, or
@@ -437,12 +444,10 @@ impl Evaluator {
             features: RVec::new(),
             answers: RVec::new(),
         };
-        if benchmark.config.resolved_format() == PromptFormat::EvalSplit {
-            let limit = benchmark.config.limit.unwrap_or(usize::MAX);
-            let items = self
-                .pairs
+        if benchmark.config.resolved_format().is_held_out() {
+            let items = benchmark
+                .held_out
                 .iter()
-                .take(limit)
                 .map(|p| {
                     item(&BenchmarkPrompt {
                         id: p.id.clone(),
@@ -463,6 +468,39 @@ impl Evaluator {
             }
         }
         (items, broken)
+    }
+}
+
+/// Refuses a held-out format (`eval-split`, `preference`) for a scorer that reads no
+/// log-ratios, and any other format for one that reads only them.
+fn check_held_out_format(
+    config: &BenchmarkConfig,
+    format: PromptFormat,
+    needs_logratios: bool,
+) -> Result<()> {
+    match (needs_logratios, format.is_held_out()) {
+        (true, false) => Err(Error::Usage(format!(
+            "eval.benchmarks {:?}: scorer {:?} scores held-out preference data; drop `prompts` (the run's held-out split) or set format = \"preference\" for a preference data file",
+            config.name, config.scorer
+        ))),
+        (false, true) => Err(Error::Usage(format!(
+            "eval.benchmarks {:?}: format {format:?} holds preference data, which scorer {:?} does not read; use \"preference-accuracy\" or a prompt file",
+            config.name, config.scorer
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// How a benchmark's own preference file is read: the run's length limits and invalid-record
+/// policy, its layout detected, all of it held out (no split, no limit).
+fn held_out_file_config(path: &Path, data: &DataConfig) -> DataConfig {
+    DataConfig {
+        path: Some(path.to_path_buf()),
+        format: Format::Auto,
+        eval_path: None,
+        eval_fraction: 0.0,
+        limit: None,
+        ..data.clone()
     }
 }
 

@@ -4,7 +4,7 @@
 //! - [`prompts`]: benchmark files (AdvBench YAML, MT-Bench `question.jsonl`, one per line).
 //! - [`answers`]: answers generated with the model's chat template, cached by (model, adapter,
 //!   prompt, settings).
-//! - [`pairs`]: held-out pairs and their policy / reference log-ratios.
+//! - [`held_out`]: held-out preference examples (pairs, labelled answers) and their log-ratios.
 //! - [`local_judge`]: the host services a scorer's local judge calls.
 //! - [`judge_check`]: pairs with a known better answer, and how often a judge agrees.
 //! - [`records`]: rows of `eval/<benchmark>.jsonl` and `metrics/evals.jsonl`.
@@ -22,9 +22,9 @@ pub mod across;
 pub mod answers;
 pub mod config;
 pub mod evaluator;
+pub mod held_out;
 pub mod judge_check;
 pub mod local_judge;
-pub mod pairs;
 pub mod prompts;
 pub mod records;
 

@@ -59,7 +59,10 @@ pub fn read_prompts(
     let mut records = match format {
         PromptFormat::Advbench => advbench(path, &text)?,
         PromptFormat::Mtbench => mtbench(&text),
-        PromptFormat::Lines | PromptFormat::Auto | PromptFormat::EvalSplit => lines(&text),
+        PromptFormat::Lines
+        | PromptFormat::Auto
+        | PromptFormat::EvalSplit
+        | PromptFormat::Preference => lines(&text),
     };
     if let Some(limit) = limit {
         records.truncate(limit);

@@ -399,6 +399,74 @@ fn preference_accuracy_matches_hand_computation() {
     }
 }
 
+fn single_item(id: &str, logratio: f64, desirable: f64) -> ScoreItem {
+    let mut it = item(id, "", "", "");
+    it.features = vec![
+        Metric::new("logratio", logratio),
+        Metric::new("desirable", desirable),
+    ]
+    .into();
+    it
+}
+
+#[test]
+fn labelled_answers_are_right_on_their_labels_side_of_the_reference() {
+    let scorer = PreferenceAccuracy::from_params(&params(r#"{"beta": 0.5}"#)).unwrap();
+    let items = [
+        single_item("0", 2.0, 1.0),  // desirable, raised: right, margin 1
+        single_item("1", -1.0, 1.0), // desirable, lowered: wrong, margin -0.5
+        single_item("2", -4.0, 0.0), // undesirable, lowered: right, margin 2
+        single_item("3", 0.0, 0.0),  // undesirable, unchanged: not right, margin 0
+        pair_item("4", 1.0, -1.0),   // a pair beside them: margin 1
+        single_item("5", 1.0, 0.5),  // a label that is neither
+    ];
+    let host = ScriptedHost::new(vec![Ok(String::new())]);
+    let out = scorer.score(&items, &host.services()).unwrap();
+    let scores: Vec<f64> = out.items.iter().take(5).map(|s| s.score).collect();
+    assert_eq!(scores, [1.0, 0.0, 1.0, 0.0, 1.0]);
+    let details: Vec<&str> = out
+        .items
+        .iter()
+        .take(5)
+        .map(|s| s.detail.as_str())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "margin 1",
+            "margin -0.5",
+            "margin 2",
+            "margin 0",
+            "margin 1"
+        ]
+    );
+    assert_eq!(out.items[5].outcome, Outcome::Failed);
+    assert!(
+        out.items[5].detail.contains("not 1 or 0"),
+        "{}",
+        out.items[5].detail
+    );
+    assert_eq!(metric(&out, "accuracy"), 0.6);
+    assert_eq!(
+        metric(&out, "mean_margin"),
+        (1.0 - 0.5 + 2.0 + 0.0 + 1.0) / 5.0
+    );
+    // Chosen: the desirable answers' rewards and the pair's chosen; rejected likewise.
+    assert_eq!(metric(&out, "mean_reward_chosen"), (1.0 - 0.5 + 0.5) / 3.0);
+    assert_eq!(
+        metric(&out, "mean_reward_rejected"),
+        (-2.0 + 0.0 - 0.5) / 3.0
+    );
+    assert_eq!(
+        [
+            metric(&out, "n"),
+            metric(&out, "pairs"),
+            metric(&out, "singles")
+        ],
+        [5.0, 1.0, 4.0]
+    );
+}
+
 // ---- FFI ----
 
 #[test]
