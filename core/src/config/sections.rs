@@ -283,6 +283,15 @@ pub struct TrainingSection {
     pub keep_optimizer_state: bool,
     /// A client update whose mean loss exceeds this is rejected as diverged.
     pub max_loss: f64,
+    /// A client update (its adapter minus the global one) whose L2 norm exceeds this is
+    /// rejected for the round; 0 (the default) sets no bound. Left out of a run's
+    /// `config.toml` at 0, so runs written before the key existed still match their config.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_update_norm: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 impl Default for TrainingSection {
@@ -297,6 +306,7 @@ impl Default for TrainingSection {
             weight_decay: 0.0,
             keep_optimizer_state: false,
             max_loss: 1e3,
+            max_update_norm: 0.0,
         }
     }
 }
@@ -420,6 +430,7 @@ impl ExperimentConfig {
             ("training.max_grad_norm", t.max_grad_norm),
             ("training.weight_decay", t.weight_decay),
             ("training.max_loss", t.max_loss),
+            ("training.max_update_norm", t.max_update_norm),
         ] {
             finite(key, value)?;
         }
@@ -429,9 +440,10 @@ impl ExperimentConfig {
                 t.lr, t.lr_min
             ));
         }
-        if t.max_grad_norm < 0.0 || t.weight_decay < 0.0 {
+        if t.max_grad_norm < 0.0 || t.weight_decay < 0.0 || t.max_update_norm < 0.0 {
             return Err(
-                "training.max_grad_norm and training.weight_decay must not be negative".to_owned(),
+                "training.max_grad_norm, training.weight_decay and training.max_update_norm must not be negative"
+                    .to_owned(),
             );
         }
         Ok(())

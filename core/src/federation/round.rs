@@ -24,6 +24,7 @@ use super::{
     SweepContext,
 };
 use crate::{
+    config::TrainingSection,
     eval::Target,
     plugin_host::{metric_map, MetricMeans},
     progress::Progress,
@@ -343,10 +344,10 @@ fn settle(
                 round: round.index,
             })
         }
-        LocalOutcome::Dropped(Dropout::NonFinite { step, what }) => {
+        LocalOutcome::Dropped(Dropout::Rejected { step, why }) => {
             training.rejected.push(ClientEvent {
                 client,
-                what: serde_json::json!({ "reason": format!("step {step}: {what}") }),
+                what: serde_json::json!({ "reason": format!("step {step}: {why}") }),
             });
             return Ok(());
         }
@@ -368,8 +369,12 @@ fn settle(
         training.tokens += record.tokens;
     }
     let mean_loss = records.iter().map(|r| r.loss).sum::<f64>() / records.len().max(1) as f64;
-    let max_loss = experiment.plan.config.training.max_loss;
-    let rejected = rejection(&params, mean_loss, max_loss);
+    let rejected = rejection(
+        &params,
+        &state.global,
+        mean_loss,
+        &experiment.plan.config.training,
+    );
     // A rejected client's steps stay in steps.jsonl but not in the round's means.
     if rejected.is_none() {
         for record in &records {
@@ -397,17 +402,41 @@ fn settle(
     Ok(())
 }
 
-/// Why a client update must not be aggregated, if it must not.
-pub(crate) fn rejection(params: &[f32], mean_loss: f64, max_loss: f64) -> Option<String> {
+/// Why a client update must not be aggregated, if it must not: a non-finite parameter, a
+/// diverged loss (`training.max_loss`), or an update norm over `training.max_update_norm`.
+pub(crate) fn rejection(
+    params: &[f32],
+    global: &[f32],
+    mean_loss: f64,
+    limits: &TrainingSection,
+) -> Option<String> {
     if let Some(i) = params.iter().position(|p| !p.is_finite()) {
         return Some(format!("parameter {i} is {}", params[i]));
     }
-    if !mean_loss.is_finite() || mean_loss > max_loss {
+    if !mean_loss.is_finite() || mean_loss > limits.max_loss {
         return Some(format!(
-            "the local loss diverged (mean {mean_loss}, limit training.max_loss = {max_loss})"
+            "the local loss diverged (mean {mean_loss}, limit training.max_loss = {})",
+            limits.max_loss
+        ));
+    }
+    let norm = update_norm(params, global);
+    if limits.max_update_norm > 0.0 && norm > limits.max_update_norm {
+        return Some(format!(
+            "the update's norm {norm:.6} exceeds training.max_update_norm = {}",
+            limits.max_update_norm
         ));
     }
     None
+}
+
+/// `‖params − global‖₂`, accumulated in f64.
+pub(crate) fn update_norm(params: &[f32], global: &[f32]) -> f64 {
+    params
+        .iter()
+        .zip(global)
+        .map(|(p, g)| (f64::from(*p) - f64::from(*g)).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Combines the surviving updates into the new global adapter with the aggregator plugin,

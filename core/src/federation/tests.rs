@@ -295,6 +295,60 @@ fn a_client_whose_loss_is_nan_is_rejected_and_a_run_that_never_aggregates_fails(
 }
 
 #[test]
+fn a_client_whose_loss_plugin_fails_is_rejected_with_the_plugins_error() {
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-failing", "test-mean", &[]));
+    let err = super::run::run(&plan, &mut fx.ctx()).expect_err("no round aggregates");
+    assert!(
+        err.to_string().contains("no round could aggregate"),
+        "{err}"
+    );
+    let rounds =
+        std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds");
+    assert_eq!(rounds.lines().count(), 2, "both rounds ran: {rounds}");
+    assert!(
+        rounds.contains("deliberate failure on a batch of"),
+        "{rounds}"
+    );
+}
+
+#[test]
+fn an_update_over_the_norm_bound_is_rejected_with_its_norm() {
+    use super::round::{rejection, update_norm};
+    // (3, 4) from the origin: norm 5, against bounds above, at and below it.
+    assert_eq!(update_norm(&[4.0, 6.0], &[1.0, 2.0]), 5.0);
+    let limits = |max_update_norm| crate::config::TrainingSection {
+        max_update_norm,
+        ..Default::default()
+    };
+    assert_eq!(rejection(&[4.0, 6.0], &[1.0, 2.0], 0.5, &limits(0.0)), None);
+    assert_eq!(rejection(&[4.0, 6.0], &[1.0, 2.0], 0.5, &limits(5.0)), None);
+    let why = rejection(&[4.0, 6.0], &[1.0, 2.0], 0.5, &limits(4.9)).expect("rejected");
+    assert!(
+        why.contains("norm 5.000000 exceeds training.max_update_norm = 4.9"),
+        "{why}"
+    );
+    // A bound so small that every client exceeds it: rejected in every round, the run fails.
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config(
+        "test-pairs",
+        "test-mean",
+        &["training.max_update_norm=1e-12"],
+    ));
+    let err = super::run::run(&plan, &mut fx.ctx()).expect_err("no round aggregates");
+    assert!(
+        err.to_string().contains("no round could aggregate"),
+        "{err}"
+    );
+    let rounds =
+        std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds");
+    assert!(
+        rounds.contains("exceeds training.max_update_norm = 0.000000000001"),
+        "{rounds}"
+    );
+}
+
+#[test]
 fn a_run_keeps_its_newest_checkpoints() {
     let fx = Fixture::new();
     for (keep, kept) in [(2, vec![2, 3]), (1, vec![3])] {

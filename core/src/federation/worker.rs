@@ -289,7 +289,6 @@ pub fn aggregate_from_files(
         aggregator.load_state(&bytes)?;
     }
     let (global, _) = read_global(global)?;
-    let max_loss = plan.config.training.max_loss;
     let mut kept = Vec::new();
     let mut rejected = Vec::new();
     for out in updates {
@@ -297,7 +296,7 @@ pub fn aggregate_from_files(
         let Some(params) = params else { continue };
         let mean_loss =
             info.steps.iter().map(|s| s.loss).sum::<f64>() / info.steps.len().max(1) as f64;
-        match rejection(&params, mean_loss, max_loss) {
+        match rejection(&params, &global, mean_loss, &plan.config.training) {
             Some(reason) => rejected.push((info.client, reason)),
             None => kept.push((params, info)),
         }

@@ -1,6 +1,6 @@
 //! Small plugins the host's unit tests link in (one root module per test binary, so the real
 //! plugin libraries, each exporting its own, cannot be linked together): a DPO-style loss
-//! over pairs, a loss over single answers that asks for a KL batch (also as a loss on
+//! over pairs (also as one whose loss is NaN and one that always fails), a loss over single answers that asks for a KL batch (also as a loss on
 //! redistributed answers), a weighted-mean aggregator with FedProx's plan and an optional weight
 //! offset, a round-robin partitioner and an in-order stand-in for `redistribute`.
 
@@ -61,6 +61,22 @@ impl LossFunction for NotANumber {
         let mut output = Pairs.evaluate(batch)?;
         output.loss = f64::NAN;
         Ok(output)
+    }
+}
+
+/// [`Pairs`] that fails on every batch: a loss plugin that errors on a client's data.
+struct Failing;
+
+impl LossFunction for Failing {
+    fn spec(&self) -> LossSpec {
+        Pairs.spec()
+    }
+
+    fn evaluate(&self, batch: &LossBatch<'_>) -> Result<LossOutput, PluginError> {
+        Err(PluginError::failed(format!(
+            "deliberate failure on a batch of {}",
+            batch.len()
+        )))
     }
 }
 
@@ -215,6 +231,12 @@ fn plugin() -> Plugin {
             "a loss that always comes out NaN",
             Pairs.spec(),
             move |p| no_params(p).map(|()| NotANumber),
+        )
+        .loss(
+            "test-failing",
+            "a loss that fails on every batch",
+            Pairs.spec(),
+            move |p| no_params(p).map(|()| Failing),
         )
         .loss(
             "test-singles",

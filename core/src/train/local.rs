@@ -89,12 +89,13 @@ pub enum Dropout {
     },
     /// The stop flag was raised (Ctrl-C).
     Interrupted,
-    /// The loss or its gradient came out NaN or infinite: the update is rejected.
-    NonFinite {
+    /// The loss or its gradient came out NaN or infinite, or the loss plugin failed (an error
+    /// or a caught panic) on this client's batch: the update is rejected, the round goes on.
+    Rejected {
         /// The step it happened at.
         step: u32,
-        /// Which value.
-        what: String,
+        /// Which value, or the plugin's error.
+        why: String,
     },
 }
 
@@ -253,7 +254,13 @@ fn run_steps(
                 match micro_batch(trainer, units, &kl, counts, &mut accumulator) {
                     Ok(done) => done,
                     Err(Error::NonFinite { what }) => {
-                        return Ok(Some(Dropout::NonFinite { step, what }))
+                        return Ok(Some(Dropout::Rejected { step, why: what }))
+                    }
+                    Err(e @ (Error::Plugin { .. } | Error::PluginContract { .. })) => {
+                        return Ok(Some(Dropout::Rejected {
+                            step,
+                            why: e.to_string(),
+                        }))
                     }
                     Err(e) => return Err(e),
                 };
