@@ -160,6 +160,32 @@ impl ModelConfig {
                 self.num_attention_heads, self.head_dim, self.hidden_size
             )));
         }
+        // A zero or negative epsilon divides by zero in RMSNorm; a base <= 1 makes RoPE's
+        // frequencies NaN or constant: the output would be garbage, not an error.
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return Err(bad(format!(
+                "rms_norm_eps = {} must be a positive number",
+                self.rms_norm_eps
+            )));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(bad(format!(
+                "rope_theta = {} must be a number above 1",
+                self.rope_theta
+            )));
+        }
+        let vocab = self.vocab_size as u32;
+        if let Some(id) = self
+            .bos_token_id
+            .into_iter()
+            .chain(self.eos_token_ids.iter().copied())
+            .find(|&id| id >= vocab)
+        {
+            return Err(bad(format!(
+                "special token id {id} is outside the vocabulary of {} tokens",
+                self.vocab_size
+            )));
+        }
         Ok(())
     }
 

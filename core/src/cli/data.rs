@@ -1,6 +1,7 @@
 //! `fedpref data inspect <file>`: what a data file holds (layout, rows, pairs versus single
 //! answers, label balance, length percentiles, invalid rows by reason) and, with a partitioner,
-//! how it would be dealt out to clients.
+//! how it would be dealt out to clients. Exits non-zero when a run could not use the file: no
+//! valid record, or invalid ones under `data.on_invalid = "error"` (the default).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -8,7 +9,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use fedpref::{
     data::tokenize,
-    data::{example_metas, inspect, ClientData, DataConfig, Format, Percentiles, TokenLengths},
+    data::{
+        example_metas, inspect, ClientData, DataConfig, Format, OnInvalid, Percentiles,
+        TokenLengths,
+    },
     PluginHost,
 };
 use fedpref_model::load_model;
@@ -87,6 +91,10 @@ pub fn run(
     let Some(dataset) = dataset else {
         // Nothing to partition: the report says why every record was rejected.
         print!("{report}");
+        eprintln!(
+            "error: {}: no usable example; the report above says why each record was rejected",
+            args.file.display()
+        );
         return Ok(ExitCode::FAILURE);
     };
     let report = match preview {
@@ -113,6 +121,14 @@ pub fn run(
         }
     };
     print!("{report}");
+    let invalid = report.invalid.total();
+    if invalid > 0 && data.on_invalid == OnInvalid::Error {
+        eprintln!(
+            "error: {}: {invalid} invalid record(s), listed above; a run stops on the first (data.on_invalid = \"error\"): fix them, or set data.on_invalid = \"skip\" to leave them out",
+            args.file.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -59,6 +59,11 @@ pub fn probe(path: &Path) -> Result<()> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if let Some(why) = super::elf::truncation(&bytes) {
+        return Err(not_a_plugin(why));
+    }
+    drop(bytes);
     // SAFETY: opening a library runs its initializers; plugin directories are trusted by the
     // user the same way executables on PATH are.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| {

@@ -8,6 +8,7 @@
 //! closest name), a panic inside a plugin call.
 
 mod components;
+mod elf;
 mod exchange;
 mod loader;
 #[cfg(test)]
@@ -284,7 +285,7 @@ mod tests {
             .expect_err("no scorers")
             .to_string();
         assert!(other_kind.contains("none"), "{other_kind}");
-        assert_eq!(host.components().count(), 7);
+        assert_eq!(host.components().count(), 8);
     }
 
     #[test]

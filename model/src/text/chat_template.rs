@@ -41,6 +41,13 @@ pub struct ChatTemplate {
     eos_token: String,
 }
 
+/// Instructions one render may execute. A chat template comes with the model, from the
+/// internet: one that loops without end (nested `range`s) runs out of fuel and fails instead of
+/// hanging the host. Real templates use a few hundred per message, so a conversation of
+/// thousands of messages fits. (minijinja bounds recursion and repeated strings itself; it has
+/// no bound on a string grown by concatenation in a short loop.)
+const FUEL: u64 = 5_000_000;
+
 fn template_err(e: minijinja::Error) -> Error {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -60,6 +67,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_fuel(Some(FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
             "raise_exception",
@@ -156,5 +164,22 @@ mod tests {
             )
             .unwrap();
         assert_eq!(&full[p.len()..], "4</s>\n\n");
+    }
+
+    #[test]
+    fn a_template_that_loops_without_end_runs_out_of_fuel() {
+        let endless =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let t = ChatTemplate::new(endless, "", "").unwrap();
+        let err = t
+            .render(&[ChatMessage::new("user", "hi")], true)
+            .unwrap_err();
+        assert!(err.to_string().contains("fuel"), "{err}");
+        // A long conversation under a real template stays far from the limit.
+        let t = ChatTemplate::new(SMOLLM2, "", "").unwrap();
+        let long: Vec<ChatMessage> = (0..2000)
+            .map(|i| ChatMessage::new(if i % 2 == 0 { "user" } else { "assistant" }, "some words"))
+            .collect();
+        assert!(t.render(&long, true).is_ok());
     }
 }

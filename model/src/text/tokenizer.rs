@@ -224,7 +224,16 @@ impl TextTokenizer {
                 .iter()
                 .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
                 .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
-            _ => None,
+            None | Some(Value::Null) => None,
+            // Falling back to another template would train on a format the model never saw.
+            Some(other) => {
+                return Err(Error::Json {
+                    path: cfg_path.clone(),
+                    message: format!(
+                    "chat_template is {other}, not a template string or a list of named templates"
+                ),
+                })
+            }
         };
         let chat_template =
             chat_template.or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok());
