@@ -5,6 +5,7 @@
 
 mod bench;
 mod eval;
+mod faults;
 mod federation;
 mod plugin_errors;
 mod plugins;

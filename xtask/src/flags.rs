@@ -94,6 +94,10 @@ pub struct Test {
     /// target/judge-venv on first use, building llama.cpp: minutes; not run in CI).
     #[arg(long)]
     pub judge: bool,
+    /// Run only the fault suite (kills, failing clients, races, malformed inputs) and print
+    /// its counts; the whole suite runs it too.
+    #[arg(long)]
+    pub faults: bool,
 }
 
 /// `cargo xtask new-plugin`.
