@@ -2,8 +2,16 @@
 //! checkpointing, between runs), half of them killed once more while resuming: every sweep,
 //! run again, ends with final adapters equal bit for bit to an uninterrupted sweep's, marked
 //! complete, with its last round's evaluation on record.
+//!
+//! The points are placed by progress, not by time (a loaded machine would shift time-based
+//! points past the end): kill k comes once the sweep has written k/20 of the metric rows an
+//! uninterrupted sweep writes.
 
-use std::{process::Child, time::Instant};
+use std::{
+    path::Path,
+    process::Child,
+    time::{Duration, Instant},
+};
 
 use super::{final_adapter, record_counts, spawn_quiet, wait, Ending, Experiment, Rng, LIMIT};
 
@@ -17,6 +25,31 @@ fn kill_if_running(mut child: Child) -> bool {
     }
     child.wait().expect("reaped");
     running
+}
+
+/// Rows written so far to the `metrics/*.jsonl` files of every run under `sweep`.
+fn metric_rows(sweep: &Path) -> usize {
+    let Ok(runs) = std::fs::read_dir(sweep) else {
+        return 0;
+    };
+    runs.filter_map(Result::ok)
+        .filter_map(|run| std::fs::read_dir(run.path().join("metrics")).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|file| std::fs::read(file.path()).ok())
+        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+        .sum()
+}
+
+/// Waits until the sweep under `sweep` has written `rows` metric rows, or `child` has ended.
+fn wait_for_rows(child: &mut Child, sweep: &Path, rows: usize) {
+    let started = Instant::now();
+    while metric_rows(sweep) < rows && started.elapsed() < LIMIT {
+        if child.try_wait().expect("try_wait").is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn evaluated_last_round(run_dir: &std::path::Path) -> bool {
@@ -38,6 +71,7 @@ fn a_sweep_killed_at_twenty_points_resumes_to_the_same_adapters() {
         other => panic!("the uninterrupted sweep ended {other:?}"),
     }
     let duration = started.elapsed();
+    let total_rows = metric_rows(&ex.path().join("reference/faults"));
     let expected: Vec<Vec<u8>> = METHODS
         .iter()
         .map(|m| final_adapter(&ex.run_dir("reference", m)))
@@ -49,15 +83,17 @@ fn a_sweep_killed_at_twenty_points_resumes_to_the_same_adapters() {
         let output = format!("kill-{k:02}");
         let config = ex.config(&output, methods, "");
         let config = config.to_str().unwrap();
-        // Within the k-th of 21 slices of the uninterrupted sweep's time, startup included (the
-        // last slice is left out: a kill there may come after the sweep has ended).
-        let mut points = vec![duration.mul_f64((k as f64 + rng.unit()) / 21.0)];
+        let sweep = ex.path().join(&output).join("faults");
+        // Once k/20 of the rows are written (k = 0: during startup), a little after.
+        let mut child = spawn_quiet(&["run", config]);
+        wait_for_rows(&mut child, &sweep, k * total_rows / 20);
+        std::thread::sleep(duration.mul_f64(rng.unit() / 40.0));
+        kills += 1;
+        landed += usize::from(kill_if_running(child));
         if k % 2 == 1 {
-            points.push(duration.mul_f64(rng.unit()));
-        }
-        for point in points {
+            // And once more, at a random time of the resumed sweep.
             let child = spawn_quiet(&["run", config]);
-            std::thread::sleep(point);
+            std::thread::sleep(duration.mul_f64(rng.unit() / 2.0));
             kills += 1;
             landed += usize::from(kill_if_running(child));
         }

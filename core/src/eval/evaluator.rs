@@ -165,7 +165,7 @@ impl Evaluator {
             answers,
             reference_cache: sweep_dir.join("cache/held-out-reference-logprobs.bin"),
             template,
-            model_identity: model_identity(&model.source),
+            model_identity: model_identity(&model.source)?,
             judge_model: section.judge_model.clone().map(JudgeModel::new),
             run_dir: dir,
         })

@@ -218,7 +218,7 @@ fn open_reference_cache(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<()
     // bf16 reference log-probs differ from f32 ones: the dtype is part of the key.
     let model_key = format!(
         "{}:{:?}",
-        model_identity(&plan.config.model.path),
+        model_identity(&plan.config.model.path)?,
         plan.config.model.dtype.dtype()
     );
     ctx.reference_cache = Some(ReferenceCache::open(

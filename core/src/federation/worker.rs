@@ -178,7 +178,7 @@ pub fn train_client_from_files(
     let mut units = read_shard(&files.shard)?;
     let mut cache = None;
     if plan.loss_spec.needs_reference || plan.loss_spec.needs_kl_batch {
-        let key = format!("{}:{dtype:?}", model_identity(&config.model.path));
+        let key = format!("{}:{dtype:?}", model_identity(&config.model.path)?);
         let opened = cache.insert(ReferenceCache::open(&files.reference_cache, &key)?);
         fill_units(opened, &model.decoder, &mut units, pad_id, |_| {})?;
     }

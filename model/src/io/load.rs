@@ -87,16 +87,3 @@ pub fn load_model_as(path: &Path, dtype: DType, device: &Device) -> Result<Loade
         source: path.to_path_buf(),
     })
 }
-
-/// The identity of the model at `path` for cache keys: its canonical path, size and
-/// modification time (a changed file gets a new identity).
-pub fn model_identity(path: &Path) -> String {
-    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let meta = std::fs::metadata(path).ok();
-    let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
-    let modified = meta
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    format!("{}:{size}:{modified}", canonical.display())
-}

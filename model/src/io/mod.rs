@@ -6,5 +6,6 @@
 
 pub mod gguf;
 pub mod hf;
+pub mod identity;
 pub mod load;
 pub mod peft;
