@@ -6,9 +6,11 @@
 //! them again. Each value is computed from its sequence alone (a batch of one, no padding), so
 //! it is a function of the sequence and nothing else: a cached value is exactly what any run
 //! would compute, whoever computed it, and only missing sequences are ever computed.
-//! The file is append-only: 8-byte key, 4-byte f32 value, little endian; a torn last record
-//! from a kill is ignored on load. A header names the model it belongs to (and the format:
-//! caches of the earlier chunked format start afresh), so a cache of another model is never
+//! The file is append-only: 8-byte key, 4-byte f32 value, 4-byte checksum (the first bytes of
+//! SHA-256 over key and value), little endian. A torn last record from a kill is cut off on
+//! load; a record whose checksum fails (a flipped bit, a write torn inside the file) is skipped,
+//! and its sequence computed again when asked for. A header names the model it belongs to (and
+//! the format: caches of earlier formats start afresh), so a cache of another model is never
 //! read.
 
 use std::{
@@ -27,10 +29,28 @@ use fedpref_model::{
     Decoder,
 };
 
-/// Format 3: keys from SHA-256 (format 2 used FNV-1a over native-endian integers; format 1
-/// computed fixed chunks together, so its values depended on the chunk's other members).
-const MAGIC: &[u8; 8] = b"FPREFLP3";
-const RECORD: usize = 12;
+/// Format 4: a checksum per record (format 3 had none; format 2 used FNV-1a keys over
+/// native-endian integers; format 1 computed fixed chunks together, so its values depended on
+/// the chunk's other members).
+const MAGIC: &[u8; 8] = b"FPREFLP4";
+const RECORD: usize = 16;
+
+/// One record's bytes: key, value, checksum.
+fn record(key: u64, value: f32) -> [u8; RECORD] {
+    let mut bytes = [0u8; RECORD];
+    bytes[..8].copy_from_slice(&key.to_le_bytes());
+    bytes[8..12].copy_from_slice(&value.to_le_bytes());
+    let check = Sha256::digest(&bytes[..12]);
+    bytes[12..].copy_from_slice(&check[..4]);
+    bytes
+}
+
+/// The key and value of a record whose checksum holds.
+fn read_record(bytes: &[u8]) -> Option<(u64, f32)> {
+    let key = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let value = f32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    (record(key, value)[..] == bytes[..RECORD]).then_some((key, value))
+}
 
 /// A content-addressed store of reference log-probs.
 pub struct ReferenceCache {
@@ -78,11 +98,11 @@ impl ReferenceCache {
             if bytes.starts_with(&header) {
                 let records = &bytes[header.len()..];
                 let whole = records.len() / RECORD * RECORD;
-                for record in records[..whole].chunks_exact(RECORD) {
-                    let key = u64::from_le_bytes(record[..8].try_into().expect("8-byte slice"));
-                    let value = f32::from_le_bytes(record[8..].try_into().expect("4-byte slice"));
-                    values.insert(key, value);
-                }
+                values.extend(
+                    records[..whole]
+                        .chunks_exact(RECORD)
+                        .filter_map(read_record),
+                );
                 valid_len = (header.len() + whole) as u64;
             }
         }
@@ -160,10 +180,7 @@ impl ReferenceCache {
             let logp = reference_logprobs(model, &batch)?[0];
             self.values.insert(key, logp);
             self.writer
-                .write_all(&key.to_le_bytes())
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.writer
-                .write_all(&logp.to_le_bytes())
+                .write_all(&record(key, logp))
                 .map_err(|e| Error::io(&self.path, e))?;
             self.writer.flush().map_err(|e| Error::io(&self.path, e))?;
             progress(1);
@@ -311,5 +328,28 @@ mod tests {
         assert!(ReferenceCache::open(&one, "another model")
             .unwrap()
             .is_empty());
+
+        // A flipped bit in the middle record and a torn one at the end: the damaged value is
+        // not read; asked for again, it is computed afresh, the same bit for bit.
+        ReferenceCache::open(&one, "m")
+            .unwrap()
+            .fill(&model, &[a.clone(), b.clone(), c.clone()], 2, |_| {})
+            .unwrap();
+        let mut bytes = std::fs::read(&one).unwrap();
+        bytes[16 + RECORD + 9] ^= 0x10;
+        bytes.extend_from_slice(&[1, 2, 3]);
+        std::fs::write(&one, &bytes).unwrap();
+        let mut cache = ReferenceCache::open(&one, "m").unwrap();
+        assert_eq!(cache.len(), 2, "the damaged record is skipped");
+        let healed = cache
+            .fill(&model, &[a.clone(), b.clone(), c.clone()], 2, |_| {})
+            .unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&healed), bits(&all[..3]));
+        assert_eq!(
+            record_count(&one),
+            4,
+            "the torn tail cut off, one record appended"
+        );
     }
 }
