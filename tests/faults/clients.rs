@@ -1,6 +1,7 @@
 //! Clients that fail as a loss plugin can make them fail (a NaN loss, a diverged loss, an
 //! error, a panic; the `flaky` fixture fails every third evaluation): each is rejected for its
 //! round with its reason on record, the round aggregates the others, and the run completes.
+//! A plugin that aborts the process fails its run alone: the sweep's other run completes.
 //! And two `fedpref run` racing for one run directory: one runs, the other is refused.
 
 use std::time::{Duration, Instant};
@@ -76,6 +77,54 @@ fn failing_clients_are_rejected_and_the_rounds_aggregate_the_others() {
         aggregated >= 3 * failures.len(),
         "{aggregated} rounds aggregated"
     );
+}
+
+#[test]
+fn a_plugin_that_aborts_the_process_fails_its_run_and_the_sweep_goes_on() {
+    let ex = Experiment::new();
+    let plugins = flaky_plugin_dir(&ex);
+    let config = ex.config(
+        "abort",
+        r#"["flaky", "dpo"]"#,
+        "\n[losses.flaky]\nfailure = \"abort\"\nevery = 1\n",
+    );
+    let sweep = spawn(&["--plugin-dir", &plugins, "run", config.to_str().unwrap()]);
+    let ended = wait(sweep, LIMIT);
+    let manifest = |method: &str| -> serde_json::Value {
+        let path = ex.run_dir("abort", method).join("manifest.json");
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("JSON")
+    };
+    let (aborted, other) = (manifest("flaky"), manifest("dpo"));
+    record_counts(
+        "aborts",
+        &[
+            ("sweeps with an aborting plugin", 1),
+            (
+                "runs failed alone",
+                usize::from(aborted["status"] == "failed"),
+            ),
+            (
+                "other runs complete",
+                usize::from(other["status"] == "complete"),
+            ),
+        ],
+    );
+    match &ended {
+        Ending::Exited(1, stderr) => assert!(
+            stderr.contains("1 of 2 runs failed") && stderr.contains("without reporting"),
+            "{stderr}"
+        ),
+        other => panic!("the sweep ended {other:?}"),
+    }
+    assert_eq!(aborted["status"], "failed", "{aborted}");
+    assert!(
+        aborted["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SIGABRT"),
+        "{aborted}"
+    );
+    assert_eq!(other["status"], "complete", "{other}");
 }
 
 #[test]

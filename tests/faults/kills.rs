@@ -17,13 +17,24 @@ use super::{final_adapter, record_counts, spawn_quiet, wait, Ending, Experiment,
 
 const METHODS: [&str; 2] = ["dpo", "kto"];
 
-/// Kills `child` with SIGKILL if it is still running; whether it was.
-fn kill_if_running(mut child: Child) -> bool {
+/// Kills the sweep `child` with SIGKILL if it is still running, and waits until the run it
+/// had started in a process of its own has died with it (the kernel kills that one a moment
+/// later, and until then it holds its run directory); whether the sweep was running.
+fn kill_if_running(mut child: Child, sweep: &Path) -> bool {
     let running = child.try_wait().expect("try_wait").is_none();
     if running {
         child.kill().expect("SIGKILL");
     }
     child.wait().expect("reaped");
+    for run in std::fs::read_dir(sweep).into_iter().flatten().flatten() {
+        let Ok(lock) = std::fs::File::open(run.path().join(".lock")) else {
+            continue;
+        };
+        let started = Instant::now();
+        while lock.try_lock().is_err() && started.elapsed() < LIMIT {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
     running
 }
 
@@ -89,13 +100,13 @@ fn a_sweep_killed_at_twenty_points_resumes_to_the_same_adapters() {
         wait_for_rows(&mut child, &sweep, k * total_rows / 20);
         std::thread::sleep(duration.mul_f64(rng.unit() / 40.0));
         kills += 1;
-        landed += usize::from(kill_if_running(child));
+        landed += usize::from(kill_if_running(child, &sweep));
         if k % 2 == 1 {
             // And once more, at a random time of the resumed sweep.
             let child = spawn_quiet(&["run", config]);
             std::thread::sleep(duration.mul_f64(rng.unit() / 2.0));
             kills += 1;
-            landed += usize::from(kill_if_running(child));
+            landed += usize::from(kill_if_running(child, &sweep));
         }
         match wait(spawn_quiet(&["run", config]), LIMIT) {
             Ending::Exited(0, _) => {}

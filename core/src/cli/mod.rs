@@ -104,25 +104,9 @@ fn init_logging(default: &str) {
 /// 2 for errors the user fixes in arguments, configuration or data, 1 for everything else.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     match error.downcast_ref::<Error>() {
-        Some(
-            Error::UnknownComponent { .. }
-            | Error::Json { .. }
-            | Error::Config { .. }
-            | Error::Usage(_)
-            | Error::InvalidData { .. }
-            | Error::DataLayout { .. }
-            | Error::EmptyDataset { .. }
-            | Error::NeedsPairs { .. }
-            | Error::DataConfig { .. }
-            | Error::Model(fedpref_model::Error::Usage(_)),
-        ) => ExitCode::from(2),
+        Some(e) if e.is_usage() => ExitCode::from(2),
         // The shell's convention for a process stopped by SIGINT.
         Some(Error::Interrupted { .. }) => ExitCode::from(130),
-        Some(Error::Plugin { cause, .. })
-            if cause.kind == fedpref_plugin_api::ErrorKind::InvalidParams =>
-        {
-            ExitCode::from(2)
-        }
         _ if error.downcast_ref::<UsageError>().is_some() => ExitCode::from(2),
         _ if matches!(
             error.downcast_ref::<fedpref_model::Error>(),

@@ -13,7 +13,10 @@ use std::{
 use clap::Args;
 use fedpref::{
     config::{self, ExperimentConfig},
-    federation::{run_sweep, RunSummary},
+    federation::{
+        isolation::{run_reported, Isolation},
+        run_sweep, RunSummary,
+    },
     progress::Progress,
     PluginHost,
 };
@@ -35,6 +38,10 @@ pub struct RunArgs {
     /// Check the config against the plugins and list the runs it would make, without running.
     #[arg(long)]
     dry_run: bool,
+    /// Internal: run the config's one run in this process and write how it ended to this file
+    /// (the sweep starts each run so, in a process of its own).
+    #[arg(long, value_name = "FILE", hide = true, conflicts_with_all = ["resume", "dry_run"])]
+    child_report: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -51,7 +58,8 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
     };
     // A resumed run's saved config may come from elsewhere: its plugin folders are not
     // searched (code would load from wherever it points) unless --plugin-dir names them again.
-    let config_dirs: &[PathBuf] = if args.resume.is_some() {
+    // A run's own process gets the folders its sweep used as --plugin-dir.
+    let config_dirs: &[PathBuf] = if args.resume.is_some() || args.child_report.is_some() {
         &[]
     } else {
         &experiment.plugins.dirs
@@ -93,7 +101,20 @@ pub fn run(args: &RunArgs, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> 
             "\ninterrupt: finishing the current step, then stopping (Ctrl-C again to quit at once)"
         );
     });
-    let result = run_sweep(&experiment, &host, stop, Progress::detect())?;
+    if let Some(report) = &args.child_report {
+        let finished = run_reported(&experiment, &host, stop, Progress::detect(), report)?;
+        return Ok(if finished {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    // Each run in a process of its own, so that a plugin aborting the process costs one run.
+    let isolation = std::env::current_exe().ok().map(|exe| Isolation {
+        exe,
+        plugin_dirs: plugin_dirs.iter().chain(config_dirs).cloned().collect(),
+    });
+    let result = run_sweep(&experiment, &host, stop, Progress::detect(), isolation)?;
     print!("{}", summary_table(&result.runs));
     println!("sweep directory: {}", experiment.sweep_dir().display());
     if result.failed.is_empty() {

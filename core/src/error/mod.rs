@@ -135,6 +135,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A run that failed in a process of its own ([`crate::federation::isolation`]), as that
+    /// process reported it.
+    #[error("{message}")]
+    InChild {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The error as the run's process printed it, or how that process ended.
+        message: String,
+        /// Whether the error is the user's to fix (a config or data error).
+        usage: bool,
+    },
+
     /// A loss came out NaN or infinite: the client's training diverged (its update is
     /// rejected for the round, the run goes on).
     #[error("{what}")]
@@ -254,6 +266,27 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether the user fixes this in arguments, configuration or data (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::UnknownComponent { .. }
+            | Error::Json { .. }
+            | Error::Config { .. }
+            | Error::Usage(_)
+            | Error::InvalidData { .. }
+            | Error::DataLayout { .. }
+            | Error::EmptyDataset { .. }
+            | Error::NeedsPairs { .. }
+            | Error::DataConfig { .. }
+            | Error::Model(fedpref_model::Error::Usage(_)) => true,
+            Error::Plugin { cause, .. } => {
+                cause.kind == fedpref_plugin_api::ErrorKind::InvalidParams
+            }
+            Error::InChild { usage, .. } => *usage,
+            _ => false,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {

@@ -12,9 +12,11 @@
 //! - [`checkpoint`], [`manifest`]: what a run directory holds (see [`fedpref_rundir`]).
 //! - [`worker`]: local training of one client and aggregation of one round as functions of
 //!   files, for clients that train where their data lives.
+//! - [`isolation`]: each run of a sweep in a process of its own, so a crash costs that run.
 
 pub mod checkpoint;
 pub mod experiment;
+pub mod isolation;
 pub mod manifest;
 pub mod plan;
 pub mod round;
@@ -55,6 +57,8 @@ pub struct SweepContext<'a> {
     pub reference_cache: Option<ReferenceCache>,
     /// Progress display.
     pub progress: Progress,
+    /// Run each run in a process of its own ([`isolation`]); `None`: in this one.
+    pub isolation: Option<isolation::Isolation>,
 }
 
 /// Runs every run of `config`'s sweep in turn, skipping complete ones and resuming interrupted
@@ -73,6 +77,7 @@ pub fn run_sweep(
     host: &PluginHost,
     stop: Arc<AtomicBool>,
     progress: Progress,
+    isolation: Option<isolation::Isolation>,
 ) -> Result<SweepResult> {
     let plans = plan_sweep(config, host)?;
     let mut ctx = SweepContext {
@@ -80,11 +85,12 @@ pub fn run_sweep(
         stop,
         reference_cache: None,
         progress,
+        isolation,
     };
     let mut result = SweepResult::default();
     if !config.eval.benchmarks.iter().any(|b| b.across_methods) {
         for plan in &plans {
-            result.record(plan, run::run(plan, &mut ctx), &ctx.progress)?;
+            result.record(plan, run_plan(plan, &mut ctx), &ctx.progress)?;
         }
         return Ok(result);
     }
@@ -98,7 +104,7 @@ pub fn run_sweep(
     );
     for (mut group, members) in across_groups(&plans) {
         for &i in &members {
-            result.record(&plans[i], run::run(&plans[i], &mut ctx), &ctx.progress)?;
+            result.record(&plans[i], run_plan(&plans[i], &mut ctx), &ctx.progress)?;
         }
         // Judged among the methods that finished.
         group
@@ -113,6 +119,14 @@ pub fn run_sweep(
         across.judge(&config.eval, std::slice::from_ref(&group))?;
     }
     Ok(result)
+}
+
+/// One run of the sweep, in its own process when the sweep isolates runs.
+fn run_plan(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
+    match &ctx.isolation {
+        Some(isolation) => isolation::run_in_child(plan, isolation, &ctx.stop),
+        None => run::run(plan, ctx),
+    }
 }
 
 /// How a sweep's runs ended.
@@ -153,16 +167,24 @@ impl SweepResult {
 /// writing it has nothing to mark). A directory held by another process, or holding another
 /// config's run, is not this run's to mark.
 fn mark_failed(run_dir: &std::path::Path, error: &Error) {
+    // A run's own process marked its failure itself.
     if matches!(
         error,
-        Error::Run { .. } | Error::RunDir(fedpref_rundir::Error::Busy { .. })
+        Error::Run { .. }
+            | Error::InChild { .. }
+            | Error::RunDir(fedpref_rundir::Error::Busy { .. })
     ) {
         return;
     }
+    write_failed(run_dir, &error.to_string());
+}
+
+/// Marks a run's manifest `failed` with `message`, when it has one.
+fn write_failed(run_dir: &std::path::Path, message: &str) {
     let dir = RunDir::new(run_dir);
     if let Ok(Some(mut manifest)) = Manifest::read(&dir) {
         manifest.status = RunStatus::Failed;
-        manifest.error = Some(error.to_string());
+        manifest.error = Some(message.to_owned());
         // Best effort: the error itself is reported either way.
         let _ = manifest.write(&dir);
     }

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
 use fedpref_rundir::{write_atomic, Manifest, RunDir, RunStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     experiment::Experiment,
@@ -18,7 +18,7 @@ use super::{
 use crate::{Error, Result};
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// `method-aggregator-sSEED`.
     pub name: String,

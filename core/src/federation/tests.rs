@@ -83,6 +83,7 @@ impl Fixture {
             stop: Arc::new(AtomicBool::new(false)),
             reference_cache: None,
             progress: Progress::lines(),
+            isolation: None,
         }
     }
 }
