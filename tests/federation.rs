@@ -232,34 +232,45 @@ fn a_sweep_skips_complete_runs_and_resumes_the_rest() {
 #[test]
 fn a_run_that_fails_costs_that_run_and_the_sweep_goes_on() {
     let experiment = Experiment::new();
-    // KTO's loss refuses a negative beta when its run starts; DPO is fine.
-    let config = experiment.config("one-fails", &["kto", "dpo"], "[losses.kto]\nbeta = -1.0\n");
+    // Single labelled answers: DPO finds no pair when its run reads the data; KTO trains.
+    let singles: Vec<String> = (0..24)
+        .map(|i| {
+            serde_json::json!({"prompt": format!("Say something about {i}."),
+                               "completion": format!("Number {i} is fine."), "label": i % 2 == 0})
+            .to_string()
+        })
+        .collect();
+    let data = experiment.dir.path().join("singles.jsonl");
+    std::fs::write(&data, singles.join("\n")).expect("write singles");
+    let config = experiment.config("one-fails", &["dpo", "kto"], "");
     let run = fedpref(&[
         "run",
         config.to_str().expect("utf-8 path"),
         "--set",
         "federation.rounds=2",
+        "--set",
+        &format!("data.path={:?}", data.display().to_string()),
     ]);
     assert_ne!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("kto-fedavg-s3: failed, the sweep goes on")
+            .contains("dpo-fedavg-s3: failed, the sweep goes on")
             && run.stderr.contains("1 of 2 runs failed")
-            && run.stderr.contains("beta"),
+            && run.stderr.contains("pairs"),
         "{}",
         run.stderr
     );
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             experiment
-                .run_dir("one-fails", "dpo-fedavg-s3")
+                .run_dir("one-fails", "kto-fedavg-s3")
                 .join("manifest.json"),
         )
         .expect("manifest"),
     )
     .expect("JSON");
     assert_eq!(manifest["status"], "complete");
-    assert!(run.stdout.contains("dpo-fedavg-s3"), "{}", run.stdout);
+    assert!(run.stdout.contains("kto-fedavg-s3"), "{}", run.stdout);
 }
 
 #[test]

@@ -161,3 +161,31 @@ fn a_second_run_on_a_busy_directory_is_refused_and_the_first_completes() {
         "{again:?}"
     );
 }
+
+#[test]
+fn a_run_that_cannot_aggregate_its_round_stops_the_sweep_before_any_run_starts() {
+    let ex = Experiment::new();
+    let config = ex.config("rehearsal", r#"["dpo"]"#, "");
+    // Krum needs more than 2f + 2 clients per round; the config samples 2.
+    let ended = wait(
+        spawn(&[
+            "run",
+            config.to_str().unwrap(),
+            "--set",
+            r#"experiment.aggregators=["fedavg", "krum"]"#,
+        ]),
+        LIMIT,
+    );
+    match &ended {
+        Ending::Exited(2, stderr) => assert!(
+            stderr.contains("run dpo-krum-s1 would fail before its first round")
+                && stderr.contains("2f + 2"),
+            "{stderr}"
+        ),
+        other => panic!("the sweep ended {other:?}"),
+    }
+    assert!(
+        !ex.run_dir("rehearsal", "dpo").exists(),
+        "the FedAvg run before it did not start"
+    );
+}

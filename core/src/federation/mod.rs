@@ -1,7 +1,8 @@
 //! The federation: a sweep of runs, each a sequence of rounds in which sampled clients train
 //! the global LoRA adapter locally and an aggregator plugin combines their updates.
 //!
-//! - [`plan`]: the sweep's runs checked against the loaded plugins ([`RunPlan`]).
+//! - [`plan`]: the sweep's runs checked against the loaded plugins ([`RunPlan`]), each
+//!   rehearsed ([`rehearsal`]) before the first starts.
 //! - [`experiment`]: one run prepared for its rounds: data, clients, model, plugins, evaluator.
 //! - [`state`]: what changes between rounds and what a checkpoint restores.
 //! - [`round`]: one round's phases: select clients, train each, aggregate, record, evaluate,
@@ -19,6 +20,7 @@ pub mod experiment;
 pub mod isolation;
 pub mod manifest;
 pub mod plan;
+pub mod rehearsal;
 pub mod round;
 pub mod run;
 pub mod sampling;

@@ -54,10 +54,11 @@ impl RunPlan {
 /// # Errors
 /// [`Error::UnknownComponent`] for a name no plugin provides (in the sweep lists or as a
 /// parameter table); [`Error::Usage`] when a method cannot run with the configured partitioner
-/// (DPO on redistributed data).
+/// (DPO on redistributed data), or when a run's rehearsal fails ([`super::rehearsal`]: a
+/// component's parameters, or an aggregator that cannot aggregate the configured round).
 pub fn plan_sweep(config: &ExperimentConfig, host: &PluginHost) -> Result<Vec<RunPlan>> {
     check_components(config, host)?;
-    config
+    let plans = config
         .run_keys()
         .into_iter()
         .map(|key| {
@@ -80,7 +81,9 @@ pub fn plan_sweep(config: &ExperimentConfig, host: &PluginHost) -> Result<Vec<Ru
                 base_partitioner,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    super::rehearsal::rehearse(&plans, host)?;
+    Ok(plans)
 }
 
 /// Every component the config names exists. Parameter tables may name components the sweep
