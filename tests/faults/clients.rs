@@ -189,3 +189,31 @@ fn a_run_that_cannot_aggregate_its_round_stops_the_sweep_before_any_run_starts()
         "the FedAvg run before it did not start"
     );
 }
+
+#[test]
+fn a_run_directory_from_elsewhere_loads_no_plugin_its_config_names() {
+    let ex = Experiment::new();
+    let plugins = flaky_plugin_dir(&ex);
+    let config = ex.config(
+        "foreign",
+        r#"["flaky"]"#,
+        &format!("\n[losses.flaky]\nevery = 1000\n\n[plugins]\ndirs = [{plugins:?}]\n"),
+    );
+    let first = wait(spawn(&["run", config.to_str().unwrap()]), LIMIT);
+    assert!(matches!(first, Ending::Exited(0, _)), "{first:?}");
+    // Its saved config names the plugin folder; resuming it must not load code from there
+    // (the loss is then unknown) unless the user names the folder again.
+    let run_dir = ex.run_dir("foreign", "flaky").display().to_string();
+    match wait(spawn(&["run", "--resume", &run_dir]), LIMIT) {
+        Ending::Exited(2, stderr) => assert!(stderr.contains("\"flaky\""), "{stderr}"),
+        other => panic!("the resume ended {other:?}"),
+    }
+    let again = wait(
+        spawn(&["--plugin-dir", &plugins, "run", "--resume", &run_dir]),
+        LIMIT,
+    );
+    assert!(
+        matches!(&again, Ending::Exited(0, stderr) if stderr.contains("already complete")),
+        "{again:?}"
+    );
+}

@@ -6,12 +6,13 @@
 //! them again. Each value is computed from its sequence alone (a batch of one, no padding), so
 //! it is a function of the sequence and nothing else: a cached value is exactly what any run
 //! would compute, whoever computed it, and only missing sequences are ever computed.
-//! The file is append-only: 8-byte key, 4-byte f32 value, 4-byte checksum (the first bytes of
-//! SHA-256 over key and value), little endian. A torn last record from a kill is cut off on
-//! load; a record whose checksum fails (a flipped bit, a write torn inside the file) is skipped,
-//! and its sequence computed again when asked for. A header names the model it belongs to (and
-//! the format: caches of earlier formats start afresh), so a cache of another model is never
-//! read.
+//! The file is append-only (each record one `O_APPEND` write, so runs of a sweep in several
+//! processes may share it): 8-byte key, 4-byte f32 value, 4-byte checksum (the first bytes of
+//! SHA-256 over key and value), little endian. Loading scans for records whose checksum holds,
+//! moving on byte by byte past bytes that are not one (a record torn by a kill, a flipped
+//! bit), so damage costs only the records it touches: their sequences are computed again
+//! when asked for. A header names the model it belongs to (and the format: caches of earlier
+//! formats start afresh), so a cache of another model is never read.
 
 use std::{
     collections::HashMap,
@@ -43,6 +44,23 @@ fn record(key: u64, value: f32) -> [u8; RECORD] {
     let check = Sha256::digest(&bytes[..12]);
     bytes[12..].copy_from_slice(&check[..4]);
     bytes
+}
+
+/// Every record of `bytes` whose checksum holds, resynchronizing byte by byte past damage (a
+/// false match needs 32 bits to agree by chance).
+fn scan_records(bytes: &[u8]) -> HashMap<u64, f32> {
+    let mut values = HashMap::new();
+    let mut at = 0;
+    while at + RECORD <= bytes.len() {
+        match read_record(&bytes[at..at + RECORD]) {
+            Some((key, value)) => {
+                values.insert(key, value);
+                at += RECORD;
+            }
+            None => at += 1,
+        }
+    }
+    values
 }
 
 /// The key and value of a record whose checksum holds.
@@ -90,20 +108,14 @@ impl ReferenceCache {
     pub fn open(path: &Path, model_id: &str) -> Result<Self> {
         let header = header(model_id);
         let mut values = HashMap::new();
-        let mut valid_len = 0u64;
+        let mut ours = false;
         if let Ok(mut file) = File::open(path) {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)
                 .map_err(|e| Error::io(path, e))?;
             if bytes.starts_with(&header) {
-                let records = &bytes[header.len()..];
-                let whole = records.len() / RECORD * RECORD;
-                values.extend(
-                    records[..whole]
-                        .chunks_exact(RECORD)
-                        .filter_map(read_record),
-                );
-                valid_len = (header.len() + whole) as u64;
+                values = scan_records(&bytes[header.len()..]);
+                ours = true;
             }
         }
         if let Some(parent) = path.parent() {
@@ -111,19 +123,17 @@ impl ReferenceCache {
         }
         let file = OpenOptions::new()
             .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
+            .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        file.set_len(valid_len).map_err(|e| Error::io(path, e))?;
+        if !ours {
+            // Another model's cache, an older format, or none: start afresh.
+            file.set_len(0).map_err(|e| Error::io(path, e))?;
+        }
         let mut writer = BufWriter::new(file);
-        use std::io::Seek;
-        writer
-            .seek(std::io::SeekFrom::End(0))
-            .map_err(|e| Error::io(path, e))?;
-        if valid_len == 0 {
+        if !ours {
             writer.write_all(&header).map_err(|e| Error::io(path, e))?;
+            writer.flush().map_err(|e| Error::io(path, e))?;
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -347,9 +357,11 @@ mod tests {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&healed), bits(&all[..3]));
         assert_eq!(
-            record_count(&one),
-            4,
-            "the torn tail cut off, one record appended"
+            std::fs::metadata(&one).unwrap().len(),
+            16 + 4 * RECORD as u64 + 3,
+            "one record appended after the torn tail"
         );
+        // Read back past the torn bytes: the appended record counts, the damaged one not.
+        assert_eq!(ReferenceCache::open(&one, "m").unwrap().len(), 3);
     }
 }
