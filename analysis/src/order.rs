@@ -41,14 +41,15 @@ fn benchmark_rank(name: &str) -> usize {
         1
     } else if name.contains("advbench") || name.contains("harm") {
         2
-    } else if name.contains("pref") || name.contains("accuracy") {
+    } else if name.contains("pref") || name.contains("accuracy") || name.contains("label") {
         3
     } else {
         4
     }
 }
 
-/// Orders benchmark names: MT-Bench, Vicuna, AdvBench, preference accuracy, the rest.
+/// Orders benchmark names: MT-Bench, Vicuna, AdvBench, preference accuracy (held-out pairs,
+/// labelled answers), the rest.
 pub fn benchmarks(a: &str, b: &str) -> Ordering {
     benchmark_rank(a)
         .cmp(&benchmark_rank(b))
@@ -85,6 +86,7 @@ pub fn benchmark_label(benchmark: &str) -> String {
         "advbench" => "AdvBench".into(),
         "harmbench" => "HarmBench".into(),
         "preferenceaccuracy" => "Preference".into(),
+        "ktolabels" => "KTO labels".into(),
         "train" => "Training".into(),
         _ => benchmark.to_owned(),
     }
@@ -136,6 +138,7 @@ mod tests {
         let benchmarks = sorted(
             [
                 "preference-accuracy",
+                "kto-labels",
                 "advbench",
                 "zeta",
                 "mt-bench",
@@ -150,10 +153,12 @@ mod tests {
                 "mt-bench",
                 "vicuna",
                 "advbench",
+                "kto-labels",
                 "preference-accuracy",
                 "zeta"
             ]
         );
+        assert_eq!(benchmark_label("kto-labels"), "KTO labels");
     }
 
     #[test]
