@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::Command};
 
-use crate::util::{dir_with, error_lines, fedpref, fixture, repo_root, Run};
+use crate::util::{copy_dir, dir_with, error_lines, fedpref, fixture, repo_root, Run};
 
 fn single_error(run: &Run) -> String {
     let errors = error_lines(run);
@@ -126,20 +126,6 @@ fn two_plugins_providing_one_name_is_an_error() {
         error.contains("libfedpref_loss_dpo") && error.contains("libfedpref_fixture_duplicate"),
         "{error}"
     );
-}
-
-/// Copies the directory tree `from` to `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create directory copy");
-    for entry in std::fs::read_dir(from).expect("read source directory") {
-        let entry = entry.expect("directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy source file");
-        }
-    }
 }
 
 /// Builds a copy of the plugin API changed by `edit`, and a plugin against it, in a scratch

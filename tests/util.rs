@@ -117,3 +117,17 @@ pub fn write_tiny_model_and_pairs(dir: &Path, pairs: usize) {
         .collect();
     std::fs::write(dir.join("pairs.jsonl"), rows.join("\n")).expect("write data");
 }
+
+/// Copies the directory tree `from` to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory copy");
+    for entry in std::fs::read_dir(from).expect("read source directory") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy source file");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{record_counts, spawn, wait, Ending, Experiment, Rng, LIMIT};
-use crate::util::profile_dir;
+use crate::util::{copy_dir, profile_dir};
 
 /// One damaged input and the command that reads it.
 struct Case {
@@ -66,20 +66,6 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write case");
     path
-}
-
-/// Copies the folder `from` to `to` (files and subfolders).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("copy target");
-    for entry in std::fs::read_dir(from).expect("read folder") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 fn truncated(bytes: &[u8], fraction: f64) -> Vec<u8> {

@@ -64,7 +64,9 @@ pub fn permute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
 
 /// The header, metadata and tensor directory of a GGUF file, checked: candle's reader divides
 /// by the file's `general.alignment` (a panic on 0), so a panic while reading is caught and
-/// reported as a damaged file, and every tensor must have a size.
+/// reported as a damaged file; every tensor must have a size, and its bytes must lie inside
+/// the file (dimensions whose product overflows would otherwise wrap to a small read and then
+/// ask dequantization for an impossible allocation).
 ///
 /// # Errors
 /// [`Error::ModelFormat`] naming the file.
@@ -92,7 +94,36 @@ pub fn read_content<R: std::io::Read + std::io::Seek>(
             "tensor {name} has a zero-sized dimension; the file is damaged"
         )));
     }
+    let file_len = reader
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| Error::io(path, e))?;
+    for (name, info) in &content.tensor_infos {
+        let end = tensor_end(info, content.tensor_data_offset);
+        if end.is_none_or(|end| end > file_len) {
+            return Err(bad(format!(
+                "tensor {name} ({:?} {:?}) does not fit in the file's {file_len} bytes; the file is damaged or cut short",
+                info.ggml_dtype,
+                info.shape.dims()
+            )));
+        }
+    }
     Ok(content)
+}
+
+/// The byte just past a tensor's data, `None` when its size overflows or its element count is
+/// not a whole number of its type's blocks.
+fn tensor_end(info: &gguf_file::TensorInfo, data_offset: u64) -> Option<u64> {
+    let elements = info
+        .shape
+        .dims()
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+    let block = info.ggml_dtype.block_size() as u64;
+    if elements % block != 0 {
+        return None;
+    }
+    let bytes = (elements / block).checked_mul(info.ggml_dtype.type_size() as u64)?;
+    data_offset.checked_add(info.offset)?.checked_add(bytes)
 }
 
 /// The Hugging Face name of a GGUF tensor, or `None` for tensors the decoder does not use.
@@ -372,6 +403,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("token_type has"), "{err}");
+
+        // Cut short: the last tensor's bytes are missing.
+        let bytes = std::fs::read(&good).unwrap();
+        let short = dir.path().join("s.gguf");
+        std::fs::write(&short, &bytes[..bytes.len() - 64]).unwrap();
+        let err = GgufFile::open(&short).err().unwrap().to_string();
+        assert!(
+            err.contains("s.gguf") && err.contains("does not fit"),
+            "{err}"
+        );
+        // Dimensions whose product overflows, or that are not whole blocks.
+        let info = |dtype, dims: &[usize]| gguf_file::TensorInfo {
+            ggml_dtype: dtype,
+            shape: dims.into(),
+            offset: 0,
+        };
+        assert_eq!(
+            tensor_end(&info(GgmlDType::F32, &[usize::MAX / 2, 4]), 0),
+            None
+        );
+        assert_eq!(tensor_end(&info(GgmlDType::Q8_0, &[31]), 0), None);
+        assert_eq!(
+            tensor_end(&info(GgmlDType::Q8_0, &[64]), 100),
+            Some(100 + 2 * 34)
+        );
     }
 
     #[test]
