@@ -59,7 +59,7 @@ pub enum ChildReport {
 /// Runs `plan` in a child process and returns how it ended.
 ///
 /// # Errors
-/// [`Error::Run`] with the child's error, or with how its process ended when it reported
+/// [`Error::InChild`] with the child's error, or with how its process ended when it reported
 /// nothing (the manifest is then marked `failed` here); [`Error::Interrupted`]; [`Error::Io`]
 /// for the scratch files or a child that cannot start.
 pub fn run_in_child(
@@ -77,17 +77,9 @@ pub fn run_in_child(
         .map_err(|e| Error::Usage(format!("cannot serialize the config: {e}")))?;
     write_atomic(&config, text.as_bytes())?;
     let _ = std::fs::remove_file(&report);
-    let mut command = Command::new(&isolation.exe);
-    for dir in &isolation.plugin_dirs {
-        command.arg("--plugin-dir").arg(dir);
-    }
-    command
-        .arg("run")
-        .arg(&config)
-        .arg("--child-report")
-        .arg(&report);
-    own_group_dying_with_parent(&mut command);
-    let child = command.spawn().map_err(|e| Error::io(&isolation.exe, e))?;
+    let child = child_command(isolation, &config, &report)
+        .spawn()
+        .map_err(|e| Error::io(&isolation.exe, e))?;
     let status = wait_passing_on_stop(child, stop).map_err(|e| Error::io(&isolation.exe, e))?;
     let reported = std::fs::read(&report)
         .ok()
@@ -118,6 +110,22 @@ pub fn run_in_child(
             Err(error)
         }
     }
+}
+
+/// `fedpref [--plugin-dir D]... run <config> --child-report <report>`, in a process group of
+/// its own and dying with this process.
+fn child_command(isolation: &Isolation, config: &Path, report: &Path) -> Command {
+    let mut command = Command::new(&isolation.exe);
+    for dir in &isolation.plugin_dirs {
+        command.arg("--plugin-dir").arg(dir);
+    }
+    command
+        .arg("run")
+        .arg(config)
+        .arg("--child-report")
+        .arg(report);
+    own_group_dying_with_parent(&mut command);
+    command
 }
 
 /// Puts the child in a process group of its own and, on Linux, has it killed when this
