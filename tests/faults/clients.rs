@@ -132,13 +132,15 @@ fn a_second_run_on_a_busy_directory_is_refused_and_the_first_completes() {
     let ex = Experiment::new();
     let config = ex.config("race", r#"["dpo"]"#, "");
     let config = config.to_str().unwrap();
-    let first = spawn(&["run", config]);
+    // Long enough (12 rounds) that the second starts well before the first ends.
+    let run = ["run", config, "--set", "federation.rounds=12"];
+    let first = spawn(&run);
     let lock = ex.run_dir("race", "dpo").join(".lock");
     let started = Instant::now();
     while !lock.exists() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let second = wait(spawn(&["run", config]), LIMIT);
+    let second = wait(spawn(&run), LIMIT);
     let first = wait(first, LIMIT);
     let refused = match &second {
         Ending::Exited(code, stderr) => {
@@ -155,7 +157,7 @@ fn a_second_run_on_a_busy_directory_is_refused_and_the_first_completes() {
     );
     assert!(matches!(first, Ending::Exited(0, _)), "first: {first:?}");
     assert!(refused, "second: {second:?}");
-    let again = wait(spawn(&["run", config]), LIMIT);
+    let again = wait(spawn(&run), LIMIT);
     assert!(
         matches!(&again, Ending::Exited(0, stderr) if stderr.contains("already complete")),
         "{again:?}"
