@@ -87,6 +87,42 @@ fn replaced(text: &str, from: &str, to: &str) -> Vec<u8> {
     text.replacen(from, to, 1).into_bytes()
 }
 
+/// Where the damaged file's path goes in a case's command.
+const FILE: &str = "{file}";
+
+/// One case per damaged copy of a single file: each written to `cases/<kind>/` under
+/// `file_name(i)` and read by `command`, whose [`FILE`] is replaced by its path.
+fn file_cases(
+    ex: &Experiment,
+    kind: &str,
+    file_name: impl Fn(usize) -> String,
+    command: &[&str],
+    inputs: Vec<(&str, Vec<u8>)>,
+) -> Vec<Case> {
+    let dir = ex.path().join("cases").join(kind.to_lowercase());
+    inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, bytes))| {
+            let path = write(&dir, &file_name(i), &bytes).display().to_string();
+            Case {
+                label: format!("{kind}: {label}"),
+                args: command
+                    .iter()
+                    .map(|a| {
+                        if *a == FILE {
+                            path.clone()
+                        } else {
+                            (*a).to_owned()
+                        }
+                    })
+                    .collect(),
+                names: vec![path],
+            }
+        })
+        .collect()
+}
+
 /// Damaged preference data, read by `fedpref data inspect`.
 fn data_cases(ex: &Experiment, rng: &mut Rng) -> Vec<Case> {
     let valid = std::fs::read(ex.path().join("pairs.jsonl")).expect("pairs");
@@ -136,22 +172,13 @@ fn data_cases(ex: &Experiment, rng: &mut Rng) -> Vec<Case> {
     for _ in 0..5 {
         inputs.push(("a flipped bit", flipped(&valid, rng, 0..valid.len())));
     }
-    inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (label, bytes))| {
-            let path = write(
-                &ex.path().join("cases/data"),
-                &format!("{i:02}.jsonl"),
-                &bytes,
-            );
-            Case {
-                label: format!("data: {label}"),
-                args: vec!["data".into(), "inspect".into(), path.display().to_string()],
-                names: vec![path.display().to_string()],
-            }
-        })
-        .collect()
+    file_cases(
+        ex,
+        "data",
+        |i| format!("{i:02}.jsonl"),
+        &["data", "inspect", FILE],
+        inputs,
+    )
 }
 
 /// A damaged Hugging Face model folder, read by `fedpref logprobs` with a chat prompt.
@@ -372,30 +399,8 @@ fn gguf_cases(ex: &Experiment, rng: &mut Rng) -> Vec<Case> {
             flipped(&valid, rng, 4..2048),
         ));
     }
-    inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (label, bytes))| {
-            let path = write(
-                &ex.path().join("cases/gguf"),
-                &format!("{i:02}.gguf"),
-                &bytes,
-            );
-            Case {
-                label: format!("GGUF: {label}"),
-                args: [
-                    "logprobs",
-                    "--model",
-                    &path.display().to_string(),
-                    "--text",
-                    "hello",
-                ]
-                .map(String::from)
-                .to_vec(),
-                names: vec![path.display().to_string()],
-            }
-        })
-        .collect()
+    let command = ["logprobs", "--model", FILE, "--text", "hello"];
+    file_cases(ex, "GGUF", |i| format!("{i:02}.gguf"), &command, inputs)
 }
 
 /// A damaged experiment config, read by `fedpref run --dry-run`.
@@ -451,24 +456,8 @@ fn config_cases(ex: &Experiment, rng: &mut Rng) -> Vec<Case> {
             flipped(valid.as_bytes(), rng, 0..valid.len()),
         ));
     }
-    inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (label, bytes))| {
-            let path = write(
-                &ex.path().join("cases/config"),
-                &format!("{i:02}.toml"),
-                &bytes,
-            );
-            Case {
-                label: format!("config: {label}"),
-                args: ["run", &path.display().to_string(), "--dry-run"]
-                    .map(String::from)
-                    .to_vec(),
-                names: vec![path.display().to_string()],
-            }
-        })
-        .collect()
+    let command = ["run", FILE, "--dry-run"];
+    file_cases(ex, "config", |i| format!("{i:02}.toml"), &command, inputs)
 }
 
 /// A damaged plugin library, read by `fedpref plugins check`. Only its ELF header and length
@@ -490,25 +479,14 @@ fn plugin_cases(ex: &Experiment) -> Vec<Case> {
         ("a text file", b"not a library\n".to_vec()),
         ("a damaged magic number", bad_magic),
     ];
-    inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (label, bytes))| {
-            let name = format!(
-                "{}damaged{i}{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            );
-            let path = write(&ex.path().join("cases/plugins"), &name, &bytes);
-            Case {
-                label: format!("plugin: {label}"),
-                args: ["plugins", "check", &path.display().to_string()]
-                    .map(String::from)
-                    .to_vec(),
-                names: vec![path.display().to_string()],
-            }
-        })
-        .collect()
+    let name = |i| {
+        format!(
+            "{}damaged{i}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )
+    };
+    file_cases(ex, "plugin", name, &["plugins", "check", FILE], inputs)
 }
 
 /// A finished run directory with one file damaged, resumed by `fedpref run`.

@@ -262,10 +262,11 @@ fn a_checkpoint_restores_the_state_it_saved() {
     assert_eq!(restored, state);
 }
 
-#[test]
-fn a_client_whose_loss_is_nan_is_rejected_and_a_run_that_never_aggregates_fails() {
+/// Runs `method` with `extra` overrides, expecting every round to reject all its clients: the
+/// run fails, its manifest says so; returns its `metrics/rounds.jsonl`.
+fn rounds_of_a_run_that_never_aggregates(method: &str, extra: &[&str]) -> String {
     let fx = Fixture::new();
-    let plan = fx.plan(&fx.config("test-nan", "test-mean", &[]));
+    let plan = fx.plan(&fx.config(method, "test-mean", extra));
     let err = super::run::run(&plan, &mut fx.ctx()).expect_err("no round aggregates");
     assert!(
         err.to_string().contains("no round could aggregate"),
@@ -275,8 +276,12 @@ fn a_client_whose_loss_is_nan_is_rejected_and_a_run_that_never_aggregates_fails(
         .expect("manifest")
         .expect("written");
     assert_eq!(manifest.status, fedpref_rundir::RunStatus::Failed);
-    let rounds =
-        std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds");
+    std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds")
+}
+
+#[test]
+fn a_client_whose_loss_is_nan_is_rejected_and_a_run_that_never_aggregates_fails() {
+    let rounds = rounds_of_a_run_that_never_aggregates("test-nan", &[]);
     let rows: Vec<serde_json::Value> = rounds
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
@@ -297,15 +302,7 @@ fn a_client_whose_loss_is_nan_is_rejected_and_a_run_that_never_aggregates_fails(
 
 #[test]
 fn a_client_whose_loss_plugin_fails_is_rejected_with_the_plugins_error() {
-    let fx = Fixture::new();
-    let plan = fx.plan(&fx.config("test-failing", "test-mean", &[]));
-    let err = super::run::run(&plan, &mut fx.ctx()).expect_err("no round aggregates");
-    assert!(
-        err.to_string().contains("no round could aggregate"),
-        "{err}"
-    );
-    let rounds =
-        std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds");
+    let rounds = rounds_of_a_run_that_never_aggregates("test-failing", &[]);
     assert_eq!(rounds.lines().count(), 2, "both rounds ran: {rounds}");
     assert!(
         rounds.contains("deliberate failure on a batch of"),
@@ -330,19 +327,8 @@ fn an_update_over_the_norm_bound_is_rejected_with_its_norm() {
         "{why}"
     );
     // A bound so small that every client exceeds it: rejected in every round, the run fails.
-    let fx = Fixture::new();
-    let plan = fx.plan(&fx.config(
-        "test-pairs",
-        "test-mean",
-        &["training.max_update_norm=1e-12"],
-    ));
-    let err = super::run::run(&plan, &mut fx.ctx()).expect_err("no round aggregates");
-    assert!(
-        err.to_string().contains("no round could aggregate"),
-        "{err}"
-    );
     let rounds =
-        std::fs::read_to_string(plan.run_dir.join("metrics/rounds.jsonl")).expect("rounds");
+        rounds_of_a_run_that_never_aggregates("test-pairs", &["training.max_update_norm=1e-12"]);
     assert!(
         rounds.contains("exceeds training.max_update_norm = 0.000000000001"),
         "{rounds}"
