@@ -10,6 +10,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 
+use crate::kernels::cpu::few_rows::{few_rows_nt, FEW_ROWS};
 use crate::Result;
 
 /// `x W^T` with candle's matmul; the reference for [`frozen_matmul`].
@@ -104,6 +105,16 @@ fn gemm_nt<T: 'static + Copy + Default>(
     dst
 }
 
+/// `x (m, k) W^T` in f32, `W` row-major `(n, k)`: a few rows (decoding) stream `W` once
+/// ([`few_rows_nt`]), more go through the gemm crate.
+pub fn x_wt_f32(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    if m <= FEW_ROWS {
+        few_rows_nt(x, w, m, n, k)
+    } else {
+        gemm_nt(x, w, m, n, k, 0f32, 1f32)
+    }
+}
+
 impl CustomOp1 for FrozenLinear {
     fn name(&self) -> &'static str {
         "frozen-linear"
@@ -135,9 +146,13 @@ impl CustomOp1 for FrozenLinear {
             candle_core::bail!("frozen-linear: weight must be contiguous")
         };
         let result = match (storage, w_cpu) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
-                CpuStorage::F32(gemm_nt(&x[start..end], &w[ws..we], m, out, inp, 0f32, 1f32))
-            }
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(x_wt_f32(
+                &x[start..end],
+                &w[ws..we],
+                m,
+                out,
+                inp,
+            )),
             (CpuStorage::F64(x), CpuStorage::F64(w)) => {
                 CpuStorage::F64(gemm_nt(&x[start..end], &w[ws..we], m, out, inp, 0f64, 1f64))
             }

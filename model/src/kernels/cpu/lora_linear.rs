@@ -7,13 +7,14 @@
 //! The composed path ([`crate::layers::linear::Linear::forward_plain`]) builds the mask tensor, two
 //! small matmuls, a scale and an add, each with its own backward and zero-filled gradient
 //! buffers over `(n, in)` or `(n, out)`: about as much time as the frozen matmul itself for the
-//! LoRA'd modules. Here it is five gemm calls and one elementwise pass each way.
+//! LoRA'd modules. Here it is five matmuls and one elementwise pass each way.
 
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, D};
 
 use super::storage::{contiguous_f32, host_f32};
+use crate::kernels::frozen_matmul::x_wt_f32;
 use crate::Result;
 
 /// The op's name in errors.
@@ -162,9 +163,11 @@ impl CustomOp3 for LoraLinear {
         let w = contiguous_f32(OP, "weight", w_cpu, w_layout)?;
         let xm = self.masked(x);
         let mut h = vec![0f32; n * r];
-        let mut y = vec![0f32; n * out];
-        // SAFETY (all three): row-major buffers of the stated sizes; transposed operands are
-        // read through swapped strides (A^T: (in, r) from A (r, in); W^T, B^T likewise).
+        // The frozen part as every frozen projection computes it (a few rows while decoding
+        // stream W once), so a LoRA'd module and a merged one share that path.
+        let mut y = x_wt_f32(x, w, n, out, inp);
+        // SAFETY (both): row-major buffers of the stated sizes; transposed operands are
+        // read through swapped strides (A^T: (in, r) from A (r, in); B^T likewise).
         unsafe {
             mm(
                 n,
@@ -177,21 +180,6 @@ impl CustomOp3 for LoraLinear {
                 inp,
                 1,
                 a.as_ptr(),
-                1,
-                inp,
-                1.0,
-            );
-            mm(
-                n,
-                out,
-                inp,
-                y.as_mut_ptr(),
-                out,
-                false,
-                x.as_ptr(),
-                inp,
-                1,
-                w.as_ptr(),
                 1,
                 inp,
                 1.0,

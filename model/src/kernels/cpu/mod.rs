@@ -2,6 +2,7 @@
 //! its plain twin and the test that compares them.
 
 pub mod attention;
+pub mod few_rows;
 pub mod log_softmax;
 pub mod lora_linear;
 pub mod rms_norm;
