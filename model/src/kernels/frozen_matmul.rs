@@ -146,13 +146,9 @@ impl CustomOp1 for FrozenLinear {
             candle_core::bail!("frozen-linear: weight must be contiguous")
         };
         let result = match (storage, w_cpu) {
-            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(x_wt_f32(
-                &x[start..end],
-                &w[ws..we],
-                m,
-                out,
-                inp,
-            )),
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => {
+                CpuStorage::F32(x_wt_f32(&x[start..end], &w[ws..we], m, out, inp))
+            }
             (CpuStorage::F64(x), CpuStorage::F64(w)) => {
                 CpuStorage::F64(gemm_nt(&x[start..end], &w[ws..we], m, out, inp, 0f64, 1f64))
             }
