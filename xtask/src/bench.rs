@@ -3,7 +3,9 @@
 //! `fedpref bench <which> ARGS`, which prints the table (see `core/src/cli/bench/workload.rs`).
 //!
 //! Compare with PyTorch on the same machine by adding `--pytorch xtask/bench/lora_step.py`
-//! (and `--python <a Python with torch, transformers and peft>`).
+//! (and `--python <a Python with torch, transformers and peft>`), or generation with llama.cpp
+//! by adding `--gguf <model> --llamacpp xtask/bench/llama_generate.py` (and `--python <a
+//! Python with llama-cpp-python>`).
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};

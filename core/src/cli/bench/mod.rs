@@ -1,5 +1,6 @@
 //! `fedpref bench train-step | generate`: the model's speed on this machine (see
-//! [`fedpref_model::bench`]), optionally side by side with the same LoRA step in PyTorch.
+//! [`fedpref_model::bench`]), optionally side by side with the same LoRA step in PyTorch or
+//! the same generation in llama.cpp.
 
 mod workload;
 
@@ -98,6 +99,13 @@ pub struct GenerateArgs {
     /// Timed runs (the median is reported), after one untimed run.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Also generate from the same prompts in llama.cpp with this script
+    /// (xtask/bench/llama_generate.py; needs --gguf) and print the ratio.
+    #[arg(long, value_name = "SCRIPT", requires = "gguf")]
+    llamacpp: Option<PathBuf>,
+    /// The Python that runs --llamacpp (with llama-cpp-python installed).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
 }
 
 /// What `lora_step.py` prints (one JSON line).
@@ -110,6 +118,14 @@ struct PytorchReport {
     optimizer_s: f64,
     peak_gpu_mib: Option<f64>,
     torch: String,
+}
+
+/// What `llama_generate.py` prints (one JSON line).
+#[derive(Debug, Deserialize)]
+struct LlamaCppReport {
+    seconds: f64,
+    tokens_per_s: f64,
+    llama_cpp: String,
 }
 
 /// Runs a benchmark and prints its table (or JSON line).
@@ -202,9 +218,36 @@ fn run_pytorch(
             &candle_core::utils::get_num_threads().to_string(),
         ]);
     eprintln!("bench train-step: the same step in PyTorch: {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {} {}", args.python.display(), script.display()))?;
+    run_reference(cmd, script, None)
+}
+
+/// Runs a reference script (`cmd`, which runs `script`), feeding it `stdin` if given, and
+/// reads the JSON line it prints last.
+fn run_reference<T: serde::de::DeserializeOwned>(
+    mut cmd: Command,
+    script: &std::path::Path,
+    stdin: Option<&[u8]>,
+) -> anyhow::Result<T> {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(bytes)
+            .with_context(|| format!("writing to {}'s stdin", script.display()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         anyhow::bail!(
             "{} failed ({}):\n{}",
@@ -221,6 +264,29 @@ fn run_pytorch(
         .ok_or_else(|| anyhow::anyhow!("{} printed no JSON line:\n{stdout}", script.display()))?;
     serde_json::from_str(line)
         .with_context(|| format!("reading {}'s JSON: {line}", script.display()))
+}
+
+/// Generates from `prompts` in llama.cpp with `script` on the same GGUF and thread count.
+fn run_llamacpp(
+    args: &GenerateArgs,
+    script: &std::path::Path,
+    prompts: &[Vec<u32>],
+) -> anyhow::Result<LlamaCppReport> {
+    let Some(gguf) = &args.model.gguf else {
+        return Err(UsageError("--llamacpp needs --gguf".into()).into());
+    };
+    let mut cmd = Command::new(&args.python);
+    cmd.arg(script)
+        .arg("--gguf")
+        .arg(gguf)
+        .args(["--new-tokens", &args.new_tokens.to_string()])
+        .args(["--runs", &args.runs.to_string()])
+        .args([
+            "--threads",
+            &candle_core::utils::get_num_threads().to_string(),
+        ]);
+    eprintln!("bench generate: the same prompts in llama.cpp: {cmd:?}");
+    run_reference(cmd, script, Some(&serde_json::to_vec(prompts)?))
 }
 
 fn train_step_table(
@@ -299,8 +365,17 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         runs: args.runs,
     };
     let r = workload::generate(&model, &settings)?;
+    let llama = match &args.llamacpp {
+        Some(script) => Some(run_llamacpp(args, script, &r.prompts)?),
+        None => None,
+    };
     if args.model.json {
-        println!("{}", serde_json::to_string(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        if let Some(l) = &llama {
+            v["llamacpp_tokens_per_s"] = serde_json::json!(l.tokens_per_s);
+            v["ratio_to_llamacpp"] = serde_json::json!(r.tokens_per_s / l.tokens_per_s);
+        }
+        println!("{v}");
     } else {
         let c = &r.context;
         println!(
@@ -322,6 +397,16 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
                     "GPU {m:.0}"
                 ))
         );
+        if let Some(l) = &llama {
+            println!(
+                "llama.cpp (llama-cpp-python {}), the same prompts one after another: {:.2} s, {:.1} tokens/s",
+                l.llama_cpp, l.seconds, l.tokens_per_s
+            );
+            println!(
+                "fedpref / llama.cpp: {:.2}x tokens/s",
+                r.tokens_per_s / l.tokens_per_s
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -226,6 +226,9 @@ pub struct GenerateReport {
     pub seconds: f64,
     /// `batch * new_tokens / seconds`.
     pub tokens_per_s: f64,
+    /// The prompts' token ids, for a reference to decode the same.
+    #[serde(skip)]
+    pub prompts: Vec<Vec<u32>>,
 }
 
 /// Generation settings.
@@ -452,6 +455,7 @@ pub fn generate(m: &BenchModel, b: &GenerateBench) -> Result<GenerateReport> {
         new_tokens: b.new_tokens,
         seconds: s,
         tokens_per_s: (b.batch * b.new_tokens) as f64 / s,
+        prompts,
     })
 }
 
