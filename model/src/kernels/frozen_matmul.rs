@@ -1,7 +1,8 @@
 //! `x W^T` for a frozen weight `W` (`(out, in)`), `x` `(..., in)` -> `(..., out)`.
 //!
-//! [`frozen_matmul`] is a candle custom op: the forward is one `gemm` call (AVX-512 through the
-//! `gemm` crate's `x86-v4` feature) and the backward returns only the input gradient
+//! [`frozen_matmul`] is a candle custom op: on CPU the forward is one `gemm` call (AVX-512 through
+//! the `gemm` crate's `x86-v4` feature), or for at most 16 rows (decoding) the weight-streaming
+//! kernel of `kernels/cpu/few_rows.rs` ([`x_wt_f32`] picks); the backward returns only the input gradient
 //! `grad_y W`; candle's own matmul backward would also compute `x^T grad_y`, the gradient of a
 //! weight nobody trains (docs/performance.md, CPU cause 3: a third more matmul work per layer, plus the
 //! head; on a GPU it doubled the backward pass of a LoRA step). [`frozen_matmul_plain`] is the plain twin the tests compare it with. Used by every
