@@ -1,11 +1,14 @@
-//! `cargo xtask bench train-step | generate [ARGS]`: builds `fedpref` with the release
-//! profile (benchmarks of a debug build measure the wrong thing) and runs
-//! `fedpref bench <which> ARGS`, which prints the table (see `core/src/cli/bench/workload.rs`).
+//! `cargo xtask bench train-step | generate | dpo-step | kto-step [ARGS]`: builds `fedpref`
+//! (and, for the preference steps, the plugins) with the release profile (benchmarks of a
+//! debug build measure the wrong thing) and runs `fedpref bench <which> ARGS`, which prints the
+//! table (see `core/src/cli/bench/`).
 //!
 //! Compare with PyTorch on the same machine by adding `--pytorch xtask/bench/lora_step.py`
-//! (and `--python <a Python with torch, transformers and peft>`), or generation with llama.cpp
+//! (and `--python <a Python with torch, transformers and peft>`), generation with llama.cpp
 //! by adding `--gguf <model> --llamacpp xtask/bench/llama_generate.py` (and `--python <a
-//! Python with llama-cpp-python>`).
+//! Python with llama-cpp-python>`), a preference step with TRL by adding `--gguf <model> --trl
+//! xtask/bench/trl_step.py` (and `--python <a Python with torch, transformers, peft, trl and
+//! gguf>`).
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
@@ -21,11 +24,18 @@ pub fn run(sh: &Shell, flags: &flags::Bench) -> Result<()> {
              `fedpref bench <train-step|generate> --device cuda:0 ...` there (README, \"Speed and GPU\")"
         );
     }
-    cmd!(sh, "cargo build --release --package fedpref").run()?;
     let which = match flags.which {
         BenchKind::TrainStep => "train-step",
         BenchKind::Generate => "generate",
+        BenchKind::DpoStep => "dpo-step",
+        BenchKind::KtoStep => "kto-step",
     };
+    if matches!(flags.which, BenchKind::DpoStep | BenchKind::KtoStep) {
+        // The loss comes from its plugin, found next to the executable.
+        crate::plugins::run(sh, &flags::BuildPlugins { release: true })?;
+    } else {
+        cmd!(sh, "cargo build --release --package fedpref").run()?;
+    }
     let args = &flags.args;
     cmd!(sh, "target/release/fedpref bench {which} {args...}").run()?;
     Ok(())

@@ -28,7 +28,8 @@ pub enum Command {
     NewPlugin(NewPlugin),
     /// Build special configurations: `--cuda` packs a GPU build (no GPU needed here).
     Build(Build),
-    /// Benchmarks: `train-step` and `generate` (arguments go to `fedpref bench`).
+    /// Benchmarks: `train-step`, `generate`, `dpo-step`, `kto-step` (arguments go to
+    /// `fedpref bench`).
     Bench(Bench),
 }
 
@@ -44,7 +45,7 @@ pub struct Build {
 /// `cargo xtask bench`.
 #[derive(Debug, Args)]
 pub struct Bench {
-    /// `train-step` or `generate`.
+    /// `train-step`, `generate`, `dpo-step` or `kto-step`.
     pub which: BenchKind,
     /// Passed to `fedpref bench <which>`, e.g. `--device cuda --dtype bf16 --shape
     /// qwen2.5-0.5b --pytorch xtask/bench/lora_step.py` (see `fedpref bench <which> --help`).
@@ -59,6 +60,10 @@ pub enum BenchKind {
     TrainStep,
     /// Batched greedy generation with the KV cache: tokens/s.
     Generate,
+    /// Local DPO steps as `fedpref run` takes them, with the loss plugin: tokens/s.
+    DpoStep,
+    /// Local KTO steps with their KL batch: tokens/s.
+    KtoStep,
 }
 
 /// `cargo xtask demo`.

@@ -84,7 +84,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args, &cli.plugin_dirs),
         Command::Eval(args) => eval::run(args, &cli.plugin_dirs),
         Command::Judge(command) => judge::run(command, &host()?),
-        Command::Bench(command) => bench::run(command),
+        Command::Bench(command) => bench::run(command, host),
         #[cfg(feature = "report")]
         Command::Report(args) => report::run(args),
     }

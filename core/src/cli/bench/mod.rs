@@ -1,7 +1,8 @@
-//! `fedpref bench train-step | generate`: the model's speed on this machine (see
-//! [`fedpref_model::bench`]), optionally side by side with the same LoRA step in PyTorch or
-//! the same generation in llama.cpp.
+//! `fedpref bench train-step | generate | dpo-step | kto-step`: the model's speed on this
+//! machine, optionally side by side with the same LoRA step in PyTorch, the same generation in
+//! llama.cpp or the same preference step in TRL.
 
+mod preference;
 mod workload;
 
 use std::path::PathBuf;
@@ -9,6 +10,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use fedpref::PluginHost;
+use preference::{PreferenceLoss, PreferenceStepBench, PreferenceStepReport};
 use serde::Deserialize;
 use workload::{BenchModel, BenchShape, GenerateBench, TrainStepBench, TrainStepReport};
 
@@ -21,6 +24,10 @@ pub enum BenchCommand {
     TrainStep(TrainStepArgs),
     /// Time batched greedy generation with the KV cache: tokens/s.
     Generate(GenerateArgs),
+    /// Time local DPO steps as `fedpref run` takes them (loss plugin, AdamW): tokens/s.
+    DpoStep(PreferenceStepArgs),
+    /// Time local KTO steps (single answers and their KL batch): tokens/s.
+    KtoStep(PreferenceStepArgs),
 }
 
 /// The model and where it runs.
@@ -108,6 +115,55 @@ pub struct GenerateArgs {
     python: PathBuf,
 }
 
+/// Arguments of `fedpref bench dpo-step` and `kto-step`.
+#[derive(Debug, Args)]
+pub struct PreferenceStepArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Synthetic preference rows.
+    #[arg(long, default_value_t = 40)]
+    rows: usize,
+    /// Pairs per step (KTO takes both answers of each as single answers).
+    #[arg(long, default_value_t = 4)]
+    pairs: usize,
+    /// Prompt tokens per row.
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Tokens per answer, EOS included.
+    #[arg(long, default_value_t = 128)]
+    answer_tokens: usize,
+    /// LoRA rank (alpha 2r, on q_proj and v_proj).
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// LoRA dropout (on in both programs).
+    #[arg(long, default_value_t = 0.05)]
+    dropout: f64,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Also train the same rows with TRL through this script (xtask/bench/trl_step.py; needs
+    /// --gguf) and print the ratio.
+    #[arg(long, value_name = "SCRIPT", requires = "gguf")]
+    trl: Option<PathBuf>,
+    /// The Python that runs --trl (with torch, transformers, peft, trl and gguf).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+}
+
+/// What `trl_step.py` prints (one JSON line).
+#[derive(Debug, Deserialize)]
+struct TrlReport {
+    s_per_step: f64,
+    tokens_per_step: f64,
+    tokens_per_s: f64,
+    reference_s: f64,
+    peak_rss_mib: f64,
+    trl: String,
+}
+
 /// What `lora_step.py` prints (one JSON line).
 #[derive(Debug, Deserialize)]
 struct PytorchReport {
@@ -128,11 +184,17 @@ struct LlamaCppReport {
     llama_cpp: String,
 }
 
-/// Runs a benchmark and prints its table (or JSON line).
-pub fn run(command: &BenchCommand) -> anyhow::Result<ExitCode> {
+/// Runs a benchmark and prints its table (or JSON line); `host` loads the plugins (the
+/// preference steps' loss).
+pub fn run(
+    command: &BenchCommand,
+    host: impl FnOnce() -> anyhow::Result<PluginHost>,
+) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::TrainStep(args) => train_step(args),
         BenchCommand::Generate(args) => generate(args),
+        BenchCommand::DpoStep(args) => preference_step(PreferenceLoss::Dpo, args, &host()?),
+        BenchCommand::KtoStep(args) => preference_step(PreferenceLoss::Kto, args, &host()?),
     }
 }
 
@@ -409,4 +471,129 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn preference_step(
+    loss: PreferenceLoss,
+    args: &PreferenceStepArgs,
+    host: &PluginHost,
+) -> anyhow::Result<ExitCode> {
+    if args.steps == 0 || args.pairs == 0 || args.rows < args.pairs {
+        return Err(UsageError("--steps and --pairs must be > 0, --rows >= --pairs".into()).into());
+    }
+    let Some(gguf) = &args.model.gguf else {
+        return Err(UsageError(
+            "the preference steps need a real tokenizer: pass --gguf <model> (assets/models/...)"
+                .into(),
+        )
+        .into());
+    };
+    let model = args.model.bench_model()?;
+    let tokenizer = fedpref_model::TextTokenizer::from_gguf(&fedpref_model::GgufFile::open(gguf)?)?;
+    let rows = preference::synthetic_rows(
+        &tokenizer,
+        args.rows,
+        args.prompt_tokens,
+        args.answer_tokens,
+    )?;
+    let settings = PreferenceStepBench {
+        loss,
+        pairs_per_step: args.pairs,
+        prompt_tokens: args.prompt_tokens,
+        answer_tokens: args.answer_tokens,
+        warmup: args.warmup,
+        steps: args.steps,
+        rank: args.rank,
+        dropout: args.dropout,
+    };
+    eprintln!(
+        "bench {}-step: {} on {}, {} pairs per step of {} prompt + {} answer tokens, LoRA r={} \
+         dropout {} on q/v, {} warm-up + {} timed steps",
+        loss.name(),
+        gguf.display(),
+        fedpref_model::describe(&model.device),
+        args.pairs,
+        args.prompt_tokens,
+        args.answer_tokens,
+        args.rank,
+        args.dropout,
+        args.warmup,
+        args.steps
+    );
+    let ours = preference::preference_step(&model, host, &settings, &rows)?;
+    let trl = match &args.trl {
+        Some(script) => Some(run_trl(loss, args, script, &rows)?),
+        None => None,
+    };
+    if args.model.json {
+        let mut v = serde_json::to_value(&ours)?;
+        if let Some(t) = &trl {
+            v["trl_tokens_per_s"] = serde_json::json!(t.tokens_per_s);
+            v["ratio_to_trl"] = serde_json::json!(ours.tokens_per_s / t.tokens_per_s);
+        }
+        println!("{v}");
+    } else {
+        print!("{}", preference_table(&ours, trl.as_ref()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains the same `rows` with TRL through `script` (rows on stdin as JSON).
+fn run_trl(
+    loss: PreferenceLoss,
+    args: &PreferenceStepArgs,
+    script: &std::path::Path,
+    rows: &[preference::PreferenceRow],
+) -> anyhow::Result<TrlReport> {
+    let Some(gguf) = &args.model.gguf else {
+        return Err(UsageError("--trl needs --gguf".into()).into());
+    };
+    let mut cmd = Command::new(&args.python);
+    cmd.arg(script)
+        .args(["--loss", loss.name()])
+        .arg("--gguf")
+        .arg(gguf)
+        .args(["--pairs", &args.pairs.to_string()])
+        .args(["--rank", &args.rank.to_string()])
+        .args(["--dropout", &args.dropout.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args([
+            "--threads",
+            &candle_core::utils::get_num_threads().to_string(),
+        ]);
+    eprintln!("bench {}-step: the same rows in TRL: {cmd:?}", loss.name());
+    run_reference(cmd, script, Some(&serde_json::to_vec(rows)?))
+}
+
+fn preference_table(r: &PreferenceStepReport, trl: Option<&TrlReport>) -> String {
+    let c = &r.context;
+    let mut out = format!(
+        "{} step, model {} ({}) on {}; reference log-probs precomputed\n",
+        r.loss, c.model, c.dtype, c.device
+    );
+    out.push_str(&format!(
+        "{:<10} {:>10} {:>14} {:>10} {:>12} {:>10}\n",
+        "", "s/step", "tokens/step", "tokens/s", "reference s", "peak MiB"
+    ));
+    out.push_str(&format!(
+        "{:<10} {:>10.2} {:>14} {:>10.1} {:>12.1} {:>10.0}\n",
+        "fedpref", r.s_per_step, r.tokens_per_step, r.tokens_per_s, r.reference_s, c.peak_rss_mib
+    ));
+    if let Some(t) = trl {
+        out.push_str(&format!(
+            "{:<10} {:>10.2} {:>14.0} {:>10.1} {:>12.1} {:>10.0}\n",
+            "trl", t.s_per_step, t.tokens_per_step, t.tokens_per_s, t.reference_s, t.peak_rss_mib
+        ));
+        out.push_str(&format!(
+            "fedpref / trl {}: {:.2}x tokens/s\n",
+            t.trl,
+            r.tokens_per_s / t.tokens_per_s
+        ));
+    }
+    out.push_str(&format!(
+        "step times {:?}; losses {:?}\n",
+        r.step_times, r.losses
+    ));
+    out
 }

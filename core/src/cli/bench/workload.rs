@@ -110,7 +110,7 @@ pub struct BenchModel {
 }
 
 impl BenchModel {
-    fn load(&self) -> Result<Decoder> {
+    pub(super) fn load(&self) -> Result<Decoder> {
         match &self.gguf {
             Some(p) => Ok(GgufFile::open(p)?.decoder(self.dtype, &self.device)?),
             None => random_model(&self.shape.config(), self.dtype, &self.device),
@@ -163,7 +163,7 @@ pub struct BenchContext {
 }
 
 impl BenchContext {
-    fn new(m: &BenchModel) -> Self {
+    pub(super) fn new(m: &BenchModel) -> Self {
         Self {
             device: describe(&m.device),
             gpu: gpu_name(&m.device),
@@ -258,7 +258,7 @@ impl Default for GenerateBench {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(super) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     if s.is_empty() {
