@@ -8,7 +8,8 @@
 
 use candle_core::{DType, IndexOp, Tensor, D};
 
-use crate::layers::context::ForwardCtx;
+use crate::kernels::cpu::attention::HiddenKeys;
+use crate::layers::context::{ForwardCtx, Packing};
 use crate::layers::decoder::Decoder;
 use crate::{Error, Result};
 
@@ -30,9 +31,38 @@ pub struct SequenceBatch {
     predict_at: Vec<u32>,
     /// The answer token ids, aligned with `predict_at`.
     targets: Vec<u32>,
-    /// The row of each answer token.
+    /// The sequence (output row) of each answer token.
     rows: Vec<usize>,
     n_tokens: Vec<usize>,
+    /// Shared-prefix layout; `None` for one sequence per row.
+    packing: Option<Packing>,
+}
+
+/// Checks that a sequence has ids and a mask of the same, non-zero length.
+fn check_sequence(r: usize, s: &MaskedSequence) -> Result<()> {
+    if s.ids.is_empty() || s.ids.len() != s.answer_mask.len() {
+        return Err(Error::ModelInput {
+            message: format!(
+                "sequence {r} has {} ids and {} mask entries; expected equal and non-zero",
+                s.ids.len(),
+                s.answer_mask.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The ids two sequences share before either's first answer token: their common prompt.
+fn shared_prompt_len(a: &MaskedSequence, b: &MaskedSequence) -> usize {
+    let answer_start =
+        |s: &MaskedSequence| s.answer_mask.iter().position(|&m| m).unwrap_or(s.ids.len());
+    let limit = answer_start(a).min(answer_start(b));
+    a.ids
+        .iter()
+        .zip(&b.ids)
+        .take(limit)
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 impl SequenceBatch {
@@ -55,15 +85,7 @@ impl SequenceBatch {
         let (mut predict_at, mut targets, mut rows) = (vec![], vec![], vec![]);
         let mut n_tokens = vec![0; sequences.len()];
         for (r, s) in sequences.iter().enumerate() {
-            if s.ids.is_empty() || s.ids.len() != s.answer_mask.len() {
-                return Err(Error::ModelInput {
-                    message: format!(
-                        "sequence {r} has {} ids and {} mask entries; expected equal and non-zero",
-                        s.ids.len(),
-                        s.answer_mask.len()
-                    ),
-                });
-            }
+            check_sequence(r, s)?;
             ids.extend_from_slice(&s.ids);
             ids.extend(std::iter::repeat_n(pad_id, seq - s.ids.len()));
             for t in 1..s.ids.len() {
@@ -82,6 +104,78 @@ impl SequenceBatch {
             targets,
             rows,
             n_tokens,
+            packing: None,
+        })
+    }
+
+    /// Packs each pair `(a, b)` into one row: their shared prompt once, then `a`'s rest, then
+    /// `b`'s rest at the positions where `a`'s began, with `b` blind to `a` ([`Packing`]). The
+    /// log-probs come out per sequence, `a` then `b` of each pair, as [`Self::new`] gives them
+    /// for `[a0, b0, a1, b1, ...]`, for the work of one prompt per pair: a DPO pair's two
+    /// answers share their prompt's forward and backward pass.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn shared_prefix(
+        pairs: &[(&MaskedSequence, &MaskedSequence)],
+        pad_id: u32,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
+        if pairs.is_empty() {
+            return Err(Error::ModelInput {
+                message: "empty batch of sequence pairs".into(),
+            });
+        }
+        let shared: Vec<usize> = pairs.iter().map(|(a, b)| shared_prompt_len(a, b)).collect();
+        let seq = pairs
+            .iter()
+            .zip(&shared)
+            .map(|((a, b), &p)| a.ids.len() + b.ids.len() - p)
+            .max()
+            .unwrap_or(0);
+        let mut ids = Vec::with_capacity(seq * pairs.len());
+        let mut positions = Vec::with_capacity(seq * pairs.len());
+        let mut hidden = Vec::with_capacity(pairs.len());
+        let (mut predict_at, mut targets, mut rows) = (vec![], vec![], vec![]);
+        let mut n_tokens = vec![0; 2 * pairs.len()];
+        for (r, ((a, b), &p)) in pairs.iter().zip(&shared).enumerate() {
+            check_sequence(2 * r, a)?;
+            check_sequence(2 * r + 1, b)?;
+            let (la, lb) = (a.ids.len(), b.ids.len());
+            ids.extend_from_slice(&a.ids);
+            ids.extend_from_slice(&b.ids[p..]);
+            ids.extend(std::iter::repeat_n(pad_id, seq - (la + lb - p)));
+            positions.extend((0..la).chain(p..lb).map(|t| t as u32));
+            positions.extend(std::iter::repeat_n(0, seq - (la + lb - p)));
+            hidden.push(HiddenKeys {
+                query_from: la,
+                key_from: p,
+                key_to: la,
+            });
+            // Column of `b`'s token t in the row: the shared prompt, then after all of `a`.
+            let column_of_b = |t: usize| if t < p { t } else { la + t - p };
+            for (k, s, column) in [
+                (2 * r, a, &(|t: usize| t) as &dyn Fn(usize) -> usize),
+                (2 * r + 1, b, &column_of_b),
+            ] {
+                for t in 1..s.ids.len() {
+                    if s.answer_mask[t] {
+                        predict_at.push((r * seq + column(t - 1)) as u32);
+                        targets.push(s.ids[t]);
+                        rows.push(k);
+                        n_tokens[k] += 1;
+                    }
+                }
+            }
+        }
+        let ids = Tensor::from_vec(ids, (pairs.len(), seq), device)?;
+        Ok(Self {
+            ids,
+            predict_at,
+            targets,
+            rows,
+            n_tokens,
+            packing: Some(Packing { positions, hidden }),
         })
     }
 
@@ -159,7 +253,11 @@ pub fn sequence_logprobs_with(
     let device = model.device();
     let n = batch.predict_at.len();
     let b = batch.len();
-    let hidden = model.hidden_states_with(batch.ids(), None, ctx)?;
+    let ctx = ForwardCtx {
+        packing: batch.packing.as_ref(),
+        ..*ctx
+    };
+    let hidden = model.hidden_states_with(batch.ids(), None, &ctx)?;
     let h = hidden.dim(D::Minus1)?;
     if n == 0 {
         let dtype = if hidden.dtype() == DType::F64 {
@@ -208,6 +306,7 @@ pub fn token_logprobs(model: &Decoder, ids: &[u32]) -> Result<Vec<f32>> {
         adapter: model.adapter_enabled(),
         dropout_rng: None,
         left_pads: None,
+        packing: None,
     };
     let x = Tensor::from_slice(ids, (1, ids.len()), model.device())?;
     let hidden = model.hidden_states_with(&x, None, &ctx)?.i(0)?;
@@ -269,5 +368,95 @@ mod tests {
         assert!((lp[0] as f64 - want0).abs() < 2e-3, "{} vs {want0}", lp[0]);
         assert!((lp[1] as f64 - want1).abs() < 2e-3, "{} vs {want1}", lp[1]);
         assert_eq!(batch.n_tokens(), &[ids.len() - 16, 9]);
+    }
+
+    /// A tiny random model with a LoRA adapter whose B is non-zero (so it matters).
+    fn tiny_with_adapter() -> Decoder {
+        use crate::testing::{random_weights, tiny_config};
+        use crate::{Adapter, LoraConfig};
+        let cfg = tiny_config();
+        let vb = candle_nn::VarBuilder::from_tensors(
+            random_weights(&cfg, 11, DType::F32),
+            DType::F32,
+            &candle_core::Device::Cpu,
+        );
+        let mut model = Decoder::load(vb, &cfg).unwrap();
+        let lora = LoraConfig::new(4, 8.0, 0.0, &["q_proj", "v_proj"]).unwrap();
+        let adapter = Adapter::new(&lora, &cfg, 2, DType::F32, &candle_core::Device::Cpu).unwrap();
+        for p in adapter.pairs() {
+            let b = Tensor::randn(0f32, 0.3, p.b.shape(), &candle_core::Device::Cpu).unwrap();
+            p.b.set(&b).unwrap();
+        }
+        model.attach_adapter(adapter).unwrap();
+        model
+    }
+
+    fn masked(prompt: &[u32], answer: &[u32], trailer: &[u32]) -> MaskedSequence {
+        let ids: Vec<u32> = [prompt, answer, trailer].concat();
+        let answer_mask = (0..ids.len())
+            .map(|t| t >= prompt.len() && t < prompt.len() + answer.len())
+            .collect();
+        MaskedSequence { ids, answer_mask }
+    }
+
+    #[test]
+    fn shared_prefix_batches_give_the_plain_log_probs_and_gradients() {
+        let model = tiny_with_adapter();
+        let dev = model.device().clone();
+        // Answers of other lengths than their partners', a trailing unmasked token, a pair
+        // whose answers share their first token (not part of the prompt), and prompts of
+        // several lengths (padding).
+        let sequences = [
+            masked(&[1, 5, 9, 3, 7], &[11, 12, 13], &[2]),
+            masked(&[1, 5, 9, 3, 7], &[20, 21], &[2]),
+            masked(&[4, 6], &[30, 31, 17, 18, 19], &[]),
+            masked(&[4, 6], &[30, 25], &[]),
+        ];
+        let plain = SequenceBatch::new(&sequences, 0, &dev).unwrap();
+        let pairs = [
+            (&sequences[0], &sequences[1]),
+            (&sequences[2], &sequences[3]),
+        ];
+        let packed = SequenceBatch::shared_prefix(&pairs, 0, &dev).unwrap();
+        assert_eq!(packed.n_tokens(), plain.n_tokens());
+        // Rows of 5 + 4 + 3 and 2 + 5 + 2 tokens, against four of up to 9.
+        assert_eq!(packed.ids().dims(), &[2, 12]);
+        let weights = Tensor::new(&[0.7f32, -1.3, 0.4, 2.0], &dev).unwrap();
+        let run = |batch: &SequenceBatch| {
+            let logp = sequence_logprobs(&model, batch).unwrap().logp;
+            let grads = (&logp * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let vars = model.adapter().unwrap().vars();
+            let grads: Vec<Tensor> = vars.iter().map(|v| grads.get(v).unwrap().clone()).collect();
+            (logp, grads)
+        };
+        let (logp_plain, grads_plain) = run(&plain);
+        let (logp_packed, grads_packed) = run(&packed);
+        let logp_plain: Vec<f32> = logp_plain.to_vec1().unwrap();
+        let logp_packed: Vec<f32> = logp_packed.to_vec1().unwrap();
+        for (a, b) in logp_plain.iter().zip(&logp_packed) {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                "{logp_plain:?} vs {logp_packed:?}"
+            );
+        }
+        for (g_plain, g_packed) in grads_plain.iter().zip(&grads_packed) {
+            let scale = g_plain
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let diff = crate::testing::max_diff(g_plain, g_packed);
+            assert!(
+                diff <= 1e-4 * f64::from(scale).max(1e-6),
+                "{diff} vs {scale}"
+            );
+        }
     }
 }

@@ -324,6 +324,7 @@ pub fn local_settings(plan: &RunPlan, round: &Round, client: u32, n_units: usize
             .deadline_seconds
             .map(|s| Instant::now() + Duration::from_secs_f64(s)),
         fail_before_step: failure_step(seed, round.index, client, federation.dropout, steps),
+        shared_prefix: training.shared_prefix,
     }
 }
 

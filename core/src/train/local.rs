@@ -48,6 +48,8 @@ pub struct LocalSettings {
     pub deadline: Option<Instant>,
     /// Fail on purpose (fault injection) before this step, if set.
     pub fail_before_step: Option<u32>,
+    /// Run each pair's prompt once for both answers ([`SequenceBatch::shared_prefix`]).
+    pub shared_prefix: bool,
 }
 
 /// One optimizer step's record, appended to `metrics/steps.jsonl`.
@@ -251,7 +253,7 @@ fn run_steps(
         for (units, kl) in picked.chunks(micro).zip(kl.chunks(micro)) {
             let kl: Vec<&Scored> = kl.iter().flatten().collect();
             let (output, micro_tokens) =
-                match micro_batch(trainer, units, &kl, counts, &mut accumulator) {
+                match micro_batch(trainer, units, &kl, counts, settings, &mut accumulator) {
                     Ok(done) => done,
                     Err(Error::NonFinite { what }) => {
                         return Ok(Some(Dropout::Rejected { step, why: what }))
@@ -345,6 +347,7 @@ fn micro_batch(
     units: &[&Unit],
     kl: &[&Scored],
     counts: (u64, u64),
+    settings: &LocalSettings,
     accumulator: &mut GradAccumulator,
 ) -> Result<(LossOutput, usize)> {
     let (decoder, loss, pad_id) = (&*trainer.decoder, trainer.loss, trainer.pad_id);
@@ -371,7 +374,18 @@ fn micro_batch(
         }
     }
     let device = decoder.device().clone();
-    let policy = logprobs_of(decoder, &sequences, pad_id)?;
+    let all_pairs = units.iter().all(|u| matches!(u, Unit::Pair { .. }));
+    let policy = if settings.shared_prefix && all_pairs {
+        // `sequences` holds each pair's chosen then rejected answer, the order packing keeps.
+        let pairs: Vec<(&MaskedSequence, &MaskedSequence)> = sequences
+            .chunks(2)
+            .map(|p| (&p[0].sequence, &p[1].sequence))
+            .collect();
+        let batch = SequenceBatch::shared_prefix(&pairs, pad_id, decoder.device())?;
+        sequence_logprobs(decoder, &batch)?.logp
+    } else {
+        logprobs_of(decoder, &sequences, pad_id)?
+    };
     let policy_values: Vec<f32> = policy.to_dtype(DType::F32)?.to_vec1()?;
     let kl_policy = if kl.is_empty() {
         None
@@ -443,8 +457,12 @@ mod tests {
     use super::*;
     use crate::plugin_host::test_plugins;
 
-    /// A tiny decoder with an adapter whose B matrices are non-zero (so steps move it).
+    /// A tiny decoder with an adapter (LoRA dropout 0.1).
     fn decoder() -> Decoder {
+        decoder_with_dropout(0.1)
+    }
+
+    fn decoder_with_dropout(dropout: f64) -> Decoder {
         let cfg = tiny_config();
         let weights = random_weights(&cfg, 5, DType::F32);
         let mut decoder = Decoder::load(
@@ -452,7 +470,7 @@ mod tests {
             &cfg,
         )
         .expect("decoder");
-        let lora = LoraConfig::new(2, 4.0, 0.1, &["q_proj", "v_proj"]).expect("lora");
+        let lora = LoraConfig::new(2, 4.0, dropout, &["q_proj", "v_proj"]).expect("lora");
         let adapter = Adapter::new(&lora, &cfg, 9, DType::F32, &Device::Cpu).expect("adapter");
         decoder.attach_adapter(adapter).expect("attach");
         decoder
@@ -507,6 +525,7 @@ mod tests {
             seed: 11,
             deadline: None,
             fail_before_step: None,
+            shared_prefix: true,
         }
     }
 
@@ -553,6 +572,72 @@ mod tests {
             LocalOutcome::Trained { params, steps, .. } => (params, steps),
             LocalOutcome::Dropped(d) => panic!("dropped: {d:?}"),
         }
+    }
+
+    #[test]
+    fn pairs_train_the_same_with_and_without_a_shared_prefix() {
+        // Three pairs: two prompts of their own, answers of several lengths. Without dropout
+        // the packed rows must give the plain sequences' steps up to rounding.
+        let pair = |prompt: &[u32], chosen: &[u32], rejected: &[u32]| Unit::Pair {
+            chosen: scored(&[prompt, chosen].concat(), prompt.len()),
+            rejected: scored(&[prompt, rejected].concat(), prompt.len()),
+        };
+        let units = [
+            pair(&[1, 3, 4], &[5, 6, 7], &[8, 9]),
+            pair(&[1, 2], &[10, 11], &[12, 13, 14, 15]),
+            pair(&[1, 3, 4], &[9], &[5, 6]),
+        ];
+        let run = |shared_prefix: bool| {
+            let host = test_plugins::host();
+            let loss = host
+                .loss("test-pairs", &serde_json::json!({}))
+                .expect("loss");
+            let mut decoder = decoder_with_dropout(0.0);
+            let global = decoder.adapter().expect("adapter").flatten().expect("flat");
+            let plan = ClientPlan::plain();
+            let job = LocalJob {
+                round: 0,
+                client: 0,
+                units: &units,
+                global: &global,
+                plan: &plan,
+                settings: LocalSettings {
+                    batch_size: 3,
+                    grad_accum: 1,
+                    shared_prefix,
+                    ..settings(3)
+                },
+                optimizer: None,
+            };
+            let mut trainer = LocalTrainer {
+                decoder: &mut decoder,
+                loss: &loss,
+                pad_id: 0,
+                reference: None,
+            };
+            let outcome = train_client(&mut trainer, &job, &|| false, &mut |_| {}).expect("train");
+            (trained(outcome), global)
+        };
+        let ((packed, packed_steps), global) = run(true);
+        let ((plain, plain_steps), _) = run(false);
+        for (a, b) in packed_steps.iter().zip(&plain_steps) {
+            assert!((a.loss - b.loss).abs() < 1e-5, "{} vs {}", a.loss, b.loss);
+        }
+        let moved: f32 = plain
+            .iter()
+            .zip(&global)
+            .map(|(p, g)| (p - g).abs())
+            .fold(0.0, f32::max);
+        let apart: f32 = plain
+            .iter()
+            .zip(&packed)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(moved > 1e-3, "training moved the adapter by {moved}");
+        assert!(
+            apart <= 1e-4 * moved,
+            "packed and plain differ by {apart} (moved {moved})"
+        );
     }
 
     #[test]

@@ -165,6 +165,7 @@ pub fn generate_batch(
         adapter: model.adapter_enabled(),
         dropout_rng: None,
         left_pads: Some(&pads),
+        packing: None,
     };
     let mut input = Tensor::from_vec(ids, (b, longest), model.device())?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];

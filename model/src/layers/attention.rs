@@ -130,12 +130,16 @@ impl Attention {
             .forward(x, ctx)?
             .reshape((b, s, nkv, d))?
             .transpose(1, 2)?;
-        let (q, mut k) = match ctx.left_pads {
-            None => (
+        let (q, mut k) = match (ctx.left_pads, ctx.packing) {
+            (_, Some(packing)) => (
+                rope.apply_rows(&q.contiguous()?, &packing.positions)?,
+                rope.apply_rows(&k.contiguous()?, &packing.positions)?,
+            ),
+            (None, None) => (
                 rope.apply(&q.contiguous()?, offset)?,
                 rope.apply(&k.contiguous()?, offset)?,
             ),
-            Some(pads) => {
+            (Some(pads), None) => {
                 // Row r's column c is position offset + c - pads[r] (0 on its padding).
                 let positions: Vec<u32> = pads
                     .iter()
@@ -157,9 +161,10 @@ impl Attention {
         }
         // (b, s, nh, d) out of the fused op flattens to (b, s, nh * d) without a copy.
         let scale = 1.0 / (d as f64).sqrt();
-        let y = match ctx.left_pads {
-            None => causal_attention(&q, &k, &v, scale)?,
-            Some(pads) => causal_attention_left_padded(&q, &k, &v, scale, pads)?,
+        let y = match (ctx.left_pads, ctx.packing) {
+            (_, Some(packing)) => causal_attention(&q, &k, &v, scale, &packing.hidden)?,
+            (None, None) => causal_attention(&q, &k, &v, scale, &[])?,
+            (Some(pads), None) => causal_attention_left_padded(&q, &k, &v, scale, pads)?,
         }
         .reshape((b, s, nh * d))?;
         self.o_proj.forward(&y, ctx)

@@ -9,7 +9,19 @@ use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use crate::kernels::cpu::attention::HiddenKeys;
 use crate::Result;
+
+/// The layout of a shared-prefix batch (each row a prompt followed by two answers, the second
+/// placed at the positions the first started at and blind to it): where each token sits and
+/// which keys each row's later queries skip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packing {
+    /// Position of every token, `(batch * seq)` row-major.
+    pub positions: Vec<u32>,
+    /// Keys hidden per row.
+    pub hidden: Vec<HiddenKeys>,
+}
 
 /// Options that travel down one forward pass.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +34,9 @@ pub struct ForwardCtx<'a> {
     /// columns are padding, its tokens sit at positions `column - left_pads[r]`, and no query
     /// attends to its padding. `None`: every row starts at column 0.
     pub left_pads: Option<&'a [usize]>,
+    /// A shared-prefix batch's positions and hidden keys; `None`: row `r`'s column `c` is at
+    /// position `c` (after any left padding) and sees every earlier column.
+    pub packing: Option<&'a Packing>,
 }
 
 impl ForwardCtx<'_> {
@@ -48,6 +63,7 @@ impl ForwardCtx<'_> {
         adapter: false,
         dropout_rng: None,
         left_pads: None,
+        packing: None,
     };
 
     /// Inverted dropout of `x` with probability `p`: zeroes entries with probability `p` and

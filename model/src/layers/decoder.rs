@@ -174,6 +174,7 @@ impl Decoder {
             adapter: self.adapter_enabled(),
             dropout_rng: self.dropout_rng.as_deref(),
             left_pads: None,
+            packing: None,
         }
     }
 

@@ -180,6 +180,7 @@ mod tests {
                 adapter: true,
                 dropout_rng: if training { Some(r) } else { None },
                 left_pads: None,
+                packing: None,
             };
             let fast = lin.forward(&x, &ctx(&r1)).unwrap();
             let plain = lin.forward_plain(&x, &ctx(&r2)).unwrap();
@@ -206,6 +207,7 @@ mod tests {
             adapter: false,
             dropout_rng: None,
             left_pads: None,
+            packing: None,
         };
         let base = Linear::new(lin.weight().clone(), lin.bias().cloned())
             .forward(&x, &off)

@@ -139,6 +139,22 @@ impl Rope {
         })
     }
 
+    /// [`Self::apply_at`] through the fused op where [`rope_supported`] allows (training on a
+    /// shared-prefix batch, whose rows restart their answers' positions).
+    ///
+    /// # Errors
+    /// Shape errors, or a position past the table.
+    pub fn apply_rows(&self, x: &Tensor, positions: &[u32]) -> Result<Tensor> {
+        let needed = positions.iter().max().map_or(0, |&p| p as usize + 1);
+        if !rope_supported(x, &self.cos, needed)? {
+            return self.apply_at(x, positions);
+        }
+        let idx = Tensor::from_slice(positions, positions.len(), x.device())?;
+        let cos = self.cos.index_select(&idx, 0)?;
+        let sin = self.sin.index_select(&idx, 0)?;
+        rope(x, &cos, &sin, self.style)
+    }
+
     /// The composed twin of [`Self::apply`] (narrow, multiply, cat / stack).
     ///
     /// # Errors
@@ -233,6 +249,25 @@ mod tests {
                 max((gf.get(&x).unwrap() - gp.get(&x).unwrap()).unwrap()) < 1e-6,
                 "{style:?}"
             );
+        }
+    }
+
+    #[test]
+    fn per_row_positions_match_the_composed_twin_and_its_gradient() {
+        let cfg = tiny_config();
+        let dev = Device::Cpu;
+        let positions: Vec<u32> = vec![0, 1, 2, 3, 2, 3, 5, 6, 7, 8, 9, 10];
+        for style in [RopeStyle::Half, RopeStyle::Interleaved] {
+            let rope = Rope::new(&cfg, style, DType::F32, &dev).unwrap();
+            let x = candle_core::Var::randn(0f32, 1.0, (2, 3, 6, cfg.head_dim), &dev).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (2, 3, 6, cfg.head_dim), &dev).unwrap();
+            let fast = rope.apply_rows(&x, &positions).unwrap();
+            let plain = rope.apply_at(&x, &positions).unwrap();
+            assert!(crate::testing::max_diff(&fast, &plain) < 1e-6, "{style:?}");
+            let gf = (fast * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let gp = (plain * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let d = crate::testing::max_diff(gf.get(&x).unwrap(), gp.get(&x).unwrap());
+            assert!(d < 1e-6, "{style:?}: {d}");
         }
     }
 }

@@ -138,6 +138,10 @@ pub struct PreferenceStepArgs {
     /// LoRA dropout (on in both programs).
     #[arg(long, default_value_t = 0.05)]
     dropout: f64,
+    /// Run each DPO pair's prompt once for both answers, as `training.shared_prefix` (the
+    /// default) does; `false` times each answer as its own sequence.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    shared_prefix: bool,
     /// Untimed steps first.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -505,6 +509,7 @@ fn preference_step(
         steps: args.steps,
         rank: args.rank,
         dropout: args.dropout,
+        shared_prefix: args.shared_prefix,
     };
     eprintln!(
         "bench {}-step: {} on {}, {} pairs per step of {} prompt + {} answer tokens, LoRA r={} \

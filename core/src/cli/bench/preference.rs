@@ -64,6 +64,8 @@ pub struct PreferenceStepBench {
     pub rank: usize,
     /// LoRA dropout.
     pub dropout: f64,
+    /// Run each pair's prompt once (`training.shared_prefix`).
+    pub shared_prefix: bool,
 }
 
 /// A synthetic preference row, as the reference script receives it (JSON).
@@ -248,6 +250,7 @@ pub fn preference_step(
             seed: 0,
             deadline: None,
             fail_before_step: None,
+            shared_prefix: b.shared_prefix,
         },
         optimizer: None,
     };

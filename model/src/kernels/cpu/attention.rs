@@ -26,6 +26,35 @@ use crate::Result;
 /// The op's name in errors.
 const OP: &str = "causal-attention";
 
+/// Keys that the later queries of one batch row must not see, on top of the causal mask:
+/// queries at or after position `query_from` ignore keys `key_from..key_to`. A shared-prefix
+/// row (prompt, first answer, second answer) hides the first answer from the second; the
+/// default hides nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct HiddenKeys {
+    /// First query position the rule applies to.
+    pub query_from: usize,
+    /// First hidden key.
+    pub key_from: usize,
+    /// One past the last hidden key.
+    pub key_to: usize,
+}
+
+impl HiddenKeys {
+    /// The keys hidden from the query at `position`, clipped to the `visible` causal prefix.
+    fn for_query(&self, position: usize, visible: usize) -> std::ops::Range<usize> {
+        if position < self.query_from {
+            return 0..0;
+        }
+        self.key_from.min(visible)..self.key_to.min(visible)
+    }
+
+    /// Row `row`'s rule in `hidden` (nothing hidden without one).
+    fn of_row(hidden: &[HiddenKeys], row: usize) -> HiddenKeys {
+        hidden.get(row).copied().unwrap_or_default()
+    }
+}
+
 /// Row softmax over the last dimension. On the CPU (f64 tests, half precision) from candle ops
 /// with backward passes (candle-nn's fused softmax has none), half precision exponentiated and
 /// summed in f32 and cast back, as PyTorch's attention does; elsewhere
@@ -46,28 +75,46 @@ fn softmax_last_dim(scores: &Tensor) -> Result<Tensor> {
         .to_dtype(dtype)?)
 }
 
-/// Composed twin: the same attention from candle ops with backward passes.
+/// Composed twin: the same attention from candle ops with backward passes; `hidden` (one rule
+/// per batch row, or empty) hides keys as [`HiddenKeys`] says.
 ///
 /// # Errors
 /// Shape errors.
-pub fn causal_attention_plain(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+pub fn causal_attention_plain(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    hidden: &[HiddenKeys],
+) -> Result<Tensor> {
     let (b, nh, s, d) = q.dims4()?;
     let (_, nkv, t, _) = k.dims4()?;
     let group = nh / nkv;
     let offset = t - s;
-    let mask = host_constant("causal-mask", &[s, t], q.dtype(), q.device(), || {
-        let mask: Vec<f32> = (0..s)
-            .flat_map(|i| {
-                (0..t).map(move |j| {
-                    if j > offset + i {
+    let rows = if hidden.is_empty() { 1 } else { b };
+    let mut key = vec![s, t, rows];
+    key.extend(
+        hidden
+            .iter()
+            .flat_map(|h| [h.query_from, h.key_from, h.key_to]),
+    );
+    let mask = host_constant("causal-mask", &key, q.dtype(), q.device(), || {
+        let mut mask = Vec::with_capacity(rows * s * t);
+        for row in 0..rows {
+            let rule = HiddenKeys::of_row(hidden, row);
+            for i in 0..s {
+                let visible = offset + i + 1;
+                let hidden = rule.for_query(offset + i, visible);
+                mask.extend((0..t).map(|j| {
+                    if j >= visible || hidden.contains(&j) {
                         f32::NEG_INFINITY
                     } else {
                         0.0
                     }
-                })
-            })
-            .collect();
-        Ok(Tensor::from_vec(mask, (s, t), &Device::Cpu)?)
+                }));
+            }
+        }
+        Ok(Tensor::from_vec(mask, (rows, 1, 1, s, t), &Device::Cpu)?)
     })?;
     // (b, nh, s, d) -> (b, nkv, group * s, d): the heads of one KV group are adjacent.
     // Scaling q (b, heads, s, d) is cheaper than scaling the (s, t) scores.
@@ -122,11 +169,18 @@ pub fn causal_attention_left_padded(
     Ok(y.transpose(1, 2)?.contiguous()?)
 }
 
-/// Causal GQA attention; the custom op for f32 on the CPU, the plain twin otherwise.
+/// Causal GQA attention, with `hidden` keys per batch row (empty: none); the custom op for
+/// f32 on the CPU, the plain twin otherwise.
 ///
 /// # Errors
 /// Shape errors (`heads` not a multiple of `kv_heads`, `kv_len < seq`, mismatched dims).
-pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    hidden: &[HiddenKeys],
+) -> Result<Tensor> {
     let (b, nh, s, d) = q.dims4()?;
     let (bk, nkv, t, dk) = k.dims4()?;
     let fast = q.device().is_cpu()
@@ -140,10 +194,11 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
         && nh % nkv == 0
         && t >= s;
     if !fast {
-        return causal_attention_plain(q, k, v, scale);
+        return causal_attention_plain(q, k, v, scale, hidden);
     }
     let op = CausalAttention {
         scale: scale as f32,
+        hidden: hidden.to_vec(),
         lse: Mutex::new(Vec::new()),
     };
     Ok(q.contiguous()?
@@ -152,6 +207,8 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
 
 struct CausalAttention {
     scale: f32,
+    /// Keys hidden per batch row (empty: none).
+    hidden: Vec<HiddenKeys>,
     /// Row log-sum-exp of the forward, `(batch, heads, seq)`, read by the backward.
     lse: Mutex<Vec<f32>>,
 }
@@ -255,9 +312,11 @@ impl CustomOp3 for CausalAttention {
                     )
                 };
                 let mut lse = vec![0f32; s];
+                let rule = HiddenKeys::of_row(&self.hidden, bi);
                 for i in 0..s {
                     let row = &mut p[i * t..(i + 1) * t];
                     let valid = offset + i + 1;
+                    row[rule.for_query(offset + i, valid)].fill(f32::NEG_INFINITY);
                     let max = row[..valid]
                         .iter()
                         .cloned()
@@ -341,6 +400,7 @@ impl CustomOp3 for CausalAttention {
                 let vh = &v[bkv * t * d..(bkv + 1) * t * d];
                 let mut p = vec![0f32; s * t];
                 let mut dp = vec![0f32; s * t];
+                let rule = HiddenKeys::of_row(&self.hidden, bi);
                 for gi in 0..group {
                     let h = (bkv % nkv) * group + gi;
                     let bh = bi * nh + h;
@@ -401,6 +461,9 @@ impl CustomOp3 for CausalAttention {
                         }
                         prow[valid..].iter_mut().for_each(|x| *x = 0.0);
                         dprow[valid..].iter_mut().for_each(|x| *x = 0.0);
+                        let hidden = rule.for_query(offset + i, valid);
+                        prow[hidden.clone()].fill(0.0);
+                        dprow[hidden].fill(0.0);
                     }
                     let dq_h = &mut dq_g[gi * s * d..(gi + 1) * s * d];
                     unsafe {
@@ -478,8 +541,8 @@ mod tests {
             let k = Var::randn(0f32, 1.0, (2, 2, t, 8), &dev).unwrap();
             let v = Var::randn(0f32, 1.0, (2, 2, t, 8), &dev).unwrap();
             let probe = Tensor::randn(0f32, 1.0, (2, s, 6, 8), &dev).unwrap();
-            let fast = causal_attention(&q, &k, &v, 0.35).unwrap();
-            let plain = causal_attention_plain(&q, &k, &v, 0.35).unwrap();
+            let fast = causal_attention(&q, &k, &v, 0.35, &[]).unwrap();
+            let plain = causal_attention_plain(&q, &k, &v, 0.35, &[]).unwrap();
             assert_eq!(fast.dims(), &[2, s, 6, 8]);
             assert!(max_diff(&fast, &plain) < 1e-5);
             let gf = (fast * &probe)
@@ -499,5 +562,54 @@ mod tests {
                 assert!(d < 1e-4, "s={s} t={t} d{name}: {d}");
             }
         }
+    }
+
+    #[test]
+    fn hidden_keys_match_the_twin_and_a_row_without_them() {
+        let dev = Device::Cpu;
+        // Row 0 packs a prompt (0..3), answer A (3..5) and answer B (5..8): B's queries do not
+        // see A's keys. Row 1 hides nothing.
+        let hidden = [
+            HiddenKeys {
+                query_from: 5,
+                key_from: 3,
+                key_to: 5,
+            },
+            HiddenKeys::default(),
+        ];
+        let q = Var::randn(0f32, 1.0, (2, 6, 8, 8), &dev).unwrap();
+        let k = Var::randn(0f32, 1.0, (2, 2, 8, 8), &dev).unwrap();
+        let v = Var::randn(0f32, 1.0, (2, 2, 8, 8), &dev).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (2, 8, 6, 8), &dev).unwrap();
+        let fast = causal_attention(&q, &k, &v, 0.35, &hidden).unwrap();
+        let plain = causal_attention_plain(&q, &k, &v, 0.35, &hidden).unwrap();
+        assert!(max_diff(&fast, &plain) < 1e-5);
+        let gf = (&fast * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (&plain * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
+            let d = max_diff(gf.get(x).unwrap(), gp.get(x).unwrap());
+            assert!(d < 1e-4, "d{name}: {d}");
+        }
+        // Row 0's B queries equal attention over the sequence with A cut out: keys 0..3, 5..8.
+        let keep = Tensor::new(&[0u32, 1, 2, 5, 6, 7], &dev).unwrap();
+        let cut = |x: &Tensor| x.narrow(0, 0, 1).unwrap().index_select(&keep, 2).unwrap();
+        let alone = causal_attention_plain(&cut(&q), &cut(&k), &cut(&v), 0.35, &[]).unwrap();
+        let b_rows =
+            |x: &Tensor, from: usize| x.narrow(0, 0, 1).unwrap().narrow(1, from, 3).unwrap();
+        assert!(max_diff(&b_rows(&fast, 5), &b_rows(&alone, 3)) < 1e-5);
+        // Rows that hide nothing are untouched.
+        let none = causal_attention(&q, &k, &v, 0.35, &[]).unwrap();
+        let row1 = |x: &Tensor| x.narrow(0, 1, 1).unwrap();
+        assert_eq!(max_diff(&row1(&fast), &row1(&none)), 0.0);
     }
 }

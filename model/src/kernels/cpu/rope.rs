@@ -34,17 +34,26 @@ pub fn rope_supported(x: &Tensor, cos: &Tensor, rows_needed: usize) -> Result<bo
         && rows_needed <= cos.dim(0)?)
 }
 
-/// Rotates `x` `(batch, heads, seq, d)` by the tables `cos`, `sin` `(seq, d/2)` of its
-/// positions, fused; only for inputs [`rope_supported`] accepts.
+/// Rotates `x` `(batch, heads, seq, d)` by the tables `cos`, `sin` of its positions, fused:
+/// `(seq, d/2)` when every row sits at the same positions, `(batch * seq, d/2)` when each row
+/// has its own (a shared-prefix batch); only for inputs [`rope_supported`] accepts.
 ///
 /// # Errors
-/// Tensor errors.
+/// Tensor errors; tables of neither shape.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<Tensor> {
+    let (b, _, s, _) = x.dims4()?;
+    let rows = cos.dim(0)?;
+    if rows != s && rows != b * s {
+        return Err(crate::Error::ModelInput {
+            message: format!("rope tables of {rows} positions for {b} rows of {s}"),
+        });
+    }
     let cos: Vec<f32> = cos.flatten_all()?.to_vec1()?;
     let sin: Vec<f32> = sin.flatten_all()?.to_vec1()?;
     let op = RopeOp {
         cos: Arc::new(cos),
         sin: Arc::new(sin),
+        per_row: rows != s,
         style,
         inverse: false,
     };
@@ -77,11 +86,13 @@ pub fn rope_plain(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> R
     })
 }
 
-/// The fused op: tables for the `seq` positions of this call, `(seq, d/2)` each. The backward
-/// is the same rotation by the opposite angle (`inverse`), RoPE being orthogonal.
+/// The fused op: tables for the `seq` positions of this call, `(seq, d/2)` each, or one such
+/// block per batch row (`per_row`). The backward is the same rotation by the opposite angle
+/// (`inverse`), RoPE being orthogonal.
 struct RopeOp {
     cos: Arc<Vec<f32>>,
     sin: Arc<Vec<f32>>,
+    per_row: bool,
     style: RopeStyle,
     inverse: bool,
 }
@@ -96,7 +107,7 @@ impl CustomOp1 for RopeOp {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (_, _, s, d) = layout.shape().dims4()?;
+        let (_, heads, s, d) = layout.shape().dims4()?;
         let data = contiguous_f32("rope", "input", storage, layout)?;
         let half = d / 2;
         let sign = if self.inverse { -1.0 } else { 1.0 };
@@ -104,12 +115,16 @@ impl CustomOp1 for RopeOp {
         // One chunk per (batch, head): s rows of d.
         out.par_chunks_mut(s * d)
             .zip(data.par_chunks(s * d))
-            .for_each(|(o, x)| {
+            .enumerate()
+            .for_each(|(chunk, (o, x))| {
+                let table = if self.per_row {
+                    chunk / heads * s * half
+                } else {
+                    0
+                };
                 for p in 0..s {
-                    let (cos, sin) = (
-                        &self.cos[p * half..(p + 1) * half],
-                        &self.sin[p * half..(p + 1) * half],
-                    );
+                    let at = table + p * half;
+                    let (cos, sin) = (&self.cos[at..at + half], &self.sin[at..at + half]);
                     let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
                     for i in 0..half {
                         let (c, sn) = (cos[i], sign * sin[i]);
@@ -135,6 +150,7 @@ impl CustomOp1 for RopeOp {
         let op = RopeOp {
             cos: self.cos.clone(),
             sin: self.sin.clone(),
+            per_row: self.per_row,
             style: self.style,
             inverse: !self.inverse,
         };
