@@ -6,7 +6,7 @@ Reads the rows fedpref trains on from stdin (a JSON list of {"prompt_ids", "chos
 "rejected_ids"}, EOS ending each answer) and trains on the same token ids with TRL's
 `DPOTrainer` (pairs) or `KTOTrainer` (each row's two answers as single labelled answers, the KL
 batch built by TRL's own rotation of completions within a batch). As fedpref: the GGUF's
-weights dequantized to float32, LoRA r (alpha 2r, `--dropout`, kept on: `disable_dropout=False`)
+weights dequantized to float32 (`hf_model.py`), LoRA r (alpha 2r, `--dropout`, kept on: `disable_dropout=False`)
 on q_proj and v_proj, beta 0.1, AdamW lr 1e-4, gradient clipping at 1, reference log-probs
 precomputed before training (`precompute_ref_log_probs=True`). The rows skip TRL's tokenization
 (they are its output already); the training step is TRL's own. Step time runs from the
@@ -18,7 +18,6 @@ transformers 5.24.0, peft 0.21.2, trl 1.16.0, accelerate 1.15.0, datasets 5.2.0,
 """
 import argparse
 import json
-import os
 import random
 import resource
 import statistics
@@ -26,23 +25,7 @@ import sys
 import tempfile
 import time
 
-
-def load_model(gguf, dtype):
-    """The GGUF dequantized into a plain transformers model (no quantizer attached) and its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder, name = os.path.split(os.path.abspath(gguf))
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    model.load_state_dict(loaded.state_dict(), strict=False)
-    model.tie_weights()
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+from hf_model import load_model
 
 
 def lora_config(rank, dropout):

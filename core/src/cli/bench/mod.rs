@@ -113,6 +113,14 @@ pub struct GenerateArgs {
     /// The Python that runs --llamacpp (with llama-cpp-python installed).
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Also generate from the same prompts, batched, with transformers' `generate` through
+    /// this script (xtask/bench/hf_generate.py; needs --gguf) and print the ratio.
+    #[arg(long, value_name = "SCRIPT", requires = "gguf")]
+    transformers: Option<PathBuf>,
+    /// The Python that runs --transformers (with torch, transformers and gguf); default
+    /// --python.
+    #[arg(long)]
+    transformers_python: Option<PathBuf>,
 }
 
 /// Arguments of `fedpref bench dpo-step` and `kto-step`.
@@ -180,12 +188,14 @@ struct PytorchReport {
     torch: String,
 }
 
-/// What `llama_generate.py` prints (one JSON line).
+/// What `llama_generate.py` and `hf_generate.py` print (one JSON line).
 #[derive(Debug, Deserialize)]
-struct LlamaCppReport {
+struct GenerationReport {
     seconds: f64,
     tokens_per_s: f64,
-    llama_cpp: String,
+    /// The reference's version.
+    #[serde(alias = "llama_cpp", alias = "transformers")]
+    version: String,
 }
 
 /// Runs a benchmark and prints its table (or JSON line); `host` loads the plugins (the
@@ -332,16 +342,18 @@ fn run_reference<T: serde::de::DeserializeOwned>(
         .with_context(|| format!("reading {}'s JSON: {line}", script.display()))
 }
 
-/// Generates from `prompts` in llama.cpp with `script` on the same GGUF and thread count.
-fn run_llamacpp(
+/// Generates from `prompts` with the reference `script` (llama.cpp or transformers), run by
+/// `python`, on the same GGUF and thread count.
+fn run_generation_reference(
     args: &GenerateArgs,
+    python: &std::path::Path,
     script: &std::path::Path,
     prompts: &[Vec<u32>],
-) -> anyhow::Result<LlamaCppReport> {
+) -> anyhow::Result<GenerationReport> {
     let Some(gguf) = &args.model.gguf else {
-        return Err(UsageError("--llamacpp needs --gguf".into()).into());
+        return Err(UsageError(format!("{} needs --gguf", script.display())).into());
     };
-    let mut cmd = Command::new(&args.python);
+    let mut cmd = Command::new(python);
     cmd.arg(script)
         .arg("--gguf")
         .arg(gguf)
@@ -351,7 +363,7 @@ fn run_llamacpp(
             "--threads",
             &candle_core::utils::get_num_threads().to_string(),
         ]);
-    eprintln!("bench generate: the same prompts in llama.cpp: {cmd:?}");
+    eprintln!("bench generate: the same prompts through {cmd:?}");
     run_reference(cmd, script, Some(&serde_json::to_vec(prompts)?))
 }
 
@@ -432,7 +444,19 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let r = workload::generate(&model, &settings)?;
     let llama = match &args.llamacpp {
-        Some(script) => Some(run_llamacpp(args, script, &r.prompts)?),
+        Some(script) => Some(run_generation_reference(
+            args,
+            &args.python,
+            script,
+            &r.prompts,
+        )?),
+        None => None,
+    };
+    let hf = match &args.transformers {
+        Some(script) => {
+            let python = args.transformers_python.as_ref().unwrap_or(&args.python);
+            Some(run_generation_reference(args, python, script, &r.prompts)?)
+        }
         None => None,
     };
     if args.model.json {
@@ -440,6 +464,10 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         if let Some(l) = &llama {
             v["llamacpp_tokens_per_s"] = serde_json::json!(l.tokens_per_s);
             v["ratio_to_llamacpp"] = serde_json::json!(r.tokens_per_s / l.tokens_per_s);
+        }
+        if let Some(h) = &hf {
+            v["transformers_tokens_per_s"] = serde_json::json!(h.tokens_per_s);
+            v["ratio_to_transformers"] = serde_json::json!(r.tokens_per_s / h.tokens_per_s);
         }
         println!("{v}");
     } else {
@@ -466,11 +494,21 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         if let Some(l) = &llama {
             println!(
                 "llama.cpp (llama-cpp-python {}), the same prompts one after another: {:.2} s, {:.1} tokens/s",
-                l.llama_cpp, l.seconds, l.tokens_per_s
+                l.version, l.seconds, l.tokens_per_s
             );
             println!(
                 "fedpref / llama.cpp: {:.2}x tokens/s",
                 r.tokens_per_s / l.tokens_per_s
+            );
+        }
+        if let Some(h) = &hf {
+            println!(
+                "transformers {} generate, the same prompts batched: {:.2} s, {:.1} tokens/s",
+                h.version, h.seconds, h.tokens_per_s
+            );
+            println!(
+                "fedpref / transformers: {:.2}x tokens/s",
+                r.tokens_per_s / h.tokens_per_s
             );
         }
     }
