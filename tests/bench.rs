@@ -48,6 +48,10 @@ fn train_step_bench_prints_a_json_report_with_consistent_numbers() {
         "no MFU without a GPU peak: {report}"
     );
     assert!(report["peak_rss_mib"].as_f64().unwrap() > 100.0);
+    assert!(
+        report["matmul_gflops_per_s"].as_f64().unwrap() > 0.1,
+        "{report}"
+    );
 }
 
 #[test]

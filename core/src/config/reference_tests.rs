@@ -9,7 +9,7 @@ use crate::eval::BenchmarkConfig;
 
 /// Keys the default config does not write out (unset, or skipped at their default): the
 /// documented default and a value to try each with.
-const OPTIONAL: [(&str, &str, &str); 16] = [
+const OPTIONAL: [(&str, &str, &str); 17] = [
     ("data.path", "unset", "\"pairs.jsonl\""),
     ("data.eval_path", "unset", "\"held-out.jsonl\""),
     ("data.group_key", "unset", "\"user_id\""),
@@ -26,6 +26,7 @@ const OPTIONAL: [(&str, &str, &str); 16] = [
     ("eval.benchmarks[].preset", "unset", "\"paper\""),
     ("checkpoint.keep", "`2`", "3"),
     ("training.max_update_norm", "`0.0`", "10.0"),
+    ("training.shared_prefix", "`true`", "false"),
 ];
 
 /// `| `key` | type | default | meaning |` rows: key -> default cell.

@@ -421,6 +421,11 @@ fn train_step_table(
         ));
     }
     out.push_str(&format!(
+        "a plain 2048^3 matmul here: {:.1} GFLOP/s; the step reaches {:.0}% of it\n",
+        r.matmul_gflops_per_s,
+        100.0 * r.gflops_per_s / r.matmul_gflops_per_s
+    ));
+    out.push_str(&format!(
         "losses {:?}; peak RSS {:.0} MiB; {} LoRA parameters\n",
         r.losses, c.peak_rss_mib, r.trainable_params
     ));

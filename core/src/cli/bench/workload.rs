@@ -200,6 +200,9 @@ pub struct TrainStepReport {
     pub flops_per_step: f64,
     /// `flops_per_step / s_per_step`, GFLOP/s.
     pub gflops_per_s: f64,
+    /// A plain 2048 x 2048 x 2048 matmul in the step's dtype on the same device, GFLOP/s
+    /// (median of 3 after a warm-up): the machine's matmul rate the step is measured against.
+    pub matmul_gflops_per_s: f64,
     /// LoRA parameters.
     pub trainable_params: usize,
     /// Loss of every step (warm-up included).
@@ -329,6 +332,29 @@ pub fn train_step_flops(cfg: &ModelConfig, lora: &LoraConfig, batch: usize, seq:
     4.0 * matmul_params * tokens + attention + layers * lora_per_layer * tokens
 }
 
+/// GFLOP/s of a plain square matmul of side 2048 in `dtype` on `device`: median of 3 timed
+/// products after one untimed.
+///
+/// # Errors
+/// Tensor errors.
+pub fn matmul_gflops(dtype: DType, device: &Device) -> Result<f64> {
+    const SIDE: usize = 2048;
+    let a = Tensor::randn(0f32, 1.0, (SIDE, SIDE), device)?.to_dtype(dtype)?;
+    let b = Tensor::randn(0f32, 1.0, (SIDE, SIDE), device)?.to_dtype(dtype)?;
+    let mut times = vec![];
+    for run in 0..4 {
+        sync(device)?;
+        let t0 = Instant::now();
+        let c = a.matmul(&b)?;
+        sync(device)?;
+        drop(c);
+        if run > 0 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    Ok(2.0 * (SIDE as f64).powi(3) / median(&times) / 1e9)
+}
+
 /// Waits for the device's queued work (GPU timing); nothing on the CPU.
 fn sync(device: &Device) -> Result<()> {
     Ok(device.synchronize()?)
@@ -398,6 +424,7 @@ pub fn train_step(m: &BenchModel, b: &TrainStepBench) -> Result<TrainStepReport>
     }
     let s = median(&times);
     let flops = train_step_flops(&cfg, &lora, b.batch, b.seq);
+    let matmul_gflops_per_s = matmul_gflops(m.dtype, device)?;
     Ok(TrainStepReport {
         context: BenchContext::new(m),
         s_per_step: s,
@@ -408,6 +435,7 @@ pub fn train_step(m: &BenchModel, b: &TrainStepBench) -> Result<TrainStepReport>
         tokens_per_s: (b.batch * b.seq) as f64 / s,
         flops_per_step: flops,
         gflops_per_s: flops / s / 1e9,
+        matmul_gflops_per_s,
         trainable_params,
         losses,
         batch: b.batch,

@@ -7,8 +7,9 @@
 //! `(batch, seq, heads, d)`, ready to be flattened to `(batch, seq, heads * d)` without a copy.
 //! Query head `h` reads KV head `h / (heads / kv_heads)` in place: no repeated K/V copies.
 //!
-//! Per (batch, head) the forward computes `S = scale Q K^T`, the masked row softmax `P` and
-//! `O = P V`, keeping only the row log-sum-exp. The backward recomputes `P` from it and forms
+//! Per (batch, head) and block of queries the forward computes `S = scale Q K^T` against the
+//! keys the block can see, the masked row softmax `P` and `O = P V`, keeping only the row
+//! log-sum-exp. The backward recomputes `P` from it and forms
 //! `dV = P^T dO`, `dS = P o (dO V^T - rowsum(dO o O))`, `dQ = scale dS K`, `dK = scale dS^T Q`
 //! (the standard attention backward), parallel over (batch, KV head) with rayon. docs/performance.md
 //! measured the composed version at 3-4x PyTorch's time; it stays as the plain twin and the
@@ -25,6 +26,11 @@ use crate::Result;
 
 /// The op's name in errors.
 const OP: &str = "causal-attention";
+
+/// Queries per block: each block is multiplied with only the keys its last query can see, so
+/// the causal mask's upper triangle costs no work beyond the blocks on the diagonal (at 256
+/// positions, 62% of the full square's matmul work).
+const QUERY_BLOCK: usize = 64;
 
 /// Keys that the later queries of one batch row must not see, on top of the causal mask:
 /// queries at or after position `query_from` ignore keys `key_from..key_to`. A shared-prefix
@@ -282,7 +288,8 @@ impl CustomOp3 for CausalAttention {
         let group = nh / nkv;
         let offset = t - s;
         let scale = self.scale;
-        // One task per (batch, head): its output rows (s, d) and row log-sum-exps (s).
+        // One task per (batch, head): its output rows (s, d) and row log-sum-exps (s), a block
+        // of queries at a time against only the keys the block can see.
         let per_head: Vec<(Vec<f32>, Vec<f32>)> = (0..b * nh)
             .into_par_iter()
             .map(|bh| {
@@ -291,65 +298,71 @@ impl CustomOp3 for CausalAttention {
                 let qh = &q[bh * s * d..(bh + 1) * s * d];
                 let kv_at = (bi * nkv + kvh) * t * d;
                 let (kh, vh) = (&k[kv_at..kv_at + t * d], &v[kv_at..kv_at + t * d]);
-                let mut p = vec![0f32; s * t];
-                // SAFETY: p is (s, t) row-major; qh is (s, d), kh (t, d) row-major, read as
-                // K^T (d, t) through swapped strides; no aliasing.
-                unsafe {
-                    mm(
-                        s,
-                        t,
-                        d,
-                        p.as_mut_ptr(),
-                        t,
-                        false,
-                        qh.as_ptr(),
-                        d as isize,
-                        1,
-                        kh.as_ptr(),
-                        1,
-                        d as isize,
-                        scale,
-                    )
-                };
-                let mut lse = vec![0f32; s];
                 let rule = HiddenKeys::of_row(&self.hidden, bi);
-                for i in 0..s {
-                    let row = &mut p[i * t..(i + 1) * t];
-                    let valid = offset + i + 1;
-                    row[rule.for_query(offset + i, valid)].fill(f32::NEG_INFINITY);
-                    let max = row[..valid]
-                        .iter()
-                        .cloned()
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for x in row[..valid].iter_mut() {
-                        *x = (*x - max).exp();
-                        sum += *x;
-                    }
-                    let inv = 1.0 / sum;
-                    row[..valid].iter_mut().for_each(|x| *x *= inv);
-                    row[valid..].iter_mut().for_each(|x| *x = 0.0);
-                    lse[i] = max + sum.ln();
-                }
+                let mut p = vec![0f32; QUERY_BLOCK.min(s) * t];
                 let mut o = vec![0f32; s * d];
-                // SAFETY: o is (s, d); p (s, t) and vh (t, d) row-major.
-                unsafe {
-                    mm(
-                        s,
-                        d,
-                        t,
-                        o.as_mut_ptr(),
-                        d,
-                        false,
-                        p.as_ptr(),
-                        t as isize,
-                        1,
-                        vh.as_ptr(),
-                        d as isize,
-                        1,
-                        1.0,
-                    )
-                };
+                let mut lse = vec![0f32; s];
+                for i0 in (0..s).step_by(QUERY_BLOCK) {
+                    let rows = QUERY_BLOCK.min(s - i0);
+                    let keys = offset + i0 + rows;
+                    // SAFETY: p holds (rows, keys) row-major; the block of qh is (rows, d) and
+                    // kh (keys, d) row-major, read as K^T (d, keys) through swapped strides.
+                    unsafe {
+                        mm(
+                            rows,
+                            keys,
+                            d,
+                            p.as_mut_ptr(),
+                            keys,
+                            false,
+                            qh[i0 * d..].as_ptr(),
+                            d as isize,
+                            1,
+                            kh.as_ptr(),
+                            1,
+                            d as isize,
+                            scale,
+                        )
+                    };
+                    for r in 0..rows {
+                        let i = i0 + r;
+                        let row = &mut p[r * keys..(r + 1) * keys];
+                        let valid = offset + i + 1;
+                        row[rule.for_query(offset + i, valid)].fill(f32::NEG_INFINITY);
+                        let max = row[..valid]
+                            .iter()
+                            .cloned()
+                            .fold(f32::NEG_INFINITY, f32::max);
+                        let mut sum = 0f32;
+                        for x in row[..valid].iter_mut() {
+                            *x = (*x - max).exp();
+                            sum += *x;
+                        }
+                        let inv = 1.0 / sum;
+                        row[..valid].iter_mut().for_each(|x| *x *= inv);
+                        row[valid..].iter_mut().for_each(|x| *x = 0.0);
+                        lse[i] = max + sum.ln();
+                    }
+                    // SAFETY: the block of o is (rows, d); p (rows, keys) and vh's first keys
+                    // rows (keys, d) row-major.
+                    unsafe {
+                        mm(
+                            rows,
+                            d,
+                            keys,
+                            o[i0 * d..].as_mut_ptr(),
+                            d,
+                            false,
+                            p.as_ptr(),
+                            keys as isize,
+                            1,
+                            vh.as_ptr(),
+                            d as isize,
+                            1,
+                            1.0,
+                        )
+                    };
+                }
                 (o, lse)
             })
             .collect();
@@ -389,7 +402,8 @@ impl CustomOp3 for CausalAttention {
         let mut dq = vec![0f32; b * nh * s * d];
         let mut dk = vec![0f32; b * nkv * t * d];
         let mut dv = vec![0f32; b * nkv * t * d];
-        // One task per (batch, KV head): it owns dK, dV of that head and dQ of its query group.
+        // One task per (batch, KV head): it owns dK, dV of that head and dQ of its query group;
+        // a block of queries at a time against only the keys the block can see.
         dq.par_chunks_mut(group * s * d)
             .zip(dk.par_chunks_mut(t * d))
             .zip(dv.par_chunks_mut(t * d))
@@ -398,8 +412,8 @@ impl CustomOp3 for CausalAttention {
                 let bi = bkv / nkv;
                 let kh = &k[bkv * t * d..(bkv + 1) * t * d];
                 let vh = &v[bkv * t * d..(bkv + 1) * t * d];
-                let mut p = vec![0f32; s * t];
-                let mut dp = vec![0f32; s * t];
+                let mut p = vec![0f32; QUERY_BLOCK.min(s) * t];
+                let mut dp = vec![0f32; QUERY_BLOCK.min(s) * t];
                 let rule = HiddenKeys::of_row(&self.hidden, bi);
                 for gi in 0..group {
                     let h = (bkv % nkv) * group + gi;
@@ -408,111 +422,118 @@ impl CustomOp3 for CausalAttention {
                     // dO and O rows of head h sit in (b, s, nh, d): row stride nh * d.
                     let row0 = (bi * s * nh + h) * d;
                     let (go, oh) = (&g_o[row0..], &o[row0..]);
-                    let rs = (nh * d) as isize;
-                    // SAFETY (all mm calls below): p, dp are (s, t) row-major; qh (s, d),
-                    // kh, vh (t, d) row-major; go, oh address s rows of d with stride nh * d
-                    // inside their buffers (row0 + (s - 1) nh d + d <= b s nh d); dq_g, dk_h,
-                    // dv_h are this task's own chunks.
-                    unsafe {
-                        mm(
-                            s,
-                            t,
-                            d,
-                            p.as_mut_ptr(),
-                            t,
-                            false,
-                            qh.as_ptr(),
-                            d as isize,
-                            1,
-                            kh.as_ptr(),
-                            1,
-                            d as isize,
-                            scale,
-                        )
-                    };
-                    unsafe {
-                        mm(
-                            s,
-                            t,
-                            d,
-                            dp.as_mut_ptr(),
-                            t,
-                            false,
-                            go.as_ptr(),
-                            rs,
-                            1,
-                            vh.as_ptr(),
-                            1,
-                            d as isize,
-                            1.0,
-                        )
-                    };
-                    for i in 0..s {
-                        let valid = offset + i + 1;
-                        let l = lse[bh * s + i];
-                        let r = i * nh * d;
-                        let di: f32 = (0..d).map(|c| go[r + c] * oh[r + c]).sum();
-                        let (prow, dprow) =
-                            (&mut p[i * t..(i + 1) * t], &mut dp[i * t..(i + 1) * t]);
-                        for j in 0..valid {
-                            let pij = (prow[j] - l).exp();
-                            prow[j] = pij;
-                            dprow[j] = pij * (dprow[j] - di);
-                        }
-                        prow[valid..].iter_mut().for_each(|x| *x = 0.0);
-                        dprow[valid..].iter_mut().for_each(|x| *x = 0.0);
-                        let hidden = rule.for_query(offset + i, valid);
-                        prow[hidden.clone()].fill(0.0);
-                        dprow[hidden].fill(0.0);
-                    }
+                    let rs = nh * d;
                     let dq_h = &mut dq_g[gi * s * d..(gi + 1) * s * d];
-                    unsafe {
-                        // dQ = scale dS K; dK += scale dS^T Q; dV += P^T dO.
-                        mm(
-                            s,
-                            d,
-                            t,
-                            dq_h.as_mut_ptr(),
-                            d,
-                            false,
-                            dp.as_ptr(),
-                            t as isize,
-                            1,
-                            kh.as_ptr(),
-                            d as isize,
-                            1,
-                            scale,
-                        );
-                        mm(
-                            t,
-                            d,
-                            s,
-                            dk_h.as_mut_ptr(),
-                            d,
-                            gi > 0,
-                            dp.as_ptr(),
-                            1,
-                            t as isize,
-                            qh.as_ptr(),
-                            d as isize,
-                            1,
-                            scale,
-                        );
-                        mm(
-                            t,
-                            d,
-                            s,
-                            dv_h.as_mut_ptr(),
-                            d,
-                            gi > 0,
-                            p.as_ptr(),
-                            1,
-                            t as isize,
-                            go.as_ptr(),
-                            rs,
-                            1,
-                            1.0,
-                        );
+                    for i0 in (0..s).step_by(QUERY_BLOCK) {
+                        let rows = QUERY_BLOCK.min(s - i0);
+                        let keys = offset + i0 + rows;
+                        let (q_blk, go_blk) = (&qh[i0 * d..], &go[i0 * rs..]);
+                        // SAFETY (all mm calls below): p, dp hold (rows, keys) row-major; q_blk
+                        // (rows, d), kh, vh (t >= keys rows of d) row-major; go_blk addresses
+                        // rows rows of d with stride nh * d inside g_o (row0 + (s - 1) nh d + d
+                        // <= b s nh d); dq_h, dk_h, dv_h are this task's own chunks.
+                        unsafe {
+                            // S = scale Q K^T; dP = dO V^T.
+                            mm(
+                                rows,
+                                keys,
+                                d,
+                                p.as_mut_ptr(),
+                                keys,
+                                false,
+                                q_blk.as_ptr(),
+                                d as isize,
+                                1,
+                                kh.as_ptr(),
+                                1,
+                                d as isize,
+                                scale,
+                            );
+                            mm(
+                                rows,
+                                keys,
+                                d,
+                                dp.as_mut_ptr(),
+                                keys,
+                                false,
+                                go_blk.as_ptr(),
+                                rs as isize,
+                                1,
+                                vh.as_ptr(),
+                                1,
+                                d as isize,
+                                1.0,
+                            );
+                        }
+                        for r in 0..rows {
+                            let i = i0 + r;
+                            let valid = offset + i + 1;
+                            let l = lse[bh * s + i];
+                            let at = i * rs;
+                            let di: f32 = (0..d).map(|c| go[at + c] * oh[at + c]).sum();
+                            let (prow, dprow) = (
+                                &mut p[r * keys..(r + 1) * keys],
+                                &mut dp[r * keys..(r + 1) * keys],
+                            );
+                            for j in 0..valid {
+                                let pij = (prow[j] - l).exp();
+                                prow[j] = pij;
+                                dprow[j] = pij * (dprow[j] - di);
+                            }
+                            prow[valid..].iter_mut().for_each(|x| *x = 0.0);
+                            dprow[valid..].iter_mut().for_each(|x| *x = 0.0);
+                            let hidden = rule.for_query(offset + i, valid);
+                            prow[hidden.clone()].fill(0.0);
+                            dprow[hidden].fill(0.0);
+                        }
+                        unsafe {
+                            // dQ = scale dS K; dK += scale dS^T Q; dV += P^T dO.
+                            mm(
+                                rows,
+                                d,
+                                keys,
+                                dq_h[i0 * d..].as_mut_ptr(),
+                                d,
+                                false,
+                                dp.as_ptr(),
+                                keys as isize,
+                                1,
+                                kh.as_ptr(),
+                                d as isize,
+                                1,
+                                scale,
+                            );
+                            mm(
+                                keys,
+                                d,
+                                rows,
+                                dk_h.as_mut_ptr(),
+                                d,
+                                true,
+                                dp.as_ptr(),
+                                1,
+                                keys as isize,
+                                q_blk.as_ptr(),
+                                d as isize,
+                                1,
+                                scale,
+                            );
+                            mm(
+                                keys,
+                                d,
+                                rows,
+                                dv_h.as_mut_ptr(),
+                                d,
+                                true,
+                                p.as_ptr(),
+                                1,
+                                keys as isize,
+                                go_blk.as_ptr(),
+                                rs as isize,
+                                1,
+                                1.0,
+                            );
+                        }
                     }
                 }
             });
@@ -535,8 +556,9 @@ mod tests {
     #[test]
     fn fused_equals_plain_twin_forward_and_gradients() {
         let dev = Device::Cpu;
-        // GQA 6 heads / 2 KV heads; kv_len > seq exercises the KV-cache offset.
-        for (s, t) in [(7usize, 7usize), (3, 8)] {
+        // GQA 6 heads / 2 KV heads; kv_len > seq exercises the KV-cache offset; more than
+        // QUERY_BLOCK queries, the last block partial, exercise the blocking.
+        for (s, t) in [(7usize, 7usize), (3, 8), (150, 150), (70, 100)] {
             let q = Var::randn(0f32, 1.0, (2, 6, s, 8), &dev).unwrap();
             let k = Var::randn(0f32, 1.0, (2, 2, t, 8), &dev).unwrap();
             let v = Var::randn(0f32, 1.0, (2, 2, t, 8), &dev).unwrap();
