@@ -307,6 +307,7 @@ pub fn token_logprobs(model: &Decoder, ids: &[u32]) -> Result<Vec<f32>> {
         dropout_rng: None,
         left_pads: None,
         packing: None,
+        detached: false,
     };
     let x = Tensor::from_slice(ids, (1, ids.len()), model.device())?;
     let hidden = model.hidden_states_with(&x, None, &ctx)?.i(0)?;

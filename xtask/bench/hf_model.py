@@ -1,9 +1,20 @@
-"""A GGUF as a plain float32 transformers model, for the PyTorch references of `fedpref bench`.
+"""What the PyTorch references of `fedpref bench` share: a GGUF as a plain float32 transformers
+model, and the process's peak memory.
 
 transformers dequantizes a GGUF on load but leaves a `GgufHfQuantizer` attached, which neither
 trains nor saves; the weights are copied into a model built from the same config instead.
 """
 import os
+
+
+def peak_rss_mib():
+    """This process's peak resident memory in MiB, from /proc's VmHWM: `ru_maxrss` would also
+    count the memory of the process that started this one (Linux keeps it across exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def load_model(gguf, dtype):

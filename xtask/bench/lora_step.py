@@ -14,6 +14,8 @@ import json
 import statistics
 import time
 
+from hf_model import peak_rss_mib
+
 SHAPES = {
     "smollm2-135m": dict(kind="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536,
                          num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
@@ -102,6 +104,7 @@ def main():
         "optimizer_s": statistics.median(optim),
         "tokens_per_s": args.batch * args.seq / med,
         "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "peak_rss_mib": peak_rss_mib(),
         "losses": losses, "torch": torch.__version__,
         "attn_impl": getattr(model.config, "_attn_implementation", None),
     }), flush=True)

@@ -19,13 +19,12 @@ transformers 5.24.0, peft 0.21.2, trl 1.16.0, accelerate 1.15.0, datasets 5.2.0,
 import argparse
 import json
 import random
-import resource
 import statistics
 import sys
 import tempfile
 import time
 
-from hf_model import load_model
+from hf_model import load_model, peak_rss_mib
 
 
 def lora_config(rank, dropout):
@@ -133,7 +132,7 @@ def main():
         "tokens_per_s": tokens / seconds,
         "reference_s": getattr(trainer, "reference_s", float("nan")),
         "losses": losses,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "threads": torch.get_num_threads(),
         "trl": trl.__version__,
         "torch": torch.__version__,

@@ -82,12 +82,27 @@ impl LossFunction for Failing {
 
 /// `-s beta (pi - ref)` per answer (`s = +1` desirable, `-1` not), averaged; asks for a KL batch
 /// it gives no gradient. Trains on answers split inside clients or redistributed across them.
-struct Singles(DataNeeds);
+struct Singles {
+    data: DataNeeds,
+    /// Weight of a term `kl_weight * mean(kl_logp_policy)` whose gradient flows into the KL
+    /// batch (0: none, as KTO's).
+    kl_weight: f64,
+}
+
+impl Singles {
+    fn spec_of(data: DataNeeds) -> LossSpec {
+        Singles {
+            data,
+            kl_weight: 0.0,
+        }
+        .spec()
+    }
+}
 
 impl LossFunction for Singles {
     fn spec(&self) -> LossSpec {
         LossSpec {
-            data: self.0,
+            data: self.data,
             needs_reference: true,
             needs_kl_batch: true,
         }
@@ -102,14 +117,27 @@ impl LossFunction for Singles {
             })
             .sum::<f64>()
             / n;
+        let n_kl = batch.kl_logp_policy.len();
+        let (kl_term, grad_kl) = if self.kl_weight == 0.0 || n_kl == 0 {
+            (0.0, Default::default())
+        } else {
+            let mean = batch
+                .kl_logp_policy
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum::<f64>()
+                / n_kl as f64;
+            let grad = vec![(self.kl_weight / n_kl as f64) as f32; n_kl];
+            (self.kl_weight * mean, grad.into())
+        };
         Ok(LossOutput {
-            loss,
+            loss: loss + kl_term,
             grad_logp_policy: batch
                 .labels
                 .iter()
                 .map(|&l| (-sign(l) * BETA / n) as f32)
                 .collect(),
-            grad_kl_logp_policy: Default::default(),
+            grad_kl_logp_policy: grad_kl,
             metrics: Default::default(),
         })
     }
@@ -240,9 +268,16 @@ fn plugin() -> Plugin {
         )
         .loss(
             "test-singles",
-            "a linear loss over labelled answers",
-            Singles(DataNeeds::Unpaired).spec(),
-            move |p| no_params(p).map(|()| Singles(DataNeeds::Unpaired)),
+            "a linear loss over labelled answers (plus `kl_weight` times the KL batch's mean)",
+            Singles::spec_of(DataNeeds::Unpaired),
+            move |p| {
+                let kl_weight = p.f64_or("kl_weight", 0.0)?;
+                p.finish()?;
+                Ok(Singles {
+                    data: DataNeeds::Unpaired,
+                    kl_weight,
+                })
+            },
         )
         .aggregator("test-mean", "weighted mean, FedProx plan", |p| {
             let mu = p.f64_or("mu", 0.0)? as f32;
@@ -253,8 +288,13 @@ fn plugin() -> Plugin {
         .loss(
             "test-redistributed",
             "the linear loss over answers redistributed across clients",
-            Singles(DataNeeds::Redistributed).spec(),
-            move |p| no_params(p).map(|()| Singles(DataNeeds::Redistributed)),
+            Singles::spec_of(DataNeeds::Redistributed),
+            move |p| {
+                no_params(p).map(|()| Singles {
+                    data: DataNeeds::Redistributed,
+                    kl_weight: 0.0,
+                })
+            },
         )
         .partitioner("test-round-robin", "example i to client i % n", move |p| {
             no_params(p).map(|()| RoundRobin)

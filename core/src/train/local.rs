@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor, Var};
 use fedpref_plugin_api::{ClientPlan, Label, LossBatch, LossOutput};
-use rand::{seq::SliceRandom, SeedableRng};
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,8 @@ use crate::{
     Error, Result,
 };
 use fedpref_model::{
-    logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch},
+    layers::context::ForwardCtx,
+    logprobs::{sequence_logprobs, sequence_logprobs_with, MaskedSequence, SequenceBatch},
     Decoder,
 };
 
@@ -387,14 +388,10 @@ fn micro_batch(
         logprobs_of(decoder, &sequences, pad_id)?
     };
     let policy_values: Vec<f32> = policy.to_dtype(DType::F32)?.to_vec1()?;
-    let kl_policy = if kl.is_empty() {
-        None
+    let (kl_values, kl_dropout) = if kl.is_empty() {
+        (Vec::new(), None)
     } else {
-        Some(logprobs_of(decoder, kl, pad_id)?)
-    };
-    let kl_values: Vec<f32> = match &kl_policy {
-        Some(t) => t.to_dtype(DType::F32)?.to_vec1()?,
-        None => Vec::new(),
+        kl_logprobs_detached(decoder, kl, pad_id)?
     };
     let reference: Vec<f32> = sequences.iter().map(|s| s.reference).collect();
     let kl_reference: Vec<f32> = kl.iter().map(|s| s.reference).collect();
@@ -419,7 +416,13 @@ fn micro_batch(
     let grad = Tensor::from_slice(output.grad_logp_policy.as_slice(), policy.dims(), &device)?
         .to_dtype(policy.dtype())?;
     let mut surrogate = (&policy * &grad)?.sum_all()?;
-    if let (Some(kl_policy), false) = (&kl_policy, output.grad_kl_logp_policy.is_empty()) {
+    if !kl.is_empty() && !output.grad_kl_logp_policy.is_empty() {
+        // The loss wants the KL term's gradient: the same pass again, recorded this time, on
+        // the same dropout masks (the generator rewound), so it gives the values the loss saw.
+        if let (Some(state), Some(rng)) = (kl_dropout, decoder.ctx().dropout_rng) {
+            *rng.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        }
+        let kl_policy = logprobs_of(decoder, kl, pad_id)?;
         let kl_grad = Tensor::from_slice(
             output.grad_kl_logp_policy.as_slice(),
             kl_policy.dims(),
@@ -435,6 +438,28 @@ fn micro_batch(
         .map(|s| s.sequence.ids.len())
         .sum();
     Ok((output, tokens))
+}
+
+/// The KL batch's policy log-probs from a pass that records no autograd graph (KTO's KL term
+/// carries no gradient, so nothing of the pass need be kept), with the dropout generator as it
+/// was before the pass, for a loss that does ask for their gradient.
+fn kl_logprobs_detached(
+    decoder: &Decoder,
+    kl: &[&Scored],
+    pad_id: u32,
+) -> Result<(Vec<f32>, Option<StdRng>)> {
+    let ctx = decoder.ctx();
+    let before = ctx
+        .dropout_rng
+        .map(|rng| rng.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    let sequences: Vec<MaskedSequence> = kl.iter().map(|s| s.sequence.clone()).collect();
+    let batch = SequenceBatch::new(&sequences, pad_id, decoder.device())?;
+    let detached = ForwardCtx {
+        detached: true,
+        ..ctx
+    };
+    let logp = sequence_logprobs_with(decoder, &batch, &detached)?.logp;
+    Ok((logp.to_dtype(DType::F32)?.to_vec1()?, before))
 }
 
 fn logprobs_of(decoder: &Decoder, scored: &[&Scored], pad_id: u32) -> Result<Tensor> {
@@ -539,11 +564,18 @@ mod tests {
         settings: LocalSettings,
         stop: bool,
     ) -> (LocalOutcome, Vec<f32>, Vec<MaskedSequence>) {
+        train_with_loss(settings, stop, serde_json::json!({}))
+    }
+
+    /// [`train_recording`] with these parameters of the `test-singles` loss.
+    fn train_with_loss(
+        settings: LocalSettings,
+        stop: bool,
+        params: serde_json::Value,
+    ) -> (LocalOutcome, Vec<f32>, Vec<MaskedSequence>) {
         let mut recorder = Recorder::default();
         let host = test_plugins::host();
-        let loss = host
-            .loss("test-singles", &serde_json::json!({}))
-            .expect("loss");
+        let loss = host.loss("test-singles", &params).expect("loss");
         let mut decoder = decoder();
         let global = decoder.adapter().expect("adapter").flatten().expect("flat");
         let units = units();
@@ -638,6 +670,38 @@ mod tests {
             apart <= 1e-4 * moved,
             "packed and plain differ by {apart} (moved {moved})"
         );
+    }
+
+    #[test]
+    fn a_loss_that_asks_for_the_kl_batchs_gradient_gets_it() {
+        // The KL batch runs unrecorded; a loss returning its gradient has it run again,
+        // recorded, on the same dropout masks: the update moves, and does so every time alike.
+        let with_kl = |weight: f64| {
+            let (outcome, _, _) = train_with_loss(
+                settings(2),
+                false,
+                serde_json::json!({ "kl_weight": weight }),
+            );
+            trained(outcome)
+        };
+        let (plain, plain_steps) = with_kl(0.0);
+        let (pulled, pulled_steps) = with_kl(5.0);
+        let (again, again_steps) = with_kl(5.0);
+        assert_eq!(pulled, again, "the same run twice");
+        assert_eq!(
+            pulled_steps.iter().map(|s| s.loss).collect::<Vec<_>>(),
+            again_steps.iter().map(|s| s.loss).collect::<Vec<_>>()
+        );
+        let apart: f32 = plain
+            .iter()
+            .zip(&pulled)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            apart > 1e-4,
+            "the KL term's gradient moved nothing: {apart}"
+        );
+        assert_ne!(plain_steps[0].loss, pulled_steps[0].loss);
     }
 
     #[test]

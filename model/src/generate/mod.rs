@@ -166,6 +166,7 @@ pub fn generate_batch(
         dropout_rng: None,
         left_pads: Some(&pads),
         packing: None,
+        detached: false,
     };
     let mut input = Tensor::from_vec(ids, (b, longest), model.device())?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];

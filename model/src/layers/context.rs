@@ -37,6 +37,10 @@ pub struct ForwardCtx<'a> {
     /// A shared-prefix batch's positions and hidden keys; `None`: row `r`'s column `c` is at
     /// position `c` (after any left padding) and sees every earlier column.
     pub packing: Option<&'a Packing>,
+    /// Record no autograd graph: the adapter's weights are read detached, so nothing of this
+    /// pass is kept for a backward pass (log-probs that no gradient flows through, as KTO's KL
+    /// term).
+    pub detached: bool,
 }
 
 impl ForwardCtx<'_> {
@@ -64,6 +68,7 @@ impl ForwardCtx<'_> {
         dropout_rng: None,
         left_pads: None,
         packing: None,
+        detached: false,
     };
 
     /// Inverted dropout of `x` with probability `p`: zeroes entries with probability `p` and

@@ -175,6 +175,7 @@ impl Decoder {
             dropout_rng: self.dropout_rng.as_deref(),
             left_pads: None,
             packing: None,
+            detached: false,
         }
     }
 

@@ -75,12 +75,27 @@ impl Linear {
         self.lora.as_ref()
     }
 
+    /// The LoRA branch this pass adds, if any: none without `ctx.adapter`, its weights
+    /// detached from the adapter's vars with `ctx.detached`.
+    fn active_lora(&self, ctx: &ForwardCtx) -> Option<std::borrow::Cow<'_, LoraBranch>> {
+        let l = self.lora.as_ref().filter(|_| ctx.adapter)?;
+        Some(if ctx.detached {
+            std::borrow::Cow::Owned(LoraBranch {
+                a: l.a.detach(),
+                b: l.b.detach(),
+                ..l.clone()
+            })
+        } else {
+            std::borrow::Cow::Borrowed(l)
+        })
+    }
+
     /// Applies the projection to `x` `(..., in)`; the LoRA branch only when `ctx.adapter`.
     ///
     /// # Errors
     /// Shape mismatch.
     pub fn forward(&self, x: &Tensor, ctx: &ForwardCtx) -> Result<Tensor> {
-        if let (Some(l), true) = (&self.lora, ctx.adapter) {
+        if let Some(l) = self.active_lora(ctx) {
             if lora_linear_supported(x, &self.weight, &l.a, &l.b) {
                 let mask = ctx.dropout_mask(x.elem_count(), l.dropout);
                 let y = lora_linear(x, &self.weight, &l.a, &l.b, l.scaling, mask)?;
@@ -103,7 +118,7 @@ impl Linear {
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
-        if let (Some(l), true) = (&self.lora, ctx.adapter) {
+        if let Some(l) = self.active_lora(ctx) {
             // Mixed precision as PEFT does it: the branch runs in the adapter's dtype (f32)
             // on bf16 activations, and its output is cast back before the residual add.
             let xd = ctx.dropout(&x.to_dtype(l.a.dtype())?, l.dropout)?;
@@ -181,6 +196,7 @@ mod tests {
                 dropout_rng: if training { Some(r) } else { None },
                 left_pads: None,
                 packing: None,
+                detached: false,
             };
             let fast = lin.forward(&x, &ctx(&r1)).unwrap();
             let plain = lin.forward_plain(&x, &ctx(&r2)).unwrap();
@@ -208,6 +224,7 @@ mod tests {
             dropout_rng: None,
             left_pads: None,
             packing: None,
+            detached: false,
         };
         let base = Linear::new(lin.weight().clone(), lin.bias().cloned())
             .forward(&x, &off)

@@ -185,6 +185,9 @@ struct PytorchReport {
     backward_s: f64,
     optimizer_s: f64,
     peak_gpu_mib: Option<f64>,
+    /// Its process's peak resident memory (absent from older scripts).
+    #[serde(default)]
+    peak_rss_mib: Option<f64>,
     torch: String,
 }
 
@@ -245,6 +248,7 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<ExitCode> {
         v["mfu"] = serde_json::json!(mfu);
         if let Some(t) = &torch {
             v["pytorch_tokens_per_s"] = serde_json::json!(t.tokens_per_s);
+            v["pytorch_peak_mib"] = serde_json::json!(t.peak_gpu_mib.or(t.peak_rss_mib));
             v["ratio_to_pytorch"] = serde_json::json!(ours.tokens_per_s / t.tokens_per_s);
         }
         println!("{v}");
@@ -412,7 +416,9 @@ fn train_step_table(
             t.tokens_per_s,
             r.flops_per_step / t.s_per_step / 1e9,
             t_mfu.map_or("-".to_owned(), |m| format!("{:.1}%", m * 100.0)),
-            t.peak_gpu_mib.map_or("-".to_owned(), |m| format!("{m:.0}"))
+            t.peak_gpu_mib
+                .or(t.peak_rss_mib)
+                .map_or("-".to_owned(), |m| format!("{m:.0}"))
         ));
         out.push_str(&format!(
             "fedpref / pytorch {}: {:.2}x tokens/s\n",
