@@ -38,6 +38,38 @@ pub struct SequenceBatch {
     packing: Option<Packing>,
 }
 
+/// Where each answer token is predicted: the flat hidden-state index, its target id, and the
+/// sequence it counts for, with the answer tokens per sequence.
+#[derive(Default)]
+struct Predictions {
+    predict_at: Vec<u32>,
+    targets: Vec<u32>,
+    rows: Vec<usize>,
+    n_tokens: Vec<usize>,
+}
+
+impl Predictions {
+    fn new(sequences: usize) -> Self {
+        Self {
+            n_tokens: vec![0; sequences],
+            ..Self::default()
+        }
+    }
+
+    /// Records answer tokens of `s` as sequence `k`; the token after position `t` of `s` is
+    /// predicted at flat index `at(t)`.
+    fn add(&mut self, k: usize, s: &MaskedSequence, at: impl Fn(usize) -> usize) {
+        for t in 1..s.ids.len() {
+            if s.answer_mask[t] {
+                self.predict_at.push(at(t - 1) as u32);
+                self.targets.push(s.ids[t]);
+                self.rows.push(k);
+                self.n_tokens[k] += 1;
+            }
+        }
+    }
+}
+
 /// Checks that a sequence has ids and a mask of the same, non-zero length.
 fn check_sequence(r: usize, s: &MaskedSequence) -> Result<()> {
     if s.ids.is_empty() || s.ids.len() != s.answer_mask.len() {
@@ -82,30 +114,15 @@ impl SequenceBatch {
         }
         let seq = sequences.iter().map(|s| s.ids.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(seq * sequences.len());
-        let (mut predict_at, mut targets, mut rows) = (vec![], vec![], vec![]);
-        let mut n_tokens = vec![0; sequences.len()];
+        let mut predictions = Predictions::new(sequences.len());
         for (r, s) in sequences.iter().enumerate() {
             check_sequence(r, s)?;
             ids.extend_from_slice(&s.ids);
             ids.extend(std::iter::repeat_n(pad_id, seq - s.ids.len()));
-            for t in 1..s.ids.len() {
-                if s.answer_mask[t] {
-                    predict_at.push((r * seq + t - 1) as u32);
-                    targets.push(s.ids[t]);
-                    rows.push(r);
-                    n_tokens[r] += 1;
-                }
-            }
+            predictions.add(r, s, |t| r * seq + t);
         }
         let ids = Tensor::from_vec(ids, (sequences.len(), seq), device)?;
-        Ok(Self {
-            ids,
-            predict_at,
-            targets,
-            rows,
-            n_tokens,
-            packing: None,
-        })
+        Ok(Self::from_parts(ids, predictions, None))
     }
 
     /// Packs each pair `(a, b)` into one row: their shared prompt once, then `a`'s rest, then
@@ -136,8 +153,7 @@ impl SequenceBatch {
         let mut ids = Vec::with_capacity(seq * pairs.len());
         let mut positions = Vec::with_capacity(seq * pairs.len());
         let mut hidden = Vec::with_capacity(pairs.len());
-        let (mut predict_at, mut targets, mut rows) = (vec![], vec![], vec![]);
-        let mut n_tokens = vec![0; 2 * pairs.len()];
+        let mut predictions = Predictions::new(2 * pairs.len());
         for (r, ((a, b), &p)) in pairs.iter().zip(&shared).enumerate() {
             check_sequence(2 * r, a)?;
             check_sequence(2 * r + 1, b)?;
@@ -152,31 +168,35 @@ impl SequenceBatch {
                 key_from: p,
                 key_to: la,
             });
-            // Column of `b`'s token t in the row: the shared prompt, then after all of `a`.
-            let column_of_b = |t: usize| if t < p { t } else { la + t - p };
-            for (k, s, column) in [
-                (2 * r, a, &(|t: usize| t) as &dyn Fn(usize) -> usize),
-                (2 * r + 1, b, &column_of_b),
-            ] {
-                for t in 1..s.ids.len() {
-                    if s.answer_mask[t] {
-                        predict_at.push((r * seq + column(t - 1)) as u32);
-                        targets.push(s.ids[t]);
-                        rows.push(k);
-                        n_tokens[k] += 1;
-                    }
-                }
-            }
+            predictions.add(2 * r, a, |t| r * seq + t);
+            // `b`'s token t sits in the shared prompt, or after all of `a`.
+            predictions.add(2 * r + 1, b, |t| {
+                r * seq + if t < p { t } else { la + t - p }
+            });
         }
         let ids = Tensor::from_vec(ids, (pairs.len(), seq), device)?;
-        Ok(Self {
+        Ok(Self::from_parts(
+            ids,
+            predictions,
+            Some(Packing { positions, hidden }),
+        ))
+    }
+
+    fn from_parts(ids: Tensor, predictions: Predictions, packing: Option<Packing>) -> Self {
+        let Predictions {
+            predict_at,
+            targets,
+            rows,
+            n_tokens,
+        } = predictions;
+        Self {
             ids,
             predict_at,
             targets,
             rows,
             n_tokens,
-            packing: Some(Packing { positions, hidden }),
-        })
+            packing,
+        }
     }
 
     /// The padded ids `(batch, seq)`.
