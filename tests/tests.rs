@@ -4,6 +4,7 @@
 //! Run through `cargo xtask test`, which builds the binary, the plugins and the fixtures first.
 
 mod bench;
+mod deploy;
 mod eval;
 mod faults;
 mod federation;

@@ -25,6 +25,9 @@ use super::UsageError;
 pub enum DataCommand {
     /// Report on a data file, and preview a partition of it.
     Inspect(InspectArgs),
+    /// Deal a run's training data to its clients as the simulated run does, one shard file
+    /// per client (for `fedpref client train` on each client's machine).
+    Shards(super::deploy::ShardsArgs),
 }
 
 /// Arguments of `fedpref data inspect`.
@@ -66,12 +69,17 @@ struct Preview {
     seed: u64,
 }
 
-/// Runs a data subcommand; `host` loads the plugins when a preview needs a partitioner.
+/// Runs a data subcommand; `host` loads the plugins when a preview needs a partitioner, and
+/// `data shards` loads them from `plugin_dirs` and the config's folders.
 pub fn run(
     command: &DataCommand,
     host: impl FnOnce() -> anyhow::Result<PluginHost>,
+    plugin_dirs: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
-    let DataCommand::Inspect(args) = command;
+    let args = match command {
+        DataCommand::Inspect(args) => args,
+        DataCommand::Shards(args) => return super::deploy::shards(args, plugin_dirs),
+    };
     let (mut data, preview) = settings(args)?;
     if let Some(format) = &args.format {
         data.format = serde_json::from_value::<Format>(serde_json::Value::String(format.clone())).map_err(|_| {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod data;
+mod deploy;
 mod eval;
 mod judge;
 mod logprobs;
@@ -48,6 +49,13 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Score a run's checkpoint (or the base model) on its [eval] benchmarks.
     Eval(eval::EvalArgs),
+    /// One client's local training as a function of files, for clients that train where their
+    /// data lives (the Flower app in deploy/flower/ runs it on each node).
+    #[command(subcommand)]
+    Client(deploy::ClientCommand),
+    /// A deployed federation's server: round plans and aggregation as functions of files.
+    #[command(subcommand)]
+    Server(deploy::ServerCommand),
     /// Check the offline judge before its scores count as results.
     #[command(subcommand)]
     Judge(judge::JudgeCommand),
@@ -78,12 +86,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
     };
     match &cli.command {
         Command::Plugins(command) => plugins::run(command, host),
-        Command::Data(command) => data::run(command, host),
+        Command::Data(command) => data::run(command, host, &cli.plugin_dirs),
         Command::Loss(args) => loss::run(args, &host()?),
         Command::Logprobs(args) => logprobs::run(args),
         Command::Run(args) => run::run(args, &cli.plugin_dirs),
         Command::Eval(args) => eval::run(args, &cli.plugin_dirs),
         Command::Judge(command) => judge::run(command, &host()?),
+        Command::Client(command) => deploy::client(command, &cli.plugin_dirs),
+        Command::Server(command) => deploy::server(command, &cli.plugin_dirs),
         Command::Bench(command) => bench::run(command, host),
         #[cfg(feature = "report")]
         Command::Report(args) => report::run(args),

@@ -71,14 +71,7 @@ impl Experiment {
     pub fn prepare(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<Self> {
         let name = plan.key.dir_name();
         let config = &plan.config;
-        let seed = plan.key.seed;
-        let splits = load_splits(&config.data, derive(seed, Stream::EvalSplit, 0, 0))?;
-        if plan.loss_spec.data == DataNeeds::Paired {
-            require_pairs(&splits.train, &plan.key.method)?;
-        }
-        let mut model = load_model(plan, ctx)?;
-        let template = model.chat_template()?;
-        let tokenized = tokenize(&splits.train, &model.tokenizer, &template, &config.data)?;
+        let (splits, mut model, tokenized) = load_data(plan, ctx)?;
         let (clients, partition_summary) = partition(plan, ctx, &splits, &tokenized)?;
         let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
         // Scorers and benchmark files are checked here, so a bad [eval] fails before training.
@@ -120,6 +113,33 @@ impl Experiment {
     pub fn n_params(&self) -> usize {
         self.initial.len()
     }
+}
+
+/// Each client's training units for `plan`, dealt as [`Experiment::prepare`] deals them, for
+/// shard files ([`super::worker::write_shard`]) of clients that train elsewhere.
+///
+/// # Errors
+/// Data, model and plugin errors; [`Error::Run`] when a client gets no data.
+pub fn deal_units(plan: &RunPlan, ctx: &SweepContext<'_>) -> Result<Vec<Vec<Unit>>> {
+    let (splits, _, tokenized) = load_data(plan, ctx)?;
+    let (clients, _) = partition(plan, ctx, &splits, &tokenized)?;
+    Ok(clients.into_iter().map(|c| c.units).collect())
+}
+
+/// The run's data split and checked, the model loaded, and the training split tokenized.
+fn load_data(
+    plan: &RunPlan,
+    ctx: &SweepContext<'_>,
+) -> Result<(Splits, LoadedModel, TokenizedDataset)> {
+    let config = &plan.config;
+    let splits = load_splits(&config.data, derive(plan.key.seed, Stream::EvalSplit, 0, 0))?;
+    if plan.loss_spec.data == DataNeeds::Paired {
+        require_pairs(&splits.train, &plan.key.method)?;
+    }
+    let model = load_model(plan, ctx)?;
+    let template = model.chat_template()?;
+    let tokenized = tokenize(&splits.train, &model.tokenizer, &template, &config.data)?;
+    Ok((splits, model, tokenized))
 }
 
 /// The base model on the configured device and precision.
@@ -229,7 +249,10 @@ fn open_reference_cache(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<()
 }
 
 /// Attaches a freshly initialized adapter (seeded) and returns its flat parameters.
-fn attach_adapter(plan: &RunPlan, model: &mut LoadedModel) -> Result<Vec<f32>> {
+///
+/// # Errors
+/// A LoRA config the model does not fit; tensor errors.
+pub(crate) fn attach_adapter(plan: &RunPlan, model: &mut LoadedModel) -> Result<Vec<f32>> {
     let lora = &plan.config.lora;
     let targets: Vec<&str> = lora.targets.iter().map(String::as_str).collect();
     let lora = LoraConfig::new(lora.rank, lora.alpha, lora.dropout, &targets)?;

@@ -11,8 +11,9 @@
 //! - [`sampling`]: every random choice derived from (seed, purpose, round, client);
 //!   [`schedule`]: the learning rate of each round and the local steps of each client.
 //! - [`checkpoint`], [`manifest`]: what a run directory holds (see [`fedpref_rundir`]).
-//! - [`worker`]: local training of one client and aggregation of one round as functions of
-//!   files, for clients that train where their data lives.
+//! - [`worker`] and [`server`]: local training of one client, and a round's sampling and
+//!   aggregation, as functions of files, for clients that train where their data lives
+//!   (`fedpref client` / `fedpref server`, the Flower app in `deploy/flower/`).
 //! - [`isolation`]: each run of a sweep in a process of its own, so a crash costs that run.
 
 pub mod checkpoint;
@@ -25,6 +26,7 @@ pub mod round;
 pub mod run;
 pub mod sampling;
 pub mod schedule;
+pub mod server;
 pub mod state;
 pub mod worker;
 
@@ -35,7 +37,7 @@ use std::{
 
 use fedpref_rundir::{Manifest, RunDir, RunStatus};
 
-pub use plan::{plan_sweep, RunPlan};
+pub use plan::{plan_one, plan_sweep, RunPlan};
 pub use run::RunSummary;
 
 use crate::{

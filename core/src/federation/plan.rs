@@ -86,6 +86,42 @@ pub fn plan_sweep(config: &ExperimentConfig, host: &PluginHost) -> Result<Vec<Ru
     Ok(plans)
 }
 
+/// The one run of `config` that commands working on a single run act on: the run named `name`
+/// (`method-aggregator-sSEED`), or the sweep's only run.
+///
+/// # Errors
+/// As [`plan_sweep`]; [`Error::Usage`] when `name` is not in the sweep, or when no name is
+/// given and the sweep has several runs.
+pub fn plan_one(
+    config: &ExperimentConfig,
+    host: &PluginHost,
+    name: Option<&str>,
+) -> Result<RunPlan> {
+    let mut plans = plan_sweep(config, host)?;
+    let names = || {
+        plans
+            .iter()
+            .map(|p| p.key.dir_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(name) => match plans.iter().position(|p| p.key.dir_name() == name) {
+            Some(i) => Ok(plans.swap_remove(i)),
+            None => Err(Error::Usage(format!(
+                "the config's sweep has no run {name:?}; its runs: {}",
+                names()
+            ))),
+        },
+        None if plans.len() == 1 => Ok(plans.remove(0)),
+        None => Err(Error::Usage(format!(
+            "the config's sweep has {} runs ({}); pick one with --run NAME",
+            plans.len(),
+            names()
+        ))),
+    }
+}
+
 /// Every component the config names exists. Parameter tables may name components the sweep
 /// does not run (a config narrowed with --set), but each must name one that exists: a typo is
 /// an error.

@@ -417,9 +417,9 @@ fn the_phases_run_one_by_one_equal_a_whole_run() {
 
 #[test]
 fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
-    use super::worker::{
-        aggregate_from_files, read_update, train_client_from_files, write_global, write_shard,
-        ClientFiles,
+    use super::{
+        server::{aggregate_round, ServerState},
+        worker::{read_update, train_client_from_files, write_global, write_shard, ClientFiles},
     };
     let fx = Fixture::new();
     let plan = fx.plan(&fx.config(
@@ -483,24 +483,80 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
         round::aggregate(&mut experiment, &mut state, &round, &simulated).expect("aggregate");
         state.global.clone()
     };
-    let global = work.join("global.safetensors");
-    write_global(
-        &global,
-        &experiment.initial,
-        &fedpref_plugin_api::ClientPlan::plain(),
-    )
-    .expect("global");
-    let from_files = aggregate_from_files(
-        &plan,
-        &fx.host,
-        &global,
-        &work.join("aggregator.bin"),
-        &outs,
-        0,
-    )
-    .expect("aggregate from files");
-    assert_eq!(from_files.trained, round.sampled);
-    assert_eq!(bits(&from_files.global), bits(&aggregated_globally));
+    let server = ServerState::start(&plan).expect("server state");
+    assert_eq!(bits(&server.global), bits(&experiment.initial));
+    // Arrival order does not matter: updates are aggregated in client order.
+    outs.reverse();
+    let (next, record) = aggregate_round(&plan, &fx.host, &server, &outs).expect("aggregate");
+    assert_eq!(record.trained, round.sampled);
+    assert!(record.rejected.is_empty() && record.dropped.is_empty());
+    assert_eq!(next.next_round, 1);
+    assert_eq!(bits(&next.global), bits(&aggregated_globally));
+}
+
+#[test]
+fn the_server_rejects_updates_of_another_round_or_adapter_and_skips_an_empty_round() {
+    use super::{
+        server::{aggregate_round, plan_round, ServerState},
+        worker::{read_update, train_client_from_files, write_shard, ClientFiles},
+    };
+    let fx = Fixture::new();
+    let plan = fx.plan(&fx.config("test-singles", "test-mean", &[]));
+    let mut ctx = fx.ctx();
+    let experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
+    let server = ServerState::start(&plan).expect("server state");
+    let work = fx.dir.path().join("work");
+    let planned = plan_round(&plan, &fx.host, &server, &work).expect("plan");
+    assert_eq!(
+        planned.sampled,
+        round::select_clients(&experiment, 0).sampled
+    );
+    let client = planned.sampled[0];
+    let shard = work.join("client.shard.jsonl");
+    write_shard(&shard, &experiment.clients[client as usize].units).expect("shard");
+    let out = work.join("update");
+    let files = ClientFiles {
+        global: planned.globals[&client].clone(),
+        shard,
+        state: None,
+        reference_cache: work.join("reference.bin"),
+        out: out.clone(),
+    };
+    train_client_from_files(&plan, &fx.host, &files, (0, client)).expect("train");
+    let (_, info) = read_update(&out).expect("update");
+
+    let tamper = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let json = out.with_extension("json");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).expect("read")).expect("json");
+        edit(&mut value);
+        let prefix = work.join(name);
+        std::fs::write(prefix.with_extension("json"), value.to_string()).expect("write");
+        std::fs::copy(
+            out.with_extension("safetensors"),
+            prefix.with_extension("safetensors"),
+        )
+        .expect("copy");
+        prefix
+    };
+    let wrong_round = tamper("wrong-round", &|v| v["round"] = 1.into());
+    let wrong_adapter = tamper("wrong-adapter", &|v| v["adapter"] = "another model".into());
+    let (next, record) = aggregate_round(&plan, &fx.host, &server, &[wrong_round, wrong_adapter])
+        .expect("aggregate");
+    assert_eq!(record.rejected.len(), 2, "{record:?}");
+    assert!(record.trained.is_empty());
+    assert!(record.skipped.is_some());
+    assert_eq!(bits(&next.global), bits(&server.global));
+    assert_eq!(next.next_round, 1);
+
+    let (_, twice) =
+        aggregate_round(&plan, &fx.host, &server, &[out.clone(), out.clone()]).expect("aggregate");
+    assert_eq!(twice.trained, vec![info.client]);
+    assert_eq!(twice.rejected.len(), 1, "{twice:?}");
+
+    let path = work.join("state.safetensors");
+    next.write(&path).expect("write state");
+    assert_eq!(ServerState::read(&path, &plan).expect("read state"), next);
 }
 
 #[test]

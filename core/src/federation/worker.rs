@@ -1,15 +1,14 @@
-//! Local training of one client and aggregation of one round as functions of files, so a client
-//! can train where its data lives and a server can aggregate what comes back. Both run the code
-//! the simulated round runs ([`crate::train::train_client`], the aggregator plugin), so a run
-//! assembled from these calls equals the simulated run bit for bit.
+//! Local training of one client as a function of files, so a client can train where its data
+//! lives; [`super::server`] is the other half, aggregation. Both run the code the simulated round
+//! runs ([`crate::train::train_client`], the aggregator plugin), so a run assembled from these
+//! calls equals the simulated run bit for bit.
 //!
 //! | file | holds |
 //! | --- | --- |
 //! | shard (`.jsonl`) | the client's training units, one per line: `{"pair": {"chosen": SEQ, "rejected": SEQ}}` or `{"single": {"answer": SEQ, "desirable": true}}` with `SEQ = {"ids": [..], "answer_mask": [..]}` (see [`write_shard`]) |
 //! | global (`.safetensors`) | `params` (f32, p): the global adapter in the flat order of the adapter; `gradient_offset` and `weight_offset` (f32, p) when the client's plan has them; metadata `prox_mu` |
-//! | update (`.safetensors` + `.json`) | `params` (f32, p): the client's adapter after training; JSON [`UpdateInfo`]: client, round, example count, steps and their records, or why it dropped out |
+//! | update (`.safetensors` + `.json`) | `params` (f32, p): the client's adapter after training; JSON [`UpdateInfo`]: run, adapter identity, client, round, example count, steps and their records, or why it dropped out |
 //! | client state (`.safetensors`) | `m`, `v` (f32, p) and metadata `step`: the client's AdamW moments, kept across rounds with `training.keep_optimizer_state` |
-//! | aggregator state (`.bin`) | the aggregator plugin's own state bytes, as a checkpoint holds them |
 //!
 //! Reference log-probs, of the units and of the KL sequences each step forms, are computed where
 //! the client trains (each sequence alone, so they equal the simulated run's) and cached in the
@@ -22,15 +21,15 @@ use std::{
 };
 
 use candle_core::{Device, Tensor};
-use fedpref_model::{load_model_as, model_identity, select_device, Adapter, LoraConfig};
-use fedpref_plugin_api::{AggregationInput, ClientPlan, ClientUpdate};
+use fedpref_model::{load_model_as, model_identity, select_device};
+use fedpref_plugin_api::ClientPlan;
 use fedpref_rundir::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    experiment::attach_adapter,
     plan::RunPlan,
-    round::{local_settings, rejection, round_lr, Round},
-    sampling::{derive, Stream},
+    round::{local_settings, round_lr, Round},
 };
 use crate::{
     plugin_host::PluginHost,
@@ -44,6 +43,11 @@ use crate::{
 /// The JSON half of a client update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateInfo {
+    /// The run it belongs to (`method-aggregator-sSEED`).
+    pub run: String,
+    /// What the parameters are ([`adapter_identity`]): an update of another model or adapter
+    /// layout is rejected.
+    pub adapter: String,
     /// The client.
     pub client: u32,
     /// The round, 0-based.
@@ -163,17 +167,7 @@ pub fn train_client_from_files(
     let device = select_device(&config.model.device)?;
     let dtype = config.model.dtype.dtype();
     let mut model = load_model_as(&config.model.path, dtype, &device)?;
-    let lora = &config.lora;
-    let targets: Vec<&str> = lora.targets.iter().map(String::as_str).collect();
-    let lora = LoraConfig::new(lora.rank, lora.alpha, lora.dropout, &targets)?;
-    let adapter = Adapter::new(
-        &lora,
-        model.decoder.config(),
-        derive(plan.key.seed, Stream::AdapterInit, 0, 0),
-        candle_core::DType::F32,
-        &device,
-    )?;
-    model.decoder.attach_adapter(adapter)?;
+    let initial = attach_adapter(plan, &mut model)?;
     let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
     let mut units = read_shard(&files.shard)?;
     let mut cache = None;
@@ -183,7 +177,27 @@ pub fn train_client_from_files(
         fill_units(opened, &model.decoder, &mut units, pad_id, |_| {})?;
     }
     let (global, client_plan) = read_global(&files.global)?;
+    if global.len() != initial.len() {
+        return Err(damaged(
+            &files.global,
+            format!(
+                "{} parameters, this config's adapter has {}: the global adapter belongs to another model or LoRA layout",
+                global.len(),
+                initial.len()
+            ),
+        ));
+    }
     let previous = files.state.as_deref().map(read_state).transpose()?;
+    if let Some(state) = previous.as_ref().filter(|s| s.m.len() != initial.len()) {
+        return Err(damaged(
+            files.state.as_deref().unwrap_or(&files.out),
+            format!(
+                "optimizer moments of {} parameters, this config's adapter has {}",
+                state.m.len(),
+                initial.len()
+            ),
+        ));
+    }
     let round = Round {
         index: round,
         lr: round_lr(plan, round),
@@ -209,6 +223,8 @@ pub fn train_client_from_files(
     };
     let outcome = train_client(&mut trainer, &job, &|| false, &mut |_| {})?;
     let mut info = UpdateInfo {
+        run: plan.key.dir_name(),
+        adapter: adapter_identity(plan, initial.len())?,
         client,
         round: round.index,
         n_examples: units.len() as u64,
@@ -239,6 +255,23 @@ pub fn train_client_from_files(
     Ok(info)
 }
 
+/// The identity of a run's adapter: the base model's content hash, the LoRA layout and the
+/// number of parameters. Updates and states of another identity are refused.
+///
+/// # Errors
+/// I/O errors hashing the model file.
+pub fn adapter_identity(plan: &RunPlan, n_params: usize) -> Result<String> {
+    let lora = &plan.config.lora;
+    Ok(format!(
+        "{} {:?}; lora rank {} alpha {} on {}; {n_params} parameters",
+        model_identity(&plan.config.model.path)?,
+        plan.config.model.dtype.dtype(),
+        lora.rank,
+        lora.alpha,
+        lora.targets.join(",")
+    ))
+}
+
 /// Reads the update written under `out` by [`train_client_from_files`]: its parameters (none
 /// when the client dropped out) and info.
 ///
@@ -255,80 +288,6 @@ pub fn read_update(out: &Path) -> Result<(Option<Vec<f32>>, UpdateInfo)> {
     let tensors_path = out.with_extension("safetensors");
     let (mut vectors, _) = read_vectors(&tensors_path)?;
     Ok((Some(take(&mut vectors, &tensors_path, "params")?), info))
-}
-
-/// What [`aggregate_from_files`] produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggregatedFiles {
-    /// The new global adapter.
-    pub global: Vec<f32>,
-    /// Clients whose update was aggregated.
-    pub trained: Vec<u32>,
-    /// Clients whose update was set aside, with why.
-    pub rejected: Vec<(u32, String)>,
-}
-
-/// Aggregates the updates under `updates` (paths given to [`train_client_from_files`] as
-/// `out`) into a new global adapter, with the aggregator state read from `state` (none before
-/// the first round) and written back to the same path; skips dropped clients and rejects
-/// updates the simulated round would reject.
-///
-/// # Errors
-/// Plugin and file errors naming their file; [`Error::Run`] when no update survives.
-pub fn aggregate_from_files(
-    plan: &RunPlan,
-    host: &PluginHost,
-    global: &Path,
-    state: &Path,
-    updates: &[PathBuf],
-    round: u32,
-) -> Result<AggregatedFiles> {
-    let mut aggregator = host.aggregator(&plan.key.aggregator, &plan.aggregator_params())?;
-    if state.exists() {
-        let bytes = std::fs::read(state).map_err(|e| Error::io(state, e))?;
-        aggregator.load_state(&bytes)?;
-    }
-    let (global, _) = read_global(global)?;
-    let mut kept = Vec::new();
-    let mut rejected = Vec::new();
-    for out in updates {
-        let (params, info) = read_update(out)?;
-        let Some(params) = params else { continue };
-        let mean_loss =
-            info.steps.iter().map(|s| s.loss).sum::<f64>() / info.steps.len().max(1) as f64;
-        match rejection(&params, &global, mean_loss, &plan.config.training) {
-            Some(reason) => rejected.push((info.client, reason)),
-            None => kept.push((params, info)),
-        }
-    }
-    if kept.is_empty() {
-        return Err(Error::Run {
-            run_dir: state.to_path_buf(),
-            message: format!("round {round}: no client update survived (all dropped or rejected)"),
-        });
-    }
-    let client_updates: Vec<ClientUpdate<'_>> = kept
-        .iter()
-        .map(|(params, info)| ClientUpdate {
-            client: info.client,
-            params: params.as_slice().into(),
-            n_examples: info.n_examples,
-            local_steps: info.steps.len() as u32,
-            learning_rate: info.learning_rate as f32,
-        })
-        .collect();
-    let output = aggregator.aggregate(&AggregationInput {
-        round,
-        n_clients: plan.config.federation.clients,
-        global: global.as_slice().into(),
-        updates: client_updates.as_slice().into(),
-    })?;
-    write_atomic(state, &aggregator.save_state()?)?;
-    Ok(AggregatedFiles {
-        global: output.global.into_vec(),
-        trained: kept.iter().map(|(_, info)| info.client).collect(),
-        rejected,
-    })
 }
 
 fn write_state(path: &Path, state: &OptimizerState) -> Result<()> {
@@ -354,7 +313,7 @@ fn read_state(path: &Path) -> Result<OptimizerState> {
 }
 
 /// Writes named f32 vectors and string metadata as a safetensors file, atomically.
-fn write_vectors(
+pub(crate) fn write_vectors(
     path: &Path,
     vectors: &[(&str, Vec<f32>)],
     metadata: HashMap<String, String>,
@@ -369,10 +328,10 @@ fn write_vectors(
 }
 
 /// Named flat vectors and the file's string metadata.
-type VectorsAndMetadata = (HashMap<String, Vec<f32>>, HashMap<String, String>);
+pub(crate) type VectorsAndMetadata = (HashMap<String, Vec<f32>>, HashMap<String, String>);
 
 /// Reads every tensor of a safetensors file as a flat f32 vector, and its metadata.
-fn read_vectors(path: &Path) -> Result<VectorsAndMetadata> {
+pub(crate) fn read_vectors(path: &Path) -> Result<VectorsAndMetadata> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| damaged(path, e.to_string()))?;
@@ -392,20 +351,24 @@ fn read_vectors(path: &Path) -> Result<VectorsAndMetadata> {
     Ok((vectors, metadata))
 }
 
-fn take(vectors: &mut HashMap<String, Vec<f32>>, path: &Path, name: &str) -> Result<Vec<f32>> {
+pub(crate) fn take(
+    vectors: &mut HashMap<String, Vec<f32>>,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<f32>> {
     vectors
         .remove(name)
         .ok_or_else(|| damaged(path, format!("no tensor `{name}`")))
 }
 
-fn damaged(path: &Path, message: String) -> Error {
+pub(crate) fn damaged(path: &Path, message: String) -> Error {
     Error::Checkpoint {
         path: path.to_path_buf(),
         message,
     }
 }
 
-fn json_error(path: &Path, error: &serde_json::Error) -> Error {
+pub(crate) fn json_error(path: &Path, error: &serde_json::Error) -> Error {
     Error::Json {
         path: path.to_path_buf(),
         message: error.to_string(),

@@ -1,0 +1,190 @@
+//! A run taken apart into `fedpref server` / `fedpref client` commands, driven by the shell
+//! loop of `deploy/shell/federate.sh`, ends with the simulated `fedpref run`'s adapter bit for
+//! bit; a client that fails costs that client.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use fedpref::federation::worker::read_global;
+
+use crate::util::{fedpref, fedpref_bin, repo_root, write_tiny_model_and_pairs};
+
+/// A config of one run on the tiny model: 3 clients, 2 sampled per round, 2 rounds, with
+/// `training` lines added to its `[training]` table.
+fn write_config(dir: &Path, method: &str, aggregator: &str, training: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[experiment]
+name = "deploy"
+methods = ["{method}"]
+aggregators = ["{aggregator}"]
+seeds = [5]
+output_dir = "{out}"
+
+[model]
+path = "{model}"
+
+[data]
+path = "{data}"
+max_length = 64
+max_prompt_length = 32
+
+[federation]
+clients = 3
+clients_per_round = 2
+rounds = 2
+
+[training]
+batch_size = 2
+local_steps = 2
+lr = 1e-2
+lr_min = 1e-3
+{training}
+
+[lora]
+rank = 4
+alpha = 8
+dropout = 0.1
+targets = ["q_proj", "v_proj"]
+"#,
+        out = dir.join("runs").display(),
+        model = dir.join("model").display(),
+        data = dir.join("pairs.jsonl").display(),
+    );
+    let path = dir.join(format!("{method}-{aggregator}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Runs `deploy/shell/federate.sh config work`, returning its stderr.
+fn federate(config: &Path, work: &Path) -> String {
+    let output = Command::new("bash")
+        .arg(repo_root().join("deploy/shell/federate.sh"))
+        .args([config, work])
+        .env("FEDPREF", fedpref_bin())
+        .env_remove("FEDPREF_PLUGIN_PATH")
+        .output()
+        .expect("bash starts");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "federate.sh failed:\n{stderr}");
+    stderr
+}
+
+fn simulated_global(dir: &Path, config: &Path, run: &str) -> Vec<u32> {
+    let finished = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(finished.code, 0, "fedpref run failed:\n{}", finished.stderr);
+    let run_dir = dir.join("runs/deploy").join(run);
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).expect("checkpoint");
+    let bytes = std::fs::read(
+        run_dir
+            .join("checkpoints")
+            .join(latest.trim())
+            .join("global.f32"),
+    )
+    .expect("global.f32");
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn deployed_global(work: &Path) -> Vec<u32> {
+    let (params, _) = read_global(&work.join("global-final.safetensors")).expect("final global");
+    params.iter().map(|p| p.to_bits()).collect()
+}
+
+fn rounds(work: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(work.join("rounds.jsonl"))
+        .expect("rounds.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+#[test]
+fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write_tiny_model_and_pairs(dir.path(), 24);
+    let cases = [
+        // SCAFFOLD sends each client a correction; kept AdamW moments travel as client state.
+        ("dpo", "scaffold", "keep_optimizer_state = true"),
+        // KTO's KL sequences take reference log-probs computed where the client trains.
+        ("kto", "fedavg", ""),
+    ];
+    for (method, aggregator, training) in cases {
+        let config = write_config(dir.path(), method, aggregator, training);
+        let run = format!("{method}-{aggregator}-s5");
+        let simulated = simulated_global(dir.path(), &config, &run);
+        let work = dir.path().join(format!("work-{run}"));
+        federate(&config, &work);
+        assert_eq!(deployed_global(&work), simulated, "{run}");
+        let records = rounds(&work);
+        assert_eq!(records.len(), 2, "{run}");
+        for record in &records {
+            assert_eq!(
+                record["trained"].as_array().map(Vec::len),
+                Some(2),
+                "{record}"
+            );
+            assert!(
+                record["bytes_up"].as_u64().is_some_and(|b| b > 0),
+                "{record}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_client_with_a_malformed_shard_costs_that_client_and_the_round_goes_on() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write_tiny_model_and_pairs(dir.path(), 24);
+    let config = write_config(dir.path(), "dpo", "fedavg", "");
+    let work = dir.path().join("work");
+    // A `fedpref` that spoils client 0's shard right after dealing the shards.
+    let wrapper = dir.path().join("fedpref-spoiling-client-0");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/usr/bin/env bash\n{bin} \"$@\" || exit\n\
+             if [[ $1 == data && $2 == shards ]]; then echo 'not json' > \"${{@: -1}}/client-0.shard.jsonl\"; fi\n",
+            bin = fedpref_bin().display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let output = Command::new("bash")
+        .arg(repo_root().join("deploy/shell/federate.sh"))
+        .args([&config, &work])
+        .env("FEDPREF", &wrapper)
+        .env_remove("FEDPREF_PLUGIN_PATH")
+        .output()
+        .expect("bash starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "federate.sh failed:\n{stderr}");
+    assert!(
+        stderr.contains("client-0.shard.jsonl")
+            && stderr.contains("line 1")
+            && stderr.contains("client 0 failed"),
+        "{stderr}"
+    );
+    let records = rounds(&work);
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        let sampled: Vec<u64> = record["sampled"]
+            .as_array()
+            .expect("sampled")
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        let trained = record["trained"].as_array().expect("trained").len();
+        assert_eq!(
+            trained,
+            sampled.iter().filter(|&&c| c != 0).count(),
+            "{record}"
+        );
+    }
+    assert!(work.join("global-final.safetensors").is_file());
+}
