@@ -99,6 +99,10 @@ pub struct Test {
     /// target/judge-venv on first use, building llama.cpp: minutes; not run in CI).
     #[arg(long)]
     pub judge: bool,
+    /// Run only the Flower deployment test (a SuperLink and three SuperNodes on 127.0.0.1;
+    /// installs flwr into target/flower-venv on first use); the whole suite runs it too.
+    #[arg(long)]
+    pub flower: bool,
     /// Run only the fault suite (kills, failing clients, races, malformed inputs) and print
     /// its counts; the whole suite runs it too.
     #[arg(long)]

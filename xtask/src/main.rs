@@ -8,7 +8,8 @@
 //! - `setup`: fetch the model, data and benchmark assets ([`setup`], table in [`assets`]);
 //! - `build-plugins`: build every plugin cdylib next to the `fedpref` binary ([`plugins`]);
 //! - `test`: set up, build and run the whole test suite, as CI does ([`test`]); `--judge` adds
-//!   the judge scorer against a real llama-cpp-python server ([`judge_server`]);
+//!   the judge scorer against a real llama-cpp-python server ([`judge_server`]), `--flower` the
+//!   Flower deployment test ([`flower`]);
 //! - `new-plugin`: scaffold a plugin crate from a template ([`new_plugin`]);
 //! - `bench train-step | generate`: release-build `fedpref` and run `fedpref bench` ([`bench`]);
 //! - `build --cuda`: a packed GPU build made without a GPU ([`cuda`]).
@@ -21,6 +22,7 @@ mod bench;
 mod cuda;
 mod demo;
 mod flags;
+mod flower;
 mod judge_server;
 mod new_plugin;
 mod plugins;

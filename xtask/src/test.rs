@@ -4,25 +4,38 @@
 //! every plugin cdylib next to the `fedpref` binary (`cargo build --workspace`), and the test
 //! fixture plugins (`tests/fixtures`, its own workspace so that broken fixtures never join the
 //! real plugin set) before `cargo test --workspace` runs them. The fault suite
-//! (`tests/faults`) writes its counts to `target/fault-counts/`, printed here as a table.
+//! (`tests/faults`) writes its counts to `target/fault-counts/`, printed here as a table. The
+//! Flower deployment test ([`flower`]) runs last.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{flags, judge_server, project_root, setup};
+use crate::{flags, flower, judge_server, project_root, setup};
 
 /// Runs `cargo xtask test`, printing the elapsed time whether it passes or fails.
 pub fn run(sh: &Shell, flags: &flags::Test) -> Result<()> {
     let start = Instant::now();
-    let result = build_and_test(sh, flags.faults).and_then(|()| {
-        if flags.judge {
-            judge_server::run(sh)
-        } else {
-            Ok(())
-        }
-    });
+    let result = if flags.flower {
+        flower::run(sh)
+    } else {
+        build_and_test(sh, flags.faults)
+            .and_then(|()| {
+                if flags.judge {
+                    judge_server::run(sh)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| {
+                if flags.faults {
+                    Ok(())
+                } else {
+                    flower::run(sh)
+                }
+            })
+    };
     let seconds = start.elapsed().as_secs();
     let verdict = if result.is_ok() { "passed" } else { "failed" };
     println!(
