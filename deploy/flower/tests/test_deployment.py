@@ -8,8 +8,10 @@ one SuperLink and three SuperNodes, each with its own client shard, trains fedpr
    sampled clients out of 3: the final adapter equals the simulated `fedpref run`'s bit for bit.
 2. Faults: a 3-round DPO run in which one SuperNode is killed by its process id in round 1:
    the round completes with the survivors and records the lost client; then the whole
-   deployment is stopped, restarted, and `flwr run` resumes at the next round without redoing
-   a finished one; rounds.jsonl holds one row per round.
+   deployment is stopped, restarted (the killed client's node now with a malformed shard), and
+   `flwr run` resumes at the next round without redoing a finished one; the malformed shard's
+   error reaches the server and that round goes on without it; rounds.jsonl holds one row per
+   round.
 
 Every process it starts it stops by its process group. Prints the time and the bytes per
 round deployed and simulated side by side.
@@ -211,6 +213,9 @@ def killed_node_and_restart(federation: LocalFederation, args, work: Path,
           f"round 1 does not record client 1 as lost: {lost['unreachable']}")
     print(f"round 1 went on without the killed node: {lost['unreachable']}", flush=True)
 
+    # Client 1's node comes back with a malformed shard: it reports the error and round 2
+    # goes on without it.
+    shards[1].write_text("not json\n")
     federation.start(shards)
     rc = federation.run(settings)
     check(rc == 0, f"the resumed flwr run exited with {rc}")
@@ -219,8 +224,12 @@ def killed_node_and_restart(federation: LocalFederation, args, work: Path,
         check((run_dir / name).read_bytes() == content, f"{name} changed: a finished round was redone")
     rows = rounds_of(run_dir / "rounds.jsonl")
     check([r["round"] for r in rows] == [0, 1, 2], f"after the restart: rounds {[r['round'] for r in rows]}")
-    check(sorted(rows[2]["trained"]) == [0, 1, 2], f"round 2 trained {rows[2]['trained']}")
-    print("the restarted deployment resumed at round 2 and finished", flush=True)
+    check(sorted(rows[2]["trained"]) == [0, 2], f"round 2 trained {rows[2]['trained']}")
+    reasons = [u["reason"] for u in rows[2]["unreachable"] if u["client"] == 1]
+    check(len(reasons) == 1 and "client-1.shard.jsonl" in reasons[0] and "line 1" in reasons[0],
+          f"round 2 does not report client 1's malformed shard: {rows[2]['unreachable']}")
+    print(f"the restarted deployment resumed at round 2 without the node whose shard is "
+          f"malformed ({reasons[0]}) and finished", flush=True)
 
 
 def main() -> int:
