@@ -10,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod federation;
 pub mod plugin_host;
+pub mod privacy;
 pub mod progress;
 pub mod train;
 
