@@ -13,8 +13,10 @@ use fedpref::federation::worker::read_global;
 use crate::util::{fedpref, fedpref_bin, repo_root, write_tiny_model_and_pairs};
 
 /// A config of one run on the tiny model: 3 clients, 2 sampled per round, 2 rounds, with
-/// `training` lines added to its `[training]` table.
-fn write_config(dir: &Path, method: &str, aggregator: &str, training: &str) -> PathBuf {
+/// `training` lines added to its `[training]` table and `federation` lines to its
+/// `[federation]` table, and `extra` tables at the end.
+fn write_config(dir: &Path, method: &str, aggregator: &str, lines: [&str; 3]) -> PathBuf {
+    let [training, federation, extra] = lines;
     let text = format!(
         r#"
 [experiment]
@@ -36,6 +38,7 @@ max_prompt_length = 32
 clients = 3
 clients_per_round = 2
 rounds = 2
+{federation}
 
 [training]
 batch_size = 2
@@ -49,6 +52,7 @@ rank = 4
 alpha = 8
 dropout = 0.1
 targets = ["q_proj", "v_proj"]
+{extra}
 "#,
         out = dir.join("runs").display(),
         model = dir.join("model").display(),
@@ -110,12 +114,22 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
     write_tiny_model_and_pairs(dir.path(), 24);
     let cases = [
         // SCAFFOLD sends each client a correction; kept AdamW moments travel as client state.
-        ("dpo", "scaffold", "keep_optimizer_state = true"),
+        ("dpo", "scaffold", ["keep_optimizer_state = true", "", ""]),
         // KTO's KL sequences take reference log-probs computed where the client trains.
-        ("kto", "fedavg", ""),
+        ("kto", "fedavg", ["", "", ""]),
+        // Client-level DP: the server clips, adds the (seeded) noise and accounts.
+        (
+            "dpo",
+            "fedadam",
+            [
+                "",
+                "sampling = \"poisson\"",
+                "[privacy]\nmode = \"client\"\nclip_norm = 0.05\n",
+            ],
+        ),
     ];
-    for (method, aggregator, training) in cases {
-        let config = write_config(dir.path(), method, aggregator, training);
+    for (method, aggregator, lines) in cases {
+        let config = write_config(dir.path(), method, aggregator, lines);
         let run = format!("{method}-{aggregator}-s5");
         let simulated = simulated_global(dir.path(), &config, &run);
         let work = dir.path().join(format!("work-{run}"));
@@ -123,16 +137,16 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
         assert_eq!(deployed_global(&work), simulated, "{run}");
         let records = rounds(&work);
         assert_eq!(records.len(), 2, "{run}");
+        let private = lines[2].contains("privacy");
         for record in &records {
+            let sampled = record["sampled"].as_array().map(Vec::len);
             assert_eq!(
                 record["trained"].as_array().map(Vec::len),
-                Some(2),
+                sampled,
                 "{record}"
             );
-            assert!(
-                record["bytes_up"].as_u64().is_some_and(|b| b > 0),
-                "{record}"
-            );
+            assert!(record["bytes_up"].as_u64().is_some(), "{record}");
+            assert_eq!(record["privacy"]["epsilon"].is_f64(), private, "{record}");
         }
     }
 }
@@ -141,7 +155,7 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
 fn a_client_with_a_malformed_shard_costs_that_client_and_the_round_goes_on() {
     let dir = tempfile::tempdir().expect("temporary directory");
     write_tiny_model_and_pairs(dir.path(), 24);
-    let config = write_config(dir.path(), "dpo", "fedavg", "");
+    let config = write_config(dir.path(), "dpo", "fedavg", ["", "", ""]);
     let work = dir.path().join("work");
     // A `fedpref` that spoils client 0's shard right after dealing the shards.
     let wrapper = dir.path().join("fedpref-spoiling-client-0");

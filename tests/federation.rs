@@ -187,6 +187,56 @@ fn a_killed_and_resumed_run_equals_an_uninterrupted_one() {
     }
 }
 
+/// Client-level DP: Poisson-sampled clients, clipped updates, noise drawn from (seed, round):
+/// a killed and resumed run adds the same noise, and each round reports the ε spent so far.
+#[test]
+fn a_killed_and_resumed_private_run_equals_an_uninterrupted_one() {
+    let experiment = Experiment::new();
+    let private = |name: &str| {
+        let config = experiment.config(
+            name,
+            &["dpo"],
+            "[privacy]\nmode = \"client\"\nclip_norm = 0.05\nnoise_multiplier = 0.8\n",
+        );
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replace("rounds = 12\n", "rounds = 12\nsampling = \"poisson\"\n");
+        std::fs::write(&config, text).expect("config");
+        config
+    };
+    let reference = private("straight");
+    let run = fedpref(&["run", reference.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let straight = experiment.run_dir("straight", "dpo-fedavg-s3");
+    let rounds = jsonl(&straight.join("metrics/rounds.jsonl"));
+    let epsilons: Vec<f64> = rounds
+        .iter()
+        .map(|r| {
+            r["privacy"]["epsilon"]
+                .as_f64()
+                .expect("epsilon in every round")
+        })
+        .collect();
+    assert!(epsilons.windows(2).all(|w| w[0] < w[1]), "{epsilons:?}");
+    let sizes: Vec<usize> = rounds
+        .iter()
+        .map(|r| r["sampled"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(
+        sizes.iter().any(|&n| n != 2),
+        "Poisson sampling varies: {sizes:?}"
+    );
+
+    let config = private("killed");
+    let run_dir = experiment.run_dir("killed", "dpo-fedavg-s3");
+    assert!(
+        run_and_kill(&config, &run_dir, 15),
+        "the run finished before the kill"
+    );
+    let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(final_adapter(&run_dir), final_adapter(&straight));
+}
+
 #[test]
 fn a_sweep_skips_complete_runs_and_resumes_the_rest() {
     let experiment = Experiment::new();

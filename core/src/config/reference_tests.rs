@@ -9,7 +9,7 @@ use crate::eval::BenchmarkConfig;
 
 /// Keys the default config does not write out (unset, or skipped at their default): the
 /// documented default and a value to try each with.
-const OPTIONAL: [(&str, &str, &str); 17] = [
+const OPTIONAL: [(&str, &str, &str); 23] = [
     ("data.path", "unset", "\"pairs.jsonl\""),
     ("data.eval_path", "unset", "\"held-out.jsonl\""),
     ("data.group_key", "unset", "\"user_id\""),
@@ -27,6 +27,12 @@ const OPTIONAL: [(&str, &str, &str); 17] = [
     ("checkpoint.keep", "`2`", "3"),
     ("training.max_update_norm", "`0.0`", "10.0"),
     ("training.shared_prefix", "`true`", "false"),
+    ("federation.sampling", "`\"fixed\"`", "\"poisson\""),
+    ("privacy.mode", "`\"none\"`", "\"none\""),
+    ("privacy.clip_norm", "`1.0`", "0.5"),
+    ("privacy.noise_multiplier", "`1.0`", "1.2"),
+    ("privacy.delta", "`1e-5`", "1e-6"),
+    ("privacy.epsilon_budget", "`0.0`", "8.0"),
 ];
 
 /// `| `key` | type | default | meaning |` rows: key -> default cell.

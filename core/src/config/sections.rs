@@ -38,6 +38,81 @@ pub struct ExperimentConfig {
     /// How many checkpoints a run keeps.
     #[serde(skip_serializing_if = "CheckpointSection::is_default")]
     pub checkpoint: CheckpointSection,
+    /// Client-level differential privacy (off by default).
+    #[serde(skip_serializing_if = "PrivacySection::is_off")]
+    pub privacy: PrivacySection,
+}
+
+/// `[privacy]`: client-level differential privacy (DP-FedAvg, McMahan et al. 2018). Each
+/// client's update is clipped to `clip_norm`, the server adds Gaussian noise of standard
+/// deviation `noise_multiplier * clip_norm` to their sum and divides by the expected number of
+/// clients per round; a Rényi-DP accountant gives ε at `delta` after each round.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    /// `none` or `client`.
+    pub mode: PrivacyMode,
+    /// L2 bound on each client's update (its change of the adapter).
+    pub clip_norm: f64,
+    /// Noise standard deviation over the clip norm.
+    pub noise_multiplier: f64,
+    /// The δ at which ε is reported.
+    pub delta: f64,
+    /// Refuse a config whose rounds would spend more than this ε; 0: no budget.
+    pub epsilon_budget: f64,
+}
+
+/// Which differential privacy a run has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivacyMode {
+    /// None.
+    #[default]
+    None,
+    /// Client-level: one client's whole data is what the guarantee hides.
+    Client,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        Self {
+            mode: PrivacyMode::None,
+            clip_norm: 1.0,
+            noise_multiplier: 1.0,
+            delta: 1e-5,
+            epsilon_budget: 0.0,
+        }
+    }
+}
+
+impl PrivacySection {
+    /// Left out of a run's `config.toml` when off, so runs written before the section existed
+    /// still match their config.
+    fn is_off(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether client-level DP is on.
+    pub fn client_level(&self) -> bool {
+        self.mode == PrivacyMode::Client
+    }
+}
+
+/// How a round picks its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Exactly `clients_per_round` clients, without replacement.
+    #[default]
+    Fixed,
+    /// Each client independently with probability `clients_per_round / clients`.
+    Poisson,
+}
+
+impl Sampling {
+    fn is_fixed(&self) -> bool {
+        *self == Self::Fixed
+    }
 }
 
 /// `[checkpoint]`.
@@ -206,6 +281,9 @@ pub struct FederationSection {
     pub deadline_seconds: Option<f64>,
     /// Evaluate the global adapter every this many rounds (and after the last one); 0: only at the end.
     pub eval_every: u32,
+    /// How a round picks its clients (written to a run's config only when Poisson).
+    #[serde(skip_serializing_if = "Sampling::is_fixed")]
+    pub sampling: Sampling,
 }
 
 impl Default for FederationSection {
@@ -217,6 +295,7 @@ impl Default for FederationSection {
             dropout: 0.0,
             deadline_seconds: None,
             eval_every: 0,
+            sampling: Sampling::Fixed,
         }
     }
 }
@@ -356,6 +435,7 @@ impl ExperimentConfig {
         self.validate_federation()?;
         self.validate_training()?;
         self.validate_lora_and_device()?;
+        self.validate_privacy()?;
         self.data.validate().map_err(|e| e.to_string())?;
         self.eval.validate()?;
         Ok(())
@@ -413,6 +493,57 @@ impl ExperimentConfig {
                     "federation.deadline_seconds = {deadline} must be positive and at most {MAX_DEADLINE_SECONDS:e} (a year)"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_privacy(&self) -> Result<(), String> {
+        let p = &self.privacy;
+        if !p.client_level() {
+            return Ok(());
+        }
+        if self.federation.sampling != Sampling::Poisson {
+            return Err(
+                "privacy.mode = \"client\" needs federation.sampling = \"poisson\": the accountant bounds \
+                 Poisson-sampled rounds (fixed-size sampling's bound is not implemented)"
+                    .to_owned(),
+            );
+        }
+        if !(p.clip_norm > 0.0 && p.clip_norm.is_finite()) {
+            return Err(format!(
+                "privacy.clip_norm = {} must be positive",
+                p.clip_norm
+            ));
+        }
+        if !(p.noise_multiplier > 0.0 && p.noise_multiplier.is_finite()) {
+            return Err(format!(
+                "privacy.noise_multiplier = {} must be positive (without noise there is no guarantee)",
+                p.noise_multiplier
+            ));
+        }
+        if !(p.delta > 0.0 && p.delta < 1.0) {
+            return Err(format!("privacy.delta = {} must be in (0, 1)", p.delta));
+        }
+        if p.epsilon_budget < 0.0 || !p.epsilon_budget.is_finite() {
+            return Err(format!(
+                "privacy.epsilon_budget = {} must be 0 (no budget) or positive",
+                p.epsilon_budget
+            ));
+        }
+        let rate = crate::privacy::sampling_rate(&self.federation);
+        let spent = |rounds| crate::privacy::epsilon_after(p, rate, rounds);
+        let rounds = self.federation.rounds;
+        if p.epsilon_budget > 0.0 && spent(rounds) > p.epsilon_budget {
+            let affordable = (0..rounds)
+                .take_while(|&r| spent(r + 1) <= p.epsilon_budget)
+                .count();
+            return Err(format!(
+                "privacy.epsilon_budget = {}: {rounds} rounds spend epsilon = {:.3} at delta = {}; \
+                 {affordable} rounds fit the budget, or raise privacy.noise_multiplier",
+                p.epsilon_budget,
+                spent(rounds),
+                p.delta
+            ));
         }
         Ok(())
     }

@@ -129,3 +129,29 @@ fn only_environment_variables_that_name_a_section_are_config() {
     assert!(!names_a_section("require_assets", &sections));
     assert!(!names_a_section("judge_model", &sections));
 }
+
+#[test]
+fn client_level_privacy_needs_poisson_sampling_and_fits_its_budget() {
+    let fixed = error("[privacy]\nmode = \"client\"\n", &[]);
+    assert!(
+        fixed.contains("federation.sampling = \"poisson\""),
+        "{fixed}"
+    );
+    let over = error(
+        "[federation]\nclients = 10\nclients_per_round = 2\nrounds = 50\nsampling = \"poisson\"\n\
+         [privacy]\nmode = \"client\"\nnoise_multiplier = 1.0\nepsilon_budget = 2.0\n",
+        &[],
+    );
+    assert!(
+        over.contains("privacy.epsilon_budget = 2") && over.contains("rounds fit the budget"),
+        "{over}"
+    );
+    let no_noise = error(
+        "[federation]\nsampling = \"poisson\"\n[privacy]\nmode = \"client\"\nnoise_multiplier = 0.0\n",
+        &[],
+    );
+    assert!(
+        no_noise.contains("privacy.noise_multiplier = 0"),
+        "{no_noise}"
+    );
+}

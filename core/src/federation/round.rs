@@ -18,7 +18,7 @@ use super::{
     checkpoint::{self, CheckpointState},
     experiment::{ClientShard, Experiment},
     plan::RunPlan,
-    sampling::{derive, failure_step, sample_clients, Stream},
+    sampling::{derive, failure_step, round_clients, Stream},
     schedule,
     state::FederationState,
     SweepContext,
@@ -27,6 +27,7 @@ use crate::{
     config::TrainingSection,
     eval::Target,
     plugin_host::{metric_map, MetricMeans},
+    privacy::{privatize, PrivacyRecord},
     progress::Progress,
     train::{
         fill_units, train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
@@ -119,6 +120,8 @@ pub struct Aggregation {
     pub metrics: BTreeMap<String, f64>,
     /// Seconds aggregating.
     pub seconds: f64,
+    /// Clipping and ε, under client-level differential privacy.
+    pub privacy: Option<PrivacyRecord>,
 }
 
 /// One `metrics/rounds.jsonl` row.
@@ -145,6 +148,9 @@ pub struct RoundRecord {
     pub train: BTreeMap<String, f64>,
     /// The aggregator's metrics.
     aggregator: BTreeMap<String, f64>,
+    /// Clipping and ε spent so far, under client-level differential privacy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privacy: Option<PrivacyRecord>,
 }
 
 /// The learning rate of round `index` (cosine over the rounds).
@@ -161,12 +167,7 @@ pub fn select_clients(experiment: &Experiment, index: u32) -> Round {
     Round {
         index,
         lr: round_lr(&experiment.plan, index),
-        sampled: sample_clients(
-            experiment.plan.key.seed,
-            index,
-            n_clients,
-            federation.clients_per_round.min(n_clients),
-        ),
+        sampled: round_clients(federation, experiment.plan.key.seed, index, n_clients),
     }
 }
 
@@ -452,26 +453,51 @@ pub fn aggregate(
     training: &RoundTraining,
 ) -> Result<Aggregation> {
     let started = Instant::now();
-    if training.trained.is_empty() {
+    let config = &experiment.plan.config;
+    if training.trained.is_empty() && !config.privacy.client_level() {
         return Ok(Aggregation {
             skipped: Some(
                 "no client update survived this round (all dropped or rejected)".to_owned(),
             ),
             metrics: BTreeMap::new(),
             seconds: started.elapsed().as_secs_f64(),
+            privacy: None,
         });
     }
-    let updates: Vec<ClientUpdate<'_>> = training
-        .trained
-        .iter()
-        .map(|t| ClientUpdate {
-            client: t.client,
-            params: t.params.as_slice().into(),
-            n_examples: experiment.clients[t.client as usize].units.len() as u64,
-            local_steps: t.local_steps,
-            learning_rate: round.lr as f32,
+    let privatized = config
+        .privacy
+        .client_level()
+        .then(|| {
+            let params: Vec<&[f32]> = training
+                .trained
+                .iter()
+                .map(|t| t.params.as_slice())
+                .collect();
+            let at = (experiment.plan.key.seed, round.index);
+            privatize(
+                &config.privacy,
+                &config.federation,
+                at,
+                &state.global,
+                &params,
+            )
         })
-        .collect();
+        .transpose()?;
+    let updates: Vec<ClientUpdate<'_>> = match &privatized {
+        // One update, the noised mean: weighting by examples would break the sensitivity bound.
+        Some((noised, _)) => vec![noised_update(noised, &training.trained, round.lr)],
+        None => training
+            .trained
+            .iter()
+            .map(|t| ClientUpdate {
+                client: t.client,
+                params: t.params.as_slice().into(),
+                n_examples: experiment.clients[t.client as usize].units.len() as u64,
+                local_steps: t.local_steps,
+                learning_rate: round.lr as f32,
+            })
+            .collect(),
+    };
     let output = experiment.aggregator.aggregate(&AggregationInput {
         round: round.index,
         n_clients: experiment.n_clients(),
@@ -483,7 +509,25 @@ pub fn aggregate(
         skipped: None,
         metrics: metric_map(&output.metrics),
         seconds: started.elapsed().as_secs_f64(),
+        privacy: privatized.map(|(_, record)| record),
     })
+}
+
+/// The aggregator's one input under client-level privacy: `global + noised mean update`, as
+/// the first trained client (client 0 when none trained), with their mean number of steps.
+pub(crate) fn noised_update<'a>(
+    noised: &'a [f32],
+    trained: &[TrainedClient],
+    lr: f64,
+) -> ClientUpdate<'a> {
+    let steps: u32 = trained.iter().map(|t| t.local_steps).sum();
+    ClientUpdate {
+        client: trained.first().map_or(0, |t| t.client),
+        params: noised.into(),
+        n_examples: 1,
+        local_steps: steps / trained.len().max(1) as u32,
+        learning_rate: lr as f32,
+    }
 }
 
 /// The round's row of `metrics/rounds.jsonl`, appended to the log.
@@ -515,6 +559,7 @@ pub fn record(
         aggregation_seconds: aggregation.seconds,
         train: training.means.means(),
         aggregator: aggregation.metrics,
+        privacy: aggregation.privacy,
     };
     logs.rounds.append(&record)?;
     Ok(record)

@@ -4,6 +4,8 @@
 use rand::{seq::index::sample, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::config::{FederationSection, Sampling};
+
 /// What a derived seed is for; keeps streams of different purposes independent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
@@ -22,6 +24,8 @@ pub enum Stream {
     // streams keep their seeds.
     /// The held-out split.
     EvalSplit = 7,
+    /// The Gaussian noise of client-level differential privacy.
+    PrivacyNoise = 8,
 }
 
 /// A seed for `stream` at (`round`, `client`), mixed with SplitMix64 so nearby inputs give
@@ -51,6 +55,26 @@ pub fn sample_clients(seed: u64, round: u32, n: u32, k: u32) -> Vec<u32> {
         .collect();
     clients.sort_unstable();
     clients
+}
+
+/// The clients (of `n`) round `round` samples as `federation.sampling` says: exactly
+/// `clients_per_round` without replacement, or each with probability `clients_per_round / n`
+/// (Poisson, as client-level differential privacy's accountant assumes).
+pub fn round_clients(federation: &FederationSection, seed: u64, round: u32, n: u32) -> Vec<u32> {
+    let k = federation.clients_per_round.min(n);
+    match federation.sampling {
+        Sampling::Fixed => sample_clients(seed, round, n, k),
+        Sampling::Poisson => {
+            let mut rng = ChaCha8Rng::seed_from_u64(derive(
+                seed,
+                Stream::ClientSampling,
+                u64::from(round),
+                0,
+            ));
+            let rate = f64::from(k) / f64::from(n.max(1));
+            (0..n).filter(|_| rng.random::<f64>() < rate).collect()
+        }
+    }
 }
 
 /// With probability `p`, the step (in `0..steps`) before which client `client` fails in `round`.
@@ -96,6 +120,24 @@ mod tests {
             counts.iter().all(|&c| (500..=700).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn poisson_sampling_takes_each_client_at_the_rate() {
+        let federation = FederationSection {
+            clients: 10,
+            clients_per_round: 3,
+            sampling: Sampling::Poisson,
+            ..FederationSection::default()
+        };
+        let rounds: Vec<Vec<u32>> = (0..2000)
+            .map(|r| round_clients(&federation, 1, r, 10))
+            .collect();
+        let total: usize = rounds.iter().map(Vec::len).sum();
+        // Expected 6000 draws (0.3 x 10 x 2000), standard deviation about 65.
+        assert!((5700..=6300).contains(&total), "{total}");
+        assert!(rounds.iter().any(|r| r.len() != 3), "the count varies");
+        assert_eq!(rounds[5], round_clients(&federation, 1, 5, 10));
     }
 
     #[test]

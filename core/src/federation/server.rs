@@ -22,12 +22,13 @@ use serde::Serialize;
 use super::{
     experiment::attach_adapter,
     plan::RunPlan,
-    round::{rejection, round_lr, ClientEvent},
-    sampling::sample_clients,
+    round::{noised_update, rejection, round_lr, ClientEvent, TrainedClient},
+    sampling::round_clients,
     worker::{adapter_identity, damaged, read_update, write_global, UpdateInfo},
 };
 use crate::{
     plugin_host::{metric_map, AggregatorHandle, MetricMeans},
+    privacy::{privatize, PrivacyRecord},
     train::Dropout,
     PluginHost, Result,
 };
@@ -236,6 +237,9 @@ pub struct AggregatedRound {
     pub train: BTreeMap<String, f64>,
     /// The aggregator's metrics.
     pub aggregator: BTreeMap<String, f64>,
+    /// Clipping and ε spent so far, under client-level differential privacy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacyRecord>,
 }
 
 /// Checks the updates under `updates` (the `out` paths given to
@@ -271,6 +275,7 @@ pub fn aggregate_round(
         tokens: 0,
         train: BTreeMap::new(),
         aggregator: BTreeMap::new(),
+        privacy: None,
     };
     for &client in &record.sampled {
         let client_plan = aggregator.client_plan(client, &state.global)?;
@@ -296,21 +301,48 @@ pub fn aggregate_round(
         next_round: index + 1,
         ..state.clone()
     };
-    if kept.is_empty() {
+    let config = &plan.config;
+    if kept.is_empty() && !config.privacy.client_level() {
         record.skipped =
             Some("no client update survived this round (all dropped or rejected)".to_owned());
         return Ok((next, record));
     }
-    let client_updates: Vec<ClientUpdate<'_>> = kept
+    let privatized = config
+        .privacy
+        .client_level()
+        .then(|| {
+            let params: Vec<&[f32]> = kept.iter().map(|(p, _)| p.as_slice()).collect();
+            let at = (plan.key.seed, index);
+            privatize(
+                &config.privacy,
+                &config.federation,
+                at,
+                &state.global,
+                &params,
+            )
+        })
+        .transpose()?;
+    let trained: Vec<TrainedClient> = kept
         .iter()
-        .map(|(params, info)| ClientUpdate {
+        .map(|(_, info)| TrainedClient {
             client: info.client,
-            params: params.as_slice().into(),
-            n_examples: info.n_examples,
+            params: Vec::new(),
             local_steps: info.steps.len() as u32,
-            learning_rate: info.learning_rate as f32,
         })
         .collect();
+    let client_updates: Vec<ClientUpdate<'_>> = match &privatized {
+        Some((noised, _)) => vec![noised_update(noised, &trained, record.lr)],
+        None => kept
+            .iter()
+            .map(|(params, info)| ClientUpdate {
+                client: info.client,
+                params: params.as_slice().into(),
+                n_examples: info.n_examples,
+                local_steps: info.steps.len() as u32,
+                learning_rate: info.learning_rate as f32,
+            })
+            .collect(),
+    };
     let output = aggregator.aggregate(&AggregationInput {
         round: index,
         n_clients: plan.config.federation.clients,
@@ -320,6 +352,7 @@ pub fn aggregate_round(
     next.global = output.global.into_vec();
     next.aggregator = aggregator.save_state()?;
     record.aggregator = metric_map(&output.metrics);
+    record.privacy = privatized.map(|(_, privacy)| privacy);
     Ok((next, record))
 }
 
@@ -412,12 +445,7 @@ fn check_updates(
 /// The clients the simulated run samples in round `index`.
 fn sampled(plan: &RunPlan, index: u32) -> Vec<u32> {
     let federation = &plan.config.federation;
-    sample_clients(
-        plan.key.seed,
-        index,
-        federation.clients,
-        federation.clients_per_round.min(federation.clients),
-    )
+    round_clients(federation, plan.key.seed, index, federation.clients)
 }
 
 /// The run's aggregator plugin with the state's saved state loaded.

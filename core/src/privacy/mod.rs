@@ -1,5 +1,9 @@
-//! Differential privacy: accounting of the subsampled Gaussian mechanism ([`accountant`]).
+//! Differential privacy: accounting of the subsampled Gaussian mechanism ([`accountant`]) and
+//! client-level DP-FedAvg ([`client`]: clipping and noise between a round's training and its
+//! aggregation).
 
 pub mod accountant;
+pub mod client;
 
 pub use accountant::{default_orders, RdpAccountant};
+pub use client::{epsilon_after, privatize, sampling_rate, PrivacyRecord};
