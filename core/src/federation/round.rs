@@ -27,7 +27,7 @@ use crate::{
     config::TrainingSection,
     eval::Target,
     plugin_host::{metric_map, MetricMeans},
-    privacy::{privatize, PrivacyRecord},
+    privacy::{privatize, PrivacyRecord, RoundNoise},
     progress::Progress,
     train::{
         fill_units, train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
@@ -473,14 +473,8 @@ pub fn aggregate(
                 .iter()
                 .map(|t| t.params.as_slice())
                 .collect();
-            let at = (experiment.plan.key.seed, round.index);
-            privatize(
-                &config.privacy,
-                &config.federation,
-                at,
-                &state.global,
-                &params,
-            )
+            let noise = round_noise(&experiment.plan, round.index);
+            privatize(&config.privacy, noise, &state.global, &params)
         })
         .transpose()?;
     let updates: Vec<ClientUpdate<'_>> = match &privatized {
@@ -511,6 +505,19 @@ pub fn aggregate(
         seconds: started.elapsed().as_secs_f64(),
         privacy: privatized.map(|(_, record)| record),
     })
+}
+
+/// Where round `index`'s privacy noise comes from: a seed derived from the run's seed and the
+/// round, Poisson rate q and the fixed denominator qN.
+pub(crate) fn round_noise(plan: &RunPlan, index: u32) -> RoundNoise {
+    let federation = &plan.config.federation;
+    let rate = federation.sampling_rate();
+    RoundNoise {
+        seed: derive(plan.key.seed, Stream::PrivacyNoise, u64::from(index), 0),
+        round: index,
+        rate,
+        expected_clients: rate * f64::from(federation.clients),
+    }
 }
 
 /// The aggregator's one input under client-level privacy: `global + noised mean update`, as

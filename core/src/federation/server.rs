@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::{
     experiment::attach_adapter,
     plan::RunPlan,
-    round::{noised_update, rejection, round_lr, ClientEvent, TrainedClient},
+    round::{noised_update, rejection, round_lr, round_noise, ClientEvent, TrainedClient},
     sampling::round_clients,
     worker::{adapter_identity, damaged, read_update, write_global, UpdateInfo},
 };
@@ -312,11 +312,9 @@ pub fn aggregate_round(
         .client_level()
         .then(|| {
             let params: Vec<&[f32]> = kept.iter().map(|(p, _)| p.as_slice()).collect();
-            let at = (plan.key.seed, index);
             privatize(
                 &config.privacy,
-                &config.federation,
-                at,
+                round_noise(plan, index),
                 &state.global,
                 &params,
             )

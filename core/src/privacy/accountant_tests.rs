@@ -1,3 +1,5 @@
+//! The accountant against Opacus, dp-accounting, a quadrature and closed forms.
+
 use super::*;
 
 #[derive(serde::Deserialize)]

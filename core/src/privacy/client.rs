@@ -7,8 +7,8 @@
 //! update, `global + noised mean`.
 //!
 //! Clients are Poisson-sampled at rate q (`federation.sampling = "poisson"`), which the
-//! accountant assumes; the noise is drawn from (seed, round), so a resumed run adds the same
-//! noise. The guarantee covers what is released: the global adapters, to anyone who sees them.
+//! accountant assumes; the noise is drawn from a seed the run derives from its seed and the
+//! round, so a resumed run adds the same noise. The guarantee covers what is released: the global adapters, to anyone who sees them.
 //! It does not cover the server, which sees each clipped update before the noise (no secure
 //! aggregation).
 
@@ -17,12 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::RdpAccountant;
-use crate::{
-    config::{FederationSection, PrivacySection},
-    federation::sampling::{derive, Stream},
-    Error, Result,
-};
+use super::{PrivacySection, RdpAccountant};
+use crate::{Error, Result};
 
 /// A round's privacy facts, in its record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,9 +33,17 @@ pub struct PrivacyRecord {
     pub delta: f64,
 }
 
-/// q: the Poisson sampling rate, `clients_per_round / clients`.
-pub fn sampling_rate(federation: &FederationSection) -> f64 {
-    f64::from(federation.clients_per_round) / f64::from(federation.clients.max(1))
+/// Where a round's noise comes from and what it is divided by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundNoise {
+    /// The seed of this round's noise (the run derives it from its seed and the round).
+    pub seed: u64,
+    /// The round, 0-based (ε is reported after it).
+    pub round: u32,
+    /// q, the Poisson sampling rate of clients.
+    pub rate: f64,
+    /// The expected number of clients per round, qN: the fixed denominator.
+    pub expected_clients: f64,
 }
 
 /// ε after `rounds` rounds at the section's δ.
@@ -58,8 +62,7 @@ pub fn epsilon_after(privacy: &PrivacySection, rate: f64, rounds: u32) -> f64 {
 /// validation refuses those first).
 pub fn privatize(
     privacy: &PrivacySection,
-    federation: &FederationSection,
-    (seed, round): (u64, u32),
+    noise_at: RoundNoise,
     global: &[f32],
     updates: &[&[f32]],
 ) -> Result<(Vec<f32>, PrivacyRecord)> {
@@ -84,16 +87,14 @@ pub fn privatize(
             *s += scale * (f64::from(*p) - f64::from(*g));
         }
     }
-    let rate = sampling_rate(federation);
-    let expected = rate * f64::from(federation.clients);
+    let expected = noise_at.expected_clients;
     let std = privacy.noise_multiplier * clip;
     let noise = Normal::new(0.0, std).map_err(|_| {
         Error::Usage(format!(
             "privacy.noise_multiplier x privacy.clip_norm = {std} is not a standard deviation"
         ))
     })?;
-    let mut rng =
-        ChaCha8Rng::seed_from_u64(derive(seed, Stream::PrivacyNoise, u64::from(round), 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(noise_at.seed);
     let params = global
         .iter()
         .zip(&sum)
@@ -102,7 +103,7 @@ pub fn privatize(
     let record = PrivacyRecord {
         clipped,
         mean_update_norm: norms / updates.len().max(1) as f64,
-        epsilon: epsilon_after(privacy, rate, round + 1),
+        epsilon: epsilon_after(privacy, noise_at.rate, noise_at.round + 1),
         delta: privacy.delta,
     };
     Ok((params, record))
@@ -111,33 +112,34 @@ pub fn privatize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{PrivacyMode, Sampling};
+    use crate::privacy::PrivacyMode;
 
-    fn sections(clip_norm: f64, noise_multiplier: f64) -> (PrivacySection, FederationSection) {
+    /// 2 of 10 clients a round: q = 0.2, qN = 2.
+    fn sections(clip_norm: f64, noise_multiplier: f64) -> (PrivacySection, RoundNoise) {
         let privacy = PrivacySection {
             mode: PrivacyMode::Client,
             clip_norm,
             noise_multiplier,
             ..PrivacySection::default()
         };
-        let federation = FederationSection {
-            clients: 10,
-            clients_per_round: 2,
-            sampling: Sampling::Poisson,
-            ..FederationSection::default()
+        let noise = RoundNoise {
+            seed: 7,
+            round: 0,
+            rate: 0.2,
+            expected_clients: 2.0,
         };
-        (privacy, federation)
+        (privacy, noise)
     }
 
     #[test]
     fn updates_are_clipped_to_the_norm_and_divided_by_the_expected_count() {
         // Without noise the result is exact: global + (Δ1 / 5 + Δ2) / (q N), q N = 2.
-        let (privacy, federation) = sections(1.0, 0.0);
+        let (privacy, noise) = sections(1.0, 0.0);
         let global = [1.0f32, -2.0, 0.5];
         let big = [4.0f32, 2.0, 0.5]; // Δ = (3, 4, 0), norm 5
         let small = [1.3f32, -2.4, 0.5]; // Δ = (0.3, −0.4, 0), norm 0.5
         let (params, record) =
-            privatize(&privacy, &federation, (7, 0), &global, &[&big, &small]).expect("privatize");
+            privatize(&privacy, noise, &global, &[&big, &small]).expect("privatize");
         let expected = [1.0 + (0.6 + 0.3) / 2.0, -2.0 + (0.8 - 0.4) / 2.0, 0.5];
         for (p, e) in params.iter().zip(expected) {
             assert!(
@@ -152,10 +154,9 @@ mod tests {
     #[test]
     fn the_noise_has_the_configured_standard_deviation() {
         // No update: every coordinate is N(0, (z C)²) / (q N) = N(0, 0.325²).
-        let (privacy, federation) = sections(0.5, 1.3);
+        let (privacy, noise) = sections(0.5, 1.3);
         let global = vec![0f32; 200_000];
-        let (params, _) =
-            privatize(&privacy, &federation, (3, 4), &global, &[]).expect("privatize");
+        let (params, _) = privatize(&privacy, noise, &global, &[]).expect("privatize");
         let n = params.len() as f64;
         let mean = params.iter().map(|&p| f64::from(p)).sum::<f64>() / n;
         let std = (params
@@ -174,27 +175,26 @@ mod tests {
     }
 
     #[test]
-    fn the_noise_is_drawn_from_seed_and_round() {
-        let (privacy, federation) = sections(1.0, 1.0);
+    fn the_noise_is_drawn_from_its_seed() {
+        let (privacy, noise) = sections(1.0, 1.0);
         let global = vec![0.25f32; 64];
         let update = vec![0.5f32; 64];
-        let draw = |seed, round| {
-            privatize(&privacy, &federation, (seed, round), &global, &[&update])
+        let draw = |seed| {
+            privatize(&privacy, RoundNoise { seed, ..noise }, &global, &[&update])
                 .expect("privatize")
                 .0
         };
-        assert_eq!(draw(1, 2), draw(1, 2));
-        assert_ne!(draw(1, 2), draw(1, 3));
-        assert_ne!(draw(1, 2), draw(2, 2));
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
     }
 
     #[test]
     fn each_round_reports_the_epsilon_spent_so_far() {
-        let (privacy, federation) = sections(1.0, 1.1);
+        let (privacy, noise) = sections(1.0, 1.1);
         let global = [0f32; 4];
         let epsilons: Vec<f64> = (0..5)
             .map(|round| {
-                privatize(&privacy, &federation, (0, round), &global, &[])
+                privatize(&privacy, RoundNoise { round, ..noise }, &global, &[])
                     .expect("privatize")
                     .1
                     .epsilon

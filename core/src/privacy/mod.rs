@@ -1,9 +1,11 @@
-//! Differential privacy: accounting of the subsampled Gaussian mechanism ([`accountant`]) and
-//! client-level DP-FedAvg ([`client`]: clipping and noise between a round's training and its
-//! aggregation).
+//! Differential privacy: its settings ([`settings`]), the accounting of the subsampled Gaussian
+//! mechanism ([`accountant`]) and client-level DP-FedAvg ([`client`]: clipping and noise between
+//! a round's training and its aggregation).
 
 pub mod accountant;
 pub mod client;
+pub mod settings;
 
 pub use accountant::{default_orders, RdpAccountant};
-pub use client::{epsilon_after, privatize, sampling_rate, PrivacyRecord};
+pub use client::{epsilon_after, privatize, PrivacyRecord, RoundNoise};
+pub use settings::{PrivacyMode, PrivacySection};
