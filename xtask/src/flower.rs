@@ -8,10 +8,10 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{project_root, setup};
+use crate::{project_root, setup, venv::Venv};
 
 /// The pinned Flower release the app in `deploy/flower/` is written against.
 const PACKAGE: &str = "flwr==1.42.0";
@@ -28,33 +28,17 @@ pub fn run(sh: &Shell) -> Result<()> {
     if !root.join(MODEL).is_file() || !root.join(DATA).is_file() {
         setup::run(sh, &crate::flags::Setup { with: Vec::new() })?;
     }
-    let python = root.join(VENV).join("bin/python");
     let probe = format!(
         "import importlib.metadata as m; assert m.version('flwr') == '{}'",
         &PACKAGE[6..]
     );
-    let installed = python.is_file()
-        && cmd!(sh, "{python} -c {probe}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .is_ok();
-    if !installed {
-        let host_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let venv = root.join(VENV);
-        cmd!(sh, "{host_python} -m venv {venv}")
-            .run()
-            .context("creating the Flower venv (needs python3 with venv)")?;
-        let started = Instant::now();
-        let install = cmd!(sh, "{python} -m pip install --disable-pip-version-check --no-input --progress-bar off --quiet {PACKAGE}").run();
-        if let Err(e) = install {
-            bail!("installing {PACKAGE} into {VENV} failed: {e}");
-        }
-        println!(
-            "installed {PACKAGE} in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
+    let python = Venv {
+        dir: VENV,
+        package: PACKAGE,
+        probe: &probe,
+        note: "under a minute",
     }
+    .ensure(sh)?;
     // The binary and the plugins beside it (a no-op after the suite's own build).
     cmd!(sh, "cargo build --workspace").run()?;
     let fedpref = root.join("target/debug/fedpref");

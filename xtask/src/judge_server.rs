@@ -9,10 +9,10 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use crate::{project_root, setup};
+use crate::{project_root, setup, venv::Venv};
 
 /// The pinned server package (llama.cpp built from its sdist).
 const PACKAGE: &str = "llama-cpp-python[server]==0.3.16";
@@ -28,39 +28,14 @@ pub fn run(sh: &Shell) -> Result<()> {
     if !model.is_file() {
         setup::run(sh, &crate::flags::Setup { with: Vec::new() })?;
     }
-    let python = root.join(VENV).join(if cfg!(windows) {
-        "Scripts/python.exe"
-    } else {
-        "bin/python"
-    });
-    let probe = "import llama_cpp.server";
-    let installed = python.is_file()
-        && cmd!(sh, "{python} -c {probe}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .is_ok();
-    if !installed {
-        let host_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let venv = root.join(VENV);
-        cmd!(sh, "{host_python} -m venv {venv}")
-            .run()
-            .context("creating the judge venv (needs python3 with venv)")?;
-        println!("installing {PACKAGE} into {VENV}: builds llama.cpp from source, several minutes");
-        let started = Instant::now();
-        let install = cmd!(sh, "{python} -m pip install --disable-pip-version-check --no-input --progress-bar off {PACKAGE}")
-            .env("CMAKE_BUILD_PARALLEL_LEVEL", std::thread::available_parallelism().map_or(2, |n| n.get()).to_string())
-            .run();
-        let seconds = started.elapsed().as_secs();
-        if let Err(e) = install {
-            bail!("installing {PACKAGE} failed after {}m {:02}s (it needs a C++ compiler; pip fetches CMake): {e}", seconds / 60, seconds % 60);
-        }
-        println!(
-            "installed {PACKAGE} in {}m {:02}s",
-            seconds / 60,
-            seconds % 60
-        );
+    let python = Venv {
+        dir: VENV,
+        package: PACKAGE,
+        probe: "import llama_cpp.server",
+        note:
+            "it builds llama.cpp from source (a C++ compiler; pip fetches CMake), several minutes",
     }
+    .ensure(sh)?;
     let started = Instant::now();
     cmd!(
         sh,

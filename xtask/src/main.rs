@@ -30,6 +30,7 @@ mod setup;
 mod test;
 #[cfg(test)]
 mod tidy;
+mod venv;
 
 use std::{
     path::{Path, PathBuf},
