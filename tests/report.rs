@@ -201,3 +201,56 @@ fn the_training_library_does_not_depend_on_polars_or_plotters() {
         "the training library pulls in {analysis:?}"
     );
 }
+
+#[test]
+fn sweeps_at_several_privacy_settings_are_reported_against_epsilon() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = tiny_sweep(dir.path(), r#""dpo", "kto""#);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("rounds = 2\n", "rounds = 2\nsampling = \"poisson\"\n")
+        + "[privacy]\nmode = \"client\"\nclip_norm = 0.05\n";
+    std::fs::write(&config, text).expect("config");
+    let parent = dir.path().join("runs/privacy");
+    for (name, setting) in [
+        ("z1", "privacy.noise_multiplier=1.0"),
+        ("z4", "privacy.noise_multiplier=4.0"),
+        ("none", "privacy.mode=\"none\""),
+    ] {
+        let run = fedpref(&[
+            "run",
+            config.to_str().expect("utf-8 path"),
+            "--set",
+            &format!("experiment.output_dir={:?}", parent.display().to_string()),
+            "--set",
+            &format!("experiment.name={name:?}"),
+            "--set",
+            setting,
+        ]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+    }
+    let report = fedpref(&["report", "--privacy", parent.to_str().expect("utf-8 path")]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let table = std::fs::read_to_string(parent.join("report/tables/privacy.md")).expect("table");
+    // Rows strongest privacy first, no DP last.
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| ε") || l.starts_with("| no DP"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(
+        rows[0].contains("z = 4") && rows[1].contains("z = 1") && rows[2].starts_with("| no DP"),
+        "{table}"
+    );
+    assert!(parent.join("report/figures/privacy-curve.svg").is_file());
+    assert!(parent.join("report/index.html").is_file());
+    let one = fedpref(&[
+        "report",
+        "--privacy",
+        dir.path().join("runs").to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(
+        one.code, 2,
+        "a folder with one sweep is a usage error: {}",
+        one.stderr
+    );
+}

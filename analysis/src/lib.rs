@@ -15,7 +15,8 @@
 //!   and failed items and the judge's position consistency, [`overview`] sums up each
 //!   benchmark;
 //! - [`figures`] draws SVG and 300 dpi PNG figures with an embedded font;
-//! - [`write_report`] and [`write_comparison`] put everything in a `report/` directory.
+//! - [`write_report`], [`write_comparison`] and [`write_privacy_report`] (one sweep per
+//!   privacy setting, [`privacy`]) put everything in a `report/` directory.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -37,6 +38,7 @@ mod html;
 pub mod judge;
 pub mod order;
 pub mod overview;
+pub mod privacy;
 pub mod read;
 mod report;
 pub mod results;
@@ -46,6 +48,7 @@ pub mod table;
 
 pub use compare::{comparison_table, write_comparison};
 pub use error::{Error, Result};
+pub use privacy::{privacy_table, write_privacy_report};
 pub use read::{read, JudgeCheck, Problem, ReadOptions, Run, Sweep};
 pub use report::{write_report, Report};
 pub use results::{results_table, round_table, Source};

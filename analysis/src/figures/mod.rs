@@ -8,6 +8,7 @@
 //! | [`differences::differences`] | `differences` | each method minus DPO on the same seeds and questions, error bars the paired 95 % bootstrap interval |
 //! | [`communication::Communication`] | `communication` | megabytes sent and received per round, per method |
 //! | [`partition::PartitionFigure`] | `partition` | examples per client: pairs, desirable and undesirable answers |
+//! | [`privacy::PrivacyCurve`] | `privacy-curve` | each benchmark against the ε spent (one sweep per privacy setting), per method, dashed the same method without DP |
 //!
 //! Each figure prepares plain data from a [`Sweep`](crate::Sweep) (`from_sweep`) and implements
 //! [`Figure`]; [`save`] renders it.
@@ -19,6 +20,7 @@ mod legend;
 mod lines;
 pub mod partition;
 pub mod png;
+pub mod privacy;
 pub mod style;
 pub mod training;
 

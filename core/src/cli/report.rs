@@ -1,6 +1,7 @@
 //! `fedpref report <run-or-sweep-dir>`: reads the runs with `fedpref-analysis` and writes
 //! `report/` (tables, figures, `index.md`, a self-contained `index.html`); `--compare A B`
-//! lines two sweeps up side by side. Prints the results table (Markdown) and the paths.
+//! lines two sweeps up side by side; `--privacy DIR` lines up one sweep per privacy setting
+//! against ε. Prints the results table (Markdown) and the paths.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,11 +18,15 @@ use super::UsageError;
 pub struct ReportArgs {
     /// A run directory (runs/<experiment>/<run>) or a sweep directory (runs/<experiment>).
     #[arg(
-        required_unless_present = "compare",
-        conflicts_with = "compare",
+        required_unless_present_any = ["compare", "privacy"],
+        conflicts_with_all = ["compare", "privacy"],
         value_name = "DIR"
     )]
     dir: Option<PathBuf>,
+    /// Report quality against privacy: DIR holds one sweep per privacy setting
+    /// (configs/dp-sweep.toml writes runs/dp-sweep/<setting>/).
+    #[arg(long, value_name = "DIR", conflicts_with = "compare")]
+    privacy: Option<PathBuf>,
     /// Compare two sweep (or run) directories side by side instead.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
@@ -38,6 +43,13 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let options = ReadOptions {
         strict: args.strict,
     };
+    if let Some(parent) = &args.privacy {
+        let sweeps = read_settings(parent, options)?;
+        let out = args.out.clone().unwrap_or_else(|| parent.join("report"));
+        let report = fedpref_analysis::write_privacy_report(&sweeps, &out)?;
+        print_report(&report);
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = match (&args.dir, &args.compare) {
         (Some(dir), None) => {
             let sweep = read(dir, options)?;
@@ -89,6 +101,34 @@ fn read(dir: &Path, options: ReadOptions) -> anyhow::Result<Sweep> {
         }
     }
     Ok(sweep)
+}
+
+/// The sweeps in the subdirectories of `parent` (its `report/` left out), one per setting.
+fn read_settings(parent: &Path, options: ReadOptions) -> anyhow::Result<Vec<Sweep>> {
+    let entries = std::fs::read_dir(parent).map_err(|e| {
+        UsageError(format!(
+            "{}: {e}; give the folder holding one sweep per privacy setting (e.g. runs/dp-sweep)",
+            parent.display()
+        ))
+    })?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "report"))
+        .collect();
+    dirs.sort();
+    let sweeps = dirs
+        .iter()
+        .map(|dir| read(dir, options))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if sweeps.len() < 2 {
+        return Err(UsageError(format!(
+            "{} holds {} sweep(s); a privacy report needs one per setting, at least two",
+            parent.display(),
+            sweeps.len()
+        ))
+        .into());
+    }
+    Ok(sweeps)
 }
 
 fn print_report(report: &Report) {

@@ -1,0 +1,146 @@
+//! Quality against privacy (`fedpref report --privacy`): each benchmark's headline against the
+//! ε spent, on a log10 axis, one line per method with its 95 % interval as a band, and the
+//! method without DP as a dashed level.
+
+use plotters::{
+    coord::Shift,
+    prelude::{DrawingArea, DrawingBackend},
+};
+
+use super::{
+    draw_title, figure_size, layout,
+    legend::{self, Entry, Swatch},
+    lines::{self, Line, LinePanel, Point},
+    Figure, Palette, Scale,
+};
+use crate::{order, table::Table};
+
+/// Each benchmark's headline against ε.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivacyCurve {
+    /// One panel per benchmark group.
+    pub panels: Vec<LinePanel>,
+    /// Methods and colours.
+    pub legend: Vec<Entry>,
+}
+
+const PANEL_IN: (f64, f64) = (3.3, 2.7);
+
+impl PrivacyCurve {
+    /// From the privacy table and each row's ε (`None`: no DP); `None` with fewer than two
+    /// rows that have an ε.
+    pub fn from_table(
+        table: &Table,
+        settings: &[(String, Option<f64>)],
+        palette: &Palette,
+    ) -> Option<PrivacyCurve> {
+        let private: Vec<(&String, f64)> = settings
+            .iter()
+            .filter_map(|(label, eps)| Some((label, (*eps)?)))
+            .collect();
+        if private.len() < 2 {
+            return None;
+        }
+        let xs: Vec<f64> = private.iter().map(|(_, eps)| eps.log10()).collect();
+        let span = (
+            xs.iter().copied().fold(f64::INFINITY, f64::min),
+            xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let baseline = settings
+            .iter()
+            .find(|(_, eps)| eps.is_none())
+            .map(|(l, _)| l);
+        let panels = table
+            .groups
+            .iter()
+            .map(|group| {
+                let cell = |row: &str, method: &str| {
+                    table.cell(row, &group.benchmark, &group.metric, method)
+                };
+                let mut lines = Vec::new();
+                for method in &table.methods {
+                    let color = palette.color(method);
+                    let points: Vec<Point> = private
+                        .iter()
+                        .zip(&xs)
+                        .filter_map(|((label, _), &x)| {
+                            let cell = cell(label, method)?;
+                            Some(Point {
+                                x,
+                                mean: cell.stat.mean,
+                                band: cell.interval.map(|i| (i.low, i.high)),
+                            })
+                        })
+                        .collect();
+                    if !points.is_empty() {
+                        lines.push(Line {
+                            color,
+                            dashed: false,
+                            width_pt: 1.4,
+                            points,
+                        });
+                    }
+                    if let Some(no_dp) = baseline.and_then(|label| cell(label, method)) {
+                        let level = |x| Point {
+                            x,
+                            mean: no_dp.stat.mean,
+                            band: None,
+                        };
+                        lines.push(Line {
+                            color,
+                            dashed: true,
+                            width_pt: 1.0,
+                            points: vec![level(span.0), level(span.1)],
+                        });
+                    }
+                }
+                LinePanel {
+                    title: group.label.clone(),
+                    x_label: "log10 epsilon".into(),
+                    y_label: group.metric.replace('_', " "),
+                    lines,
+                    from_zero: false,
+                    clamp: None,
+                }
+            })
+            .collect();
+        let legend = table
+            .methods
+            .iter()
+            .map(|m| Entry {
+                label: order::method_label(m),
+                color: palette.color(m),
+                swatch: Swatch::Line,
+            })
+            .collect();
+        Some(PrivacyCurve { panels, legend })
+    }
+}
+
+impl Figure for PrivacyCurve {
+    fn name(&self) -> String {
+        "privacy-curve".into()
+    }
+
+    fn caption(&self) -> String {
+        "Each benchmark against the ε spent (log10 scale; smaller is more private), one line per method with its 95 % interval as a band; dashed: the same method without DP.".into()
+    }
+
+    fn size_in(&self) -> (f64, f64) {
+        figure_size(self.panels.len(), PANEL_IN, &self.legend)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        scale: Scale,
+    ) -> std::result::Result<(), String> {
+        let width = self.size_in().0;
+        let areas = layout(area, scale, self.panels.len(), PANEL_IN, &self.legend);
+        draw_title(&areas.title, scale, "Quality against privacy")?;
+        for (panel, cell) in self.panels.iter().zip(&areas.panels) {
+            lines::draw(cell, scale, panel)?;
+        }
+        legend::draw(&areas.legend, scale, &self.legend, width)
+    }
+}
