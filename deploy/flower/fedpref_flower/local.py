@@ -42,8 +42,50 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc (children first found, then theirs)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found.extend(children)
+        queue.extend(children)
+    return found
+
+
+def processes_of(home: Path) -> list[int]:
+    """Processes whose environment has `FLWR_HOME=home`: everything a deployment started,
+    wherever Flower re-parented it."""
+    marker = f"FLWR_HOME={home}".encode() + b"\0"
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes() + b"\0":
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue  # another user's process, or one that ended while we looked
+    return found
+
+
+def kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process's group, then SIGKILL whatever is left after `grace` seconds."""
+    """SIGTERM the process's group, then SIGKILL whatever is left after `grace` seconds, and
+    every process it started: Flower starts some (the ServerApp under the SuperLink) in
+    sessions of their own, which the group signal does not reach."""
+    below = descendants(proc.pid)
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -57,6 +99,7 @@ def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    kill_pids(below + descendants(proc.pid))
     proc.wait()
 
 
@@ -127,10 +170,12 @@ class LocalFederation:
     def kill_node(self, client: int) -> None:
         """SIGKILL the SuperNode of `client` and everything it started."""
         proc = self.nodes.pop(client)
+        below = descendants(proc.pid)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        kill_pids(below)
         proc.wait()
         print(f"killed the SuperNode of client {client} (pid {proc.pid})", flush=True)
 

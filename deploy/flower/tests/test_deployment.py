@@ -36,7 +36,7 @@ import numpy as np
 APP_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(APP_DIR))
 from fedpref_flower.files import read_safetensors  # noqa: E402
-from fedpref_flower.local import LocalFederation  # noqa: E402
+from fedpref_flower.local import LocalFederation, processes_of, stop_group  # noqa: E402
 
 CONFIG = """
 [experiment]
@@ -202,8 +202,7 @@ def killed_node_and_restart(federation: LocalFederation, args, work: Path,
     finally:
         # The whole deployment goes down mid-run (round 2 may have started).
         federation.stop()
-        flwr.kill()
-        flwr.wait()
+        stop_group(flwr, grace=0)
     rows = rounds_of(run_dir / "rounds.jsonl")
     check([r["round"] for r in rows] == [0, 1], f"after the stop: rounds {[r['round'] for r in rows]}")
     lost = rows[1]
@@ -267,6 +266,11 @@ def main() -> int:
         return 1
     finally:
         federation.stop()
+    time.sleep(1)
+    left = processes_of(federation.home)
+    if left:
+        print(f"FAILED: processes of the deployment left running: {left}", file=sys.stderr)
+        return 1
     print("\n".join(table))
     print(f"deployment test passed in {time.monotonic() - started:.0f} s")
     if not args.work:
