@@ -16,7 +16,7 @@ use crate::{
     report::{palette, result_figures, write_table, Document, Report},
     results::{results_observations, Source},
     summary::{config_values, summarize},
-    table::{render, Group, Layout, Observation, Table},
+    table::{Group, Layout, Observation, Table},
     Result, Sweep,
 };
 
@@ -218,16 +218,7 @@ pub fn write_comparison(a: &Sweep, b: &Sweep, out: &Path) -> Result<Report> {
     }
     let problems: Vec<crate::Problem> = a.problems.iter().chain(&b.problems).cloned().collect();
     doc.problems(&problems);
-    doc.files(&tables, &figure_files);
-    let (index_md, index_html) = doc.finish()?;
-    Ok(Report {
-        dir: out.to_path_buf(),
-        index_md,
-        index_html,
-        tables,
-        figures: figure_files,
-        results_markdown: render::markdown(&table),
-    })
+    doc.into_report(tables, figure_files, &table)
 }
 
 /// A figure saved under a prefixed name.

@@ -17,7 +17,7 @@ use crate::{
     report::{palette, result_figures, write_table, Document, Report},
     results::{results_observations, Source},
     summary::config_values,
-    table::{render, Group, Layout, Observation, Table},
+    table::{Group, Layout, Observation, Table},
     Result, Sweep,
 };
 
@@ -171,14 +171,5 @@ pub fn write_privacy_report(sweeps: &[Sweep], out: &Path) -> Result<Report> {
         .flat_map(|s| s.problems.iter().cloned())
         .collect();
     doc.problems(&problems);
-    doc.files(&tables, &figure_files);
-    let (index_md, index_html) = doc.finish()?;
-    Ok(Report {
-        dir: out.to_path_buf(),
-        index_md,
-        index_html,
-        tables,
-        figures: figure_files,
-        results_markdown: render::markdown(&table),
-    })
+    doc.into_report(tables, figure_files, &table)
 }

@@ -194,7 +194,7 @@ impl Document {
         self.page.list(&items, "problems");
     }
 
-    pub(crate) fn files(&mut self, tables: &[PathBuf], figures: &[FigureFiles]) {
+    fn files(&mut self, tables: &[PathBuf], figures: &[FigureFiles]) {
         self.heading("Files");
         let relative = |p: &Path| p.strip_prefix(&self.dir).unwrap_or(p).display().to_string();
         let mut items: Vec<String> = tables.iter().map(|p| relative(p)).collect();
@@ -210,12 +210,26 @@ impl Document {
         self.page.links(&items);
     }
 
-    /// Writes `index.md` and `index.html`.
-    pub(crate) fn finish(self) -> Result<(PathBuf, PathBuf)> {
+    /// Lists the files, writes `index.md` and `index.html`, and returns the report whose
+    /// headline table is `results`.
+    pub(crate) fn into_report(
+        mut self,
+        tables: Vec<PathBuf>,
+        figures: Vec<FigureFiles>,
+        results: &Table,
+    ) -> Result<Report> {
+        self.files(&tables, &figures);
         let (md, html) = (self.dir.join("index.md"), self.dir.join("index.html"));
-        std::fs::write(&md, self.markdown).map_err(|e| Error::io(&md, e))?;
+        std::fs::write(&md, &self.markdown).map_err(|e| Error::io(&md, e))?;
         std::fs::write(&html, self.page.finish()).map_err(|e| Error::io(&html, e))?;
-        Ok((md, html))
+        Ok(Report {
+            dir: self.dir,
+            index_md: md,
+            index_html: html,
+            tables,
+            figures,
+            results_markdown: render::markdown(results),
+        })
     }
 }
 
@@ -369,14 +383,5 @@ pub fn write_report(sweep: &Sweep, out: &Path) -> Result<Report> {
         doc.figure(files)?;
     }
     doc.problems(&sweep.problems);
-    doc.files(&tables, &figure_files);
-    let (index_md, index_html) = doc.finish()?;
-    Ok(Report {
-        dir: out.to_path_buf(),
-        index_md,
-        index_html,
-        tables,
-        figures: figure_files,
-        results_markdown: render::markdown(&results),
-    })
+    doc.into_report(tables, figure_files, &results)
 }

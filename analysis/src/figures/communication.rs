@@ -11,7 +11,7 @@ use plotters::{
 
 use super::{
     draw_title, figure_size, layout,
-    legend::{self, Entry, Swatch},
+    legend::{self, Entry},
     lines::{self, Line, LinePanel, Point},
     Figure, Palette, Scale,
 };
@@ -97,14 +97,7 @@ impl Communication {
                 clamp: Some((0.0, f64::INFINITY)),
             })
             .collect();
-        let legend = methods
-            .iter()
-            .map(|m| Entry {
-                label: order::method_label(m),
-                color: palette.color(m),
-                swatch: Swatch::Line,
-            })
-            .collect();
+        let legend = legend::method_lines(&methods, palette);
         Some(Communication { panels, legend })
     }
 }

@@ -12,7 +12,7 @@ use plotters::{
     },
 };
 
-use super::{style::size, OrMessage, Scale};
+use super::{style::size, OrMessage, Palette, Scale};
 
 /// How an entry's colour is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,18 @@ pub struct Entry {
     pub color: RGBColor,
     /// How the colour is shown.
     pub swatch: Swatch,
+}
+
+/// One solid-line entry per method, labelled and coloured as everywhere in the report.
+pub fn method_lines(methods: &[String], palette: &Palette) -> Vec<Entry> {
+    methods
+        .iter()
+        .map(|m| Entry {
+            label: crate::order::method_label(m),
+            color: palette.color(m),
+            swatch: Swatch::Line,
+        })
+        .collect()
 }
 
 const SWATCH_PT: f64 = 16.0;

@@ -9,11 +9,11 @@ use plotters::{
 
 use super::{
     draw_title, figure_size, layout,
-    legend::{self, Entry, Swatch},
+    legend::{self, Entry},
     lines::{self, Line, LinePanel, Point},
     Figure, Palette, Scale,
 };
-use crate::{order, table::Table};
+use crate::table::Table;
 
 /// Each benchmark's headline against ε.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,15 +104,7 @@ impl PrivacyCurve {
                 }
             })
             .collect();
-        let legend = table
-            .methods
-            .iter()
-            .map(|m| Entry {
-                label: order::method_label(m),
-                color: palette.color(m),
-                swatch: Swatch::Line,
-            })
-            .collect();
+        let legend = legend::method_lines(&table.methods, palette);
         Some(PrivacyCurve { panels, legend })
     }
 }
