@@ -237,6 +237,62 @@ fn a_killed_and_resumed_private_run_equals_an_uninterrupted_one() {
     assert_eq!(final_adapter(&run_dir), final_adapter(&straight));
 }
 
+/// Example-level DP-SGD (KTO: each answer its own batch, no KL batch): every step records its
+/// Poisson sample and ε, each round the largest ε of its clients, and a killed and resumed run
+/// draws the same samples and noise.
+#[test]
+fn a_killed_and_resumed_example_private_run_equals_an_uninterrupted_one() {
+    let experiment = Experiment::new();
+    let private = |name: &str| {
+        experiment.config(
+            name,
+            &["kto"],
+            "[privacy]\nmode = \"example\"\nclip_norm = 0.5\nnoise_multiplier = 0.9\n",
+        )
+    };
+    let reference = private("straight");
+    let run = fedpref(&["run", reference.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let straight = experiment.run_dir("straight", "kto-fedavg-s3");
+    let steps = jsonl(&straight.join("metrics/steps.jsonl"));
+    let drawn: Vec<u64> = steps
+        .iter()
+        .map(|s| {
+            s["privacy"]["examples"]
+                .as_u64()
+                .expect("a sample in every step")
+        })
+        .collect();
+    assert!(
+        drawn.iter().any(|&n| n != drawn[0]),
+        "Poisson batches vary: {drawn:?}"
+    );
+    let rounds = jsonl(&straight.join("metrics/rounds.jsonl"));
+    for round in &rounds {
+        let index = round["round"].as_u64().expect("round");
+        let largest = steps
+            .iter()
+            .filter(|s| s["round"].as_u64() == Some(index))
+            .map(|s| s["privacy"]["epsilon"].as_f64().expect("epsilon"))
+            .fold(0.0, f64::max);
+        assert_eq!(
+            round["privacy"]["epsilon"].as_f64(),
+            Some(largest),
+            "round {index}"
+        );
+    }
+
+    let config = private("killed");
+    let run_dir = experiment.run_dir("killed", "kto-fedavg-s3");
+    assert!(
+        run_and_kill(&config, &run_dir, 15),
+        "the run finished before the kill"
+    );
+    let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(final_adapter(&run_dir), final_adapter(&straight));
+}
+
 #[test]
 fn a_sweep_skips_complete_runs_and_resumes_the_rest() {
     let experiment = Experiment::new();

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     data::DataConfig,
     eval::EvalSection,
-    privacy::{self, PrivacySection},
+    privacy::{self, PrivacyMode, PrivacySection},
 };
 
 pub use crate::plugin_host::ComponentParams;
@@ -455,10 +455,10 @@ impl ExperimentConfig {
 
     fn validate_privacy(&self) -> Result<(), String> {
         let p = &self.privacy;
-        if !p.client_level() {
+        if p.mode == PrivacyMode::None {
             return Ok(());
         }
-        if self.federation.sampling != Sampling::Poisson {
+        if p.client_level() && self.federation.sampling != Sampling::Poisson {
             return Err(
                 "privacy.mode = \"client\" needs federation.sampling = \"poisson\": the accountant bounds \
                  Poisson-sampled rounds (fixed-size sampling's bound is not implemented)"
@@ -485,6 +485,11 @@ impl ExperimentConfig {
                 "privacy.epsilon_budget = {} must be 0 (no budget) or positive",
                 p.epsilon_budget
             ));
+        }
+        if !p.client_level() {
+            // Example-level ε depends on each client's number of examples: the run checks the
+            // budget once the data is dealt (`Experiment::prepare`).
+            return Ok(());
         }
         let rate = self.federation.sampling_rate();
         let spent = |rounds| privacy::epsilon_after(p, rate, rounds);

@@ -12,6 +12,7 @@ use fedpref_rundir::{DataSummary, PartitionSummary, RunDir};
 use super::{
     manifest::{data_summary, partition_summary},
     plan::RunPlan,
+    round::example_epsilon_bound,
     sampling::{derive, Stream},
     SweepContext,
 };
@@ -73,6 +74,7 @@ impl Experiment {
         let config = &plan.config;
         let (splits, mut model, tokenized) = load_data(plan, ctx)?;
         let (clients, partition_summary) = partition(plan, ctx, &splits, &tokenized)?;
+        check_example_budget(plan, &clients)?;
         let pad_id = model.tokenizer.eos().map_or(0, |(_, id)| id);
         // Scorers and benchmark files are checked here, so a bad [eval] fails before training.
         let evaluator = Evaluator::new(
@@ -113,6 +115,28 @@ impl Experiment {
     pub fn n_params(&self) -> usize {
         self.initial.len()
     }
+}
+
+/// Under example-level DP with `privacy.epsilon_budget`, refuses a run in which some client's
+/// data would spend more than the budget (each client counted in every round).
+fn check_example_budget(plan: &RunPlan, clients: &[ClientShard]) -> Result<()> {
+    let privacy = &plan.config.privacy;
+    if !privacy.example_level() || privacy.epsilon_budget == 0.0 {
+        return Ok(());
+    }
+    let spent = example_epsilon_bound(plan, clients.iter().map(|c| c.units.len()));
+    if spent <= privacy.epsilon_budget {
+        return Ok(());
+    }
+    Err(Error::Run {
+        run_dir: plan.run_dir.clone(),
+        message: format!(
+            "privacy.epsilon_budget = {}: with example-level DP a client's data spends up to \
+             epsilon = {spent:.3} at delta = {} over {} rounds; raise privacy.noise_multiplier, \
+             or lower federation.rounds or training.local_steps",
+            privacy.epsilon_budget, privacy.delta, plan.config.federation.rounds
+        ),
+    })
 }
 
 /// Each client's training units for `plan`, dealt as [`Experiment::prepare`] deals them, for

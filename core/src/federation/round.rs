@@ -27,11 +27,11 @@ use crate::{
     config::TrainingSection,
     eval::Target,
     plugin_host::{metric_map, MetricMeans},
-    privacy::{privatize, PrivacyRecord, RoundNoise},
+    privacy::{poisson_gaussian_epsilon, privatize, PrivacyRecord, RoundNoise},
     progress::Progress,
     train::{
-        fill_units, train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer,
-        ReferenceCache, ReferenceSource,
+        fill_units, train_client, Dropout, ExamplePrivacy, LocalJob, LocalOutcome, LocalSettings,
+        LocalTrainer, ReferenceCache, ReferenceSource, StepPrivacy,
     },
     Error, Result,
 };
@@ -88,6 +88,8 @@ pub struct TrainedClient {
     pub params: Vec<f32>,
     /// Optimizer steps it took.
     pub local_steps: u32,
+    /// Under example-level DP: its steps' samples, clipping and ε.
+    pub privacy: Option<StepPrivacy>,
 }
 
 /// What [`train_clients`] produced.
@@ -326,7 +328,52 @@ pub fn local_settings(plan: &RunPlan, round: &Round, client: u32, n_units: usize
             .map(|s| Instant::now() + Duration::from_secs_f64(s)),
         fail_before_step: failure_step(seed, round.index, client, federation.dropout, steps),
         shared_prefix: training.shared_prefix,
+        example_privacy: config
+            .privacy
+            .example_level()
+            .then(|| example_privacy(plan, n_units, u64::from(round.index) * u64::from(steps))),
     }
+}
+
+/// Example-level DP-SGD for a client with `n_units` units that went through `steps_before`
+/// steps in earlier rounds: each step Poisson-samples its units at the rate that gives the
+/// configured batch (`batch_size x grad_accum`) on average.
+fn example_privacy(plan: &RunPlan, n_units: usize, steps_before: u64) -> ExamplePrivacy {
+    let (privacy, training) = (&plan.config.privacy, &plan.config.training);
+    let batch = (training.batch_size * training.grad_accum) as f64;
+    let rate = (batch / n_units.max(1) as f64).min(1.0);
+    ExamplePrivacy {
+        clip_norm: privacy.clip_norm,
+        noise_multiplier: privacy.noise_multiplier,
+        rate,
+        expected_batch: rate * n_units as f64,
+        steps_before,
+        delta: privacy.delta,
+    }
+}
+
+/// The most ε any client's data spends over the whole run under example-level DP, counting
+/// each client in every round, from each client's number of units.
+pub fn example_epsilon_bound(plan: &RunPlan, client_units: impl Iterator<Item = usize>) -> f64 {
+    let config = &plan.config;
+    let training = &config.training;
+    client_units
+        .map(|n| {
+            let steps = schedule::local_steps(
+                training.local_steps,
+                n,
+                training.batch_size * training.grad_accum,
+                &config.federation,
+            );
+            let private = example_privacy(plan, n, 0);
+            poisson_gaussian_epsilon(
+                private.rate,
+                private.noise_multiplier,
+                u64::from(steps) * u64::from(config.federation.rounds),
+                private.delta,
+            )
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Files one client's outcome: its steps logged and averaged, its update kept, rejected or
@@ -379,7 +426,7 @@ fn settle(
     );
     // A rejected client's steps stay in steps.jsonl but not in the round's means.
     if rejected.is_none() {
-        for record in &records {
+        for record in records.iter().filter(|r| r.has_loss()) {
             for (name, value) in &record.metrics {
                 training.means.add_value(name, *value);
             }
@@ -400,6 +447,7 @@ fn settle(
         client,
         params,
         local_steps: records.len() as u32,
+        privacy: StepPrivacy::combine(records.iter().filter_map(|r| r.privacy.as_ref())),
     });
     Ok(())
 }
@@ -499,11 +547,31 @@ pub fn aggregate(
         updates: updates.as_slice().into(),
     })?;
     state.global = output.global.into_vec();
+    let example = || {
+        example_privacy_record(
+            training.trained.iter().filter_map(|t| t.privacy.as_ref()),
+            config.privacy.delta,
+        )
+    };
     Ok(Aggregation {
         skipped: None,
         metrics: metric_map(&output.metrics),
         seconds: started.elapsed().as_secs_f64(),
-        privacy: privatized.map(|(_, record)| record),
+        privacy: privatized.map(|(_, record)| record).or_else(example),
+    })
+}
+
+/// The round's privacy record under example-level DP, from the steps of the clients it
+/// aggregated: their examples clipped, mean gradient norm, and the largest ε any of them spent.
+pub(crate) fn example_privacy_record<'a>(
+    steps: impl Iterator<Item = &'a StepPrivacy>,
+    delta: f64,
+) -> Option<PrivacyRecord> {
+    StepPrivacy::combine(steps).map(|total| PrivacyRecord {
+        clipped: total.clipped,
+        mean_update_norm: total.mean_grad_norm,
+        epsilon: total.epsilon,
+        delta,
     })
 }
 

@@ -22,7 +22,10 @@ use serde::Serialize;
 use super::{
     experiment::attach_adapter,
     plan::RunPlan,
-    round::{noised_update, rejection, round_lr, round_noise, ClientEvent, TrainedClient},
+    round::{
+        example_privacy_record, noised_update, rejection, round_lr, round_noise, ClientEvent,
+        TrainedClient,
+    },
     sampling::round_clients,
     worker::{adapter_identity, damaged, read_update, write_global, UpdateInfo},
 };
@@ -288,6 +291,9 @@ pub fn aggregate_round(
     for (_, info) in &kept {
         for step in &info.steps {
             record.tokens += step.tokens;
+            if !step.has_loss() {
+                continue;
+            }
             means.add_value("loss", step.loss);
             for (name, value) in &step.metrics {
                 means.add_value(name, *value);
@@ -326,6 +332,7 @@ pub fn aggregate_round(
             client: info.client,
             params: Vec::new(),
             local_steps: info.steps.len() as u32,
+            privacy: None,
         })
         .collect();
     let client_updates: Vec<ClientUpdate<'_>> = match &privatized {
@@ -350,7 +357,13 @@ pub fn aggregate_round(
     next.global = output.global.into_vec();
     next.aggregator = aggregator.save_state()?;
     record.aggregator = metric_map(&output.metrics);
-    record.privacy = privatized.map(|(_, privacy)| privacy);
+    record.privacy = privatized.map(|(_, privacy)| privacy).or_else(|| {
+        let steps = kept.iter().flat_map(|(_, info)| &info.steps);
+        example_privacy_record(
+            steps.filter_map(|s| s.privacy.as_ref()),
+            config.privacy.delta,
+        )
+    });
     Ok((next, record))
 }
 

@@ -210,6 +210,7 @@ fn aggregating_weights_each_update_by_its_clients_units() {
                 client,
                 params: vec![k as f32 + 1.0; n],
                 local_steps: 2,
+                privacy: None,
             })
             .collect(),
         ..Default::default()

@@ -68,6 +68,14 @@ impl RdpAccountant {
     }
 }
 
+/// ε at `delta` after `steps` Poisson-subsampled Gaussian steps of rate `q` and noise
+/// multiplier `sigma`.
+pub fn poisson_gaussian_epsilon(q: f64, sigma: f64, steps: u64, delta: f64) -> f64 {
+    let mut accountant = RdpAccountant::default();
+    accountant.compose_poisson_gaussian(q, sigma, steps);
+    accountant.epsilon(delta).0
+}
+
 /// ε at one order (infinite for an order left out, or where the bound does not apply).
 fn epsilon_at(alpha: f64, rdp: f64, delta: f64) -> f64 {
     if rdp.is_nan() || delta <= 0.0 {

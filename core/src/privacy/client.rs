@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::{PrivacySection, RdpAccountant};
+use super::{poisson_gaussian_epsilon, PrivacySection};
 use crate::{Error, Result};
 
 /// A round's privacy facts, in its record.
@@ -48,9 +48,12 @@ pub struct RoundNoise {
 
 /// ε after `rounds` rounds at the section's δ.
 pub fn epsilon_after(privacy: &PrivacySection, rate: f64, rounds: u32) -> f64 {
-    let mut accountant = RdpAccountant::default();
-    accountant.compose_poisson_gaussian(rate, privacy.noise_multiplier, u64::from(rounds));
-    accountant.epsilon(privacy.delta).0
+    poisson_gaussian_epsilon(
+        rate,
+        privacy.noise_multiplier,
+        u64::from(rounds),
+        privacy.delta,
+    )
 }
 
 /// The noised mean update added to `global` (see the module docs), from the updates of the

@@ -6,6 +6,6 @@ pub mod accountant;
 pub mod client;
 pub mod settings;
 
-pub use accountant::{default_orders, RdpAccountant};
+pub use accountant::{default_orders, poisson_gaussian_epsilon, RdpAccountant};
 pub use client::{epsilon_after, privatize, PrivacyRecord, RoundNoise};
 pub use settings::{PrivacyMode, PrivacySection};

@@ -2,16 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `[privacy]`: client-level differential privacy (DP-FedAvg, McMahan et al. 2018). Each
-/// client's update is clipped to `clip_norm`, the server adds Gaussian noise of standard
-/// deviation `noise_multiplier * clip_norm` to their sum and divides by the expected number of
-/// clients per round; a Rényi-DP accountant gives ε at `delta` after each round.
+/// `[privacy]`: differential privacy of one client's data (`mode = "client"`: DP-FedAvg, McMahan
+/// et al. 2018) or of one example (`mode = "example"`: DP-SGD, Abadi et al. 2016, inside each
+/// client). What is clipped to `clip_norm` is a client's update or one example's gradient; the
+/// Gaussian noise added to their sum has standard deviation `noise_multiplier * clip_norm`, and
+/// the sum is divided by the expected number of contributions; a Rényi-DP accountant gives ε
+/// at `delta`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacySection {
-    /// `none` or `client`.
+    /// `none`, `client` or `example`.
     pub mode: PrivacyMode,
-    /// L2 bound on each client's update (its change of the adapter).
+    /// L2 bound on each client's update (its change of the adapter), or on each example's
+    /// gradient.
     pub clip_norm: f64,
     /// Noise standard deviation over the clip norm.
     pub noise_multiplier: f64,
@@ -30,6 +33,9 @@ pub enum PrivacyMode {
     None,
     /// Client-level: one client's whole data is what the guarantee hides.
     Client,
+    /// Example-level: one example (a pair for DPO, one labelled answer for KTO) of a client is
+    /// what the guarantee hides, from anyone who sees that client's updates.
+    Example,
 }
 
 impl Default for PrivacySection {
@@ -54,5 +60,10 @@ impl PrivacySection {
     /// Whether client-level DP is on.
     pub fn client_level(&self) -> bool {
         self.mode == PrivacyMode::Client
+    }
+
+    /// Whether example-level DP-SGD is on.
+    pub fn example_level(&self) -> bool {
+        self.mode == PrivacyMode::Example
     }
 }

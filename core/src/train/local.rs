@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::kl_pairs::kl_sequences;
 use super::optimizer::{AdamW, AdamWConfig, GradAccumulator};
 use super::plan::planned_step;
+use super::private_step::{ExamplePrivacy, PrivateSteps, StepPrivacy};
 use super::reference::ReferenceSource;
 use super::units::{label_counts, Scored, Unit};
 use crate::{
@@ -51,6 +52,9 @@ pub struct LocalSettings {
     pub fail_before_step: Option<u32>,
     /// Run each pair's prompt once for both answers ([`SequenceBatch::shared_prefix`]).
     pub shared_prefix: bool,
+    /// Example-level DP-SGD, when on: each step's batch Poisson-sampled, each example's
+    /// gradient clipped, noise added ([`super::private_step`]).
+    pub example_privacy: Option<ExamplePrivacy>,
 }
 
 /// One optimizer step's record, appended to `metrics/steps.jsonl`.
@@ -74,6 +78,18 @@ pub struct StepRecord {
     pub seconds: f64,
     /// The loss plugin's metrics, averaged over micro-batches (NaN-free: undefined ones omitted).
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Under example-level DP: the step's sample, clipping and ε. The loss and metrics are
+    /// then means over the sampled examples, and 0 and empty when none was sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<StepPrivacy>,
+}
+
+impl StepRecord {
+    /// Whether the step has a loss to average: under example-level DP a step whose Poisson
+    /// sample drew no example has none (its `loss` is 0).
+    pub fn has_loss(&self) -> bool {
+        self.privacy.map_or(true, |p| p.examples > 0)
+    }
 }
 
 /// Why a client returned no update.
@@ -234,58 +250,104 @@ fn run_steps(
     let mut accumulator = GradAccumulator::new(vars.to_vec());
     let mut order: Vec<usize> = (0..job.units.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
+    let mut private = settings
+        .example_privacy
+        .as_ref()
+        .map(|privacy| PrivateSteps::new(privacy, settings.seed));
     let micro = settings.batch_size.min(job.units.len());
-    let mut cursor = 0usize;
+    let batch = micro * settings.grad_accum;
     let counts = label_counts(job.units);
     for step in 0..settings.steps {
         if let Some(dropout) = dropout_before(settings, step, stop) {
             return Ok(Some(dropout));
         }
         let started = Instant::now();
-        // The step's units, read cyclically from the seeded order, then its KL batch.
-        let picked: Vec<&Unit> = (0..micro * settings.grad_accum)
-            .map(|k| &job.units[order[(cursor + k) % order.len()]])
-            .collect();
-        cursor += picked.len();
-        let kl = step_kl_batch(trainer, &picked)?;
-        let mut losses = Vec::new();
-        let mut metric_sums = MetricMeans::default();
-        let mut tokens = 0;
-        for (units, kl) in picked.chunks(micro).zip(kl.chunks(micro)) {
-            let kl: Vec<&Scored> = kl.iter().flatten().collect();
-            let (output, micro_tokens) =
-                match micro_batch(trainer, units, &kl, counts, settings, &mut accumulator) {
-                    Ok(done) => done,
-                    Err(Error::NonFinite { what }) => {
-                        return Ok(Some(Dropout::Rejected { step, why: what }))
-                    }
-                    Err(e @ (Error::Plugin { .. } | Error::PluginContract { .. })) => {
-                        return Ok(Some(Dropout::Rejected {
-                            step,
-                            why: e.to_string(),
-                        }))
-                    }
-                    Err(e) => return Err(e),
-                };
-            tokens += micro_tokens;
-            losses.push(output.loss);
-            metric_sums.add(&output.metrics);
-        }
-        let mut grads = accumulator.take_mean()?;
-        let stats = planned_step(optimizer, vars, &mut grads, job.global, job.plan)?;
+        let gradient = match private.as_mut() {
+            Some(private) => private.gradient(trainer, (job.units, counts), settings, vars, step),
+            None => {
+                // The step's units, read cyclically from the seeded order.
+                let picked: Vec<&Unit> = (0..batch)
+                    .map(|k| &job.units[order[(step as usize * batch + k) % order.len()]])
+                    .collect();
+                step_gradient(
+                    trainer,
+                    &picked,
+                    (micro, counts),
+                    settings,
+                    &mut accumulator,
+                )
+            }
+        };
+        let mut gradient = match gradient {
+            Ok(gradient) => gradient,
+            Err(e) => return rejected_at(step, e).map(Some),
+        };
+        let stats = planned_step(optimizer, vars, &mut gradient.grads, job.global, job.plan)?;
+        let n = gradient.losses.len();
         on_step(StepRecord {
             round: job.round,
             client: job.client,
             step,
-            loss: losses.iter().sum::<f64>() / losses.len() as f64,
+            loss: gradient.losses.iter().sum::<f64>() / n.max(1) as f64,
             lr: settings.lr,
             grad_norm: stats.grad_norm,
-            tokens,
+            tokens: gradient.tokens,
             seconds: started.elapsed().as_secs_f64(),
-            metrics: metric_sums.means(),
+            metrics: gradient.metrics.means(),
+            privacy: gradient.privacy,
         });
     }
     Ok(None)
+}
+
+/// One step's gradient and what its record reports.
+#[derive(Default)]
+pub(super) struct StepGradient {
+    /// The gradient the optimizer steps on, in var order.
+    pub grads: Vec<Tensor>,
+    /// Each micro-batch's (or sampled example's) loss.
+    pub losses: Vec<f64>,
+    /// The loss plugin's metrics over them.
+    pub metrics: MetricMeans,
+    /// Tokens through the model.
+    pub tokens: usize,
+    /// Under example-level DP, the step's sample, clipping and ε.
+    pub privacy: Option<StepPrivacy>,
+}
+
+/// The mean gradient over `picked`, in micro-batches of `micro` units, with the step's KL batch
+/// when the loss asks for one.
+pub(super) fn step_gradient(
+    trainer: &mut LocalTrainer<'_>,
+    picked: &[&Unit],
+    (micro, counts): (usize, (u64, u64)),
+    settings: &LocalSettings,
+    accumulator: &mut GradAccumulator,
+) -> Result<StepGradient> {
+    let kl = step_kl_batch(trainer, picked)?;
+    let mut gradient = StepGradient::default();
+    for (units, kl) in picked.chunks(micro).zip(kl.chunks(micro)) {
+        let kl: Vec<&Scored> = kl.iter().flatten().collect();
+        let (output, tokens) = micro_batch(trainer, units, &kl, counts, settings, accumulator)?;
+        gradient.tokens += tokens;
+        gradient.losses.push(output.loss);
+        gradient.metrics.add(&output.metrics);
+    }
+    gradient.grads = accumulator.take_mean()?;
+    Ok(gradient)
+}
+
+/// A step's error as the client's rejection, when it is one: a non-finite value, or the loss
+/// plugin failing on this client's batch; any other error stops the run.
+fn rejected_at(step: u32, e: Error) -> Result<Dropout> {
+    match e {
+        Error::NonFinite { what } => Ok(Dropout::Rejected { step, why: what }),
+        e @ (Error::Plugin { .. } | Error::PluginContract { .. }) => Ok(Dropout::Rejected {
+            step,
+            why: e.to_string(),
+        }),
+        e => Err(e),
+    }
 }
 
 /// Why the client stops before `step`, if it does: Ctrl-C, injected failure, deadline.
@@ -343,7 +405,7 @@ fn step_kl_batch(trainer: &mut LocalTrainer<'_>, units: &[&Unit]) -> Result<Vec<
 /// One forward, loss and backward over `units` of a client with `counts` (desirable,
 /// undesirable) answers in all, with the micro-batch's KL sequences `kl`; gradients go into
 /// `accumulator`.
-fn micro_batch(
+pub(super) fn micro_batch(
     trainer: &LocalTrainer<'_>,
     units: &[&Unit],
     kl: &[&Scored],
@@ -551,6 +613,7 @@ mod tests {
             deadline: None,
             fail_before_step: None,
             shared_prefix: true,
+            example_privacy: None,
         }
     }
 

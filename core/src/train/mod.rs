@@ -5,6 +5,7 @@ pub mod kl_pairs;
 pub mod local;
 pub mod optimizer;
 pub mod plan;
+pub mod private_step;
 pub mod reference;
 pub mod units;
 
@@ -12,5 +13,6 @@ pub use local::{
     train_client, Dropout, LocalJob, LocalOutcome, LocalSettings, LocalTrainer, OptimizerState,
     StepRecord,
 };
+pub use private_step::{ExamplePrivacy, StepPrivacy};
 pub use reference::{fill_units, ReferenceCache, ReferenceSource};
 pub use units::{client_units, Unit};

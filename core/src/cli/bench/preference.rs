@@ -251,6 +251,7 @@ pub fn preference_step(
             deadline: None,
             fail_before_step: None,
             shared_prefix: b.shared_prefix,
+            example_privacy: None,
         },
         optimizer: None,
     };
