@@ -69,6 +69,15 @@ impl FederationSection {
     pub fn sampling_rate(&self) -> f64 {
         f64::from(self.clients_per_round) / f64::from(self.clients.max(1))
     }
+
+    /// How rounds draw their clients, for the privacy accountant.
+    pub fn client_draw(&self) -> privacy::ClientDraw {
+        let rate = self.sampling_rate();
+        match self.sampling {
+            Sampling::Poisson => privacy::ClientDraw::Poisson { rate },
+            Sampling::Fixed => privacy::ClientDraw::FixedSize { rate },
+        }
+    }
 }
 
 /// `[checkpoint]`.
@@ -458,13 +467,6 @@ impl ExperimentConfig {
         if p.mode == PrivacyMode::None {
             return Ok(());
         }
-        if p.client_level() && self.federation.sampling != Sampling::Poisson {
-            return Err(
-                "privacy.mode = \"client\" needs federation.sampling = \"poisson\": the accountant bounds \
-                 Poisson-sampled rounds (fixed-size sampling's bound is not implemented)"
-                    .to_owned(),
-            );
-        }
         if !(p.clip_norm > 0.0 && p.clip_norm.is_finite()) {
             return Err(format!(
                 "privacy.clip_norm = {} must be positive",
@@ -491,8 +493,8 @@ impl ExperimentConfig {
             // budget once the data is dealt (`Experiment::prepare`).
             return Ok(());
         }
-        let rate = self.federation.sampling_rate();
-        let spent = |rounds| privacy::epsilon_after(p, rate, rounds);
+        let draw = self.federation.client_draw();
+        let spent = |rounds| privacy::epsilon_after(p, draw, rounds);
         let rounds = self.federation.rounds;
         if p.epsilon_budget > 0.0 && spent(rounds) > p.epsilon_budget {
             let affordable = (0..rounds)

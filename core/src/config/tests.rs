@@ -131,12 +131,16 @@ fn only_environment_variables_that_name_a_section_are_config() {
 }
 
 #[test]
-fn client_level_privacy_needs_poisson_sampling_and_fits_its_budget() {
-    let fixed = error("[privacy]\nmode = \"client\"\n", &[]);
-    assert!(
-        fixed.contains("federation.sampling = \"poisson\""),
-        "{fixed}"
-    );
+fn client_level_privacy_fits_its_budget_under_either_sampling() {
+    // Fixed-size sampling is accounted at half the noise multiplier (replace-one neighbours),
+    // so a budget that Poisson sampling meets can refuse it.
+    let budget = "[federation]\nclients = 10\nclients_per_round = 2\nrounds = 20\n\
+                  [privacy]\nmode = \"client\"\nnoise_multiplier = 1.5\nepsilon_budget = 5.0\n";
+    let fixed = error(budget, &[]);
+    assert!(fixed.contains("rounds fit the budget"), "{fixed}");
+    let poisson = budget.replace("rounds = 20\n", "rounds = 20\nsampling = \"poisson\"\n");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    load(&write(dir.path(), &poisson), &[]).expect("Poisson sampling fits the budget");
     let over = error(
         "[federation]\nclients = 10\nclients_per_round = 2\nrounds = 50\nsampling = \"poisson\"\n\
          [privacy]\nmode = \"client\"\nnoise_multiplier = 1.0\nepsilon_budget = 2.0\n",

@@ -576,15 +576,14 @@ pub(crate) fn example_privacy_record<'a>(
 }
 
 /// Where round `index`'s privacy noise comes from: a seed derived from the run's seed and the
-/// round, Poisson rate q and the fixed denominator qN.
+/// round, how clients were drawn, and the fixed denominator qN.
 pub(crate) fn round_noise(plan: &RunPlan, index: u32) -> RoundNoise {
     let federation = &plan.config.federation;
-    let rate = federation.sampling_rate();
     RoundNoise {
         seed: derive(plan.key.seed, Stream::PrivacyNoise, u64::from(index), 0),
         round: index,
-        rate,
-        expected_clients: rate * f64::from(federation.clients),
+        draw: federation.client_draw(),
+        expected_clients: federation.sampling_rate() * f64::from(federation.clients),
     }
 }
 

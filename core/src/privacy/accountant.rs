@@ -54,6 +54,15 @@ impl RdpAccountant {
         }
     }
 
+    /// Adds `steps` steps of the Gaussian mechanism with noise multiplier `sigma` (over the
+    /// replace-one sensitivity), each on a sample of fixed size `q·n` drawn without replacement
+    /// from `n` members.
+    pub fn compose_fixed_size_gaussian(&mut self, q: f64, sigma: f64, steps: u64) {
+        for (rdp, &alpha) in self.rdp.iter_mut().zip(&self.orders) {
+            *rdp += steps as f64 * fixed_size_gaussian_rdp(q, sigma, alpha);
+        }
+    }
+
     /// The smallest ε, over the orders, for which the steps so far are (ε, δ)-DP, and the order
     /// that gives it.
     pub fn epsilon(&self, delta: f64) -> (f64, f64) {
@@ -160,6 +169,102 @@ fn log_a_fractional(q: f64, sigma: f64, alpha: f64) -> f64 {
         positive = positive == (ratio > 0.0);
     }
     f64::NAN
+}
+
+/// RDP at order `alpha` of one Gaussian step on a sample of fixed size drawn without
+/// replacement, at rate `q = m / n`, under replace-one neighbours: the bound of Wang, Balle and
+/// Kasiviswanathan 2019 ("Subsampled Rényi Differential Privacy and Analytical Moments
+/// Accountant", Theorem 27) at integer orders, interpolated linearly in the cumulant generating
+/// function between them (their Corollary 10), as dp-accounting computes it.
+pub fn fixed_size_gaussian_rdp(q: f64, sigma: f64, alpha: f64) -> f64 {
+    if q == 0.0 {
+        return 0.0;
+    }
+    if sigma == 0.0 {
+        return f64::INFINITY;
+    }
+    if q == 1.0 {
+        return alpha / (2.0 * sigma * sigma);
+    }
+    let (low, high) = (alpha.floor(), alpha.ceil());
+    if low == high {
+        return log_a_without_replacement(q, sigma, low as u64) / (alpha - 1.0);
+    }
+    let t = alpha - low;
+    let below = log_a_without_replacement(q, sigma, low as u64);
+    let above = log_a_without_replacement(q, sigma, high as u64);
+    ((1.0 - t) * below + t * above) / (alpha - 1.0)
+}
+
+/// `(α − 1) · RDP` of the without-replacement bound at integer `alpha`: `ln(1 + Σ_{i≥2} …)`,
+/// each term the smaller of the bound through forward differences of `exp(cgf)` and the plain
+/// one; past order 256 only the plain one (O(α) instead of O(α²)).
+fn log_a_without_replacement(q: f64, sigma: f64, alpha: u64) -> f64 {
+    if alpha <= 1 {
+        return 0.0;
+    }
+    let two_var = 2.0 * sigma * sigma;
+    // The Gaussian's RDP at order x and its cumulant generating function x·RDP(x + 1).
+    let rdp = |x: f64| x / two_var;
+    let cgf = |x: f64| x * (x + 1.0) / two_var;
+    let (ln2, ln4, log_q) = (2f64.ln(), 4f64.ln(), q.ln());
+    let log_f2m1 = rdp(2.0) + (-(-rdp(2.0)).exp()).ln_1p();
+    let deltas = (alpha <= 256).then(|| forward_differences(cgf, alpha as usize));
+    let mut log_a = 0.0;
+    for i in 2..=alpha {
+        let fi = i as f64;
+        let bound = if i == 2 {
+            (ln4 + log_f2m1).min(rdp(2.0) + ln2)
+        } else {
+            let plain = ln2 + cgf(fi - 1.0);
+            match &deltas {
+                Some(deltas) => {
+                    let lo = deltas[(2 * (i / 2) - 1) as usize];
+                    let hi = deltas[(2 * i.div_ceil(2) - 1) as usize];
+                    (ln4 + 0.5 * (lo + hi)).min(plain)
+                }
+                None => plain,
+            }
+        };
+        log_a = log_add(log_a, bound + fi * log_q + log_binomial(alpha as f64, fi));
+    }
+    log_a
+}
+
+/// `ln |Δ^k exp(f)(−1)|` for k = 1 … n + 2, the forward differences of `exp(f)` on the points
+/// −1, 0, 1, …, with `exp(f(−1))` taken as 1, computed in log space with signs.
+fn forward_differences(f: impl Fn(f64) -> f64, n: usize) -> Vec<f64> {
+    let mut values = vec![0.0; n + 3];
+    let mut positive = vec![true; n + 3];
+    for (i, value) in values.iter_mut().enumerate().skip(1) {
+        *value = f((i - 1) as f64);
+    }
+    let mut deltas = vec![0.0; n + 2];
+    for (i, delta) in deltas.iter_mut().enumerate() {
+        for j in 0..n + 2 - i {
+            if positive[j] == positive[j + 1] {
+                let (sign, magnitude) = log_sub_signed(values[j + 1], values[j]);
+                values[j] = magnitude;
+                positive[j] = if positive[j + 1] { sign } else { !sign };
+            } else {
+                values[j] = log_add(values[j], values[j + 1]);
+                positive[j] = positive[j + 1];
+            }
+        }
+        *delta = values[0];
+    }
+    deltas
+}
+
+/// `ln |e^a − e^b|` and whether `e^a − e^b` is positive.
+fn log_sub_signed(a: f64, b: f64) -> (bool, f64) {
+    if a > b {
+        (true, a + (-(b - a).exp()).ln_1p())
+    } else if a < b {
+        (false, b + (-(a - b).exp()).ln_1p())
+    } else {
+        (true, f64::NEG_INFINITY)
+    }
 }
 
 /// `ln C(n, k)` for real n ≥ k ≥ 0.

@@ -141,3 +141,58 @@ fn subsampling_amplifies_and_composition_adds_up() {
     assert!((a - b).abs() <= 1e-9 * a, "{a} vs {b}");
     assert!(RdpAccountant::default().epsilon(1e-5).0 == 0.0);
 }
+
+#[derive(serde::Deserialize)]
+struct FixedSizeRow {
+    q: f64,
+    sigma: f64,
+    steps: u64,
+    delta: f64,
+    dp_accounting: f64,
+}
+
+/// `fixed_size_grid.json`: ε of fixed-size sampling without replacement from dp-accounting
+/// 0.6.0 over (m / n, σ, steps, δ) (xtask/privacy/fixed_size_grid.py wrote it; Opacus has no
+/// such accountant).
+#[test]
+fn fixed_size_epsilon_matches_dp_accounting_over_its_grid() {
+    #[derive(serde::Deserialize)]
+    struct FixedGrid {
+        rows: Vec<FixedSizeRow>,
+    }
+    let grid: FixedGrid =
+        serde_json::from_str(include_str!("fixed_size_grid.json")).expect("the grid");
+    assert_eq!(grid.rows.len(), 160);
+    for row in &grid.rows {
+        let mut accountant = RdpAccountant::default();
+        accountant.compose_fixed_size_gaussian(row.q, row.sigma, row.steps);
+        let ours = accountant.epsilon(row.delta).0;
+        assert!(
+            (ours - row.dp_accounting).abs() <= 0.01 * row.dp_accounting,
+            "q {} sigma {} steps {} delta {}: epsilon {ours}, dp-accounting {}",
+            row.q,
+            row.sigma,
+            row.steps,
+            row.delta,
+            row.dp_accounting
+        );
+    }
+}
+
+/// At order 2 the bound is a closed form: `ln(1 + q² C(2, 2) min(4 (e^(1/σ²) − 1), 2 e^(1/σ²)))`;
+/// without subsampling it is the Gaussian's; interpolation meets the integer orders.
+#[test]
+fn the_fixed_size_bound_has_its_closed_forms() {
+    let (q, sigma) = (0.1f64, 1.5f64);
+    let e = (1.0 / (sigma * sigma)).exp();
+    let order2 = (q * q * (4.0 * (e - 1.0)).min(2.0 * e)).ln_1p();
+    assert!((fixed_size_gaussian_rdp(q, sigma, 2.0) - order2).abs() <= 1e-12 * order2);
+    assert_eq!(
+        fixed_size_gaussian_rdp(1.0, 0.7, 10.0),
+        10.0 / (2.0 * 0.7 * 0.7)
+    );
+    assert_eq!(fixed_size_gaussian_rdp(0.0, 0.7, 10.0), 0.0);
+    let near = fixed_size_gaussian_rdp(q, sigma, 5.0 + 1e-9);
+    let exact = fixed_size_gaussian_rdp(q, sigma, 5.0);
+    assert!((near - exact).abs() <= 1e-6 * exact, "{near} vs {exact}");
+}

@@ -6,8 +6,10 @@
 //! whose sensitivity to one client is C / qN whoever took part). The aggregator then sees one
 //! update, `global + noised mean`.
 //!
-//! Clients are Poisson-sampled at rate q (`federation.sampling = "poisson"`), which the
-//! accountant assumes; the noise is drawn from a seed the run derives from its seed and the
+//! Clients are Poisson-sampled at rate q (`federation.sampling = "poisson"`: add/remove
+//! neighbours), or exactly qN of them are drawn without replacement (`"fixed"`: replace-one
+//! neighbours, under which one client moves the clipped sum by up to 2C, so the accountant sees
+//! noise multiplier z/2); the noise is drawn from a seed the run derives from its seed and the
 //! round, so a resumed run adds the same noise. The guarantee covers what is released: the global adapters, to anyone who sees them.
 //! It does not cover the server, which sees each clipped update before the noise (no secure
 //! aggregation).
@@ -17,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::{poisson_gaussian_epsilon, PrivacySection};
+use super::{poisson_gaussian_epsilon, PrivacySection, RdpAccountant};
 use crate::{Error, Result};
 
 /// A round's privacy facts, in its record.
@@ -40,20 +42,40 @@ pub struct RoundNoise {
     pub seed: u64,
     /// The round, 0-based (ε is reported after it).
     pub round: u32,
-    /// q, the Poisson sampling rate of clients.
-    pub rate: f64,
+    /// How the round's clients were drawn.
+    pub draw: ClientDraw,
     /// The expected number of clients per round, qN: the fixed denominator.
     pub expected_clients: f64,
 }
 
+/// How a round's clients are drawn, which decides the accounting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClientDraw {
+    /// Each client independently with probability `rate` (add/remove neighbours).
+    Poisson {
+        /// q.
+        rate: f64,
+    },
+    /// Exactly `rate × clients` clients, without replacement (replace-one neighbours).
+    FixedSize {
+        /// q = m / N.
+        rate: f64,
+    },
+}
+
 /// ε after `rounds` rounds at the section's δ.
-pub fn epsilon_after(privacy: &PrivacySection, rate: f64, rounds: u32) -> f64 {
-    poisson_gaussian_epsilon(
-        rate,
-        privacy.noise_multiplier,
-        u64::from(rounds),
-        privacy.delta,
-    )
+pub fn epsilon_after(privacy: &PrivacySection, draw: ClientDraw, rounds: u32) -> f64 {
+    let (z, rounds) = (privacy.noise_multiplier, u64::from(rounds));
+    match draw {
+        ClientDraw::Poisson { rate } => poisson_gaussian_epsilon(rate, z, rounds, privacy.delta),
+        ClientDraw::FixedSize { rate } => {
+            // Replacing one client moves the sum of clipped updates by up to 2C: the noise
+            // z·C is z/2 times that sensitivity.
+            let mut accountant = RdpAccountant::default();
+            accountant.compose_fixed_size_gaussian(rate, z / 2.0, rounds);
+            accountant.epsilon(privacy.delta).0
+        }
+    }
 }
 
 /// The noised mean update added to `global` (see the module docs), from the updates of the
@@ -106,7 +128,7 @@ pub fn privatize(
     let record = PrivacyRecord {
         clipped,
         mean_update_norm: norms / updates.len().max(1) as f64,
-        epsilon: epsilon_after(privacy, noise_at.rate, noise_at.round + 1),
+        epsilon: epsilon_after(privacy, noise_at.draw, noise_at.round + 1),
         delta: privacy.delta,
     };
     Ok((params, record))
@@ -128,7 +150,7 @@ mod tests {
         let noise = RoundNoise {
             seed: 7,
             round: 0,
-            rate: 0.2,
+            draw: ClientDraw::Poisson { rate: 0.2 },
             expected_clients: 2.0,
         };
         (privacy, noise)
@@ -204,6 +226,28 @@ mod tests {
             })
             .collect();
         assert!(epsilons.windows(2).all(|w| w[0] < w[1]), "{epsilons:?}");
-        assert_eq!(epsilons[4], epsilon_after(&privacy, 0.2, 5));
+        assert_eq!(
+            epsilons[4],
+            epsilon_after(&privacy, ClientDraw::Poisson { rate: 0.2 }, 5)
+        );
+    }
+}
+
+#[cfg(test)]
+mod draw_tests {
+    use super::*;
+
+    #[test]
+    fn fixed_size_rounds_are_accounted_at_half_the_noise_multiplier() {
+        let privacy = PrivacySection {
+            noise_multiplier: 1.6,
+            ..PrivacySection::default()
+        };
+        let mut accountant = RdpAccountant::default();
+        accountant.compose_fixed_size_gaussian(0.1, 0.8, 30);
+        let fixed = epsilon_after(&privacy, ClientDraw::FixedSize { rate: 0.1 }, 30);
+        assert_eq!(fixed, accountant.epsilon(1e-5).0);
+        // Replace-one costs more than add/remove at the same rate.
+        assert!(fixed > epsilon_after(&privacy, ClientDraw::Poisson { rate: 0.1 }, 30));
     }
 }
