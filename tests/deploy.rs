@@ -117,15 +117,23 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
         ("dpo", "scaffold", ["keep_optimizer_state = true", "", ""]),
         // KTO's KL sequences take reference log-probs computed where the client trains.
         ("kto", "fedavg", ["", "", ""]),
-        // Client-level DP: the server clips, adds the (seeded) noise and accounts.
+        // Client-level DP: the server clips, adds the (seeded) noise and accounts; with
+        // adaptive clipping its state carries the clip norm from round to round.
         (
             "dpo",
             "fedadam",
             [
                 "",
                 "sampling = \"poisson\"",
-                "[privacy]\nmode = \"client\"\nclip_norm = 0.05\n",
+                "[privacy]\nmode = \"client\"\nclip_norm = 0.05\ntarget_quantile = 0.5\n\
+                 quantile_noise = 1.0\n",
             ],
+        ),
+        // Example-level DP-SGD: clients sample, clip and noise; the server only accounts.
+        (
+            "ktor",
+            "fedavg",
+            ["", "", "[privacy]\nmode = \"example\"\nclip_norm = 0.5\n"],
         ),
     ];
     for (method, aggregator, lines) in cases {
@@ -147,6 +155,10 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
             );
             assert!(record["bytes_up"].as_u64().is_some(), "{record}");
             assert_eq!(record["privacy"]["epsilon"].is_f64(), private, "{record}");
+        }
+        if lines[2].contains("target_quantile") {
+            let clip = |r: &serde_json::Value| r["privacy"]["clip_norm"].as_f64();
+            assert!(clip(&records[0]).is_some() && clip(&records[0]) != clip(&records[1]));
         }
     }
 }

@@ -187,8 +187,9 @@ fn a_killed_and_resumed_run_equals_an_uninterrupted_one() {
     }
 }
 
-/// Client-level DP: Poisson-sampled clients, clipped updates, noise drawn from (seed, round):
-/// a killed and resumed run adds the same noise, and each round reports the ε spent so far.
+/// Client-level DP with adaptive clipping: Poisson-sampled clients, clipped updates, noise
+/// drawn from (seed, round), the clip norm carried in checkpoints: a killed and resumed run adds
+/// the same noise at the same clip norms, and each round reports the ε spent so far.
 #[test]
 fn a_killed_and_resumed_private_run_equals_an_uninterrupted_one() {
     let experiment = Experiment::new();
@@ -196,7 +197,8 @@ fn a_killed_and_resumed_private_run_equals_an_uninterrupted_one() {
         let config = experiment.config(
             name,
             &["dpo"],
-            "[privacy]\nmode = \"client\"\nclip_norm = 0.05\nnoise_multiplier = 0.8\n",
+            "[privacy]\nmode = \"client\"\nclip_norm = 0.05\nnoise_multiplier = 0.8\n\
+             target_quantile = 0.5\nquantile_noise = 1.0\n",
         );
         let text = std::fs::read_to_string(&config).expect("config");
         let text = text.replace("rounds = 12\n", "rounds = 12\nsampling = \"poisson\"\n");
@@ -217,6 +219,11 @@ fn a_killed_and_resumed_private_run_equals_an_uninterrupted_one() {
         })
         .collect();
     assert!(epsilons.windows(2).all(|w| w[0] < w[1]), "{epsilons:?}");
+    let clips: Vec<f64> = rounds
+        .iter()
+        .map(|r| r["privacy"]["clip_norm"].as_f64().expect("a clip norm"))
+        .collect();
+    assert!(clips.windows(2).all(|w| w[0] != w[1]), "{clips:?}");
     let sizes: Vec<usize> = rounds
         .iter()
         .map(|r| r["sampled"].as_array().map_or(0, Vec::len))

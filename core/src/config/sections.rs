@@ -488,6 +488,9 @@ impl ExperimentConfig {
                 p.epsilon_budget
             ));
         }
+        if p.target_quantile != 0.0 {
+            self.validate_adaptive_clipping()?;
+        }
         if !p.client_level() {
             // Example-level ε depends on each client's number of examples: the run checks the
             // budget once the data is dealt (`Experiment::prepare`).
@@ -506,6 +509,45 @@ impl ExperimentConfig {
                 p.epsilon_budget,
                 spent(rounds),
                 p.delta
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_adaptive_clipping(&self) -> Result<(), String> {
+        let p = &self.privacy;
+        if !p.client_level() {
+            return Err(format!(
+                "privacy.target_quantile = {}: adaptive clipping is for privacy.mode = \"client\"",
+                p.target_quantile
+            ));
+        }
+        if !(p.target_quantile > 0.0 && p.target_quantile < 1.0) {
+            return Err(format!(
+                "privacy.target_quantile = {} must be in (0, 1), or 0 for a fixed clip norm",
+                p.target_quantile
+            ));
+        }
+        if !(p.clip_learning_rate > 0.0 && p.clip_learning_rate.is_finite()) {
+            return Err(format!(
+                "privacy.clip_learning_rate = {} must be positive",
+                p.clip_learning_rate
+            ));
+        }
+        if !(p.quantile_noise >= 0.0 && p.quantile_noise.is_finite()) {
+            return Err(format!(
+                "privacy.quantile_noise = {} must be positive, or 0 for clients per round / 20",
+                p.quantile_noise
+            ));
+        }
+        let expected = self.federation.sampling_rate() * f64::from(self.federation.clients);
+        if p.update_noise_multiplier(expected).is_none() {
+            return Err(format!(
+                "privacy.quantile_noise = {} (sigma_b) must exceed privacy.noise_multiplier / 2 = {}: \
+                 the count of updates within the clip norm shares the noise budget and would \
+                 leave none for the updates; raise privacy.quantile_noise",
+                p.quantile_noise_for(expected),
+                p.noise_multiplier / 2.0
             ));
         }
         Ok(())

@@ -159,3 +159,36 @@ fn client_level_privacy_fits_its_budget_under_either_sampling() {
         "{no_noise}"
     );
 }
+
+#[test]
+fn adaptive_clipping_is_checked_before_any_work() {
+    let base = "[federation]\nclients = 10\nclients_per_round = 4\n[privacy]\n";
+    let example = error(
+        &format!("{base}mode = \"example\"\ntarget_quantile = 0.5\n"),
+        &[],
+    );
+    assert!(
+        example.contains("adaptive clipping is for privacy.mode = \"client\""),
+        "{example}"
+    );
+    let quantile = error(
+        &format!("{base}mode = \"client\"\ntarget_quantile = 1.5\n"),
+        &[],
+    );
+    assert!(
+        quantile.contains("privacy.target_quantile = 1.5 must be in (0, 1)"),
+        "{quantile}"
+    );
+    // 4 clients a round: sigma_b defaults to 0.2, below z / 2 = 0.5.
+    let starved = error(
+        &format!("{base}mode = \"client\"\ntarget_quantile = 0.5\n"),
+        &[],
+    );
+    assert!(
+        starved.contains("privacy.quantile_noise = 0.2 (sigma_b) must exceed"),
+        "{starved}"
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let fits = format!("{base}mode = \"client\"\ntarget_quantile = 0.5\nquantile_noise = 1.0\n");
+    load(&write(dir.path(), &fits), &[]).expect("sigma_b = 1 leaves noise for the updates");
+}

@@ -21,6 +21,9 @@ pub struct CheckpointState {
     pub rounds_len: u64,
     /// Number of trainable parameters.
     pub n_params: usize,
+    /// The clip norm of the next round, where adaptive clipping moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
 }
 
 /// Everything restored from a checkpoint.
@@ -150,6 +153,7 @@ mod tests {
             steps_len: 120,
             rounds_len: 40,
             n_params: 3,
+            clip_norm: Some(0.123_456_789_012_345_67),
         };
         let global = vec![1.5f32, -0.0, f32::MIN_POSITIVE];
         let optimizers = BTreeMap::from([
@@ -186,6 +190,7 @@ mod tests {
             steps_len: 0,
             rounds_len: 0,
             n_params: 2,
+            clip_norm: None,
         };
         write(dir.path(), &state, &[1.0, 2.0, 3.0], b"", &BTreeMap::new()).expect("write");
         let error = read(dir.path())

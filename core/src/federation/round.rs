@@ -522,12 +522,18 @@ pub fn aggregate(
                 .map(|t| t.params.as_slice())
                 .collect();
             let noise = round_noise(&experiment.plan, round.index);
-            privatize(&config.privacy, noise, &state.global, &params)
+            privatize(
+                &config.privacy,
+                noise,
+                state.clip_norm,
+                &state.global,
+                &params,
+            )
         })
         .transpose()?;
     let updates: Vec<ClientUpdate<'_>> = match &privatized {
         // One update, the noised mean: weighting by examples would break the sensitivity bound.
-        Some((noised, _)) => vec![noised_update(noised, &training.trained, round.lr)],
+        Some(noised) => vec![noised_update(&noised.params, &training.trained, round.lr)],
         None => training
             .trained
             .iter()
@@ -547,6 +553,9 @@ pub fn aggregate(
         updates: updates.as_slice().into(),
     })?;
     state.global = output.global.into_vec();
+    if let Some(noised) = &privatized {
+        state.clip_norm = noised.next_clip;
+    }
     let example = || {
         example_privacy_record(
             training.trained.iter().filter_map(|t| t.privacy.as_ref()),
@@ -557,7 +566,7 @@ pub fn aggregate(
         skipped: None,
         metrics: metric_map(&output.metrics),
         seconds: started.elapsed().as_secs_f64(),
-        privacy: privatized.map(|(_, record)| record).or_else(example),
+        privacy: privatized.map(|p| p.record).or_else(example),
     })
 }
 
@@ -570,6 +579,8 @@ pub(crate) fn example_privacy_record<'a>(
     StepPrivacy::combine(steps).map(|total| PrivacyRecord {
         clipped: total.clipped,
         mean_update_norm: total.mean_grad_norm,
+        clip_norm: None,
+        within_clip: None,
         epsilon: total.epsilon,
         delta,
     })
@@ -657,6 +668,12 @@ pub fn checkpoint(
         steps_len: logs.steps.sync()?,
         rounds_len: logs.rounds.sync()?,
         n_params: experiment.n_params(),
+        clip_norm: experiment
+            .plan
+            .config
+            .privacy
+            .adaptive_clipping()
+            .then_some(state.clip_norm),
     };
     let aggregator_state = experiment.aggregator.save_state()?;
     let base_model = experiment.plan.config.model.path.display().to_string();

@@ -49,6 +49,8 @@ pub struct ServerState {
     pub global: Vec<f32>,
     /// The aggregator plugin's saved state (empty before the first aggregation).
     pub aggregator: Vec<u8>,
+    /// The clip norm of client-level DP's next round (it moves with adaptive clipping).
+    pub clip_norm: f64,
 }
 
 impl ServerState {
@@ -68,6 +70,7 @@ impl ServerState {
             next_round: 0,
             global,
             aggregator: Vec::new(),
+            clip_norm: config.privacy.clip_norm,
         })
     }
 
@@ -91,6 +94,8 @@ impl ServerState {
             ("next_round".to_owned(), self.next_round.to_string()),
             ("run".to_owned(), self.run.clone()),
             ("adapter".to_owned(), self.adapter.clone()),
+            // Rust prints the shortest decimal that parses back to the same f64.
+            ("clip_norm".to_owned(), self.clip_norm.to_string()),
         ]);
         let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (*n, t)), Some(metadata))
             .map_err(|e| damaged(path, e.to_string()))?;
@@ -134,6 +139,13 @@ impl ServerState {
                 .map_err(|e| damaged(path, format!("metadata next_round: {e}")))?,
             global,
             aggregator,
+            // A state written before adaptive clipping has none: the configured one.
+            clip_norm: match metadata.get("clip_norm") {
+                Some(value) => value
+                    .parse()
+                    .map_err(|e| damaged(path, format!("metadata clip_norm: {e}")))?,
+                None => plan.config.privacy.clip_norm,
+            },
         };
         if state.run != plan.key.dir_name() {
             return Err(damaged(
@@ -321,6 +333,7 @@ pub fn aggregate_round(
             privatize(
                 &config.privacy,
                 round_noise(plan, index),
+                state.clip_norm,
                 &state.global,
                 &params,
             )
@@ -336,7 +349,7 @@ pub fn aggregate_round(
         })
         .collect();
     let client_updates: Vec<ClientUpdate<'_>> = match &privatized {
-        Some((noised, _)) => vec![noised_update(noised, &trained, record.lr)],
+        Some(noised) => vec![noised_update(&noised.params, &trained, record.lr)],
         None => kept
             .iter()
             .map(|(params, info)| ClientUpdate {
@@ -357,7 +370,10 @@ pub fn aggregate_round(
     next.global = output.global.into_vec();
     next.aggregator = aggregator.save_state()?;
     record.aggregator = metric_map(&output.metrics);
-    record.privacy = privatized.map(|(_, privacy)| privacy).or_else(|| {
+    if let Some(noised) = &privatized {
+        next.clip_norm = noised.next_clip;
+    }
+    record.privacy = privatized.map(|p| p.record).or_else(|| {
         let steps = kept.iter().flat_map(|(_, info)| &info.steps);
         example_privacy_record(
             steps.filter_map(|s| s.privacy.as_ref()),

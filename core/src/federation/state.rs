@@ -16,6 +16,9 @@ pub struct FederationState {
     pub optimizers: BTreeMap<u32, OptimizerState>,
     /// The round to run next (0-based).
     pub next_round: u32,
+    /// The clip norm of client-level DP's next round: the configured one, or where adaptive
+    /// clipping has taken it.
+    pub clip_norm: f64,
     /// Byte lengths of `metrics/steps.jsonl` and `metrics/rounds.jsonl` at the last checkpoint:
     /// rows past them belong to an unfinished round and are cut on resume.
     pub metrics_lengths: (u64, u64),
@@ -28,6 +31,7 @@ impl FederationState {
             global: experiment.initial.clone(),
             optimizers: BTreeMap::new(),
             next_round: 0,
+            clip_norm: experiment.plan.config.privacy.clip_norm,
             metrics_lengths: (0, 0),
         }
     }
@@ -61,6 +65,10 @@ impl FederationState {
             global: restored.global,
             optimizers: restored.optimizers,
             next_round: restored.state.round + 1,
+            clip_norm: restored
+                .state
+                .clip_norm
+                .unwrap_or(experiment.plan.config.privacy.clip_norm),
             metrics_lengths: (restored.state.steps_len, restored.state.rounds_len),
         })
     }

@@ -25,10 +25,19 @@ use crate::{Error, Result};
 /// A round's privacy facts, in its record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrivacyRecord {
-    /// Updates whose norm exceeded the clip norm (of those aggregated).
+    /// Updates whose norm exceeded the clip norm (of those aggregated); under example-level
+    /// DP, example gradients over it.
     pub clipped: u32,
-    /// Mean norm of the updates before clipping.
+    /// Mean norm of the updates before clipping; under example-level DP, of the example
+    /// gradients.
     pub mean_update_norm: f64,
+    /// The clip norm this round used (it moves with adaptive clipping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
+    /// With adaptive clipping: the noised fraction of updates within the clip norm, from
+    /// which the next round's clip norm follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_clip: Option<f64>,
     /// ε spent after this round, at the configured δ.
     pub epsilon: f64,
     /// The configured δ.
@@ -78,20 +87,33 @@ pub fn epsilon_after(privacy: &PrivacySection, draw: ClientDraw, rounds: u32) ->
     }
 }
 
+/// What [`privatize`] gives: the noised parameters, the round's record, and the clip norm of
+/// the next round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Privatized {
+    /// `global + noised mean update`.
+    pub params: Vec<f32>,
+    /// The round's privacy facts.
+    pub record: PrivacyRecord,
+    /// The clip norm for the next round (this round's unless clipping adapts).
+    pub next_clip: f64,
+}
+
 /// The noised mean update added to `global` (see the module docs), from the updates of the
-/// clients that survived the round (possibly none: the noise is added all the same), and the
-/// round's record.
+/// clients that survived the round (possibly none: the noise is added all the same) clipped to
+/// `clip` (the configured clip norm, or where adaptive clipping has taken it).
 ///
 /// # Errors
-/// [`Error::Usage`] for a noise scale that is not a finite non-negative number (the config's
-/// validation refuses those first).
+/// [`Error::Usage`] for a noise scale that is not a finite non-negative number, or adaptive
+/// clipping whose count noise leaves no noise for the updates (the config's validation refuses
+/// those first).
 pub fn privatize(
     privacy: &PrivacySection,
     noise_at: RoundNoise,
+    clip: f64,
     global: &[f32],
     updates: &[&[f32]],
-) -> Result<(Vec<f32>, PrivacyRecord)> {
-    let clip = privacy.clip_norm;
+) -> Result<Privatized> {
     let mut sum = vec![0f64; global.len()];
     let (mut clipped, mut norms) = (0u32, 0f64);
     for params in updates {
@@ -113,25 +135,54 @@ pub fn privatize(
         }
     }
     let expected = noise_at.expected_clients;
-    let std = privacy.noise_multiplier * clip;
-    let noise = Normal::new(0.0, std).map_err(|_| {
+    let z = privacy.update_noise_multiplier(expected).ok_or_else(|| {
         Error::Usage(format!(
-            "privacy.noise_multiplier x privacy.clip_norm = {std} is not a standard deviation"
+            "privacy.quantile_noise = {} leaves no noise for the updates: it must exceed \
+             privacy.noise_multiplier / 2",
+            privacy.quantile_noise_for(expected)
         ))
     })?;
+    let noise = normal(z * clip)?;
     let mut rng = ChaCha8Rng::seed_from_u64(noise_at.seed);
     let params = global
         .iter()
         .zip(&sum)
         .map(|(g, s)| (f64::from(*g) + (s + noise.sample(&mut rng)) / expected) as f32)
         .collect();
-    let record = PrivacyRecord {
+    let mut record = PrivacyRecord {
         clipped,
         mean_update_norm: norms / updates.len().max(1) as f64,
+        clip_norm: Some(clip),
+        within_clip: None,
         epsilon: epsilon_after(privacy, noise_at.draw, noise_at.round + 1),
         delta: privacy.delta,
     };
-    Ok((params, record))
+    let mut next_clip = clip;
+    if privacy.adaptive_clipping() {
+        // The count's noise comes from a stream of its own.
+        rng.set_stream(1);
+        let count_noise = normal(privacy.quantile_noise_for(expected))?.sample(&mut rng);
+        let within = updates.len() as f64 - f64::from(clipped);
+        // Σ (b_k − ½) has sensitivity ½ whoever took part; ½ is added back after dividing.
+        let fraction = (within - updates.len() as f64 / 2.0 + count_noise) / expected + 0.5;
+        next_clip =
+            clip * (-privacy.clip_learning_rate * (fraction - privacy.target_quantile)).exp();
+        record.within_clip = Some(fraction);
+    }
+    Ok(Privatized {
+        params,
+        record,
+        next_clip,
+    })
+}
+
+/// A centred Gaussian of standard deviation `std`.
+fn normal(std: f64) -> Result<Normal<f64>> {
+    Normal::new(0.0, std).map_err(|_| {
+        Error::Usage(format!(
+            "privacy noise of standard deviation {std} (noise multiplier x clip norm) is not one"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -163,8 +214,8 @@ mod tests {
         let global = [1.0f32, -2.0, 0.5];
         let big = [4.0f32, 2.0, 0.5]; // Δ = (3, 4, 0), norm 5
         let small = [1.3f32, -2.4, 0.5]; // Δ = (0.3, −0.4, 0), norm 0.5
-        let (params, record) =
-            privatize(&privacy, noise, &global, &[&big, &small]).expect("privatize");
+        let Privatized { params, record, .. } =
+            privatize(&privacy, noise, 1.0, &global, &[&big, &small]).expect("privatize");
         let expected = [1.0 + (0.6 + 0.3) / 2.0, -2.0 + (0.8 - 0.4) / 2.0, 0.5];
         for (p, e) in params.iter().zip(expected) {
             assert!(
@@ -181,7 +232,9 @@ mod tests {
         // No update: every coordinate is N(0, (z C)²) / (q N) = N(0, 0.325²).
         let (privacy, noise) = sections(0.5, 1.3);
         let global = vec![0f32; 200_000];
-        let (params, _) = privatize(&privacy, noise, &global, &[]).expect("privatize");
+        let params = privatize(&privacy, noise, 0.5, &global, &[])
+            .expect("privatize")
+            .params;
         let n = params.len() as f64;
         let mean = params.iter().map(|&p| f64::from(p)).sum::<f64>() / n;
         let std = (params
@@ -205,9 +258,15 @@ mod tests {
         let global = vec![0.25f32; 64];
         let update = vec![0.5f32; 64];
         let draw = |seed| {
-            privatize(&privacy, RoundNoise { seed, ..noise }, &global, &[&update])
-                .expect("privatize")
-                .0
+            privatize(
+                &privacy,
+                RoundNoise { seed, ..noise },
+                1.0,
+                &global,
+                &[&update],
+            )
+            .expect("privatize")
+            .params
         };
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1), draw(2));
@@ -219,9 +278,9 @@ mod tests {
         let global = [0f32; 4];
         let epsilons: Vec<f64> = (0..5)
             .map(|round| {
-                privatize(&privacy, RoundNoise { round, ..noise }, &global, &[])
+                privatize(&privacy, RoundNoise { round, ..noise }, 1.0, &global, &[])
                     .expect("privatize")
-                    .1
+                    .record
                     .epsilon
             })
             .collect();
@@ -230,6 +289,94 @@ mod tests {
             epsilons[4],
             epsilon_after(&privacy, ClientDraw::Poisson { rate: 0.2 }, 5)
         );
+    }
+}
+
+#[cfg(test)]
+mod adaptive_tests {
+    use super::*;
+    use crate::privacy::PrivacyMode;
+
+    /// 10 clients a round expected (σ_b = 10 / 20 = 0.5), target the median, η = 0.2.
+    fn adaptive() -> (PrivacySection, RoundNoise) {
+        let privacy = PrivacySection {
+            mode: PrivacyMode::Client,
+            noise_multiplier: 0.5,
+            target_quantile: 0.5,
+            ..PrivacySection::default()
+        };
+        let noise = RoundNoise {
+            seed: 3,
+            round: 0,
+            draw: ClientDraw::Poisson { rate: 0.5 },
+            expected_clients: 10.0,
+        };
+        (privacy, noise)
+    }
+
+    /// Ten updates of norms 1, 2, …, 10 (along the first coordinate).
+    fn updates() -> Vec<Vec<f32>> {
+        (1..=10).map(|k| vec![k as f32, 0.0]).collect()
+    }
+
+    #[test]
+    fn the_clip_norm_moves_toward_the_target_quantile() {
+        let (privacy, noise) = adaptive();
+        let updates = updates();
+        let updates: Vec<&[f32]> = updates.iter().map(Vec::as_slice).collect();
+        let global = [0f32; 2];
+        for (clip, grows) in [(0.5, true), (20.0, false)] {
+            let out = privatize(&privacy, noise, clip, &global, &updates).expect("privatize");
+            let within = out.record.within_clip.expect("adaptive");
+            // The count's noise is 0.5 / 10 = 0.05 on the fraction: five of it at most.
+            let exact = if grows { 0.0 } else { 1.0 };
+            assert!((within - exact).abs() < 0.25, "{within}");
+            let expected = clip * (-0.2 * (within - 0.5)).exp();
+            assert!((out.next_clip - expected).abs() <= 1e-12 * expected);
+            assert_eq!(out.next_clip > clip, grows);
+            assert_eq!(out.record.clip_norm, Some(clip));
+        }
+    }
+
+    #[test]
+    fn the_clip_norm_settles_at_the_median_of_the_update_norms() {
+        let (privacy, noise) = adaptive();
+        let updates = updates();
+        let updates: Vec<&[f32]> = updates.iter().map(Vec::as_slice).collect();
+        let mut clip = 0.1;
+        let mut late = Vec::new();
+        for round in 0..300 {
+            let at = RoundNoise {
+                round,
+                seed: u64::from(round),
+                ..noise
+            };
+            clip = privatize(&privacy, at, clip, &[0.0, 0.0], &updates)
+                .expect("privatize")
+                .next_clip;
+            if round >= 200 {
+                late.push(clip);
+            }
+        }
+        let mean = late.iter().sum::<f64>() / late.len() as f64;
+        // Half of the norms lie at or below any clip in [5, 6).
+        assert!((4.5..6.5).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn the_count_takes_its_share_of_the_noise() {
+        let (mut privacy, _) = adaptive();
+        privacy.noise_multiplier = 1.0;
+        privacy.quantile_noise = 1.0;
+        // z_Δ = (1 − 1/4)^(−1/2).
+        let z = privacy
+            .update_noise_multiplier(10.0)
+            .expect("room for both");
+        assert!((z - 0.75f64.powf(-0.5)).abs() < 1e-12, "{z}");
+        privacy.quantile_noise = 0.5;
+        assert_eq!(privacy.update_noise_multiplier(10.0), None);
+        privacy.target_quantile = 0.0;
+        assert_eq!(privacy.update_noise_multiplier(10.0), Some(1.0));
     }
 }
 

@@ -7,5 +7,5 @@ pub mod client;
 pub mod settings;
 
 pub use accountant::{default_orders, poisson_gaussian_epsilon, RdpAccountant};
-pub use client::{epsilon_after, privatize, ClientDraw, PrivacyRecord, RoundNoise};
+pub use client::{epsilon_after, privatize, ClientDraw, PrivacyRecord, Privatized, RoundNoise};
 pub use settings::{PrivacyMode, PrivacySection};
