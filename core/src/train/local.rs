@@ -88,7 +88,7 @@ impl StepRecord {
     /// Whether the step has a loss to average: under example-level DP a step whose Poisson
     /// sample drew no example has none (its `loss` is 0).
     pub fn has_loss(&self) -> bool {
-        self.privacy.map_or(true, |p| p.examples > 0)
+        self.privacy.is_none_or(|p| p.examples > 0)
     }
 }
 
