@@ -243,6 +243,23 @@ fn sweeps_at_several_privacy_settings_are_reported_against_epsilon() {
     );
     assert!(parent.join("report/figures/privacy-curve.svg").is_file());
     assert!(parent.join("report/index.html").is_file());
+    // Each run's manifest states its guarantee, and a sweep's own report shows it in its setup.
+    let sweep = parent.join("z4");
+    let spent: Vec<f64> = std::fs::read_dir(&sweep)
+        .expect("the sweep")
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("manifest.json")).ok())
+        .map(|bytes| {
+            let manifest: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+            assert_eq!(manifest["privacy"]["mode"], "client", "{manifest}");
+            manifest["privacy"]["epsilon"].as_f64().expect("epsilon")
+        })
+        .collect();
+    assert_eq!(spent.len(), 2, "one manifest per method");
+    let own = fedpref(&["report", sweep.to_str().expect("utf-8 path")]);
+    assert_eq!(own.code, 0, "{}", own.stderr);
+    let index = std::fs::read_to_string(sweep.join("report/index.md")).expect("index.md");
+    let line = format!("client-level: ε = {:.3} at δ = 1e-5", spent[0]);
+    assert!(index.contains(&line), "{line} in\n{index}");
     let one = fedpref(&[
         "report",
         "--privacy",

@@ -169,6 +169,10 @@ pub fn summarize(sweep: &Sweep) -> Summary {
             });
         }
     }
+    headline.push(Setting {
+        key: "Differential privacy".into(),
+        value: privacy_line(sweep),
+    });
     let runs = sweep
         .runs
         .iter()
@@ -200,6 +204,42 @@ pub fn summarize(sweep: &Sweep) -> Summary {
             .collect(),
         runs,
     }
+}
+
+/// The sweep's guarantee in words: the largest ε of its runs (from their manifests) with what
+/// it covers, or that there is none.
+fn privacy_line(sweep: &Sweep) -> String {
+    let private: Vec<_> = sweep
+        .runs
+        .iter()
+        .filter_map(|r| r.privacy.as_ref())
+        .collect();
+    let Some(worst) = private
+        .iter()
+        .max_by(|a, b| a.epsilon.total_cmp(&b.epsilon))
+    else {
+        return "none".into();
+    };
+    let clip = if worst.adaptive_clipping {
+        format!("adaptive clip norm from {}", worst.clip_norm)
+    } else {
+        format!("clip norm {}", worst.clip_norm)
+    };
+    let some = if private.len() < sweep.runs.len() {
+        format!(" ({} of {} runs)", private.len(), sweep.runs.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "{}-level{some}: ε = {:.3} at δ = {:e} spent (noise multiplier {}, {clip}, {} sampling); \
+         covers {}",
+        worst.mode,
+        worst.epsilon,
+        worst.delta,
+        worst.noise_multiplier,
+        worst.sampling,
+        worst.covers
+    )
 }
 
 /// Header of [`Summary::runs`].

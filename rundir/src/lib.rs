@@ -39,4 +39,6 @@ pub use error::{Error, Result};
 pub use files::{write_atomic, JsonLines};
 pub use judge_check::{JudgeCheck, DEFAULT_THRESHOLD, JUDGE_CHECK_FILE};
 pub use layout::{checkpoint_round, RunDir, RunLock, LAYOUT_VERSION};
-pub use manifest::{DataSummary, Machine, Manifest, PartitionSummary, PluginRecord, RunStatus};
+pub use manifest::{
+    DataSummary, Machine, Manifest, PartitionSummary, PluginRecord, PrivacySummary, RunStatus,
+};

@@ -33,6 +33,31 @@ pub struct Manifest {
     /// Why the run failed (status `failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The differential privacy guarantee, when the run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<PrivacySummary>,
+}
+
+/// A run's (ε, δ) and what it protects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrivacySummary {
+    /// `client` (one client's data) or `example` (one example of a client).
+    pub mode: String,
+    /// ε spent by the rounds completed, at `delta`.
+    pub epsilon: f64,
+    /// The δ.
+    pub delta: f64,
+    /// The noise multiplier z.
+    pub noise_multiplier: f64,
+    /// The clip norm (the starting one, when clipping adapts).
+    pub clip_norm: f64,
+    /// Whether the clip norm followed a quantile of the update norms.
+    pub adaptive_clipping: bool,
+    /// How the accountant models sampling: `poisson` or `fixed-size`.
+    pub sampling: String,
+    /// What the guarantee covers and what it does not, in a sentence.
+    pub covers: String,
 }
 
 /// A component and the plugin that provided it.
@@ -165,6 +190,12 @@ mod tests {
             seed: 3,
             status: RunStatus::Complete,
             rounds_completed: 4,
+            privacy: Some(PrivacySummary {
+                mode: "client".into(),
+                epsilon: 2.5,
+                delta: 1e-5,
+                ..PrivacySummary::default()
+            }),
             ..Manifest::default()
         };
         manifest.write(&run).expect("write");

@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use fedpref_rundir::{Manifest, PartitionSummary};
+use fedpref_rundir::{Manifest, PartitionSummary, PrivacySummary};
 
 use super::Problem;
 
@@ -38,6 +38,8 @@ pub struct Run {
     pub config: Option<toml::Table>,
     /// The client split, when the manifest could be read and has one.
     pub partition: Option<PartitionSummary>,
+    /// The differential privacy guarantee, when the manifest has one.
+    pub privacy: Option<PrivacySummary>,
 }
 
 impl Run {
@@ -110,6 +112,7 @@ impl Run {
                 .and_then(|v| v.as_integer())
                 .and_then(|r| u32::try_from(r).ok()),
             partition,
+            privacy: manifest.as_ref().and_then(|m| m.privacy.clone()),
             config,
         }
     }

@@ -124,7 +124,8 @@ fn check_example_budget(plan: &RunPlan, clients: &[ClientShard]) -> Result<()> {
     if !privacy.example_level() || privacy.epsilon_budget == 0.0 {
         return Ok(());
     }
-    let spent = example_epsilon_bound(plan, clients.iter().map(|c| c.units.len()));
+    let rounds = plan.config.federation.rounds;
+    let spent = example_epsilon_bound(plan, clients.iter().map(|c| c.units.len()), rounds);
     if spent <= privacy.epsilon_budget {
         return Ok(());
     }

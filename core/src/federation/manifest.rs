@@ -1,17 +1,19 @@
 //! Filling in `manifest.json` ([`fedpref_rundir::Manifest`]) from a run: its plugins, data
-//! counts and client split.
+//! counts, client split and privacy guarantee.
 
 use std::collections::BTreeMap;
 
 use fedpref_plugin_api::{ComponentKind, Metric};
 use fedpref_rundir::{
-    DataSummary, Machine, Manifest, PartitionSummary, PluginRecord, RunStatus, LAYOUT_VERSION,
+    DataSummary, Machine, Manifest, PartitionSummary, PluginRecord, PrivacySummary, RunStatus,
+    LAYOUT_VERSION,
 };
 
-use super::plan::RunPlan;
+use super::{experiment::Experiment, plan::RunPlan, round::example_epsilon_bound};
 use crate::{
     data::{ClientData, Splits, TokenizedDataset},
     plugin_host::{metric_map, PluginHost},
+    privacy::{epsilon_after, ClientDraw, PrivacyMode},
     train::Unit,
 };
 
@@ -95,5 +97,51 @@ pub fn new_manifest(
         status: RunStatus::Running,
         rounds_completed,
         error: None,
+        privacy: None,
     }
+}
+
+/// The run's privacy guarantee after `rounds` rounds, for its manifest; `None` without DP.
+pub fn privacy_summary(experiment: &Experiment, rounds: u32) -> Option<PrivacySummary> {
+    let config = &experiment.plan.config;
+    let privacy = &config.privacy;
+    let (mode, epsilon, sampling, covers) = match privacy.mode {
+        PrivacyMode::None => return None,
+        PrivacyMode::Client => {
+            let draw = config.federation.client_draw();
+            let sampling = match draw {
+                ClientDraw::Poisson { .. } => "poisson",
+                ClientDraw::FixedSize { .. } => "fixed-size",
+            };
+            (
+                "client",
+                epsilon_after(privacy, draw, rounds),
+                sampling,
+                "the released global adapters, against anyone who sees them, for one client's \
+                 whole data; not the server, which sees clipped updates before the noise",
+            )
+        }
+        PrivacyMode::Example => (
+            "example",
+            example_epsilon_bound(
+                &experiment.plan,
+                experiment.clients.iter().map(|c| c.units.len()),
+                rounds,
+            ),
+            "poisson",
+            "each client's updates, and all released from them, against anyone who sees them \
+             (the server too), for one example of that client; the largest ε over clients, \
+             counting each in every round",
+        ),
+    };
+    Some(PrivacySummary {
+        mode: mode.to_owned(),
+        epsilon,
+        delta: privacy.delta,
+        noise_multiplier: privacy.noise_multiplier,
+        clip_norm: privacy.clip_norm,
+        adaptive_clipping: privacy.adaptive_clipping(),
+        sampling: sampling.to_owned(),
+        covers: covers.to_owned(),
+    })
 }

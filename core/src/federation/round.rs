@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::{
     checkpoint::{self, CheckpointState},
     experiment::{ClientShard, Experiment},
+    manifest::privacy_summary,
     plan::RunPlan,
     sampling::{derive, failure_step, round_clients, Stream},
     schedule,
@@ -352,9 +353,13 @@ fn example_privacy(plan: &RunPlan, n_units: usize, steps_before: u64) -> Example
     }
 }
 
-/// The most ε any client's data spends over the whole run under example-level DP, counting
-/// each client in every round, from each client's number of units.
-pub fn example_epsilon_bound(plan: &RunPlan, client_units: impl Iterator<Item = usize>) -> f64 {
+/// The most ε any client's data spends in `rounds` rounds under example-level DP, counting each
+/// client in every round, from each client's number of units.
+pub fn example_epsilon_bound(
+    plan: &RunPlan,
+    client_units: impl Iterator<Item = usize>,
+    rounds: u32,
+) -> f64 {
     let config = &plan.config;
     let training = &config.training;
     client_units
@@ -369,7 +374,7 @@ pub fn example_epsilon_bound(plan: &RunPlan, client_units: impl Iterator<Item = 
             poisson_gaussian_epsilon(
                 private.rate,
                 private.noise_multiplier,
-                u64::from(steps) * u64::from(config.federation.rounds),
+                u64::from(steps) * u64::from(rounds),
                 private.delta,
             )
         })
@@ -701,6 +706,7 @@ pub fn checkpoint(
     state.next_round = round.index + 1;
     state.metrics_lengths = (checkpoint_state.steps_len, checkpoint_state.rounds_len);
     manifest.rounds_completed = round.index + 1;
+    manifest.privacy = privacy_summary(experiment, round.index + 1);
     manifest.write(&experiment.dir)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     experiment::Experiment,
-    manifest::new_manifest,
+    manifest::{new_manifest, privacy_summary},
     plan::RunPlan,
     round::{self, RunLogs},
     state::FederationState,
@@ -58,6 +58,7 @@ pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
         experiment.partition_summary.clone(),
         state.next_round,
     );
+    manifest.privacy = privacy_summary(&experiment, state.next_round);
     manifest.write(&dir)?;
     let start_round = state.next_round;
     let rounds = plan.config.federation.rounds;
