@@ -9,7 +9,7 @@ use crate::eval::BenchmarkConfig;
 
 /// Keys the default config does not write out (unset, or skipped at their default): the
 /// documented default and a value to try each with.
-const OPTIONAL: [(&str, &str, &str); 23] = [
+const OPTIONAL: [(&str, &str, &str); 26] = [
     ("data.path", "unset", "\"pairs.jsonl\""),
     ("data.eval_path", "unset", "\"held-out.jsonl\""),
     ("data.group_key", "unset", "\"user_id\""),
@@ -33,6 +33,9 @@ const OPTIONAL: [(&str, &str, &str); 23] = [
     ("privacy.noise_multiplier", "`1.0`", "1.2"),
     ("privacy.delta", "`1e-5`", "1e-6"),
     ("privacy.epsilon_budget", "`0.0`", "8.0"),
+    ("privacy.target_quantile", "`0.0`", "0.0"),
+    ("privacy.clip_learning_rate", "`0.2`", "0.3"),
+    ("privacy.quantile_noise", "`0.0`", "2.0"),
 ];
 
 /// `| `key` | type | default | meaning |` rows: key -> default cell.
