@@ -587,3 +587,54 @@ fn data_inspect_reports_token_lengths_under_a_model() {
         run.stdout
     );
 }
+
+/// Compressed links: top-k with error feedback up, int8 broadcasts down. Every count a round
+/// records is an encoding's length (the codecs' size formulas), a client is sent the broadcasts
+/// it missed, and a killed and resumed run (residuals and the clients' model in its
+/// checkpoints) equals an uninterrupted one.
+#[test]
+fn a_killed_and_resumed_compressed_run_equals_an_uninterrupted_one() {
+    let experiment = Experiment::new();
+    let extra = "[compression]\nuplink = \"top-k\"\ndownlink = \"int8\"\n\
+                 [codecs.top-k]\nfraction = 0.05\n";
+    let reference = experiment.config("straight", &["dpo"], extra);
+    let run = fedpref(&["run", reference.to_str().expect("utf-8 path")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let straight = experiment.run_dir("straight", "dpo-fedavg-s3");
+    let n = final_adapter(&straight).len() as u64 / 4;
+    let (top_k, int8) = (8 * (n * 5).div_ceil(100), n + 4 * n.div_ceil(64));
+    let rounds = jsonl(&straight.join("metrics/rounds.jsonl"));
+    let mut last_seen = std::collections::BTreeMap::new();
+    for round in &rounds {
+        let index = round["round"].as_u64().expect("round");
+        let links = &round["compression"];
+        assert_eq!(links["uplink"], "top-k", "{round}");
+        assert_eq!(links["broadcast"].as_u64(), Some(int8), "{round}");
+        let trained = round["trained"].as_array().expect("trained");
+        for client in trained {
+            let key = client.to_string();
+            assert_eq!(links["up"][&key].as_u64(), Some(top_k), "{round}");
+            // Every broadcast since the client last took part (FedAvg sends no plan).
+            let missed = index + 1 - last_seen.insert(key.clone(), index + 1).unwrap_or(0);
+            assert_eq!(links["down"][&key].as_u64(), Some(missed * int8), "{round}");
+        }
+        assert_eq!(
+            round["bytes_up"].as_u64(),
+            Some(top_k * trained.len() as u64)
+        );
+        assert!(
+            links["residual_norm"].as_f64().expect("residual") > 0.0,
+            "{round}"
+        );
+    }
+
+    let config = experiment.config("killed", &["dpo"], extra);
+    let run_dir = experiment.run_dir("killed", "dpo-fedavg-s3");
+    assert!(
+        run_and_kill(&config, &run_dir, 15),
+        "the run finished before the kill"
+    );
+    let resumed = fedpref(&["run", config.to_str().expect("utf-8 path")]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(final_adapter(&run_dir), final_adapter(&straight));
+}

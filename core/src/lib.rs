@@ -1,9 +1,10 @@
 //! fedpref: federated preference fine-tuning of language models.
 //!
 //! The host side of the workbench: it loads plugins ([`plugin_host`]) and, through them, runs
-//! preference losses, aggregators, partitioners and scorers.
+//! preference losses, aggregators, partitioners, scorers and update codecs.
 #![warn(missing_docs)]
 
+pub mod compression;
 pub mod config;
 pub mod data;
 pub mod error;

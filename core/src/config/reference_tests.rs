@@ -9,7 +9,7 @@ use crate::eval::BenchmarkConfig;
 
 /// Keys the default config does not write out (unset, or skipped at their default): the
 /// documented default and a value to try each with.
-const OPTIONAL: [(&str, &str, &str); 26] = [
+const OPTIONAL: [(&str, &str, &str); 29] = [
     ("data.path", "unset", "\"pairs.jsonl\""),
     ("data.eval_path", "unset", "\"held-out.jsonl\""),
     ("data.group_key", "unset", "\"user_id\""),
@@ -36,6 +36,9 @@ const OPTIONAL: [(&str, &str, &str); 26] = [
     ("privacy.target_quantile", "`0.0`", "0.0"),
     ("privacy.clip_learning_rate", "`0.2`", "0.3"),
     ("privacy.quantile_noise", "`0.0`", "2.0"),
+    ("compression.uplink", "`\"none\"`", "\"none\""),
+    ("compression.downlink", "`\"none\"`", "\"none\""),
+    ("compression.error_feedback", "`true`", "false"),
 ];
 
 /// `| `key` | type | default | meaning |` rows: key -> default cell.

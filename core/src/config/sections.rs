@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    compression::CompressionSection,
     data::DataConfig,
     eval::EvalSection,
     privacy::{self, PrivacyMode, PrivacySection},
@@ -45,6 +46,12 @@ pub struct ExperimentConfig {
     /// Client-level differential privacy (off by default).
     #[serde(skip_serializing_if = "PrivacySection::is_off")]
     pub privacy: PrivacySection,
+    /// Codecs of the uplink and downlink (none by default).
+    #[serde(skip_serializing_if = "CompressionSection::is_off")]
+    pub compression: CompressionSection,
+    /// Parameters of each codec, by component name (`[codecs.top-k] fraction = 0.01`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub codecs: BTreeMap<String, ComponentParams>,
 }
 
 /// How a round picks its clients.

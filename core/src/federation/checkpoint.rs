@@ -1,6 +1,8 @@
 //! What a checkpoint holds and how it is read back: the global adapter (as PEFT files for users
 //! and as raw little-endian f32 for bit-exact resumes), the aggregator's state, each client's
-//! optimizer state (when kept across rounds), and the lengths of the metrics files.
+//! optimizer state (when kept across rounds), what compressed links carry (error-feedback
+//! residuals, the clients' model under downlink compression), and the lengths of the metrics
+//! files.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -24,6 +26,12 @@ pub struct CheckpointState {
     /// The clip norm of the next round, where adaptive clipping moves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_norm: Option<f64>,
+    /// Bytes of each round's downlink broadcast, under downlink compression.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broadcasts: Vec<u64>,
+    /// Under downlink compression, each client's first broadcast not yet received.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub synced: BTreeMap<u32, u32>,
 }
 
 /// Everything restored from a checkpoint.
@@ -37,6 +45,8 @@ pub struct Restored {
     pub aggregator: Vec<u8>,
     /// Optimizer states by client.
     pub optimizers: BTreeMap<u32, OptimizerState>,
+    /// Error-feedback residuals by client, and the clients' model under downlink compression.
+    pub links: (BTreeMap<u32, Vec<f32>>, Option<Vec<f32>>),
 }
 
 /// Raw little-endian `f32`s.
@@ -67,8 +77,24 @@ pub fn write(
     global: &[f32],
     aggregator: &[u8],
     optimizers: &BTreeMap<u32, OptimizerState>,
+    (residuals, public): (&BTreeMap<u32, Vec<f32>>, Option<&[f32]>),
 ) -> Result<()> {
     write_atomic(&dir.join("global.f32"), &f32_bytes(global))?;
+    if !residuals.is_empty() || public.is_some() {
+        // Records of (tag, client, length, f32s): tag 0 the clients' model, 1 a residual.
+        let mut links = Vec::new();
+        let records = public
+            .map(|p| (0u8, 0u32, p))
+            .into_iter()
+            .chain(residuals.iter().map(|(c, r)| (1u8, *c, r.as_slice())));
+        for (tag, client, values) in records {
+            links.push(tag);
+            links.extend_from_slice(&client.to_le_bytes());
+            links.extend_from_slice(&(values.len() as u64).to_le_bytes());
+            links.extend(f32_bytes(values));
+        }
+        write_atomic(&dir.join("links.bin"), &links)?;
+    }
     write_atomic(&dir.join("aggregator.bin"), aggregator)?;
     let mut clients = Vec::new();
     for (client, o) in optimizers {
@@ -138,7 +164,43 @@ pub fn read(dir: &Path) -> Result<Restored> {
         global,
         aggregator: read("aggregator.bin")?,
         optimizers,
+        links: read_links(&dir.join("links.bin"))?,
     })
+}
+
+/// The records of `links.bin` ([`write`]); none when the file is absent.
+fn read_links(path: &Path) -> Result<(BTreeMap<u32, Vec<f32>>, Option<Vec<f32>>)> {
+    let (mut residuals, mut public) = (BTreeMap::new(), None);
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((residuals, public)),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let damaged = |message: &str| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.to_owned(),
+    };
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let (head, tail) = rest
+            .split_at_checked(13)
+            .ok_or_else(|| damaged("truncated"))?;
+        let client = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
+        let n = u64::from_le_bytes(head[5..13].try_into().expect("8 bytes")) as usize;
+        let (values, tail) = tail
+            .split_at_checked(4 * n)
+            .ok_or_else(|| damaged("truncated"))?;
+        let values = f32s(path, values)?;
+        match head[0] {
+            0 => public = Some(values),
+            1 => {
+                residuals.insert(client, values);
+            }
+            tag => return Err(damaged(&format!("unknown record tag {tag}"))),
+        }
+        rest = tail;
+    }
+    Ok((residuals, public))
 }
 
 #[cfg(test)]
@@ -154,6 +216,8 @@ mod tests {
             rounds_len: 40,
             n_params: 3,
             clip_norm: Some(0.123_456_789_012_345_67),
+            broadcasts: vec![16, 16, 20],
+            synced: BTreeMap::from([(1, 2), (4, 3)]),
         };
         let global = vec![1.5f32, -0.0, f32::MIN_POSITIVE];
         let optimizers = BTreeMap::from([
@@ -174,12 +238,23 @@ mod tests {
                 },
             ),
         ]);
-        write(dir.path(), &state, &global, b"agg", &optimizers).expect("write");
+        let residuals = BTreeMap::from([(2u32, vec![1e-3f32, -2e-3, 0.0]), (7, vec![0.5; 3])]);
+        let public = [0.25f32, -1.0, 3.0];
+        write(
+            dir.path(),
+            &state,
+            &global,
+            b"agg",
+            &optimizers,
+            (&residuals, Some(&public)),
+        )
+        .expect("write");
         let restored = read(dir.path()).expect("read");
         assert_eq!(restored.state, state);
         assert_eq!(f32_bytes(&restored.global), f32_bytes(&global));
         assert_eq!(restored.aggregator, b"agg");
         assert_eq!(restored.optimizers, optimizers);
+        assert_eq!(restored.links, (residuals, Some(public.to_vec())));
     }
 
     #[test]
@@ -191,8 +266,19 @@ mod tests {
             rounds_len: 0,
             n_params: 2,
             clip_norm: None,
+            broadcasts: Vec::new(),
+            synced: BTreeMap::new(),
         };
-        write(dir.path(), &state, &[1.0, 2.0, 3.0], b"", &BTreeMap::new()).expect("write");
+        let no_links = (&BTreeMap::new(), None);
+        write(
+            dir.path(),
+            &state,
+            &[1.0, 2.0, 3.0],
+            b"",
+            &BTreeMap::new(),
+            no_links,
+        )
+        .expect("write");
         let error = read(dir.path())
             .expect_err("3 parameters for 2")
             .to_string();

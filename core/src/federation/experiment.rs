@@ -10,6 +10,7 @@ use fedpref_plugin_api::{DataNeeds, ExampleMeta, Metric, PartitionInput};
 use fedpref_rundir::{DataSummary, PartitionSummary, RunDir};
 
 use super::{
+    links::Links,
     manifest::{data_summary, partition_summary},
     plan::RunPlan,
     round::example_epsilon_bound,
@@ -54,6 +55,8 @@ pub struct Experiment {
     pub loss: LossHandle,
     /// The aggregator plugin (its state is restored from a checkpoint when resuming).
     pub aggregator: AggregatorHandle,
+    /// The codecs of the uplink and downlink.
+    pub links: Links,
     /// The benchmarks, ready to score.
     pub evaluator: Evaluator,
     /// The adapter's initial flat parameters (the global adapter before round 0).
@@ -96,6 +99,7 @@ impl Experiment {
             aggregator: ctx
                 .host
                 .aggregator(&plan.key.aggregator, &plan.aggregator_params())?,
+            links: Links::new(plan, ctx.host)?,
             data_summary: data_summary(&splits, &tokenized),
             partition_summary,
             clients,

@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod experiment;
 pub mod isolation;
+pub mod links;
 pub mod manifest;
 pub mod plan;
 pub mod rehearsal;

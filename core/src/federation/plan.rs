@@ -47,6 +47,11 @@ impl RunPlan {
     pub fn aggregator_params(&self) -> serde_json::Value {
         params_json(self.config.aggregators.get(&self.key.aggregator))
     }
+
+    /// A codec's parameters from `[codecs.<name>]`.
+    pub fn codec_params(&self, name: &str) -> serde_json::Value {
+        params_json(self.config.codecs.get(name))
+    }
 }
 
 /// Expands `config`'s sweep and checks every component against `host`.
@@ -122,29 +127,43 @@ pub fn plan_one(
     }
 }
 
+/// The names as `&str`s.
+fn names<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<&'a str> {
+    names.into_iter().map(String::as_str).collect()
+}
+
 /// Every component the config names exists. Parameter tables may name components the sweep
 /// does not run (a config narrowed with --set), but each must name one that exists: a typo is
 /// an error.
 fn check_components(config: &ExperimentConfig, host: &PluginHost) -> Result<()> {
+    let compression = &config.compression;
+    let codecs = [compression.uplink_codec(), compression.downlink_codec()]
+        .into_iter()
+        .flatten()
+        .chain(config.codecs.keys().map(String::as_str))
+        .collect();
     let named = [
-        (
-            ComponentKind::Loss,
-            config.experiment.methods.iter().collect::<Vec<_>>(),
-        ),
+        (ComponentKind::Loss, names(&config.experiment.methods)),
         (
             ComponentKind::Aggregator,
-            config.experiment.aggregators.iter().collect(),
+            names(&config.experiment.aggregators),
         ),
-        (ComponentKind::Partitioner, vec![&config.partition.name]),
-        (ComponentKind::Loss, config.losses.keys().collect()),
         (
-            ComponentKind::Aggregator,
-            config.aggregators.keys().collect(),
+            ComponentKind::Partitioner,
+            vec![config.partition.name.as_str()],
         ),
+        (ComponentKind::Loss, names(config.losses.keys())),
+        (ComponentKind::Aggregator, names(config.aggregators.keys())),
         (
             ComponentKind::Scorer,
-            config.eval.benchmarks.iter().map(|b| &b.scorer).collect(),
+            config
+                .eval
+                .benchmarks
+                .iter()
+                .map(|b| b.scorer.as_str())
+                .collect(),
         ),
+        (ComponentKind::Codec, codecs),
     ];
     for (kind, names) in named {
         for name in names {

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::{
     checkpoint::{self, CheckpointState},
     experiment::{ClientShard, Experiment},
+    links::{start_model, CompressionRecord, Links},
     manifest::privacy_summary,
     plan::RunPlan,
     sampling::{derive, failure_step, round_clients, Stream},
@@ -110,8 +111,12 @@ pub struct RoundTraining {
     pub reference_seconds: f64,
     /// Seconds of local training.
     pub train_seconds: f64,
-    /// Bytes sent to clients (global adapter and plans).
+    /// Bytes sent to clients (global adapter or broadcasts, and plans).
     pub bytes_down: u64,
+    /// Bytes of the updates aggregated.
+    pub bytes_up: u64,
+    /// Per-client bytes and codec times, when a codec is configured.
+    pub compression: Option<CompressionRecord>,
 }
 
 /// What [`aggregate`] produced.
@@ -154,6 +159,9 @@ pub struct RoundRecord {
     /// Clipping and ε spent so far, under client-level differential privacy.
     #[serde(skip_serializing_if = "Option::is_none")]
     privacy: Option<PrivacyRecord>,
+    /// Per-client bytes, the broadcast and codec times, when a codec is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compression: Option<CompressionRecord>,
 }
 
 /// The learning rate of round `index` (cosine over the rounds).
@@ -187,11 +195,29 @@ pub fn train_clients(
     logs: &mut RunLogs,
     bar: &ProgressBar,
 ) -> Result<RoundTraining> {
-    let mut training = RoundTraining::default();
+    let mut training = RoundTraining {
+        compression: experiment.links.record(),
+        ..RoundTraining::default()
+    };
+    let seed = experiment.plan.key.seed;
+    let links = &experiment.links;
+    links.broadcast(
+        seed,
+        round.index,
+        &state.global,
+        &mut state.links,
+        &mut training.compression,
+    )?;
     for &client in &round.sampled {
         let plan = experiment.aggregator.client_plan(client, &state.global)?;
         let plan_len = plan.gradient_offset.len() + plan.weight_offset.len();
-        training.bytes_down += 4 * (experiment.n_params() + plan_len) as u64;
+        training.bytes_down += experiment.links.downlink_bytes(
+            (round.index, client),
+            experiment.n_params(),
+            plan_len,
+            &mut state.links,
+            &mut training.compression,
+        );
         let reference_started = Instant::now();
         ensure_reference(experiment, client, ctx)?;
         training.reference_seconds += reference_started.elapsed().as_secs_f64();
@@ -207,6 +233,7 @@ pub fn train_clients(
             logs,
         )?;
     }
+    Links::finish(&state.links, &mut training.compression);
     Ok(training)
 }
 
@@ -269,7 +296,7 @@ fn train_one(
         round: round.index,
         client,
         units,
-        global: &state.global,
+        global: start_model(&state.global, &state.links),
         plan,
         settings,
         optimizer: config
@@ -418,6 +445,17 @@ fn settle(
             optimizer,
         } => (params, steps, optimizer),
     };
+    let start = experiment
+        .links
+        .compressed()
+        .then(|| start_model(&state.global, &state.links).to_vec())
+        .unwrap_or_default();
+    let (params, bytes_up) = experiment.links.uplink(
+        (experiment.plan.key.seed, round.index, client),
+        (&state.global, &start, params),
+        &mut state.links,
+        &mut training.compression,
+    )?;
     for record in &records {
         logs.steps.append(record)?;
         training.tokens += record.tokens;
@@ -448,6 +486,7 @@ fn settle(
     if experiment.plan.config.training.keep_optimizer_state {
         state.optimizers.insert(client, optimizer);
     }
+    training.bytes_up += bytes_up;
     training.trained.push(TrainedClient {
         client,
         params,
@@ -625,7 +664,6 @@ pub(crate) fn noised_update<'a>(
 /// # Errors
 /// I/O errors naming the file.
 pub fn record(
-    experiment: &Experiment,
     round: &Round,
     training: RoundTraining,
     aggregation: Aggregation,
@@ -641,7 +679,7 @@ pub fn record(
         rejected: training.rejected,
         skipped: aggregation.skipped,
         bytes_down: training.bytes_down,
-        bytes_up: 4 * (experiment.n_params() * training.trained.len()) as u64,
+        bytes_up: training.bytes_up,
         tokens: training.tokens,
         seconds: started.elapsed().as_secs_f64(),
         reference_seconds: training.reference_seconds,
@@ -650,6 +688,7 @@ pub fn record(
         train: training.means.means(),
         aggregator: aggregation.metrics,
         privacy: aggregation.privacy,
+        compression: training.compression,
     };
     logs.rounds.append(&record)?;
     Ok(record)
@@ -679,6 +718,8 @@ pub fn checkpoint(
             .privacy
             .adaptive_clipping()
             .then_some(state.clip_norm),
+        broadcasts: state.links.broadcasts.clone(),
+        synced: state.links.synced.clone(),
     };
     let aggregator_state = experiment.aggregator.save_state()?;
     let base_model = experiment.plan.config.model.path.display().to_string();
@@ -692,6 +733,7 @@ pub fn checkpoint(
                 &state.global,
                 &aggregator_state,
                 &state.optimizers,
+                (&state.links.residuals, state.links.public.as_deref()),
             )?;
             let adapter = decoder
                 .adapter()

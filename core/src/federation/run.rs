@@ -76,14 +76,7 @@ pub fn run(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<RunSummary> {
             train_seconds + training.train_seconds,
         );
         let aggregation = round::aggregate(&mut experiment, &mut state, &round, &training)?;
-        let record = round::record(
-            &experiment,
-            &round,
-            training,
-            aggregation,
-            round_started,
-            &mut logs,
-        )?;
+        let record = round::record(&round, training, aggregation, round_started, &mut logs)?;
         ctx.progress
             .note(&round::round_line(&experiment.name, &record));
         // Before the checkpoint that marks the round done: a kill in between repeats the

@@ -26,6 +26,8 @@ pub enum Stream {
     EvalSplit = 7,
     /// The Gaussian noise of client-level differential privacy.
     PrivacyNoise = 8,
+    /// Codecs' draws (stochastic rounding, random-k), shared by both ends of a link.
+    Compression = 9,
 }
 
 /// A seed for `stream` at (`round`, `client`), mixed with SplitMix64 so nearby inputs give

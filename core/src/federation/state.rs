@@ -1,6 +1,7 @@
 //! What changes from round to round, and what a checkpoint restores: the global adapter, the
-//! clients' kept optimizer states, the next round, and the lengths of the metrics files at the
-//! last checkpoint (the aggregator's own state lives in its plugin).
+//! clients' kept optimizer states, the next round, the clip norm, what compressed links carry,
+//! and the lengths of the metrics files at the last checkpoint (the aggregator's own state lives
+//! in its plugin).
 
 use std::collections::BTreeMap;
 
@@ -19,9 +20,24 @@ pub struct FederationState {
     /// The clip norm of client-level DP's next round: the configured one, or where adaptive
     /// clipping has taken it.
     pub clip_norm: f64,
+    /// What compressed links carry from round to round.
+    pub links: LinkState,
     /// Byte lengths of `metrics/steps.jsonl` and `metrics/rounds.jsonl` at the last checkpoint:
     /// rows past them belong to an unfinished round and are cut on resume.
     pub metrics_lengths: (u64, u64),
+}
+
+/// What compressed communication carries from round to round (`crate::compression`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkState {
+    /// Each client's error-feedback residual (biased uplink codecs).
+    pub residuals: BTreeMap<u32, Vec<f32>>,
+    /// The model the clients hold, x̂, under downlink compression.
+    pub public: Option<Vec<f32>>,
+    /// Bytes of each round's broadcast so far (downlink compression).
+    pub broadcasts: Vec<u64>,
+    /// Each client's first broadcast not yet received (downlink compression).
+    pub synced: BTreeMap<u32, u32>,
 }
 
 impl FederationState {
@@ -32,6 +48,15 @@ impl FederationState {
             optimizers: BTreeMap::new(),
             next_round: 0,
             clip_norm: experiment.plan.config.privacy.clip_norm,
+            links: LinkState {
+                public: experiment
+                    .plan
+                    .config
+                    .compression
+                    .downlink_codec()
+                    .map(|_| experiment.initial.clone()),
+                ..LinkState::default()
+            },
             metrics_lengths: (0, 0),
         }
     }
@@ -69,6 +94,12 @@ impl FederationState {
                 .state
                 .clip_norm
                 .unwrap_or(experiment.plan.config.privacy.clip_norm),
+            links: LinkState {
+                residuals: restored.links.0,
+                public: restored.links.1,
+                broadcasts: restored.state.broadcasts,
+                synced: restored.state.synced,
+            },
             metrics_lengths: (restored.state.steps_len, restored.state.rounds_len),
         })
     }

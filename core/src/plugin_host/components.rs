@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use abi_stable::std_types::{RSlice, RStr};
 use fedpref_plugin_api::{
-    AggregationInput, AggregationOutput, AggregatorObject, ClientPlan, ComponentKind,
-    HostServicesRef, LossBatch, LossObject, LossOutput, LossSpec, PartitionInput, PartitionOutput,
-    PartitionerObject, PluginError, ScoreItem, ScoreOutput, ScorerObject, ScorerSpec,
+    AggregationInput, AggregationOutput, AggregatorObject, ClientPlan, CodecObject, CodecSpec,
+    ComponentKind, HostServicesRef, LossBatch, LossObject, LossOutput, LossSpec, PartitionInput,
+    PartitionOutput, PartitionerObject, PluginError, ScoreItem, ScoreOutput, ScorerObject,
+    ScorerSpec,
 };
 
 use super::PluginHost;
@@ -118,6 +119,102 @@ impl PluginHost {
             object,
             origin,
         })
+    }
+
+    /// Creates the codec `name` with `params` (a JSON object).
+    ///
+    /// # Errors
+    /// [`Error::UnknownComponent`], or [`Error::Plugin`] for bad parameters.
+    pub fn codec(&self, name: &str, params: &serde_json::Value) -> Result<CodecHandle> {
+        let (origin, module) = self.origin(ComponentKind::Codec, name)?;
+        let new_codec = module.new_codec().ok_or_else(|| {
+            origin.contract("lists a codec but its library predates codecs (API 0.3)".to_owned())
+        })?;
+        let params = params.to_string();
+        let object = new_codec(RStr::from(name), RStr::from(params.as_str()))
+            .into_result()
+            .map_err(|e| origin.plugin_error(e))?;
+        Ok(CodecHandle {
+            spec: object.spec(),
+            object,
+            origin,
+        })
+    }
+}
+
+/// A codec instance (stateless: the host keeps error feedback's residuals).
+pub struct CodecHandle {
+    object: CodecObject,
+    spec: CodecSpec,
+    origin: Origin,
+}
+
+impl CodecHandle {
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.origin.name
+    }
+
+    /// Whether it is lossless, unbiased or neither.
+    pub fn spec(&self) -> CodecSpec {
+        self.spec
+    }
+
+    /// The length of the encoding of `n` values, by the codec's size formula.
+    ///
+    /// # Errors
+    /// [`Error::Plugin`].
+    pub fn encoded_len(&self, n: usize) -> Result<u64> {
+        self.object
+            .encoded_len(n as u64)
+            .into_result()
+            .map_err(|e| self.origin.plugin_error(e))
+    }
+
+    /// Encodes `values` with `seed`.
+    ///
+    /// # Errors
+    /// [`Error::Plugin`]; [`Error::PluginContract`] for an encoding whose length is not the
+    /// codec's size formula's.
+    pub fn encode(&self, values: &[f32], seed: u64) -> Result<Vec<u8>> {
+        let bytes = self
+            .object
+            .encode(RSlice::from(values), seed)
+            .into_result()
+            .map_err(|e| self.origin.plugin_error(e))?;
+        let expected = self.encoded_len(values.len())?;
+        if bytes.len() as u64 != expected {
+            return Err(self.origin.contract(format!(
+                "encoded {} values in {} bytes; its size formula says {expected}",
+                values.len(),
+                bytes.len()
+            )));
+        }
+        Ok(bytes.into_vec())
+    }
+
+    /// Decodes `n` values from `bytes` encoded with `seed`.
+    ///
+    /// # Errors
+    /// [`Error::Plugin`] (bytes that are not an encoding); [`Error::PluginContract`] for a
+    /// wrong number of values or a non-finite one.
+    pub fn decode(&self, bytes: &[u8], n: usize, seed: u64) -> Result<Vec<f32>> {
+        let values = self
+            .object
+            .decode(RSlice::from(bytes), n as u64, seed)
+            .into_result()
+            .map_err(|e| self.origin.plugin_error(e))?;
+        if values.len() != n {
+            return Err(self
+                .origin
+                .contract(format!("decoded {} values, {n} were encoded", values.len())));
+        }
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(self
+                .origin
+                .contract(format!("decoded value {i} is {}", values[i])));
+        }
+        Ok(values.into_vec())
     }
 }
 

@@ -21,7 +21,7 @@ use std::{
 
 use fedpref_plugin_api::{ComponentInfo, ComponentKind, PluginManifest, PluginModRef};
 
-pub use components::{AggregatorHandle, LossHandle, PartitionerHandle, ScorerHandle};
+pub use components::{AggregatorHandle, CodecHandle, LossHandle, PartitionerHandle, ScorerHandle};
 pub use exchange::{metric_map, params_json, ComponentParams, MetricMeans};
 pub use loader::{probe, PLUGIN_PATH_VAR};
 
@@ -285,7 +285,7 @@ mod tests {
             .expect_err("no scorers")
             .to_string();
         assert!(other_kind.contains("none"), "{other_kind}");
-        assert_eq!(host.components().count(), 8);
+        assert_eq!(host.components().count(), 10);
     }
 
     #[test]

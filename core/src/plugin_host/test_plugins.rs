@@ -6,9 +6,9 @@
 
 use fedpref_plugin_api::{
     math::{log_sigmoid, sigmoid},
-    AggregationInput, AggregationOutput, AggregatorFunction, Assignment, ClientPlan, DataNeeds,
-    Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params, PartitionInput,
-    PartitionOutput, PartitionerFunction, Plugin, PluginError, View,
+    AggregationInput, AggregationOutput, AggregatorFunction, Assignment, ClientPlan, CodecFunction,
+    CodecSpec, DataNeeds, Label, LossBatch, LossFunction, LossOutput, LossSpec, Metric, Params,
+    PartitionInput, PartitionOutput, PartitionerFunction, Plugin, PluginError, View,
 };
 
 const BETA: f64 = 0.1;
@@ -248,6 +248,48 @@ impl PartitionerFunction for RoundRobin {
     }
 }
 
+/// Keeps the one value of largest magnitude, as (u32 index, f32 value): a biased codec.
+/// `lie = true` claims a size one byte off its encodings'.
+struct TopOne {
+    lie: bool,
+}
+
+impl CodecFunction for TopOne {
+    fn spec(&self) -> CodecSpec {
+        CodecSpec {
+            lossless: false,
+            unbiased: false,
+        }
+    }
+
+    fn encoded_len(&self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            8 + u64::from(self.lie)
+        }
+    }
+
+    fn encode(&self, values: &[f32], _seed: u64) -> Result<Vec<u8>, PluginError> {
+        let Some(top) = (0..values.len())
+            .max_by(|&a, &b| values[a].abs().total_cmp(&values[b].abs()).then(b.cmp(&a)))
+        else {
+            return Ok(Vec::new());
+        };
+        let mut bytes = (top as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&values[top].to_le_bytes());
+        Ok(bytes)
+    }
+
+    fn decode(&self, bytes: &[u8], n: u64, _seed: u64) -> Result<Vec<f32>, PluginError> {
+        let mut values = vec![0f32; n as usize];
+        if let [a, b, c, d, e, f, g, h] = *bytes {
+            values[u32::from_le_bytes([a, b, c, d]) as usize] = f32::from_le_bytes([e, f, g, h]);
+        }
+        Ok(values)
+    }
+}
+
 fn plugin() -> Plugin {
     let no_params = |params: &Params| params.finish();
     Plugin::new("fedpref-test-plugins", "0.1.0")
@@ -295,6 +337,16 @@ fn plugin() -> Plugin {
                     kl_weight: 0.0,
                 })
             },
+        )
+        .codec(
+            "test-top-1",
+            "the largest magnitude and its index",
+            move |p| no_params(p).map(|()| TopOne { lie: false }),
+        )
+        .codec(
+            "test-liar",
+            "top-1, claiming a size one byte off",
+            move |p| no_params(p).map(|()| TopOne { lie: true }),
         )
         .partitioner("test-round-robin", "example i to client i % n", move |p| {
             no_params(p).map(|()| RoundRobin)

@@ -1,14 +1,15 @@
 //! The stable plugin ABI of fedpref.
 //!
 //! A plugin is a `cdylib` that exports one [`PluginMod`] root module through
-//! [`export_plugin!`]. It provides components of four kinds, each a small trait over plain
+//! [`export_plugin!`]. It provides components of five kinds, each a small trait over plain
 //! slices (never tensors):
 //!
 //! - [`LossFunction`]: a preference loss over per-sequence log-probabilities, returning the loss
 //!   and its gradient with respect to each policy log-probability;
 //! - [`AggregatorFunction`]: the server's update rule over flat `f32` parameter vectors;
 //! - [`PartitionerFunction`]: how examples (or their single answers) are dealt out to clients;
-//! - [`ScorerFunction`]: a benchmark metric over generated answers.
+//! - [`ScorerFunction`]: a benchmark metric over generated answers;
+//! - [`CodecFunction`]: how a flat `f32` update becomes the bytes sent over the network.
 //!
 //! Plugin authors implement these plain-Rust traits and register them on a [`Plugin`]; the
 //! `*Box` adapters turn them into abi_stable trait objects whose every call is wrapped in
@@ -28,6 +29,11 @@
 //! below 1.0). Any change to a type here bumps this crate's version.
 //!
 //! # Changes
+//! - **0.3.0**: a fifth component kind, codecs ([`CodecFunction`], [`CodecSpec`],
+//!   [`Plugin::codec`], [`ComponentKind::Codec`]), and the root module's `new_codec`, appended
+//!   after its last prefix field. Nothing else changed, but a new kind changes
+//!   [`ComponentKind`]'s layout, so plugins built against 0.2 are refused and rebuild as they
+//!   are.
 //! - **0.2.0**: fields appended (the layouts changed, so the host refuses plugins built against
 //!   0.1; a plugin that builds these types field by field adds the new fields, one that starts
 //!   from [`ClientPlan::plain`] or `..` compiles as it is):
@@ -48,6 +54,7 @@
 #![allow(non_local_definitions)]
 
 mod aggregator;
+mod codec;
 mod error;
 mod guard;
 mod loss;
@@ -63,6 +70,7 @@ pub mod state;
 pub mod testing;
 
 pub use aggregator::*;
+pub use codec::*;
 pub use error::{ErrorKind, PluginError};
 pub use guard::guard;
 pub use loss::*;

@@ -7,7 +7,7 @@ use abi_stable::{
 
 use crate::LossSpec;
 
-/// The four kinds of component a plugin can provide.
+/// The kinds of component a plugin can provide.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ComponentKind {
@@ -19,15 +19,18 @@ pub enum ComponentKind {
     Partitioner,
     /// A benchmark scorer.
     Scorer,
+    /// An update codec (since API 0.3).
+    Codec,
 }
 
 impl ComponentKind {
     /// Every kind, in display order.
-    pub const ALL: [ComponentKind; 4] = [
+    pub const ALL: [ComponentKind; 5] = [
         ComponentKind::Loss,
         ComponentKind::Aggregator,
         ComponentKind::Partitioner,
         ComponentKind::Scorer,
+        ComponentKind::Codec,
     ];
 
     /// The lowercase name used in configs and on the command line.
@@ -37,6 +40,7 @@ impl ComponentKind {
             ComponentKind::Aggregator => "aggregator",
             ComponentKind::Partitioner => "partitioner",
             ComponentKind::Scorer => "scorer",
+            ComponentKind::Codec => "codec",
         }
     }
 }

@@ -11,9 +11,10 @@ use abi_stable::{
 };
 
 use crate::{
-    AggregatorBox, AggregatorFunction, AggregatorObject, ComponentInfo, ComponentKind, ErrorKind,
-    LossBox, LossFunction, LossObject, LossSpec, Params, PartitionerBox, PartitionerFunction,
-    PartitionerObject, PluginError, PluginManifest, ScorerBox, ScorerFunction, ScorerObject,
+    AggregatorBox, AggregatorFunction, AggregatorObject, CodecBox, CodecFunction, CodecObject,
+    ComponentInfo, ComponentKind, ErrorKind, LossBox, LossFunction, LossObject, LossSpec, Params,
+    PartitionerBox, PartitionerFunction, PartitionerObject, PluginError, PluginManifest, ScorerBox,
+    ScorerFunction, ScorerObject,
 };
 
 /// The root module of a plugin library.
@@ -40,6 +41,9 @@ pub struct PluginMod {
     #[sabi(last_prefix_field)]
     pub new_scorer:
         extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<ScorerObject, PluginError>,
+    /// Creates the codec component `name` with JSON parameters. Since API 0.3.
+    pub new_codec:
+        extern "C" fn(name: RStr<'_>, params: RStr<'_>) -> RResult<CodecObject, PluginError>,
 }
 
 impl RootModule for PluginModRef {
@@ -95,6 +99,7 @@ pub struct Plugin {
     aggregators: Vec<Entry<AggregatorObject>>,
     partitioners: Vec<Entry<PartitionerObject>>,
     scorers: Vec<Entry<ScorerObject>>,
+    codecs: Vec<Entry<CodecObject>>,
 }
 
 impl Plugin {
@@ -107,6 +112,7 @@ impl Plugin {
             aggregators: Vec::new(),
             partitioners: Vec::new(),
             scorers: Vec::new(),
+            codecs: Vec::new(),
         }
     }
 
@@ -181,6 +187,23 @@ impl Plugin {
         self
     }
 
+    /// Adds a codec built from parameters by `build`.
+    pub fn codec<T: CodecFunction>(
+        mut self,
+        name: &'static str,
+        summary: &'static str,
+        build: impl Fn(&Params) -> Result<T, PluginError> + 'static,
+    ) -> Self {
+        let factory: Factory<CodecObject> = Box::new(move |p| build(p).map(CodecBox::new));
+        self.codecs.push(Entry {
+            name,
+            summary,
+            loss_spec: None,
+            factory,
+        });
+        self
+    }
+
     /// The manifest describing every component.
     pub fn manifest(&self) -> PluginManifest {
         fn infos<T>(
@@ -198,6 +221,7 @@ impl Plugin {
             .chain(infos(ComponentKind::Aggregator, &self.aggregators))
             .chain(infos(ComponentKind::Partitioner, &self.partitioners))
             .chain(infos(ComponentKind::Scorer, &self.scorers))
+            .chain(infos(ComponentKind::Codec, &self.codecs))
             .collect();
         PluginManifest {
             name: RString::from(self.name),
@@ -263,6 +287,14 @@ impl Plugin {
     pub fn new_scorer(&self, name: &str, params: &str) -> Result<ScorerObject, PluginError> {
         self.build(ComponentKind::Scorer, &self.scorers, name, params)
     }
+
+    /// Creates the codec `name`.
+    ///
+    /// # Errors
+    /// `UnknownComponent`, or the constructor's `InvalidParams`.
+    pub fn new_codec(&self, name: &str, params: &str) -> Result<CodecObject, PluginError> {
+        self.build(ComponentKind::Codec, &self.codecs, name, params)
+    }
 }
 
 /// Exports a plugin's root module. The argument is a function `fn() -> Plugin`.
@@ -283,6 +315,7 @@ macro_rules! export_plugin {
                 new_aggregator: __fedpref_new_aggregator,
                 new_partitioner: __fedpref_new_partitioner,
                 new_scorer: __fedpref_new_scorer,
+                new_codec: __fedpref_new_codec,
             }
             .leak_into_prefix()
         }
@@ -323,6 +356,14 @@ macro_rules! export_plugin {
             params: ::abi_stable::std_types::RStr<'_>,
         ) -> ::abi_stable::std_types::RResult<$crate::ScorerObject, $crate::PluginError> {
             $crate::guard(|| $plugin().new_scorer(name.as_str(), params.as_str()))
+        }
+
+        #[::abi_stable::sabi_extern_fn]
+        fn __fedpref_new_codec(
+            name: ::abi_stable::std_types::RStr<'_>,
+            params: ::abi_stable::std_types::RStr<'_>,
+        ) -> ::abi_stable::std_types::RResult<$crate::CodecObject, $crate::PluginError> {
+            $crate::guard(|| $plugin().new_codec(name.as_str(), params.as_str()))
         }
     };
 }

@@ -1,0 +1,193 @@
+//! A round's compressed links ([`crate::compression`]): the downlink broadcast before the
+//! clients train, the model each client starts from and the bytes it is sent, and each update
+//! through the uplink after. The simulated round and the deployed server share these.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    plan::RunPlan,
+    sampling::{derive, Stream},
+    state::LinkState,
+};
+use crate::{
+    compression::{difference, norm, sum, transmit, NO_CODEC},
+    plugin_host::{CodecHandle, PluginHost},
+    Result,
+};
+
+/// The run's codecs.
+pub struct Links {
+    uplink: Option<CodecHandle>,
+    downlink: Option<CodecHandle>,
+    error_feedback: bool,
+}
+
+/// A round's communication facts, in its record (when a codec is configured).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompressionRecord {
+    /// The uplink codec (`none`: raw float32 updates).
+    pub uplink: String,
+    /// The downlink codec (`none`: the whole global adapter to every client).
+    pub downlink: String,
+    /// Bytes each client sent, by client.
+    pub up: BTreeMap<u32, u64>,
+    /// Bytes each client was sent (the broadcasts it had missed, and its plan), by client.
+    pub down: BTreeMap<u32, u64>,
+    /// Bytes of this round's broadcast (0 without downlink compression).
+    pub broadcast: u64,
+    /// Seconds encoding, both directions.
+    pub encode_seconds: f64,
+    /// Seconds decoding, both directions.
+    pub decode_seconds: f64,
+    /// Mean norm of the error-feedback residuals the round's senders hold (0 without).
+    pub residual_norm: f64,
+}
+
+impl Links {
+    /// The codecs `plan` configures, with their `[codecs.<name>]` parameters.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownComponent`], or a codec's parameter error.
+    pub fn new(plan: &RunPlan, host: &PluginHost) -> Result<Self> {
+        let config = &plan.config;
+        let codec = |name: Option<&str>| {
+            name.map(|name| host.codec(name, &plan.codec_params(name)))
+                .transpose()
+        };
+        Ok(Self {
+            uplink: codec(config.compression.uplink_codec())?,
+            downlink: codec(config.compression.downlink_codec())?,
+            error_feedback: config.compression.error_feedback,
+        })
+    }
+
+    /// Whether any codec is configured; without one, clients get the global adapter and send
+    /// their parameters, as before codecs existed.
+    pub fn compressed(&self) -> bool {
+        self.uplink.is_some() || self.downlink.is_some()
+    }
+
+    /// An empty record for a round, when any codec is configured.
+    pub fn record(&self) -> Option<CompressionRecord> {
+        let name = |c: &Option<CodecHandle>| c.as_ref().map_or(NO_CODEC, |c| c.name()).to_owned();
+        self.compressed().then(|| CompressionRecord {
+            uplink: name(&self.uplink),
+            downlink: name(&self.downlink),
+            ..CompressionRecord::default()
+        })
+    }
+
+    /// Before round `round`'s clients train: broadcasts `global − x̂` through the downlink codec
+    /// and moves `x̂` by what it decodes to.
+    ///
+    /// # Errors
+    /// Codec errors.
+    pub fn broadcast(
+        &self,
+        seed: u64,
+        round: u32,
+        global: &[f32],
+        links: &mut LinkState,
+        record: &mut Option<CompressionRecord>,
+    ) -> Result<()> {
+        let (Some(codec), Some(public)) = (&self.downlink, links.public.as_mut()) else {
+            return Ok(());
+        };
+        let seed = derive(seed, Stream::Compression, u64::from(round), u64::MAX);
+        let sent = transmit(codec, &difference(global, public), None, seed)?;
+        *public = sum(public, &sent.decoded);
+        links.broadcasts.truncate(round as usize);
+        links.broadcasts.push(sent.bytes.len() as u64);
+        if let Some(record) = record {
+            record.broadcast = sent.bytes.len() as u64;
+            record.encode_seconds += sent.encode_seconds;
+            record.decode_seconds += sent.decode_seconds;
+        }
+        Ok(())
+    }
+
+    /// The bytes `client` is sent in round `round`, with `plan_floats` of client plan: every
+    /// broadcast since it last took part (it then holds `x̂`), or the whole global adapter.
+    pub fn downlink_bytes(
+        &self,
+        (round, client): (u32, u32),
+        n_params: usize,
+        plan_floats: usize,
+        links: &mut LinkState,
+        record: &mut Option<CompressionRecord>,
+    ) -> u64 {
+        let model = if self.downlink.is_some() {
+            let from = links.synced.insert(client, round + 1).unwrap_or(0) as usize;
+            links.broadcasts[from.min(links.broadcasts.len())..]
+                .iter()
+                .sum()
+        } else {
+            4 * n_params as u64
+        };
+        let bytes = model + 4 * plan_floats as u64;
+        if let Some(record) = record {
+            record.down.insert(client, bytes);
+        }
+        bytes
+    }
+
+    /// `client`'s update through the uplink: it trained from `start` to `params` and sends
+    /// `params − start` (plus its residual, under error feedback); the server rebuilds
+    /// `global + decoded`. Returns the rebuilt parameters and the bytes sent. Without codecs
+    /// the parameters themselves travel as float32.
+    ///
+    /// # Errors
+    /// Codec errors.
+    pub fn uplink(
+        &self,
+        (seed, round, client): (u64, u32, u32),
+        (global, start, params): (&[f32], &[f32], Vec<f32>),
+        links: &mut LinkState,
+        record: &mut Option<CompressionRecord>,
+    ) -> Result<(Vec<f32>, u64)> {
+        let raw = 4 * params.len() as u64;
+        let Some(record) = record.as_mut() else {
+            return Ok((params, raw));
+        };
+        let delta = difference(&params, start);
+        let (decoded, bytes) = match &self.uplink {
+            None => (delta, raw),
+            Some(codec) => {
+                let spec = codec.spec();
+                let feedback = self.error_feedback && !spec.unbiased && !spec.lossless;
+                let residual = feedback.then(|| links.residuals.entry(client).or_default());
+                let seed = derive(
+                    seed,
+                    Stream::Compression,
+                    u64::from(round),
+                    u64::from(client),
+                );
+                let sent = transmit(codec, &delta, residual, seed)?;
+                record.encode_seconds += sent.encode_seconds;
+                record.decode_seconds += sent.decode_seconds;
+                (sent.decoded, sent.bytes.len() as u64)
+            }
+        };
+        record.up.insert(client, bytes);
+        Ok((sum(global, &decoded), bytes))
+    }
+
+    /// Closes a round's record: the mean residual norm of the clients that sent.
+    pub fn finish(links: &LinkState, record: &mut Option<CompressionRecord>) {
+        let Some(record) = record else { return };
+        let norms: Vec<f64> = record
+            .up
+            .keys()
+            .filter_map(|c| links.residuals.get(c))
+            .map(|r| norm(r))
+            .collect();
+        record.residual_norm = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
+    }
+}
+
+/// The model clients train from: `x̂` under downlink compression, else the global adapter.
+pub fn start_model<'a>(global: &'a [f32], links: &'a LinkState) -> &'a [f32] {
+    links.public.as_deref().unwrap_or(global)
+}
