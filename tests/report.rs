@@ -271,3 +271,63 @@ fn sweeps_at_several_privacy_settings_are_reported_against_epsilon() {
         one.stderr
     );
 }
+
+#[test]
+fn sweeps_at_several_codec_settings_are_reported_against_megabytes() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = tiny_sweep(dir.path(), r#""dpo", "kto""#);
+    let parent = dir.path().join("runs/codecs");
+    let settings: [(&str, &[&str]); 3] = [
+        ("float32", &[]),
+        (
+            "int8",
+            &["compression.uplink=int8", "compression.downlink=int8"],
+        ),
+        (
+            "top-k",
+            &["compression.uplink=top-k", "codecs.top-k={fraction = 0.1}"],
+        ),
+    ];
+    for (name, sets) in settings {
+        let mut args = vec![
+            "run".to_owned(),
+            config.to_str().expect("utf-8 path").to_owned(),
+            "--set".to_owned(),
+            format!("experiment.output_dir={:?}", parent.display().to_string()),
+            "--set".to_owned(),
+            format!("experiment.name={name:?}"),
+        ];
+        for set in sets {
+            args.extend(["--set".to_owned(), (*set).to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = fedpref(&args);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+    }
+    let report = fedpref(&[
+        "report",
+        "--communication",
+        parent.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let table =
+        std::fs::read_to_string(parent.join("report/tables/communication.md")).expect("table");
+    // Fewest megabytes first: int8 both ways (about 1.06 bytes a value each way), then top-k
+    // up (0.8) with float32 down (4), then float32 both ways (8).
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| ↑") || l.starts_with("| float32"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(
+        rows[0].contains("↑ int8 · ↓ int8")
+            && rows[1].contains("↑ top-k 0.1 · ↓ none")
+            && rows[2].starts_with("| float32"),
+        "{table}"
+    );
+    assert!(parent
+        .join("report/figures/communication-curve.svg")
+        .is_file());
+    let index = std::fs::read_to_string(parent.join("report/index.md")).expect("index.md");
+    assert!(index.contains("MB up / run"), "{index}");
+}

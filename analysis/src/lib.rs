@@ -15,8 +15,9 @@
 //!   and failed items and the judge's position consistency, [`overview`] sums up each
 //!   benchmark;
 //! - [`figures`] draws SVG and 300 dpi PNG figures with an embedded font;
-//! - [`write_report`], [`write_comparison`] and [`write_privacy_report`] (one sweep per
-//!   privacy setting, [`privacy`]) put everything in a `report/` directory.
+//! - [`write_report`], [`write_comparison`], [`write_privacy_report`] (one sweep per privacy
+//!   setting, [`privacy`]) and [`write_communication_report`] (one sweep per codec setting,
+//!   [`communication`]) put everything in a `report/` directory.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -29,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod communication;
 mod compare;
 pub mod diagnostics;
 mod error;
@@ -45,7 +47,9 @@ pub mod results;
 pub mod stat;
 mod summary;
 pub mod table;
+pub mod tradeoff;
 
+pub use communication::write_communication_report;
 pub use compare::{comparison_table, write_comparison};
 pub use error::{Error, Result};
 pub use privacy::{privacy_table, write_privacy_report};

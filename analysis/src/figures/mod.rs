@@ -8,7 +8,7 @@
 //! | [`differences::differences`] | `differences` | each method minus DPO on the same seeds and questions, error bars the paired 95 % bootstrap interval |
 //! | [`communication::Communication`] | `communication` | megabytes sent and received per round, per method |
 //! | [`partition::PartitionFigure`] | `partition` | examples per client: pairs, desirable and undesirable answers |
-//! | [`privacy::PrivacyCurve`] | `privacy-curve` | each benchmark against the ε spent (one sweep per privacy setting), per method, dashed the same method without DP |
+//! | [`tradeoff::TradeoffCurve`] | `privacy-curve`, `communication-curve` | each benchmark against the ε spent or the megabytes sent (one sweep per setting), per method, dashed the same method without DP |
 //!
 //! Each figure prepares plain data from a [`Sweep`](crate::Sweep) (`from_sweep`) and implements
 //! [`Figure`]; [`save`] renders it.
@@ -20,8 +20,8 @@ mod legend;
 mod lines;
 pub mod partition;
 pub mod png;
-pub mod privacy;
 pub mod style;
+pub mod tradeoff;
 pub mod training;
 
 use std::path::{Path, PathBuf};

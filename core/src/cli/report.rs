@@ -1,7 +1,8 @@
 //! `fedpref report <run-or-sweep-dir>`: reads the runs with `fedpref-analysis` and writes
 //! `report/` (tables, figures, `index.md`, a self-contained `index.html`); `--compare A B`
 //! lines two sweeps up side by side; `--privacy DIR` lines up one sweep per privacy setting
-//! against ε. Prints the results table (Markdown) and the paths.
+//! against ε, `--communication DIR` one per codec setting against the megabytes sent. Prints
+//! the results table (Markdown) and the paths.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,15 +19,19 @@ use super::UsageError;
 pub struct ReportArgs {
     /// A run directory (runs/<experiment>/<run>) or a sweep directory (runs/<experiment>).
     #[arg(
-        required_unless_present_any = ["compare", "privacy"],
-        conflicts_with_all = ["compare", "privacy"],
+        required_unless_present_any = ["compare", "privacy", "communication"],
+        conflicts_with_all = ["compare", "privacy", "communication"],
         value_name = "DIR"
     )]
     dir: Option<PathBuf>,
     /// Report quality against privacy: DIR holds one sweep per privacy setting
     /// (configs/dp-sweep.toml writes runs/dp-sweep/<setting>/).
-    #[arg(long, value_name = "DIR", conflicts_with = "compare")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["compare", "communication"])]
     privacy: Option<PathBuf>,
+    /// Report quality against the megabytes sent: DIR holds one sweep per codec setting
+    /// (configs/codec-sweep.toml writes runs/codec-sweep/<setting>/).
+    #[arg(long, value_name = "DIR", conflicts_with = "compare")]
+    communication: Option<PathBuf>,
     /// Compare two sweep (or run) directories side by side instead.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
@@ -43,10 +48,19 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let options = ReadOptions {
         strict: args.strict,
     };
-    if let Some(parent) = &args.privacy {
-        let sweeps = read_settings(parent, options)?;
+    let settings_reports = [
+        (&args.privacy, "privacy", "runs/dp-sweep"),
+        (&args.communication, "codec", "runs/codec-sweep"),
+    ];
+    for (parent, kind, example) in settings_reports {
+        let Some(parent) = parent else { continue };
+        let sweeps = read_settings(parent, kind, example, options)?;
         let out = args.out.clone().unwrap_or_else(|| parent.join("report"));
-        let report = fedpref_analysis::write_privacy_report(&sweeps, &out)?;
+        let report = if kind == "privacy" {
+            fedpref_analysis::write_privacy_report(&sweeps, &out)?
+        } else {
+            fedpref_analysis::write_communication_report(&sweeps, &out)?
+        };
         print_report(&report);
         return Ok(ExitCode::SUCCESS);
     }
@@ -103,11 +117,17 @@ fn read(dir: &Path, options: ReadOptions) -> anyhow::Result<Sweep> {
     Ok(sweep)
 }
 
-/// The sweeps in the subdirectories of `parent` (its `report/` left out), one per setting.
-fn read_settings(parent: &Path, options: ReadOptions) -> anyhow::Result<Vec<Sweep>> {
+/// The sweeps in the subdirectories of `parent` (its `report/` left out), one per `kind`
+/// setting (`privacy`, `codec`) as in the `example` folder.
+fn read_settings(
+    parent: &Path,
+    kind: &str,
+    example: &str,
+    options: ReadOptions,
+) -> anyhow::Result<Vec<Sweep>> {
     let entries = std::fs::read_dir(parent).map_err(|e| {
         UsageError(format!(
-            "{}: {e}; give the folder holding one sweep per privacy setting (e.g. runs/dp-sweep)",
+            "{}: {e}; give the folder holding one sweep per {kind} setting (e.g. {example})",
             parent.display()
         ))
     })?;
@@ -122,7 +142,7 @@ fn read_settings(parent: &Path, options: ReadOptions) -> anyhow::Result<Vec<Swee
         .collect::<anyhow::Result<Vec<_>>>()?;
     if sweeps.len() < 2 {
         return Err(UsageError(format!(
-            "{} holds {} sweep(s); a privacy report needs one per setting, at least two",
+            "{} holds {} sweep(s); a {kind} report needs one per setting, at least two",
             parent.display(),
             sweeps.len()
         ))

@@ -46,8 +46,11 @@ pub struct Restored {
     /// Optimizer states by client.
     pub optimizers: BTreeMap<u32, OptimizerState>,
     /// Error-feedback residuals by client, and the clients' model under downlink compression.
-    pub links: (BTreeMap<u32, Vec<f32>>, Option<Vec<f32>>),
+    pub links: LinkVectors,
 }
+
+/// Error-feedback residuals by client, and the clients' model under downlink compression.
+pub type LinkVectors = (BTreeMap<u32, Vec<f32>>, Option<Vec<f32>>);
 
 /// Raw little-endian `f32`s.
 pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -169,7 +172,7 @@ pub fn read(dir: &Path) -> Result<Restored> {
 }
 
 /// The records of `links.bin` ([`write`]); none when the file is absent.
-fn read_links(path: &Path) -> Result<(BTreeMap<u32, Vec<f32>>, Option<Vec<f32>>)> {
+fn read_links(path: &Path) -> Result<LinkVectors> {
     let (mut residuals, mut public) = (BTreeMap::new(), None);
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,

@@ -445,11 +445,11 @@ fn settle(
             optimizer,
         } => (params, steps, optimizer),
     };
-    let start = experiment
-        .links
-        .compressed()
-        .then(|| start_model(&state.global, &state.links).to_vec())
-        .unwrap_or_default();
+    let start = if experiment.links.compressed() {
+        start_model(&state.global, &state.links).to_vec()
+    } else {
+        Vec::new()
+    };
     let (params, bytes_up) = experiment.links.uplink(
         (experiment.plan.key.seed, round.index, client),
         (&state.global, &start, params),

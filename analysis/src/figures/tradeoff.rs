@@ -1,6 +1,7 @@
-//! Quality against privacy (`fedpref report --privacy`): each benchmark's headline against the
-//! ε spent, on a log10 axis, one line per method with its 95 % interval as a band, and the
-//! method without DP as a dashed level.
+//! Quality against a cost (`fedpref report --privacy`: the ε spent; `--communication`: the
+//! megabytes sent): each benchmark's headline against the cost on a log10 axis, one line per
+//! method with its 95 % interval as a band, and a setting without the cost (no DP) as a dashed
+//! level.
 
 use plotters::{
     coord::Shift,
@@ -15,33 +16,49 @@ use super::{
 };
 use crate::table::Table;
 
-/// Each benchmark's headline against ε.
+/// What the curve's horizontal axis is.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PrivacyCurve {
+pub struct CostAxis {
+    /// The figure's file name (`privacy-curve`).
+    pub name: String,
+    /// Its title.
+    pub title: String,
+    /// The axis label (`log10 epsilon`).
+    pub label: String,
+    /// Its caption.
+    pub caption: String,
+}
+
+/// Each benchmark's headline against a cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradeoffCurve {
     /// One panel per benchmark group.
     pub panels: Vec<LinePanel>,
     /// Methods and colours.
     pub legend: Vec<Entry>,
+    /// The horizontal axis.
+    pub axis: CostAxis,
 }
 
 const PANEL_IN: (f64, f64) = (3.3, 2.7);
 
-impl PrivacyCurve {
-    /// From the privacy table and each row's ε (`None`: no DP); `None` with fewer than two
-    /// rows that have an ε.
+impl TradeoffCurve {
+    /// From a table with one row per setting and each row's cost (`None`: a setting without
+    /// it, drawn as a dashed level); `None` with fewer than two rows that have a cost.
     pub fn from_table(
         table: &Table,
         settings: &[(String, Option<f64>)],
         palette: &Palette,
-    ) -> Option<PrivacyCurve> {
-        let private: Vec<(&String, f64)> = settings
+        axis: CostAxis,
+    ) -> Option<TradeoffCurve> {
+        let costly: Vec<(&String, f64)> = settings
             .iter()
             .filter_map(|(label, eps)| Some((label, (*eps)?)))
             .collect();
-        if private.len() < 2 {
+        if costly.len() < 2 {
             return None;
         }
-        let xs: Vec<f64> = private.iter().map(|(_, eps)| eps.log10()).collect();
+        let xs: Vec<f64> = costly.iter().map(|(_, cost)| cost.log10()).collect();
         let span = (
             xs.iter().copied().fold(f64::INFINITY, f64::min),
             xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -60,7 +77,7 @@ impl PrivacyCurve {
                 let mut lines = Vec::new();
                 for method in &table.methods {
                     let color = palette.color(method);
-                    let points: Vec<Point> = private
+                    let points: Vec<Point> = costly
                         .iter()
                         .zip(&xs)
                         .filter_map(|((label, _), &x)| {
@@ -80,10 +97,10 @@ impl PrivacyCurve {
                             points,
                         });
                     }
-                    if let Some(no_dp) = baseline.and_then(|label| cell(label, method)) {
+                    if let Some(free) = baseline.and_then(|label| cell(label, method)) {
                         let level = |x| Point {
                             x,
-                            mean: no_dp.stat.mean,
+                            mean: free.stat.mean,
                             band: None,
                         };
                         lines.push(Line {
@@ -96,7 +113,7 @@ impl PrivacyCurve {
                 }
                 LinePanel {
                     title: group.label.clone(),
-                    x_label: "log10 epsilon".into(),
+                    x_label: axis.label.clone(),
                     y_label: group.metric.replace('_', " "),
                     lines,
                     from_zero: false,
@@ -105,17 +122,21 @@ impl PrivacyCurve {
             })
             .collect();
         let legend = legend::method_lines(&table.methods, palette);
-        Some(PrivacyCurve { panels, legend })
+        Some(TradeoffCurve {
+            panels,
+            legend,
+            axis,
+        })
     }
 }
 
-impl Figure for PrivacyCurve {
+impl Figure for TradeoffCurve {
     fn name(&self) -> String {
-        "privacy-curve".into()
+        self.axis.name.clone()
     }
 
     fn caption(&self) -> String {
-        "Each benchmark against the ε spent (log10 scale; smaller is more private), one line per method with its 95 % interval as a band; dashed: the same method without DP.".into()
+        self.axis.caption.clone()
     }
 
     fn size_in(&self) -> (f64, f64) {
@@ -129,7 +150,7 @@ impl Figure for PrivacyCurve {
     ) -> std::result::Result<(), String> {
         let width = self.size_in().0;
         let areas = layout(area, scale, self.panels.len(), PANEL_IN, &self.legend);
-        draw_title(&areas.title, scale, "Quality against privacy")?;
+        draw_title(&areas.title, scale, &self.axis.title)?;
         for (panel, cell) in self.panels.iter().zip(&areas.panels) {
             lines::draw(cell, scale, panel)?;
         }
