@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use fedpref::federation::worker::read_global;
+use fedpref::federation::worker::{read_global, GlobalModel};
 
 use crate::util::{fedpref, fedpref_bin, repo_root, write_tiny_model_and_pairs};
 
@@ -58,6 +58,12 @@ targets = ["q_proj", "v_proj"]
         model = dir.join("model").display(),
         data = dir.join("pairs.jsonl").display(),
     );
+    // A federation line that sets the rounds replaces the default's.
+    let text = if federation.starts_with("rounds") {
+        text.replace("rounds = 2\n", "")
+    } else {
+        text
+    };
     let path = dir.join(format!("{method}-{aggregator}.toml"));
     std::fs::write(&path, text).expect("write config");
     path
@@ -96,8 +102,22 @@ fn simulated_global(dir: &Path, config: &Path, run: &str) -> Vec<u32> {
 }
 
 fn deployed_global(work: &Path) -> Vec<u32> {
-    let (params, _) = read_global(&work.join("global-final.safetensors")).expect("final global");
-    params.iter().map(|p| p.to_bits()).collect()
+    match read_global(&work.join("global-final.safetensors")).expect("final global") {
+        (GlobalModel::Params(params), _) => params.iter().map(|p| p.to_bits()).collect(),
+        (other, _) => panic!("the final global is not parameters: {other:?}"),
+    }
+}
+
+fn simulated_rounds(dir: &Path, run: &str) -> Vec<serde_json::Value> {
+    let path = dir
+        .join("runs/deploy")
+        .join(run)
+        .join("metrics/rounds.jsonl");
+    std::fs::read_to_string(path)
+        .expect("rounds.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
 }
 
 fn rounds(work: &Path) -> Vec<serde_json::Value> {
@@ -135,6 +155,18 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
             "fedavg",
             ["", "", "[privacy]\nmode = \"example\"\nclip_norm = 0.5\n"],
         ),
+        // Compressed links: top-k with error feedback kept by the client, int8 broadcasts
+        // that clients catch up on; 3 rounds, so some client misses one.
+        (
+            "dpo",
+            "fedavg",
+            [
+                "",
+                "rounds = 3",
+                "[compression]\nuplink = \"top-k\"\ndownlink = \"int8\"\n\
+                 [codecs.top-k]\nfraction = 0.05\n",
+            ],
+        ),
     ];
     for (method, aggregator, lines) in cases {
         let config = write_config(dir.path(), method, aggregator, lines);
@@ -144,7 +176,24 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
         federate(&config, &work);
         assert_eq!(deployed_global(&work), simulated, "{run}");
         let records = rounds(&work);
-        assert_eq!(records.len(), 2, "{run}");
+        let simulated_records = simulated_rounds(dir.path(), &run);
+        assert_eq!(records.len(), simulated_records.len(), "{run}");
+        // The bytes each client sent and was sent are the simulated run's.
+        for (deployed, simulated) in records.iter().zip(&simulated_records) {
+            for key in ["bytes_up", "bytes_down", "compression"] {
+                let field = |r: &serde_json::Value| {
+                    let mut value = r[key].clone();
+                    if let Some(links) = value.as_object_mut() {
+                        // Times, and the residuals only the clients hold, are not compared.
+                        for local in ["encode_seconds", "decode_seconds", "residual_norm"] {
+                            links.remove(local);
+                        }
+                    }
+                    value
+                };
+                assert_eq!(field(deployed), field(simulated), "{run}: {key}");
+            }
+        }
         let private = lines[2].contains("privacy");
         for record in &records {
             let sampled = record["sampled"].as_array().map(Vec::len);

@@ -16,7 +16,10 @@ use fedpref::{
         experiment::deal_units,
         plan_one,
         server::{aggregate_round, plan_round, ServerState},
-        worker::{read_shard, train_client_from_files, write_global, write_shard, ClientFiles},
+        worker::{
+            read_shard, train_client_from_files, write_global, write_shard, ClientFiles,
+            GlobalModel,
+        },
         RunPlan, SweepContext,
     },
     progress::Progress,
@@ -190,11 +193,11 @@ pub fn client(command: &ClientCommand, plugin_dirs: &[PathBuf]) -> anyhow::Resul
 pub fn server(command: &ServerCommand, plugin_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     match command {
         ServerCommand::Init(args) => {
-            let (plan, _) = load_plan(&args.run, plugin_dirs)?;
+            let (plan, host) = load_plan(&args.run, plugin_dirs)?;
             let text = toml::to_string_pretty(&plan.config)
                 .map_err(|e| UsageError(format!("cannot serialize the config: {e}")))?;
             fedpref_rundir::write_atomic(&args.config_out, text.as_bytes())?;
-            let state = ServerState::start(&plan)?;
+            let state = ServerState::start(&plan, &host)?;
             state.write(&args.state_out)?;
             print_json(&serde_json::json!({
                 "run": state.run,
@@ -219,7 +222,8 @@ pub fn server(command: &ServerCommand, plugin_dirs: &[PathBuf]) -> anyhow::Resul
                 .into());
             }
             let (next, record) = aggregate_round(&plan, &host, &state, &args.updates)?;
-            write_global(&args.out, &next.global, &ClientPlan::plain())?;
+            let model = GlobalModel::Params(next.global.clone());
+            write_global(&args.out, &model, &ClientPlan::plain())?;
             next.write(&args.state_out)?;
             print_json(&record)
         }

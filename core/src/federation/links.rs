@@ -12,7 +12,7 @@ use super::{
     state::LinkState,
 };
 use crate::{
-    compression::{difference, norm, sum, transmit, NO_CODEC},
+    compression::{difference, norm, sum, transmit, Transmission, NO_CODEC},
     plugin_host::{CodecHandle, PluginHost},
     Result,
 };
@@ -80,7 +80,8 @@ impl Links {
     }
 
     /// Before round `round`'s clients train: broadcasts `global − x̂` through the downlink codec
-    /// and moves `x̂` by what it decodes to.
+    /// and moves `x̂` by what it decodes to. Returns the broadcast's bytes (none without
+    /// downlink compression).
     ///
     /// # Errors
     /// Codec errors.
@@ -91,12 +92,16 @@ impl Links {
         global: &[f32],
         links: &mut LinkState,
         record: &mut Option<CompressionRecord>,
-    ) -> Result<()> {
+    ) -> Result<Option<Vec<u8>>> {
         let (Some(codec), Some(public)) = (&self.downlink, links.public.as_mut()) else {
-            return Ok(());
+            return Ok(None);
         };
-        let seed = derive(seed, Stream::Compression, u64::from(round), u64::MAX);
-        let sent = transmit(codec, &difference(global, public), None, seed)?;
+        let sent = transmit(
+            codec,
+            &difference(global, public),
+            None,
+            downlink_seed(seed, round),
+        )?;
         *public = sum(public, &sent.decoded);
         links.broadcasts.truncate(round as usize);
         links.broadcasts.push(sent.bytes.len() as u64);
@@ -105,21 +110,97 @@ impl Links {
             record.encode_seconds += sent.encode_seconds;
             record.decode_seconds += sent.decode_seconds;
         }
+        Ok(Some(sent.bytes))
+    }
+
+    /// A client's side of a broadcast: `public ← public + decode(bytes)`.
+    ///
+    /// # Errors
+    /// Codec errors (bytes that are not a broadcast).
+    pub fn receive_broadcast(
+        &self,
+        seed: u64,
+        round: u32,
+        bytes: &[u8],
+        public: &mut Vec<f32>,
+    ) -> Result<()> {
+        if let Some(codec) = &self.downlink {
+            let decoded = codec.decode(bytes, public.len(), downlink_seed(seed, round))?;
+            *public = sum(public, &decoded);
+        }
         Ok(())
     }
 
-    /// The bytes `client` is sent in round `round`, with `plan_floats` of client plan: every
-    /// broadcast since it last took part (it then holds `x̂`), or the whole global adapter.
+    /// Whether the downlink is compressed (clients hold `x̂`).
+    pub fn downlink_compressed(&self) -> bool {
+        self.downlink.is_some()
+    }
+
+    /// Whether a client keeps an error-feedback residual: a biased uplink codec with
+    /// `compression.error_feedback`.
+    pub fn keeps_residual(&self) -> bool {
+        self.uplink.as_ref().is_some_and(|codec| {
+            let spec = codec.spec();
+            self.error_feedback && !spec.unbiased && !spec.lossless
+        })
+    }
+
+    /// A client's side of the uplink: `delta` (plus `residual`, which becomes what this
+    /// encoding dropped) through the uplink codec, or as raw float32 without one.
+    ///
+    /// # Errors
+    /// Codec errors.
+    pub fn send_update(
+        &self,
+        (seed, round, client): (u64, u32, u32),
+        delta: &[f32],
+        residual: Option<&mut Vec<f32>>,
+    ) -> Result<Transmission> {
+        match &self.uplink {
+            Some(codec) => transmit(codec, delta, residual, uplink_seed(seed, round, client)),
+            None => Ok(Transmission {
+                bytes: f32_le(delta),
+                decoded: delta.to_vec(),
+                encode_seconds: 0.0,
+                decode_seconds: 0.0,
+            }),
+        }
+    }
+
+    /// The server's side of the uplink: the `n` values `client` sent as `bytes`.
+    ///
+    /// # Errors
+    /// Codec errors, or raw bytes of the wrong length.
+    pub fn receive_update(
+        &self,
+        (seed, round, client): (u64, u32, u32),
+        bytes: &[u8],
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        match &self.uplink {
+            Some(codec) => codec.decode(bytes, n, uplink_seed(seed, round, client)),
+            None if bytes.len() == 4 * n => Ok(bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()),
+            None => Err(crate::Error::Usage(format!(
+                "client {client} sent {} bytes for {n} float32 values",
+                bytes.len()
+            ))),
+        }
+    }
+
+    /// The bytes `client` is sent, with `plan_floats` of client plan: every broadcast since it
+    /// last took part (it then holds `x̂`), or the whole global adapter.
     pub fn downlink_bytes(
         &self,
-        (round, client): (u32, u32),
-        n_params: usize,
-        plan_floats: usize,
-        links: &mut LinkState,
+        client: u32,
+        (n_params, plan_floats): (usize, usize),
+        links: &LinkState,
         record: &mut Option<CompressionRecord>,
     ) -> u64 {
         let model = if self.downlink.is_some() {
-            let from = links.synced.insert(client, round + 1).unwrap_or(0) as usize;
+            let from = links.synced.get(&client).copied().unwrap_or(0) as usize;
             links.broadcasts[from.min(links.broadcasts.len())..]
                 .iter()
                 .sum()
@@ -131,6 +212,13 @@ impl Links {
             record.down.insert(client, bytes);
         }
         bytes
+    }
+
+    /// Notes that `client` has every broadcast up to round `round`'s.
+    pub fn mark_synced(&self, links: &mut LinkState, round: u32, client: u32) {
+        if self.downlink.is_some() {
+            links.synced.insert(client, round + 1);
+        }
     }
 
     /// `client`'s update through the uplink: it trained from `start` to `params` and sends
@@ -147,31 +235,20 @@ impl Links {
         links: &mut LinkState,
         record: &mut Option<CompressionRecord>,
     ) -> Result<(Vec<f32>, u64)> {
-        let raw = 4 * params.len() as u64;
         let Some(record) = record.as_mut() else {
+            let raw = 4 * params.len() as u64;
             return Ok((params, raw));
         };
-        let delta = difference(&params, start);
-        let (decoded, bytes) = match &self.uplink {
-            None => (delta, raw),
-            Some(codec) => {
-                let spec = codec.spec();
-                let feedback = self.error_feedback && !spec.unbiased && !spec.lossless;
-                let residual = feedback.then(|| links.residuals.entry(client).or_default());
-                let seed = derive(
-                    seed,
-                    Stream::Compression,
-                    u64::from(round),
-                    u64::from(client),
-                );
-                let sent = transmit(codec, &delta, residual, seed)?;
-                record.encode_seconds += sent.encode_seconds;
-                record.decode_seconds += sent.decode_seconds;
-                (sent.decoded, sent.bytes.len() as u64)
-            }
-        };
+        let residual = self
+            .keeps_residual()
+            .then(|| links.residuals.entry(client).or_default());
+        let sent =
+            self.send_update((seed, round, client), &difference(&params, start), residual)?;
+        record.encode_seconds += sent.encode_seconds;
+        record.decode_seconds += sent.decode_seconds;
+        let bytes = sent.bytes.len() as u64;
         record.up.insert(client, bytes);
-        Ok((sum(global, &decoded), bytes))
+        Ok((sum(global, &sent.decoded), bytes))
     }
 
     /// Closes a round's record: the mean residual norm of the clients that sent.
@@ -185,6 +262,24 @@ impl Links {
             .collect();
         record.residual_norm = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
     }
+}
+
+fn uplink_seed(seed: u64, round: u32, client: u32) -> u64 {
+    derive(
+        seed,
+        Stream::Compression,
+        u64::from(round),
+        u64::from(client),
+    )
+}
+
+fn downlink_seed(seed: u64, round: u32) -> u64 {
+    derive(seed, Stream::Compression, u64::from(round), u64::MAX)
+}
+
+/// Raw little-endian float32.
+fn f32_le(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// The model clients train from: `x̂` under downlink compression, else the global adapter.

@@ -212,12 +212,14 @@ pub fn train_clients(
         let plan = experiment.aggregator.client_plan(client, &state.global)?;
         let plan_len = plan.gradient_offset.len() + plan.weight_offset.len();
         training.bytes_down += experiment.links.downlink_bytes(
-            (round.index, client),
-            experiment.n_params(),
-            plan_len,
-            &mut state.links,
+            client,
+            (experiment.n_params(), plan_len),
+            &state.links,
             &mut training.compression,
         );
+        experiment
+            .links
+            .mark_synced(&mut state.links, round.index, client);
         let reference_started = Instant::now();
         ensure_reference(experiment, client, ctx)?;
         training.reference_seconds += reference_started.elapsed().as_secs_f64();

@@ -5,8 +5,10 @@
 //! assembled from these calls ends with the simulated run's adapter, bit for bit.
 //!
 //! The server state (`.safetensors`) holds `global` (f32, p), `aggregator` (u8: the aggregator
-//! plugin's state bytes, absent while empty) and metadata `next_round`, `run` and `adapter`
-//! ([`super::worker::adapter_identity`]).
+//! plugin's state bytes, absent while empty), under downlink compression `public` (f32, p: the
+//! model the broadcasts add up to) and `broadcast-RRRR` (u8: each round's encoded broadcast),
+//! and metadata `next_round`, `run`, `adapter` ([`super::worker::adapter_identity`]),
+//! `clip_norm` and `synced` (JSON: each client's first broadcast not yet received).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -21,15 +23,20 @@ use serde::Serialize;
 
 use super::{
     experiment::attach_adapter,
+    links::{CompressionRecord, Links},
     plan::RunPlan,
     round::{
         example_privacy_record, noised_update, rejection, round_lr, round_noise, ClientEvent,
         TrainedClient,
     },
     sampling::round_clients,
-    worker::{adapter_identity, damaged, read_update, write_global, UpdateInfo},
+    state::LinkState,
+    worker::{
+        adapter_identity, damaged, read_update, write_global, GlobalModel, UpdateInfo, Upload,
+    },
 };
 use crate::{
+    compression::sum,
     plugin_host::{metric_map, AggregatorHandle, MetricMeans},
     privacy::{privatize, PrivacyRecord},
     train::Dropout,
@@ -51,6 +58,11 @@ pub struct ServerState {
     pub aggregator: Vec<u8>,
     /// The clip norm of client-level DP's next round (it moves with adaptive clipping).
     pub clip_norm: f64,
+    /// Under downlink compression: `x̂`, the broadcasts' sizes and who has had which.
+    pub links: LinkState,
+    /// Under downlink compression: every round's encoded broadcast so far, the next round's
+    /// included.
+    pub broadcasts: Vec<Vec<u8>>,
 }
 
 impl ServerState {
@@ -59,19 +71,40 @@ impl ServerState {
     ///
     /// # Errors
     /// Model errors.
-    pub fn start(plan: &RunPlan) -> Result<Self> {
+    pub fn start(plan: &RunPlan, host: &PluginHost) -> Result<Self> {
         let config = &plan.config;
         let device = select_device(&config.model.device)?;
         let mut model = load_model_as(&config.model.path, config.model.dtype.dtype(), &device)?;
         let global = attach_adapter(plan, &mut model)?;
-        Ok(Self {
+        let links = Links::new(plan, host)?;
+        let mut state = Self {
             run: plan.key.dir_name(),
             adapter: adapter_identity(plan, global.len())?,
             next_round: 0,
+            links: LinkState {
+                public: links.downlink_compressed().then(|| global.clone()),
+                ..LinkState::default()
+            },
             global,
             aggregator: Vec::new(),
             clip_norm: config.privacy.clip_norm,
-        })
+            broadcasts: Vec::new(),
+        };
+        state.broadcast(plan, &links)?;
+        Ok(state)
+    }
+
+    /// Encodes the next round's broadcast (under downlink compression), as the simulated round
+    /// does when it starts.
+    fn broadcast(&mut self, plan: &RunPlan, links: &Links) -> Result<()> {
+        let (seed, round) = (plan.key.seed, self.next_round);
+        if let Some(bytes) =
+            links.broadcast(seed, round, &self.global, &mut self.links, &mut None)?
+        {
+            self.broadcasts.truncate(round as usize);
+            self.broadcasts.push(bytes);
+        }
+        Ok(())
     }
 
     /// Writes the state, atomically.
@@ -80,25 +113,40 @@ impl ServerState {
     /// I/O errors naming the file.
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut tensors = vec![(
-            "global",
+            "global".to_owned(),
             Tensor::from_slice(&self.global, self.global.len(), &Device::Cpu)?,
         )];
         if !self.aggregator.is_empty() {
             let bytes = &self.aggregator;
             tensors.push((
-                "aggregator",
+                "aggregator".to_owned(),
                 Tensor::from_slice(bytes, bytes.len(), &Device::Cpu)?,
             ));
         }
+        if let Some(public) = &self.links.public {
+            tensors.push((
+                "public".to_owned(),
+                Tensor::from_slice(public, public.len(), &Device::Cpu)?,
+            ));
+        }
+        for (round, bytes) in self.broadcasts.iter().enumerate() {
+            tensors.push((
+                format!("broadcast-{round:04}"),
+                Tensor::from_slice(bytes, bytes.len(), &Device::Cpu)?,
+            ));
+        }
+        let synced = serde_json::to_string(&self.links.synced).unwrap_or_default();
         let metadata = HashMap::from([
+            ("synced".to_owned(), synced),
             ("next_round".to_owned(), self.next_round.to_string()),
             ("run".to_owned(), self.run.clone()),
             ("adapter".to_owned(), self.adapter.clone()),
             // Rust prints the shortest decimal that parses back to the same f64.
             ("clip_norm".to_owned(), self.clip_norm.to_string()),
         ]);
-        let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (*n, t)), Some(metadata))
-            .map_err(|e| damaged(path, e.to_string()))?;
+        let bytes =
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+                .map_err(|e| damaged(path, e.to_string()))?;
         Ok(write_atomic(path, &bytes)?)
     }
 
@@ -131,6 +179,29 @@ impl ServerState {
                 .map_err(|e| damaged(path, format!("tensor aggregator: {e}")))?,
             None => Vec::new(),
         };
+        let public = tensors
+            .remove("public")
+            .map(|t| t.to_vec1::<f32>())
+            .transpose()
+            .map_err(|e| damaged(path, format!("tensor public: {e}")))?;
+        let mut broadcasts = Vec::new();
+        while let Some(t) = tensors.remove(&format!("broadcast-{:04}", broadcasts.len())) {
+            let bytes = t
+                .to_vec1::<u8>()
+                .map_err(|e| damaged(path, format!("tensor broadcast: {e}")))?;
+            broadcasts.push(bytes);
+        }
+        let synced = match metadata.get("synced") {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| damaged(path, format!("metadata synced: {e}")))?,
+            None => BTreeMap::new(),
+        };
+        let links = LinkState {
+            broadcasts: broadcasts.iter().map(|b| b.len() as u64).collect(),
+            public,
+            synced,
+            residuals: BTreeMap::new(),
+        };
         let state = Self {
             run: field("run")?,
             adapter: field("adapter")?,
@@ -146,6 +217,8 @@ impl ServerState {
                     .map_err(|e| damaged(path, format!("metadata clip_norm: {e}")))?,
                 None => plan.config.privacy.clip_norm,
             },
+            links,
+            broadcasts,
         };
         if state.run != plan.key.dir_name() {
             return Err(damaged(
@@ -213,9 +286,18 @@ pub fn plan_round(
     std::fs::create_dir_all(out_dir).map_err(|e| crate::Error::io(out_dir, e))?;
     for &client in &planned.sampled {
         let path = out_dir.join(format!("global-{client}.safetensors"));
+        let model = if state.links.public.is_some() {
+            let from = state.links.synced.get(&client).copied().unwrap_or(0);
+            let missed = (from..=state.next_round)
+                .filter_map(|r| Some((r, state.broadcasts.get(r as usize)?.clone())))
+                .collect();
+            GlobalModel::Broadcasts(missed)
+        } else {
+            GlobalModel::Params(state.global.clone())
+        };
         write_global(
             &path,
-            &state.global,
+            &model,
             &aggregator.client_plan(client, &state.global)?,
         )?;
         planned.globals.insert(client, path);
@@ -242,9 +324,9 @@ pub struct AggregatedRound {
     pub unreadable: Vec<String>,
     /// Set when no update could be aggregated; the global adapter is unchanged.
     pub skipped: Option<String>,
-    /// Bytes of the global adapters and plans sent to the sampled clients, as f32.
+    /// Bytes sent to the sampled clients: global adapters or broadcasts, and plans.
     pub bytes_down: u64,
-    /// Bytes of the aggregated updates, as f32.
+    /// Bytes of the aggregated updates, as sent.
     pub bytes_up: u64,
     /// Tokens the aggregated clients trained on.
     pub tokens: usize,
@@ -255,6 +337,9 @@ pub struct AggregatedRound {
     /// Clipping and ε spent so far, under client-level differential privacy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub privacy: Option<PrivacyRecord>,
+    /// Per-client bytes and the broadcast, when a codec is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionRecord>,
 }
 
 /// Checks the updates under `updates` (the `out` paths given to
@@ -276,6 +361,7 @@ pub fn aggregate_round(
 ) -> Result<(ServerState, AggregatedRound)> {
     let index = state.next_round;
     let mut aggregator = aggregator(plan, host, state)?;
+    let links = Links::new(plan, host)?;
     let mut record = AggregatedRound {
         round: index,
         lr: round_lr(plan, index),
@@ -291,45 +377,95 @@ pub fn aggregate_round(
         train: BTreeMap::new(),
         aggregator: BTreeMap::new(),
         privacy: None,
+        compression: links.record(),
     };
+    if let Some(compression) = &mut record.compression {
+        compression.broadcast = state
+            .links
+            .broadcasts
+            .get(index as usize)
+            .copied()
+            .unwrap_or(0);
+    }
     for &client in &record.sampled {
         let client_plan = aggregator.client_plan(client, &state.global)?;
         let plan_len = client_plan.gradient_offset.len() + client_plan.weight_offset.len();
-        record.bytes_down += 4 * (state.global.len() + plan_len) as u64;
+        record.bytes_down += links.downlink_bytes(
+            client,
+            (state.global.len(), plan_len),
+            &state.links,
+            &mut record.compression,
+        );
     }
-    let mut kept = check_updates(plan, state, updates, &mut record);
-    kept.sort_by_key(|(_, info)| info.client);
-    let mut means = MetricMeans::default();
-    for (_, info) in &kept {
-        for step in &info.steps {
-            record.tokens += step.tokens;
-            if !step.has_loss() {
-                continue;
-            }
-            means.add_value("loss", step.loss);
-            for (name, value) in &step.metrics {
-                means.add_value(name, *value);
-            }
-        }
-    }
-    record.train = means.means();
-    record.trained = kept.iter().map(|(_, info)| info.client).collect();
-    record.bytes_up = 4 * (state.global.len() * kept.len()) as u64;
     let mut next = ServerState {
         next_round: index + 1,
         ..state.clone()
     };
+    let (mut kept, heard) = check_updates(plan, state, &links, updates, &mut record);
+    for client in heard {
+        links.mark_synced(&mut next.links, index, client);
+    }
+    kept.sort_by_key(|k| k.info.client);
+    record.train = step_means(&kept, &mut record.tokens);
+    record.trained = kept.iter().map(|k| k.info.client).collect();
+    record.bytes_up = kept.iter().map(|k| k.bytes).sum();
     let config = &plan.config;
     if kept.is_empty() && !config.privacy.client_level() {
         record.skipped =
             Some("no client update survived this round (all dropped or rejected)".to_owned());
-        return Ok((next, record));
+    } else {
+        aggregate_kept(
+            plan,
+            (state, &mut next),
+            &kept,
+            &mut aggregator,
+            &mut record,
+        )?;
     }
+    if next.next_round < config.federation.rounds {
+        next.broadcast(plan, &links)?;
+    }
+    Ok((next, record))
+}
+
+/// One update that passed the checks: the parameters it rebuilds, its info, its bytes.
+struct Received {
+    params: Vec<f32>,
+    info: UpdateInfo,
+    bytes: u64,
+}
+
+/// The means over `kept`'s local steps of the loss and the loss plugin's metrics; `tokens`
+/// counts their tokens.
+fn step_means(kept: &[Received], tokens: &mut usize) -> BTreeMap<String, f64> {
+    let mut means = MetricMeans::default();
+    for step in kept.iter().flat_map(|k| &k.info.steps) {
+        *tokens += step.tokens;
+        if !step.has_loss() {
+            continue;
+        }
+        means.add_value("loss", step.loss);
+        for (name, value) in &step.metrics {
+            means.add_value(name, *value);
+        }
+    }
+    means.means()
+}
+
+/// Privatizes (under client-level DP) and aggregates `kept` from `state` into `next`.
+fn aggregate_kept(
+    plan: &RunPlan,
+    (state, next): (&ServerState, &mut ServerState),
+    kept: &[Received],
+    aggregator: &mut AggregatorHandle,
+    record: &mut AggregatedRound,
+) -> Result<()> {
+    let (config, index) = (&plan.config, state.next_round);
     let privatized = config
         .privacy
         .client_level()
         .then(|| {
-            let params: Vec<&[f32]> = kept.iter().map(|(p, _)| p.as_slice()).collect();
+            let params: Vec<&[f32]> = kept.iter().map(|k| k.params.as_slice()).collect();
             privatize(
                 &config.privacy,
                 round_noise(plan, index),
@@ -341,10 +477,10 @@ pub fn aggregate_round(
         .transpose()?;
     let trained: Vec<TrainedClient> = kept
         .iter()
-        .map(|(_, info)| TrainedClient {
-            client: info.client,
+        .map(|k| TrainedClient {
+            client: k.info.client,
             params: Vec::new(),
-            local_steps: info.steps.len() as u32,
+            local_steps: k.info.steps.len() as u32,
             privacy: None,
         })
         .collect();
@@ -352,18 +488,18 @@ pub fn aggregate_round(
         Some(noised) => vec![noised_update(&noised.params, &trained, record.lr)],
         None => kept
             .iter()
-            .map(|(params, info)| ClientUpdate {
-                client: info.client,
-                params: params.as_slice().into(),
-                n_examples: info.n_examples,
-                local_steps: info.steps.len() as u32,
-                learning_rate: info.learning_rate as f32,
+            .map(|k| ClientUpdate {
+                client: k.info.client,
+                params: k.params.as_slice().into(),
+                n_examples: k.info.n_examples,
+                local_steps: k.info.steps.len() as u32,
+                learning_rate: k.info.learning_rate as f32,
             })
             .collect(),
     };
     let output = aggregator.aggregate(&AggregationInput {
         round: index,
-        n_clients: plan.config.federation.clients,
+        n_clients: config.federation.clients,
         global: state.global.as_slice().into(),
         updates: client_updates.as_slice().into(),
     })?;
@@ -374,24 +510,27 @@ pub fn aggregate_round(
         next.clip_norm = noised.next_clip;
     }
     record.privacy = privatized.map(|p| p.record).or_else(|| {
-        let steps = kept.iter().flat_map(|(_, info)| &info.steps);
+        let steps = kept.iter().flat_map(|k| &k.info.steps);
         example_privacy_record(
             steps.filter_map(|s| s.privacy.as_ref()),
             config.privacy.delta,
         )
     });
-    Ok((next, record))
+    Ok(())
 }
 
-/// The updates that pass the checks, with their info; the others are recorded in `record` as
-/// dropped or rejected.
+/// The updates that pass the checks, with their info, and the clients heard from (whose
+/// update file answered this round, whatever it held); the others are recorded in `record` as
+/// dropped or rejected. An encoded update is decoded into `global + decoded`.
 fn check_updates(
     plan: &RunPlan,
     state: &ServerState,
+    links: &Links,
     updates: &[PathBuf],
     record: &mut AggregatedRound,
-) -> Vec<(Vec<f32>, UpdateInfo)> {
-    let mut kept: Vec<(Vec<f32>, UpdateInfo)> = Vec::new();
+) -> (Vec<Received>, Vec<u32>) {
+    let mut kept: Vec<Received> = Vec::new();
+    let mut heard = Vec::new();
     let reject = |record: &mut AggregatedRound, client: u32, reason: String| {
         record.rejected.push(ClientEvent {
             client,
@@ -399,7 +538,7 @@ fn check_updates(
         });
     };
     for out in updates {
-        let (params, info) = match read_update(out) {
+        let (upload, info) = match read_update(out) {
             Ok(read) => read,
             Err(e) => {
                 record.unreadable.push(e.to_string());
@@ -425,7 +564,7 @@ fn check_updates(
             ))
         } else if !record.sampled.contains(&client) {
             Some(format!("client {client} was not sampled in this round"))
-        } else if kept.iter().any(|(_, k)| k.client == client)
+        } else if kept.iter().any(|k| k.info.client == client)
             || record.dropped.iter().any(|d| d.client == client)
         {
             Some(format!("a second update from client {client}"))
@@ -436,12 +575,13 @@ fn check_updates(
             reject(record, client, reason);
             continue;
         }
-        let params = match (params, &info.dropped) {
+        heard.push(client);
+        let upload = match (upload, &info.dropped) {
             (_, Some(Dropout::Rejected { step, why })) => {
                 reject(record, client, format!("step {step}: {why}"));
                 continue;
             }
-            (Some(params), None) => params,
+            (Some(upload), None) => upload,
             (_, dropped) => {
                 record.dropped.push(ClientEvent {
                     client,
@@ -450,23 +590,66 @@ fn check_updates(
                 continue;
             }
         };
-        if params.len() != state.global.len() {
-            let reason = format!(
-                "{} parameters, the global adapter has {}",
-                params.len(),
-                state.global.len()
-            );
-            reject(record, client, reason);
-            continue;
+        let (params, bytes) = match rebuild(plan, state, links, (client, upload)) {
+            Ok(rebuilt) => rebuilt,
+            Err(reason) => {
+                reject(record, client, reason);
+                continue;
+            }
+        };
+        if let Some(compression) = &mut record.compression {
+            compression.up.insert(client, bytes);
         }
         let mean_loss =
             info.steps.iter().map(|s| s.loss).sum::<f64>() / info.steps.len().max(1) as f64;
         match rejection(&params, &state.global, mean_loss, &plan.config.training) {
             Some(reason) => reject(record, client, reason),
-            None => kept.push((params, info)),
+            None => kept.push(Received {
+                params,
+                info,
+                bytes,
+            }),
         }
     }
-    kept
+    (kept, heard)
+}
+
+/// The parameters an upload stands for, and its bytes: float32 parameters as they are (no
+/// codec configured), an encoded change decoded onto the global adapter (a codec configured);
+/// the other combination, or the wrong size, is why the update is rejected.
+fn rebuild(
+    plan: &RunPlan,
+    state: &ServerState,
+    links: &Links,
+    (client, upload): (u32, Upload),
+) -> std::result::Result<(Vec<f32>, u64), String> {
+    let n = state.global.len();
+    let (params, bytes) = match upload {
+        Upload::Params(params) if !links.compressed() => {
+            let bytes = 4 * params.len() as u64;
+            (params, bytes)
+        }
+        Upload::Encoded(bytes) if links.compressed() => {
+            let key = (plan.key.seed, state.next_round, client);
+            let decoded = links
+                .receive_update(key, &bytes, n)
+                .map_err(|e| format!("its update does not decode: {e}"))?;
+            (sum(&state.global, &decoded), bytes.len() as u64)
+        }
+        Upload::Params(_) => {
+            return Err("sent float32 parameters, but this run's links are compressed".to_owned())
+        }
+        Upload::Encoded(_) => {
+            return Err("sent an encoded update, but this run has no codec".to_owned())
+        }
+    };
+    if params.len() != n {
+        return Err(format!(
+            "{} parameters, the global adapter has {n}",
+            params.len()
+        ));
+    }
+    Ok((params, bytes))
 }
 
 /// The clients the simulated run samples in round `index`.

@@ -420,7 +420,10 @@ fn the_phases_run_one_by_one_equal_a_whole_run() {
 fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
     use super::{
         server::{aggregate_round, ServerState},
-        worker::{read_update, train_client_from_files, write_global, write_shard, ClientFiles},
+        worker::{
+            read_update, train_client_from_files, write_global, write_shard, ClientFiles,
+            GlobalModel, Upload,
+        },
     };
     let fx = Fixture::new();
     let plan = fx.plan(&fx.config(
@@ -461,7 +464,8 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
             .expect("plan");
         assert_eq!(client_plan.prox_mu, 0.01);
         assert_eq!(client_plan.weight_offset.len(), experiment.n_params());
-        write_global(&global, &experiment.initial, &client_plan).expect("global");
+        let model = GlobalModel::Params(experiment.initial.clone());
+        write_global(&global, &model, &client_plan).expect("global");
         let out = work.join(format!("update-{client}"));
         let files = ClientFiles {
             global,
@@ -477,14 +481,17 @@ fn a_round_assembled_from_files_equals_the_simulated_round_bit_for_bit() {
     for (out, trained) in outs.iter().zip(&simulated.trained) {
         let (params, info) = read_update(out).expect("update");
         assert_eq!(info.client, trained.client);
-        assert_eq!(bits(&params.expect("trained")), bits(&trained.params));
+        let Some(Upload::Params(params)) = params else {
+            panic!("no float32 parameters from client {}", info.client);
+        };
+        assert_eq!(bits(&params), bits(&trained.params));
     }
 
     let aggregated_globally = {
         round::aggregate(&mut experiment, &mut state, &round, &simulated).expect("aggregate");
         state.global.clone()
     };
-    let server = ServerState::start(&plan).expect("server state");
+    let server = ServerState::start(&plan, &fx.host).expect("server state");
     assert_eq!(bits(&server.global), bits(&experiment.initial));
     // Arrival order does not matter: updates are aggregated in client order.
     outs.reverse();
@@ -505,7 +512,7 @@ fn the_server_rejects_updates_of_another_round_or_adapter_and_skips_an_empty_rou
     let plan = fx.plan(&fx.config("test-singles", "test-mean", &[]));
     let mut ctx = fx.ctx();
     let experiment = Experiment::prepare(&plan, &mut ctx).expect("prepare");
-    let server = ServerState::start(&plan).expect("server state");
+    let server = ServerState::start(&plan, &fx.host).expect("server state");
     let work = fx.dir.path().join("work");
     let planned = plan_round(&plan, &fx.host, &server, &work).expect("plan");
     assert_eq!(

@@ -195,9 +195,11 @@ def train_inner(msg: Message, s: NodeSettings) -> Message:
     update = None
     if params_path.exists():
         tensors, _ = read_safetensors(params_path)
-        if "params" not in tensors:
-            raise ValueError(f"{params_path} has no `params` tensor (has {sorted(tensors)})")
-        update = {"params": tensors["params"]}
+        # `params` (f32), or with a codec configured `update` (the encoded change, bytes).
+        sent = [name for name in ("params", "update") if name in tensors]
+        if not sent:
+            raise ValueError(f"{params_path} has no `params` or `update` tensor (has {sorted(tensors)})")
+        update = {sent[0]: tensors[sent[0]]}
     state_path = Path(str(out) + ".state.safetensors")
     if state_path.exists():
         os.replace(state_path, run_dir / f"client-state-{r:04d}.safetensors")

@@ -132,17 +132,26 @@ def parse_json_output(argv: list[str], stdout: str, stderr: str) -> dict[str, An
     return value
 
 
+def wire_array(value: np.ndarray) -> np.ndarray:
+    """`value` as it crosses the network: bytes (uint8: encoded updates and broadcasts) as
+    they are, anything else as little-endian f32."""
+    arr = np.asarray(value)
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr, dtype="<f4")
+
+
 def arrays_to_record(tensors: dict[str, np.ndarray]) -> ArrayRecord:
-    """An ArrayRecord holding each tensor as a flat little-endian f32 numpy Array."""
+    """An ArrayRecord holding each tensor as a flat numpy Array ([`wire_array`])."""
     record = ArrayRecord()
     for name, value in tensors.items():
-        record[name] = Array(np.ascontiguousarray(np.asarray(value, dtype="<f4")))
+        record[name] = Array(wire_array(value))
     return record
 
 
 def record_to_arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
-    """The tensors of an ArrayRecord as f32 numpy arrays."""
-    return {name: np.asarray(arr.numpy(), dtype=np.float32) for name, arr in record.items()}
+    """The tensors of an ArrayRecord as numpy arrays ([`wire_array`])."""
+    return {name: wire_array(arr.numpy()) for name, arr in record.items()}
 
 
 def record_bytes(record: ArrayRecord) -> int:

@@ -1,4 +1,4 @@
-"""Minimal safetensors reading and writing for flat f32 arrays, with numpy only.
+"""Minimal safetensors reading and writing for flat f32 and byte arrays, with numpy only.
 
 Format: an 8-byte little-endian header length, a JSON header mapping each tensor name to
 {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data that follows) and
@@ -75,17 +75,20 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
 def safetensors_bytes(
     tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
 ) -> bytes:
-    """Serialize `tensors` (written as F32) and string `metadata` to safetensors bytes."""
+    """Serialize `tensors` (uint8 ones as U8, the others as F32) and string `metadata` to
+    safetensors bytes."""
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     chunks = []
     offset = 0
     for name, value in tensors.items():
-        arr = np.ascontiguousarray(np.asarray(value, dtype="<f4"))
+        arr = np.asarray(value)
+        dtype = "U8" if arr.dtype == np.uint8 else "F32"
+        arr = np.ascontiguousarray(arr if dtype == "U8" else arr.astype("<f4"))
         blob = arr.tobytes()
         header[name] = {
-            "dtype": "F32",
+            "dtype": dtype,
             "shape": list(arr.shape),
             "data_offsets": [offset, offset + len(blob)],
         }
@@ -120,7 +123,8 @@ def write_safetensors(
     tensors: dict[str, np.ndarray],
     metadata: dict[str, str] | None = None,
 ) -> int:
-    """Write `tensors` as F32 with `metadata` to `path` atomically; returns the byte count."""
+    """Write `tensors` (uint8 as U8, others as F32) with `metadata` to `path` atomically;
+    returns the byte count."""
     data = safetensors_bytes(tensors, metadata)
     write_atomic(path, data)
     return len(data)

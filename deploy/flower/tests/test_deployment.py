@@ -3,9 +3,11 @@
 one SuperLink and three SuperNodes, each with its own client shard, trains fedpref runs with
 `flwr run --stream`:
 
-1. DPO with SCAFFOLD (client plans travel; AdamW moments kept on the nodes) and KTO with
-   FedAvg (reference log-probs of the KL sequences computed on the nodes), 2 rounds of 2
-   sampled clients out of 3: the final adapter equals the simulated `fedpref run`'s bit for bit.
+1. DPO with SCAFFOLD (client plans travel; AdamW moments kept on the nodes), KTO with
+   FedAvg (reference log-probs of the KL sequences computed on the nodes), and DPO with FedAvg
+   over compressed links (top-k updates with error feedback kept on the nodes, int8
+   broadcasts), 2 rounds of 2 sampled clients out of 3: the final adapter equals the simulated
+   `fedpref run`'s bit for bit, and the bytes on the wire are the simulated run's counts.
 2. Faults: a 3-round DPO run in which one SuperNode is killed by its process id in round 1:
    the round completes with the survivors and records the lost client; then the whole
    deployment is stopped, restarted (the killed client's node now with a malformed shard), and
@@ -73,6 +75,7 @@ rank = 8
 alpha = 16
 dropout = 0.05
 targets = ["q_proj", "v_proj"]
+{extra}
 """
 
 
@@ -94,11 +97,11 @@ def fedpref(bin_: str, *args: str) -> dict:
 
 
 def write_config(work: Path, args, method: str, aggregator: str, *, rounds: int = 2,
-                 per_round: int = 2, training: str = "") -> Path:
+                 per_round: int = 2, training: str = "", extra: str = "") -> Path:
     path = work / f"{method}-{aggregator}-{rounds}.toml"
     path.write_text(CONFIG.format(method=method, aggregator=aggregator, out=work / "runs",
                                   model=args.model, data=args.data, rounds=rounds,
-                                  per_round=per_round, training=training))
+                                  per_round=per_round, training=training, extra=extra))
     return path
 
 
@@ -135,9 +138,12 @@ def run_config(config: Path, run_dir: Path, bin_: str, round_timeout: int) -> di
 
 def equal_to_simulation(federation: LocalFederation, args, work: Path, shards: dict[int, Path],
                         table: list[str]) -> None:
-    cases = [("dpo", "scaffold", "keep_optimizer_state = true"), ("kto", "fedavg", "")]
-    for method, aggregator, training in cases:
-        config = write_config(work, args, method, aggregator, training=training)
+    compressed = ('[compression]\nuplink = "top-k"\ndownlink = "int8"\n'
+                  '[codecs.top-k]\nfraction = 0.05\n')
+    cases = [("dpo", "scaffold", "keep_optimizer_state = true", ""), ("kto", "fedavg", "", ""),
+             ("dpo", "fedavg", "", compressed)]
+    for method, aggregator, training, extra in cases:
+        config = write_config(work, args, method, aggregator, training=training, extra=extra)
         name = f"{method}-{aggregator}-s0"
         # The shards each node holds are this run's (KTO deals single answers).
         for k, path in shards_of(args.fedpref_bin, config, work / f"shards-{name}").items():
@@ -163,6 +169,12 @@ def equal_to_simulation(federation: LocalFederation, args, work: Path, shards: d
                   f"{name} round {dep['round']}: deployed {dep['trained']}, simulated {sim['trained']}")
             check(dep["bytes_up"] == sim["bytes_up"] and dep["bytes_down"] == sim["bytes_down"],
                   f"{name} round {dep['round']}: byte counts differ from the simulated run")
+            # What crossed the network is what the simulated run counts: the encodings.
+            check(dep["bytes_up_wire"] == sim["bytes_up"]
+                  and dep["bytes_down_wire"] == sim["bytes_down"],
+                  f"{name} round {dep['round']}: {dep['bytes_up_wire']} up and "
+                  f"{dep['bytes_down_wire']} down on the wire, {sim['bytes_up']} and "
+                  f"{sim['bytes_down']} simulated")
             table.append(
                 f"{name:<20} {dep['round']:>5}  {dep['seconds']:>10.1f}  {sim['seconds']:>9.1f}  "
                 f"{dep['bytes_down_wire'] / 1e6:>9.3f}  {dep['bytes_up_wire'] / 1e6:>9.3f}  "

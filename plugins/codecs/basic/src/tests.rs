@@ -131,7 +131,11 @@ fn unbiased_codecs_average_to_the_input_over_seeds() {
     let x: Vec<f32> = values(256);
     let draws = 4000u64;
     // Each codec with the standard deviation of one decoding of value i.
-    type Case = (&'static str, Box<dyn CodecFunction>, Box<dyn Fn(usize) -> f64>);
+    type Case = (
+        &'static str,
+        Box<dyn CodecFunction>,
+        Box<dyn Fn(usize) -> f64>,
+    );
     let cases: Vec<Case> = vec![
         (
             "int8",
