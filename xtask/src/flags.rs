@@ -130,6 +130,8 @@ pub enum PluginKind {
     Partitioner,
     /// A benchmark scorer.
     Scorer,
+    /// An update codec.
+    Codec,
 }
 
 impl PluginKind {
@@ -140,6 +142,7 @@ impl PluginKind {
             PluginKind::Aggregator => "aggregator",
             PluginKind::Partitioner => "partitioner",
             PluginKind::Scorer => "scorer",
+            PluginKind::Codec => "codec",
         }
     }
 
@@ -150,6 +153,7 @@ impl PluginKind {
             PluginKind::Aggregator => "aggregators",
             PluginKind::Partitioner => "partitioners",
             PluginKind::Scorer => "scorers",
+            PluginKind::Codec => "codecs",
         }
     }
 }

@@ -69,6 +69,11 @@ fn templates(kind: PluginKind) -> [Template; 4] {
             include_str!("../templates/scorer/method.rs.tmpl"),
             include_str!("../templates/scorer/tests.rs.tmpl"),
         ],
+        PluginKind::Codec => [
+            include_str!("../templates/codec/lib.rs.tmpl"),
+            include_str!("../templates/codec/method.rs.tmpl"),
+            include_str!("../templates/codec/tests.rs.tmpl"),
+        ],
     };
     [
         Template {
@@ -218,11 +223,12 @@ fn is_workspace_member(manifest: &Path, kind: PluginKind, name: &str) -> Result<
 mod tests {
     use super::*;
 
-    const KINDS: [PluginKind; 4] = [
+    const KINDS: [PluginKind; 5] = [
         PluginKind::Loss,
         PluginKind::Aggregator,
         PluginKind::Partitioner,
         PluginKind::Scorer,
+        PluginKind::Codec,
     ];
 
     #[test]

@@ -155,8 +155,10 @@ def record_to_arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
 
 
 def record_bytes(record: ArrayRecord) -> int:
-    """Bytes of array data an ArrayRecord carries (what goes over the wire, roughly)."""
-    return sum(len(arr.data) for arr in record.values())
+    """Bytes of array data an ArrayRecord carries: the payload, which for encoded updates and
+    broadcasts is the encodings' bytes. (Flower serializes each Array in numpy's .npy format,
+    adding a header of about 128 bytes per array, and the message framing on top.)"""
+    return sum(arr.numpy().nbytes for arr in record.values())
 
 
 def tail(text: str, limit: int = STDERR_TAIL) -> str:
