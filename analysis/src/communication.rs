@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::{
     figures::tradeoff::CostAxis,
-    frame::floats,
+    frame::{floats, strings},
     report::Report,
     summary::config_values,
     tradeoff::{write_tradeoff_report, Setting, Tradeoff},
@@ -29,11 +29,25 @@ pub struct Traffic {
 impl Traffic {
     /// From `sweep`'s round records.
     pub fn of(sweep: &Sweep) -> Traffic {
-        let runs = sweep.runs.len().max(1) as f64;
+        Self::of_method(sweep, None)
+    }
+
+    /// From the round records of `sweep`'s runs of `method` (all runs for `None`).
+    pub fn of_method(sweep: &Sweep, method: Option<&str>) -> Traffic {
+        let frame = &sweep.rounds;
+        let methods = strings(frame, "method");
+        let counted = |i: usize| method.is_none_or(|m| methods[i].as_deref() == Some(m));
+        let runs = sweep
+            .runs
+            .iter()
+            .filter(|r| method.is_none_or(|m| r.method == m))
+            .count()
+            .max(1) as f64;
         let per_run = |column: &str, scale: f64| {
-            floats(&sweep.rounds, column)
-                .into_iter()
-                .flatten()
+            let values = floats(frame, column);
+            (0..frame.height())
+                .filter(|&i| counted(i))
+                .filter_map(|i| values[i])
                 .sum::<f64>()
                 / runs
                 / scale
@@ -108,6 +122,36 @@ fn tradeoff() -> Tradeoff {
                 .into(),
         },
     }
+}
+
+/// The main report's traffic grid: per method, its codecs and the megabytes and seconds of
+/// one run.
+pub fn traffic_grid(sweep: &Sweep, methods: &[String]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let rows = methods
+        .iter()
+        .map(|method| {
+            let traffic = Traffic::of_method(sweep, Some(method));
+            vec![
+                crate::order::method_label(method),
+                codecs_label(sweep),
+                format!("{:.2}", traffic.up),
+                format!("{:.2}", traffic.down),
+                format!("{:.2}", traffic.up + traffic.down),
+                format!("{:.2}", traffic.encode_seconds),
+                format!("{:.2}", traffic.decode_seconds),
+            ]
+        })
+        .collect();
+    let header = vec![
+        "Method",
+        "Codecs",
+        "MB up / run",
+        "MB down / run",
+        "MB / run",
+        "Encode s / run",
+        "Decode s / run",
+    ];
+    (header, rows)
 }
 
 /// Writes the communication report of `sweeps` (one per codec setting) into `out`.

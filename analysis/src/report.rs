@@ -376,6 +376,14 @@ pub fn write_report(sweep: &Sweep, out: &Path) -> Result<Report> {
     }
     doc.table(&results);
     doc.benchmarks(sweep, &results, source);
+    doc.heading("Communication");
+    doc.paragraph(
+        "Megabytes a run sent, up (the client updates aggregated) and down (the global adapter \
+         or the broadcasts the sampled clients missed, and their plans), summed over its rounds \
+         and averaged over seeds: the encodings' exact lengths (docs/compression.md).",
+    );
+    let (header, rows) = crate::communication::traffic_grid(sweep, &results.methods);
+    doc.grid(&header, &rows);
     doc.heading("Training per round");
     doc.table(&rounds);
     doc.heading("Figures");
