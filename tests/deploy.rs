@@ -167,6 +167,12 @@ fn the_shell_loop_of_server_and_client_commands_ends_with_the_simulated_adapter(
                  [codecs.top-k]\nfraction = 0.05\n",
             ],
         ),
+        // Float32 broadcasts: a client that missed two is sent the clients' model instead.
+        (
+            "kto",
+            "fedavgm",
+            ["", "rounds = 3", "[compression]\ndownlink = \"f32\"\n"],
+        ),
     ];
     for (method, aggregator, lines) in cases {
         let config = write_config(dir.path(), method, aggregator, lines);

@@ -190,8 +190,9 @@ impl Links {
         }
     }
 
-    /// The bytes `client` is sent, with `plan_floats` of client plan: every broadcast since it
-    /// last took part (it then holds `x̂`), or the whole global adapter.
+    /// The bytes `client` is sent, with `plan_floats` of client plan: the global adapter as
+    /// float32 without downlink compression; with it, every broadcast since the client last
+    /// took part, or `x̂` itself as float32 when that is smaller ([`Self::sends_model`]).
     pub fn downlink_bytes(
         &self,
         client: u32,
@@ -199,19 +200,34 @@ impl Links {
         links: &LinkState,
         record: &mut Option<CompressionRecord>,
     ) -> u64 {
-        let model = if self.downlink.is_some() {
-            let from = links.synced.get(&client).copied().unwrap_or(0) as usize;
-            links.broadcasts[from.min(links.broadcasts.len())..]
-                .iter()
-                .sum()
-        } else {
-            4 * n_params as u64
+        let raw = 4 * n_params as u64;
+        let model = match self.missed(client, links) {
+            Some(missed) => missed.min(raw),
+            None => raw,
         };
         let bytes = model + 4 * plan_floats as u64;
         if let Some(record) = record {
             record.down.insert(client, bytes);
         }
         bytes
+    }
+
+    /// Bytes of the broadcasts `client` has not had; `None` without downlink compression.
+    fn missed(&self, client: u32, links: &LinkState) -> Option<u64> {
+        self.downlink.as_ref()?;
+        let from = links.synced.get(&client).copied().unwrap_or(0) as usize;
+        Some(
+            links.broadcasts[from.min(links.broadcasts.len())..]
+                .iter()
+                .sum(),
+        )
+    }
+
+    /// Whether `client` is sent `x̂` as float32 rather than its missed broadcasts (a client
+    /// long away would otherwise be sent more than the model).
+    pub fn sends_model(&self, client: u32, n_params: usize, links: &LinkState) -> bool {
+        self.missed(client, links)
+            .is_some_and(|missed| missed > 4 * n_params as u64)
     }
 
     /// Notes that `client` has every broadcast up to round `round`'s.
@@ -260,7 +276,11 @@ impl Links {
             .filter_map(|c| links.residuals.get(c))
             .map(|r| norm(r))
             .collect();
-        record.residual_norm = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
+        record.residual_norm = if norms.is_empty() {
+            0.0
+        } else {
+            norms.iter().sum::<f64>() / norms.len() as f64
+        };
     }
 }
 
@@ -285,4 +305,45 @@ fn f32_le(values: &[f32]) -> Vec<u8> {
 /// The model clients train from: `x̂` under downlink compression, else the global adapter.
 pub fn start_model<'a>(global: &'a [f32], links: &'a LinkState) -> &'a [f32] {
     links.public.as_deref().unwrap_or(global)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin_host::test_plugins;
+
+    #[test]
+    fn a_client_long_away_is_sent_the_model_rather_than_its_missed_broadcasts() {
+        let host = test_plugins::host();
+        let links = Links {
+            uplink: None,
+            downlink: Some(
+                host.codec("test-top-1", &serde_json::json!({}))
+                    .expect("codec"),
+            ),
+            error_feedback: true,
+        };
+        // 100 parameters (400 bytes as float32), broadcasts of 150 bytes in rounds 0..=3.
+        let mut state = LinkState {
+            public: Some(vec![0.0; 100]),
+            broadcasts: vec![150; 4],
+            ..LinkState::default()
+        };
+        state.synced.insert(1, 2);
+        state.synced.insert(2, 3);
+        let mut record = links.record();
+        let bytes = |client, state: &LinkState, record: &mut _| {
+            links.downlink_bytes(client, (100, 5), state, record)
+        };
+        // Client 0 missed four (600 bytes): the model (400) instead; client 1 missed two
+        // (300); client 2 one (150). Each plus its plan of 5 floats.
+        assert_eq!(bytes(0, &state, &mut record), 420);
+        assert_eq!(bytes(1, &state, &mut record), 320);
+        assert_eq!(bytes(2, &state, &mut record), 170);
+        assert!(links.sends_model(0, 100, &state) && !links.sends_model(1, 100, &state));
+        let down = &record.expect("a record").down;
+        assert_eq!(down.values().copied().collect::<Vec<_>>(), [420, 320, 170]);
+        links.mark_synced(&mut state, 3, 0);
+        assert_eq!(bytes(0, &state, &mut None), 20);
+    }
 }

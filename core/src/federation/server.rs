@@ -283,17 +283,21 @@ pub fn plan_round(
     planned.lr = round_lr(plan, state.next_round);
     planned.sampled = sampled(plan, state.next_round);
     let aggregator = aggregator(plan, host, state)?;
+    let links = Links::new(plan, host)?;
     std::fs::create_dir_all(out_dir).map_err(|e| crate::Error::io(out_dir, e))?;
     for &client in &planned.sampled {
         let path = out_dir.join(format!("global-{client}.safetensors"));
-        let model = if state.links.public.is_some() {
-            let from = state.links.synced.get(&client).copied().unwrap_or(0);
-            let missed = (from..=state.next_round)
-                .filter_map(|r| Some((r, state.broadcasts.get(r as usize)?.clone())))
-                .collect();
-            GlobalModel::Broadcasts(missed)
-        } else {
-            GlobalModel::Params(state.global.clone())
+        let model = match &state.links.public {
+            Some(_) if !links.sends_model(client, state.global.len(), &state.links) => {
+                let from = state.links.synced.get(&client).copied().unwrap_or(0);
+                let missed = (from..=state.next_round)
+                    .filter_map(|r| Some((r, state.broadcasts.get(r as usize)?.clone())))
+                    .collect();
+                GlobalModel::Broadcasts(missed)
+            }
+            // Cheaper than the broadcasts missed: the clients' model itself.
+            Some(public) => GlobalModel::Params(public.clone()),
+            None => GlobalModel::Params(state.global.clone()),
         };
         write_global(
             &path,

@@ -272,7 +272,13 @@ pub fn train_client_from_files(
     // The global model first: a client that was sent broadcasts has them, whatever follows.
     let (sent, client_plan) = read_global(&files.global)?;
     let start = match sent {
-        GlobalModel::Params(params) if params.len() == initial.len() => params,
+        GlobalModel::Params(params) if params.len() == initial.len() => {
+            if links.downlink_compressed() {
+                // The server sent the broadcasts' model itself: it holds every one so far.
+                state.public = Some((params.clone(), round + 1));
+            }
+            params
+        }
         GlobalModel::Params(params) => {
             return Err(damaged(
                 &files.global,
