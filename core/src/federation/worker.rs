@@ -270,31 +270,7 @@ pub fn train_client_from_files(
         .transpose()?
         .unwrap_or_default();
     // The global model first: a client that was sent broadcasts has them, whatever follows.
-    let (sent, client_plan) = read_global(&files.global)?;
-    let start = match sent {
-        GlobalModel::Params(params) if params.len() == initial.len() => {
-            if links.downlink_compressed() {
-                // The server sent the broadcasts' model itself: it holds every one so far.
-                state.public = Some((params.clone(), round + 1));
-            }
-            params
-        }
-        GlobalModel::Params(params) => {
-            return Err(damaged(
-                &files.global,
-                format!(
-                    "{} parameters, this config's adapter has {}: the global adapter belongs to another model or LoRA layout",
-                    params.len(),
-                    initial.len()
-                ),
-            ))
-        }
-        GlobalModel::Broadcasts(broadcasts) => {
-            let held = state.public.take().unwrap_or((initial.clone(), 0));
-            let public = apply_broadcasts(&links, (seed, &files.global), held, &broadcasts)?;
-            state.public.insert(public).0.clone()
-        }
-    };
+    let (start, client_plan) = receive_global(&links, (seed, round), files, &initial, &mut state)?;
     let mut units = read_shard(&files.shard)?;
     let mut cache = None;
     if plan.loss_spec.needs_reference || plan.loss_spec.needs_kl_batch {
@@ -345,19 +321,8 @@ pub fn train_client_from_files(
             optimizer,
         } => {
             info.steps = steps;
-            let update = if links.compressed() {
-                let residual = links.keeps_residual().then_some(&mut state.residual);
-                let delta = difference(&params, &start);
-                let sent = links.send_update((seed, round.index, client), &delta, residual)?;
-                ("update".to_owned(), u8_tensor(&sent.bytes)?)
-            } else {
-                ("params".to_owned(), f32_tensor(&params)?)
-            };
-            write_tensors(
-                &files.out.with_extension("safetensors"),
-                vec![update],
-                HashMap::new(),
-            )?;
+            let key = (seed, round.index, client);
+            write_upload(&links, key, (&start, &params), &mut state, &files.out)?;
             if config.training.keep_optimizer_state {
                 state.optimizer = Some(optimizer);
             }
@@ -369,6 +334,66 @@ pub fn train_client_from_files(
     let json = serde_json::to_vec_pretty(&info).map_err(|e| json_error(&files.out, &e))?;
     write_atomic(&files.out.with_extension("json"), &json)?;
     Ok(info)
+}
+
+/// The model client training starts from, read from `files.global`, and the client's plan:
+/// the global adapter, or `x̂` after the broadcasts sent (kept in `state` for the next round).
+fn receive_global(
+    links: &Links,
+    (seed, round): (u64, u32),
+    files: &ClientFiles,
+    initial: &[f32],
+    state: &mut ClientState,
+) -> Result<(Vec<f32>, ClientPlan)> {
+    let (sent, plan) = read_global(&files.global)?;
+    let start = match sent {
+        GlobalModel::Params(params) if params.len() == initial.len() => {
+            if links.downlink_compressed() {
+                // The server sent the broadcasts' model itself: it holds every one so far.
+                state.public = Some((params.clone(), round + 1));
+            }
+            params
+        }
+        GlobalModel::Params(params) => {
+            return Err(damaged(
+                &files.global,
+                format!(
+                    "{} parameters, this config's adapter has {}: the global adapter belongs to another model or LoRA layout",
+                    params.len(),
+                    initial.len()
+                ),
+            ))
+        }
+        GlobalModel::Broadcasts(broadcasts) => {
+            let held = state.public.take().unwrap_or((initial.to_vec(), 0));
+            let public = apply_broadcasts(links, (seed, &files.global), held, &broadcasts)?;
+            state.public.insert(public).0.clone()
+        }
+    };
+    Ok((start, plan))
+}
+
+/// Writes `<out>.safetensors`: the parameters after training, or with a codec configured the
+/// change from `start`, encoded (through error feedback's residual in `state`).
+fn write_upload(
+    links: &Links,
+    key: (u64, u32, u32),
+    (start, params): (&[f32], &[f32]),
+    state: &mut ClientState,
+    out: &Path,
+) -> Result<()> {
+    let upload = if links.compressed() {
+        let residual = links.keeps_residual().then_some(&mut state.residual);
+        let sent = links.send_update(key, &difference(params, start), residual)?;
+        ("update".to_owned(), u8_tensor(&sent.bytes)?)
+    } else {
+        ("params".to_owned(), f32_tensor(params)?)
+    };
+    write_tensors(
+        &out.with_extension("safetensors"),
+        vec![upload],
+        HashMap::new(),
+    )
 }
 
 /// The identity of a run's adapter: the base model's content hash, the LoRA layout and the
