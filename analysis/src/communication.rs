@@ -48,7 +48,8 @@ impl Traffic {
             (0..frame.height())
                 .filter(|&i| counted(i))
                 .filter_map(|i| values[i])
-                .sum::<f64>()
+                // From 0.0: an empty f64 sum is -0.0, which would print as "-0.00".
+                .fold(0.0, |sum, v| sum + v)
                 / runs
                 / scale
         };
