@@ -45,11 +45,12 @@ impl Traffic {
             .max(1) as f64;
         let per_run = |column: &str, scale: f64| {
             let values = floats(frame, column);
-            (0..frame.height())
+            ((0..frame.height())
                 .filter(|&i| counted(i))
                 .filter_map(|i| values[i])
-                // From 0.0: an empty f64 sum is -0.0, which would print as "-0.00".
-                .fold(0.0, |sum, v| sum + v)
+                .sum::<f64>()
+                // An empty f64 sum is -0.0, which would print as "-0.00"; adding 0.0 makes it 0.0.
+                + 0.0)
                 / runs
                 / scale
         };
