@@ -3,7 +3,8 @@
 //!
 //! On a GPU each `Tensor::from_vec` is a host-to-device copy; a mask built in each of 30
 //! layers is 30 copies per forward pass, or per generated token. The cache keeps the last few
-//! entries (a training step uses one mask shape; a decoding step one mask and one index set).
+//! entries (a training step uses one mask per block of queries; a decoding step one mask and
+//! one index set).
 
 use std::collections::VecDeque;
 use std::sync::{LazyLock, Mutex};
@@ -15,7 +16,8 @@ use crate::Result;
 /// What identifies a constant: its kind, the integers it was built from, dtype and device.
 type Key = (&'static str, Vec<usize>, DType, DeviceLocation);
 
-const CAPACITY: usize = 8;
+/// Chunked attention asks for one mask per block of queries (16 at 2048 positions).
+const CAPACITY: usize = 32;
 
 static CACHE: LazyLock<Mutex<VecDeque<(Key, Tensor)>>> =
     LazyLock::new(|| Mutex::new(VecDeque::with_capacity(CAPACITY)));

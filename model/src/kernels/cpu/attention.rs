@@ -21,6 +21,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D
 use rayon::prelude::*;
 
 use super::storage::{contiguous_f32, host_f32};
+use crate::kernels::chunked_attention::{causal_attention_chunked, QUERY_BLOCK as QUERY_BLOCK_GPU};
 use crate::kernels::host_constants::host_constant;
 use crate::Result;
 
@@ -176,7 +177,8 @@ pub fn causal_attention_left_padded(
 }
 
 /// Causal GQA attention, with `hidden` keys per batch row (empty: none); the custom op for
-/// f32 on the CPU, the plain twin otherwise.
+/// f32 on the CPU, the chunked form ([`crate::kernels::chunked_attention`]) on other devices,
+/// the plain twin otherwise.
 ///
 /// # Errors
 /// Shape errors (`heads` not a multiple of `kv_heads`, `kv_len < seq`, mismatched dims).
@@ -199,6 +201,9 @@ pub fn causal_attention(
         && nkv > 0
         && nh % nkv == 0
         && t >= s;
+    if !q.device().is_cpu() {
+        return causal_attention_chunked(q, k, v, scale, hidden, QUERY_BLOCK_GPU);
+    }
     if !fast {
         return causal_attention_plain(q, k, v, scale, hidden);
     }

@@ -1,6 +1,6 @@
 //! Softmax-shaped ops for non-CPU devices: the forward pass without an autograd graph (one
 //! fused kernel, or composed ops whose intermediates are freed at once), with a hand-written
-//! backward attached by [`AttachGrad`].
+//! backward attached by [`attach`].
 //!
 //! On a GPU the composed twins (max, sub, exp, sum, div and their backward ops over every
 //! element) were most of a LoRA step's time and memory at 16 x 512 tokens: the attention
@@ -15,77 +15,51 @@
 //! Both run on the CPU too (tests compare them with the composed twins there); the CPU
 //! training path uses the fused CPU ops of `fused_attention` and `fused_log_softmax` instead.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CudaStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
+use candle_core::{DType, Tensor, D};
 
+use crate::kernels::attach::{attach, Backward};
 use crate::Result;
 
-/// Which backward [`AttachGrad`] applies.
-enum Backward {
-    /// `y = softmax(x)` over the last dim.
-    Softmax,
-    /// `y[i] = log_softmax(x[i])[targets[i]]`; `targets` `(n, 1)` u32.
-    GatherLogSoftmax { targets: Tensor },
-}
+/// `dx = y (dy - sum(dy y))` for `y = softmax(x)` over the last dim.
+struct SoftmaxBackward;
 
-/// `x.apply_op2(y, AttachGrad)` returns a copy of `y` (computed from `x` without a graph)
-/// whose gradient flows to `x` through [`Backward`].
-struct AttachGrad(Backward);
-
-fn check_fresh(l: &Layout) -> candle_core::Result<()> {
-    if !(l.is_contiguous() && l.start_offset() == 0) {
-        candle_core::bail!("attach-grad: the attached value must be a fresh contiguous tensor")
-    }
-    Ok(())
-}
-
-impl CustomOp2 for AttachGrad {
+impl Backward for SoftmaxBackward {
     fn name(&self) -> &'static str {
-        "attach-grad"
+        "softmax"
     }
 
-    fn cpu_fwd(
+    fn backward(
         &self,
-        _: &CpuStorage,
-        _: &Layout,
-        y: &CpuStorage,
-        l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        check_fresh(l)?;
-        Ok((y.try_clone(l)?, l.shape().clone()))
-    }
-
-    fn cuda_fwd(
-        &self,
-        _: &CudaStorage,
-        _: &Layout,
-        y: &CudaStorage,
-        l: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        check_fresh(l)?;
-        Ok((y.try_clone(l)?, l.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
+        _: &[&Tensor],
         y: &Tensor,
-        _res: &Tensor,
         dy: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = match &self.0 {
-            Backward::Softmax => {
-                let dot = (dy * y)?.sum_keepdim(D::Minus1)?;
-                (y * dy.broadcast_sub(&dot)?)?
-            }
-            Backward::GatherLogSoftmax { targets } => {
-                let p = candle_nn::ops::softmax_last_dim(&x.detach())?;
-                let dy = dy.unsqueeze(1)?.to_dtype(p.dtype())?;
-                let minus = p.broadcast_mul(&dy.neg()?)?;
-                minus.scatter_add(targets, &dy, 1)?
-            }
-        };
-        Ok((Some(dx), None))
+    ) -> candle_core::Result<Vec<Option<Tensor>>> {
+        let dot = (dy * y)?.sum_keepdim(D::Minus1)?;
+        Ok(vec![Some((y * dy.broadcast_sub(&dot)?)?)])
+    }
+}
+
+/// `dlogits = dy (onehot(target) - softmax(logits))` for `y[i] = log_softmax(x[i])[targets[i]]`.
+struct GatherLogSoftmaxBackward {
+    /// `(n, 1)` u32.
+    targets: Tensor,
+}
+
+impl Backward for GatherLogSoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "gather-log-softmax"
+    }
+
+    fn backward(
+        &self,
+        inputs: &[&Tensor],
+        _: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<Vec<Option<Tensor>>> {
+        let p = candle_nn::ops::softmax_last_dim(&inputs[0].detach())?;
+        let dy = dy.unsqueeze(1)?.to_dtype(p.dtype())?;
+        let minus = p.broadcast_mul(&dy.neg()?)?;
+        Ok(vec![Some(minus.scatter_add(&self.targets, &dy, 1)?)])
     }
 }
 
@@ -95,8 +69,8 @@ impl CustomOp2 for AttachGrad {
 /// Tensor errors.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     let x = x.contiguous()?;
-    let y = candle_nn::ops::softmax_last_dim(&x.detach())?.contiguous()?;
-    Ok(x.apply_op2(&y, AttachGrad(Backward::Softmax))?)
+    let y = candle_nn::ops::softmax_last_dim(&x.detach())?;
+    attach(&[&x], y, SoftmaxBackward)
 }
 
 /// `log_softmax(logits)[target]` per row: `logits` `(n, vocab)` (f32 or f64), `targets` `(n,)`
@@ -114,10 +88,12 @@ pub fn gather_log_softmax(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         .log()?
         + &max)?;
     let targets = targets.to_dtype(DType::U32)?.unsqueeze(1)?.contiguous()?;
-    let y = (x.gather(&targets, 1)? - lse)?.squeeze(1)?.contiguous()?;
-    Ok(logits
-        .contiguous()?
-        .apply_op2(&y, AttachGrad(Backward::GatherLogSoftmax { targets }))?)
+    let y = (x.gather(&targets, 1)? - lse)?.squeeze(1)?;
+    attach(
+        &[&logits.contiguous()?],
+        y,
+        GatherLogSoftmaxBackward { targets },
+    )
 }
 
 #[cfg(test)]
