@@ -56,7 +56,7 @@ pub use io::gguf::GgufFile;
 pub use io::identity::model_identity;
 pub use io::load::{load_model, load_model_as, LoadedModel};
 pub use io::peft::{load_adapter, save_adapter};
-pub use layers::decoder::Decoder;
+pub use layers::decoder::{Decoder, MemoryOptions};
 pub use layers::lora::{Adapter, LoraConfig, TargetModule};
 pub use logprobs::{
     reference_logprobs, sequence_logprobs, MaskedSequence, SequenceBatch, SequenceLogProbs,

@@ -229,18 +229,7 @@ pub struct SequenceLogProbs {
     pub n_tokens: Vec<usize>,
 }
 
-/// `log_softmax(logits)[target]` per row: `logits` `(n, vocab)`, `targets` `(n,)` u32 ->
-/// `(n,)`. Upcasts half precision to f32.
-///
-/// # Errors
-/// Shape mismatch.
-pub fn gather_log_softmax(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logits = match logits.dtype() {
-        DType::F64 | DType::F32 => logits.clone(),
-        _ => logits.to_dtype(DType::F32)?,
-    };
-    crate::kernels::cpu::log_softmax::gather_log_softmax_fused(&logits, targets)
-}
+pub use crate::kernels::chunked_head::gather_log_softmax;
 
 /// Summed answer log-probs of every sequence under the decoder's current mode (adapter on or
 /// off, dropout if training), with autograd to the adapter's vars.
@@ -292,9 +281,8 @@ pub fn sequence_logprobs_with(
     }
     let at = Tensor::from_slice(&batch.predict_at, n, device)?;
     let selected = hidden.reshape(((), h))?.index_select(&at, 0)?;
-    let logits = model.head(&selected)?;
     let targets = Tensor::from_slice(&batch.targets, n, device)?;
-    let token_logp = gather_log_softmax(&logits, &targets)?;
+    let token_logp = model.target_logprobs(&selected, &targets)?;
     // (batch, n) 0/1 segment matrix times (n, 1): per-row sums with a plain matmul backward.
     let mut seg = vec![0f32; b * n];
     for (j, &r) in batch.rows.iter().enumerate() {

@@ -15,7 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::ModelConfig;
-use crate::layers::decoder::Decoder;
+use crate::layers::decoder::{Decoder, MemoryOptions};
 use crate::layers::lora::{Adapter, LoraConfig};
 use crate::logprobs::{sequence_logprobs, MaskedSequence, SequenceBatch};
 use crate::testing::{random_weights, tiny_config};
@@ -56,8 +56,13 @@ fn batch(device: &Device) -> SequenceBatch {
 
 /// Summed answer log-probs and the adapter's gradients (flattened in adapter order).
 fn logprobs_and_grads(model: &Decoder, device: &Device) -> (Vec<f32>, Vec<f32>) {
-    let lp = sequence_logprobs(model, &batch(device)).unwrap().logp;
-    let grads = lp.sum_all().unwrap().backward().unwrap();
+    logprobs_and_grads_of(model, &batch(device))
+}
+
+/// [`logprobs_and_grads`] of any batch.
+fn logprobs_and_grads_of(model: &Decoder, batch: &SequenceBatch) -> (Vec<f32>, Vec<f32>) {
+    let lp = sequence_logprobs(model, batch).unwrap().logp;
+    let grads = model.backward(&lp.sum_all().unwrap()).unwrap();
     let mut flat = vec![];
     for var in model.adapter().unwrap().vars() {
         let g = grads
@@ -104,6 +109,57 @@ fn bf16_mixed_precision_tracks_f32_and_keeps_the_adapter_f32() {
     assert!(rel < 0.1, "bf16 adapter gradients off by {rel} (relative)");
 }
 
+/// With checkpointed layers and LoRA dropout, the gradient of the summed log-probs at a
+/// fixed seed against a central difference along itself: a replay that drew other masks than
+/// the forward pass would give the gradient of another function.
+fn replayed_gradient_is_the_gradient(device: &Device) {
+    let cfg = tiny_config();
+    let w = random_weights(&cfg, 13, DType::F32);
+    let lora = LoraConfig::new(4, 8.0, 0.3, &["q_proj", "v_proj", "down_proj"]).unwrap();
+    let loss_and_grad = |flat: &[f32]| -> (f64, Vec<f32>) {
+        let vb = VarBuilder::from_tensors(w.clone(), DType::F32, device);
+        let mut m = Decoder::load(vb, &cfg).unwrap();
+        let adapter = Adapter::new(&lora, &cfg, 3, DType::F32, device).unwrap();
+        adapter.unflatten(flat).unwrap();
+        m.attach_adapter(adapter).unwrap();
+        m.set_memory_options(MemoryOptions {
+            checkpoint_layers: true,
+            ..MemoryOptions::default()
+        });
+        m.set_training(Some(3)).unwrap();
+        let (lp, g) = logprobs_and_grads(&m, device);
+        (lp.iter().map(|&v| f64::from(v)).sum(), g)
+    };
+    let n = Adapter::new(&lora, &cfg, 3, DType::F32, device)
+        .unwrap()
+        .num_params();
+    let theta: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 101) as f32 / 500.0 - 0.1)
+        .collect();
+    let (_, g) = loss_and_grad(&theta);
+    assert_eq!(loss_and_grad(&theta).1, g, "same seed, same gradient");
+    let norm = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    let eps = 1e-2;
+    let along = |sign: f64| -> Vec<f32> {
+        theta
+            .iter()
+            .zip(&g)
+            .map(|(&t, &gi)| t + (sign * eps * f64::from(gi) / norm) as f32)
+            .collect()
+    };
+    // Measured on the CPU: 5e-5 relative with the right masks, 8% with fresh ones.
+    let slope = (loss_and_grad(&along(1.0)).0 - loss_and_grad(&along(-1.0)).0) / (2.0 * eps);
+    assert!(
+        (slope - norm).abs() < 5e-3 * norm,
+        "slope along the gradient {slope}, gradient norm {norm}"
+    );
+}
+
+#[test]
+fn checkpointed_dropout_replays_the_forward_masks() {
+    replayed_gradient_is_the_gradient(&Device::Cpu);
+}
+
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::*;
@@ -144,6 +200,68 @@ mod cuda {
             let rel = rel_diff(&g_gpu, &g_cpu);
             assert!(rel < 1e-3, "gradients differ by {rel} (relative)");
         }
+    }
+
+    #[test]
+    fn chunked_head_and_attention_on_cuda_equal_their_twins() {
+        // f32 to rounding (cuBLAS sums in another order than the CPU); bf16 as on the CPU.
+        for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 2e-2)] {
+            let diffs =
+                crate::kernels::chunked_attention::tests::chunked_against_twin(&gpu(), dtype);
+            assert!(
+                diffs.iter().all(|&d| d < tol),
+                "{dtype:?} attention: {diffs:?}"
+            );
+        }
+        let (dy, dg, scale) =
+            crate::kernels::chunked_head::tests::chunked_against_twin(&gpu(), DType::F32);
+        assert!(
+            dy < 1e-4 && dg < 1e-4 * scale.max(1.0),
+            "head: {dy}, {dg} of {scale}"
+        );
+    }
+
+    #[test]
+    fn long_rows_with_chunks_and_checkpoints_on_cuda_equal_the_cpu() {
+        // 200 and 150 positions: two and more blocks of queries, and 290 answer tokens in
+        // head chunks of 64.
+        let cfg = small_config();
+        let w = random_weights(&cfg, 12, DType::F32);
+        let seqs: Vec<MaskedSequence> = [200usize, 150]
+            .iter()
+            .map(|&n| MaskedSequence {
+                ids: (0..n)
+                    .map(|i| ((i * 37 + n) % cfg.vocab_size) as u32)
+                    .collect(),
+                answer_mask: (0..n).map(|i| i >= 30).collect(),
+            })
+            .collect();
+        let run = |dev: &Device, memory: MemoryOptions| {
+            let mut m = model_with_adapter(&cfg, &w, DType::F32, dev);
+            m.set_memory_options(memory);
+            logprobs_and_grads_of(&m, &SequenceBatch::new(&seqs, 0, dev).unwrap())
+        };
+        let (lp_cpu, g_cpu) = run(&Device::Cpu, MemoryOptions::default());
+        let saving = MemoryOptions {
+            head_chunk: 64,
+            checkpoint_layers: true,
+        };
+        for memory in [MemoryOptions::default(), saving] {
+            let (lp, g) = run(&gpu(), memory);
+            // Summed over up to 170 tokens: 1e-3 per token's worth of rounding.
+            let d = max_abs_diff(&lp, &lp_cpu);
+            assert!(d < 0.05, "{memory:?}: log-probs differ by {d}");
+            let rel = rel_diff(&g, &g_cpu);
+            assert!(
+                rel < 1e-3,
+                "{memory:?}: gradients differ by {rel} (relative)"
+            );
+        }
+    }
+
+    #[test]
+    fn checkpointed_dropout_on_cuda_replays_the_forward_masks() {
+        replayed_gradient_is_the_gradient(&gpu());
     }
 
     #[test]

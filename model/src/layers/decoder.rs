@@ -15,7 +15,9 @@ use rand::SeedableRng;
 
 use crate::config::ModelConfig;
 use crate::generate::kv_cache::KvCache;
+use crate::kernels::chunked_head::{head_log_softmax_chunked, DEFAULT_HEAD_CHUNK};
 use crate::kernels::frozen_matmul::frozen_matmul;
+use crate::layers::checkpoint::{checkpointed_forward, CheckpointGrads};
 use crate::layers::context::ForwardCtx;
 use crate::layers::layer::DecoderLayer;
 use crate::layers::lora::Adapter;
@@ -35,6 +37,30 @@ pub struct Decoder {
     adapter: Option<Adapter>,
     adapter_enabled: bool,
     dropout_rng: Option<Arc<Mutex<StdRng>>>,
+    memory: MemoryOptions,
+    checkpoint_grads: Arc<CheckpointGrads>,
+}
+
+/// How a training pass trades computation for memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryOptions {
+    /// Answer positions whose logits exist at once ([`crate::kernels::chunked_head`]): the
+    /// head's memory stops growing with tokens x vocabulary, for one more head matmul per
+    /// step once a batch has more answer tokens than this.
+    pub head_chunk: usize,
+    /// Keep only each decoder layer's input for backward and run the layer again there
+    /// ([`crate::layers::checkpoint`]): activation memory of one layer instead of all, for
+    /// about one more forward pass per step.
+    pub checkpoint_layers: bool,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        Self {
+            head_chunk: DEFAULT_HEAD_CHUNK,
+            checkpoint_layers: false,
+        }
+    }
 }
 
 impl Decoder {
@@ -77,7 +103,31 @@ impl Decoder {
             adapter: None,
             adapter_enabled: true,
             dropout_rng: None,
+            memory: MemoryOptions::default(),
+            checkpoint_grads: Arc::default(),
         })
+    }
+
+    /// Sets how training passes trade computation for memory.
+    pub fn set_memory_options(&mut self, memory: MemoryOptions) {
+        self.memory = memory;
+    }
+
+    /// How training passes trade computation for memory.
+    pub fn memory_options(&self) -> MemoryOptions {
+        self.memory
+    }
+
+    /// The gradients of `loss` (a scalar), with those of checkpointed layers' LoRA vars
+    /// added in: use this rather than `loss.backward()` on anything computed by this decoder.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
+        self.checkpoint_grads.clear();
+        let mut store = loss.backward()?;
+        self.checkpoint_grads.drain_into(&mut store)?;
+        Ok(store)
     }
 
     /// The hyper-parameters.
@@ -255,11 +305,31 @@ impl Decoder {
             });
         }
         let mut x = self.embed(ids)?;
+        let checkpoint = self.memory.checkpoint_layers
+            && cache.is_none()
+            && ctx.left_pads.is_none()
+            && ctx.adapter
+            && !ctx.detached;
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
-            x = layer.forward(&x, &self.rope, offset, slot, ctx)?;
+            x = if checkpoint {
+                let vars = self.layer_vars(i);
+                checkpointed_forward(layer, &x, &self.rope, ctx, vars, &self.checkpoint_grads)?
+            } else {
+                let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
+                layer.forward(&x, &self.rope, offset, slot, ctx)?
+            };
         }
         self.norm.forward(&x)
+    }
+
+    /// The LoRA vars of layer `index` (none without an adapter).
+    fn layer_vars(&self, index: usize) -> Vec<candle_core::Var> {
+        self.adapter
+            .iter()
+            .flat_map(|a| a.pairs())
+            .filter(|p| p.layer == index)
+            .flat_map(|p| [p.a.clone(), p.b.clone()])
+            .collect()
     }
 
     /// Output head: `hidden` `(..., hidden)` -> logits `(..., vocab)`.
@@ -268,6 +338,16 @@ impl Decoder {
     /// Shape mismatch.
     pub fn head(&self, hidden: &Tensor) -> Result<Tensor> {
         frozen_matmul(hidden, &self.lm_head)
+    }
+
+    /// `log p(target)` per row from final hidden states `(n, hidden)` and `targets` `(n,)`:
+    /// the head and log-softmax by chunks of [`MemoryOptions::head_chunk`] rows, f32 (f64 for
+    /// an f64 model), differentiable to `hidden`.
+    ///
+    /// # Errors
+    /// Shape mismatch, a target outside the vocabulary.
+    pub fn target_logprobs(&self, hidden: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        head_log_softmax_chunked(hidden, &self.lm_head, targets, self.memory.head_chunk)
     }
 
     /// Logits of every position, `(batch, seq, vocab)`.

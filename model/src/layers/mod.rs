@@ -6,13 +6,15 @@
 //!   the trainable [`Adapter`] (PEFT initialization, flat f32 vector for aggregators);
 //! - [`attention`] (grouped-query, causal), [`mlp`] (SwiGLU), [`layer`] (one decoder block);
 //! - [`decoder`]: [`Decoder`], embeddings to logits, with the adapter attached or merged;
-//! - [`context`]: what one forward pass carries (training flag, seeded LoRA dropout).
+//! - [`context`]: what one forward pass carries (training flag, seeded LoRA dropout);
+//! - [`checkpoint`]: activation checkpointing per decoder layer.
 //!
 //! [`LoraConfig`]: lora::LoraConfig
 //! [`Adapter`]: lora::Adapter
 //! [`Decoder`]: decoder::Decoder
 
 pub mod attention;
+pub mod checkpoint;
 pub mod context;
 pub mod decoder;
 pub mod layer;
