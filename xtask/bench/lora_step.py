@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="gradient checkpointing per decoder layer (fedpref's --checkpoint)")
     args = ap.parse_args()
 
     import torch
@@ -65,6 +67,9 @@ def main():
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     model = add_lora(build_model(args.shape, dtype, device), args.rank)
+    if args.checkpoint:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
@@ -107,6 +112,7 @@ def main():
         "peak_rss_mib": peak_rss_mib(),
         "losses": losses, "torch": torch.__version__,
         "attn_impl": getattr(model.config, "_attn_implementation", None),
+        "checkpoint": args.checkpoint,
     }), flush=True)
 
 

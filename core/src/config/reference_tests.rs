@@ -9,7 +9,7 @@ use crate::eval::BenchmarkConfig;
 
 /// Keys the default config does not write out (unset, or skipped at their default): the
 /// documented default and a value to try each with.
-const OPTIONAL: [(&str, &str, &str); 29] = [
+const OPTIONAL: [(&str, &str, &str); 31] = [
     ("data.path", "unset", "\"pairs.jsonl\""),
     ("data.eval_path", "unset", "\"held-out.jsonl\""),
     ("data.group_key", "unset", "\"user_id\""),
@@ -27,6 +27,8 @@ const OPTIONAL: [(&str, &str, &str); 29] = [
     ("checkpoint.keep", "`2`", "3"),
     ("training.max_update_norm", "`0.0`", "10.0"),
     ("training.shared_prefix", "`true`", "false"),
+    ("training.activation_checkpointing", "`false`", "true"),
+    ("training.head_chunk", "`1024`", "256"),
     ("federation.sampling", "`\"fixed\"`", "\"poisson\""),
     ("privacy.mode", "`\"none\"`", "\"none\""),
     ("privacy.clip_norm", "`1.0`", "0.5"),

@@ -345,6 +345,24 @@ pub struct TrainingSection {
     /// `config.toml` when true, so runs written before the key existed still match their config.
     #[serde(skip_serializing_if = "is_true")]
     pub shared_prefix: bool,
+    /// Keep only each decoder layer's input for the backward pass and run the layer again
+    /// there: activation memory of one layer instead of all, for about a third more time per
+    /// step; the same log-probs and (to rounding) gradients. Left out of a run's `config.toml`
+    /// when false, as the keys below at their defaults.
+    #[serde(skip_serializing_if = "is_false")]
+    pub activation_checkpointing: bool,
+    /// Answer tokens whose vocabulary-sized logits exist at once: a step with more runs the
+    /// output head and log-softmax in chunks of this many, recomputing each in backward.
+    #[serde(skip_serializing_if = "is_default_head_chunk")]
+    pub head_chunk: usize,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_default_head_chunk(value: &usize) -> bool {
+    *value == fedpref_model::kernels::chunked_head::DEFAULT_HEAD_CHUNK
 }
 
 fn is_zero(value: &f64) -> bool {
@@ -369,6 +387,8 @@ impl Default for TrainingSection {
             max_loss: 1e3,
             max_update_norm: 0.0,
             shared_prefix: true,
+            activation_checkpointing: false,
+            head_chunk: fedpref_model::kernels::chunked_head::DEFAULT_HEAD_CHUNK,
         }
     }
 }
@@ -562,9 +582,10 @@ impl ExperimentConfig {
 
     fn validate_training(&self) -> Result<(), String> {
         let t = &self.training;
-        if t.batch_size == 0 || t.grad_accum == 0 {
+        if t.batch_size == 0 || t.grad_accum == 0 || t.head_chunk == 0 {
             return Err(
-                "training.batch_size and training.grad_accum must be at least 1".to_owned(),
+                "training.batch_size, training.grad_accum and training.head_chunk must be at least 1"
+                    .to_owned(),
             );
         }
         if matches!(t.local_steps, LocalSteps::Fixed(0)) {

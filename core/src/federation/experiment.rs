@@ -5,6 +5,7 @@
 
 use fedpref_model::{
     describe, load_model_as, model_identity, select_device, Adapter, LoadedModel, LoraConfig,
+    MemoryOptions,
 };
 use fedpref_plugin_api::{DataNeeds, ExampleMeta, Metric, PartitionInput};
 use fedpref_rundir::{DataSummary, PartitionSummary, RunDir};
@@ -277,7 +278,8 @@ fn open_reference_cache(plan: &RunPlan, ctx: &mut SweepContext<'_>) -> Result<()
     Ok(())
 }
 
-/// Attaches a freshly initialized adapter (seeded) and returns its flat parameters.
+/// Attaches a freshly initialized adapter (seeded), sets the training pass's memory options,
+/// and returns the adapter's flat parameters.
 ///
 /// # Errors
 /// A LoRA config the model does not fit; tensor errors.
@@ -294,5 +296,9 @@ pub(crate) fn attach_adapter(plan: &RunPlan, model: &mut LoadedModel) -> Result<
     )?;
     let initial = adapter.flatten()?;
     model.decoder.attach_adapter(adapter)?;
+    model.decoder.set_memory_options(MemoryOptions {
+        head_chunk: plan.config.training.head_chunk,
+        checkpoint_layers: plan.config.training.activation_checkpointing,
+    });
     Ok(initial)
 }

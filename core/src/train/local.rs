@@ -493,7 +493,7 @@ pub(super) fn micro_batch(
         .to_dtype(kl_policy.dtype())?;
         surrogate = (surrogate + (kl_policy * kl_grad)?.sum_all()?)?;
     }
-    accumulator.add(&surrogate.backward()?)?;
+    accumulator.add(&decoder.backward(&surrogate)?)?;
     let tokens = sequences
         .iter()
         .chain(kl.iter())

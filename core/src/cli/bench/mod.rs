@@ -77,6 +77,15 @@ pub struct TrainStepArgs {
     /// Timed steps (the median is reported).
     #[arg(long, default_value_t = 3)]
     steps: usize,
+    /// Run each decoder layer again in backward instead of keeping its activations
+    /// (`training.activation_checkpointing`); the PyTorch twin turns on its gradient
+    /// checkpointing too.
+    #[arg(long)]
+    checkpoint: bool,
+    /// Answer tokens whose logits exist at once (`training.head_chunk`); 0 computes the
+    /// whole batch's logits at once, as before chunking.
+    #[arg(long, default_value_t = fedpref_model::kernels::chunked_head::DEFAULT_HEAD_CHUNK)]
+    head_chunk: usize,
     /// The card's dense bf16 peak in TFLOP/s for MFU (known GPUs are looked up by name).
     #[arg(long, value_name = "TFLOPS")]
     peak_tflops: Option<f64>,
@@ -226,13 +235,21 @@ fn train_step(args: &TrainStepArgs) -> anyhow::Result<ExitCode> {
         warmup: args.warmup,
         steps: args.steps,
         rank: args.rank,
+        memory: fedpref_model::MemoryOptions {
+            head_chunk: if args.head_chunk == 0 {
+                usize::MAX
+            } else {
+                args.head_chunk
+            },
+            checkpoint_layers: args.checkpoint,
+        },
     };
     eprintln!(
-        "bench train-step: {} {} on {}, batch {} x {} tokens, LoRA r={} on q/v, {} warm-up + {} timed steps",
+        "bench train-step: {} {} on {}, batch {} x {} tokens, LoRA r={} on q/v, {} warm-up + {} timed steps, {:?}",
         model.gguf.as_ref().map_or(model.shape.name().to_owned(), |p| p.display().to_string()),
         args.model.device.precision().as_str(),
         fedpref_model::describe(&model.device),
-        args.batch, args.seq, args.rank, args.warmup, args.steps
+        args.batch, args.seq, args.rank, args.warmup, args.steps, settings.memory
     );
     let ours = workload::train_step(&model, &settings)?;
     let peak = args
@@ -293,6 +310,7 @@ fn run_pytorch(
         .args(["--rank", &args.rank.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
         .args(["--steps", &args.steps.to_string()])
+        .args(args.checkpoint.then_some("--checkpoint"))
         .args([
             "--threads",
             &candle_core::utils::get_num_threads().to_string(),

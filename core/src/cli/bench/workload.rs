@@ -131,6 +131,8 @@ pub struct TrainStepBench {
     pub steps: usize,
     /// LoRA rank (alpha = 2 r, dropout 0.05, q_proj and v_proj as in the PyTorch script).
     pub rank: usize,
+    /// Head chunking and activation checkpointing.
+    pub memory: fedpref_model::MemoryOptions,
 }
 
 impl Default for TrainStepBench {
@@ -141,6 +143,7 @@ impl Default for TrainStepBench {
             warmup: 1,
             steps: 3,
             rank: 8,
+            memory: fedpref_model::MemoryOptions::default(),
         }
     }
 }
@@ -373,6 +376,7 @@ pub fn train_step(m: &BenchModel, b: &TrainStepBench) -> Result<TrainStepReport>
     let vars = adapter.vars();
     let trainable_params = adapter.num_params();
     model.attach_adapter(adapter)?;
+    model.set_memory_options(b.memory);
     model.set_training(Some(0))?;
     let mut opt = AdamW::new(
         vars,
@@ -406,7 +410,7 @@ pub fn train_step(m: &BenchModel, b: &TrainStepBench) -> Result<TrainStepReport>
         // Reading the loss waits for the forward pass on any device.
         let loss_value = loss.to_scalar::<f32>()? as f64;
         let t1 = Instant::now();
-        let grads = loss.backward()?;
+        let grads = model.backward(&loss)?;
         sync(device)?;
         let t2 = Instant::now();
         let g = opt.grads_from(&grads)?;
