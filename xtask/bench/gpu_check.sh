@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check in one device call (README, "GPU"): unpacks `cargo xtask build --cuda`'s
-# archive, runs the GPU tests, the train-step benches against PyTorch on the same card, the
-# generation benches, and a short federated run (GPU f32, GPU bf16, then the same on the CPU
-# for comparison). Everything lands in $OUT as it finishes, so a timeout keeps what ran.
+# archive, runs the GPU tests, the train-step benches against PyTorch on the same card (speed
+# and peak memory at issue 21's shapes), the generation benches, and a short federated run (GPU
+# f32, GPU bf16, then the same on the CPU for comparison). Everything lands in $OUT as it
+# finishes, so a timeout keeps what ran. About 12 minutes on an H100.
 #
 #   bash xtask/bench/gpu_check.sh MODEL_DIR
 #
@@ -26,15 +27,24 @@ step "machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$summary"
 echo "CUDA libraries: $cuda_lib" | tee -a "$summary"
 
-step "GPU tests"
-"$bin/fedpref-cuda-tests" device_tests 2>&1 | tail -12 | tee -a "$summary"
+step "GPU tests (CUDA against the CPU; chunked attention, chunked head and checkpointed layers against their twins)"
+"$bin/fedpref-cuda-tests" device_tests 2>&1 | grep -E '^test |test result' | tee -a "$summary"
 
+# Issue 21's targets, bf16, PyTorch (fused sdpa) in the same run: tokens/s and peak GPU memory
+# at 4 x 256 and 16 x 512 for both shapes, and whether Qwen2.5-0.5B fits at 8 x 2048 with and
+# without activation checkpointing (PyTorch checkpoints too when fedpref does). The last case
+# runs the head unchunked (--head-chunk 0) to show what chunking saves, without PyTorch.
 step "train-step benches (5 timed steps after 2 warm-up; PyTorch in the same run)"
-for case in "smollm2-135m f32 4 256" "smollm2-135m bf16 4 256" "qwen2.5-0.5b f32 4 256" \
-    "qwen2.5-0.5b bf16 4 256" "smollm2-135m bf16 16 512" "qwen2.5-0.5b bf16 16 512"; do
+for case in "smollm2-135m 4 256 pytorch" "qwen2.5-0.5b 4 256 pytorch" "smollm2-135m 16 512 pytorch" \
+    "qwen2.5-0.5b 16 512 pytorch" "qwen2.5-0.5b 8 2048 pytorch" "qwen2.5-0.5b 8 2048 pytorch --checkpoint" \
+    "qwen2.5-0.5b 16 512 alone --head-chunk 0"; do
     set -- $case
-    "$bin/fedpref" bench train-step --device cuda:0 --shape "$1" --dtype "$2" --batch "$3" \
-        --seq "$4" --warmup 2 --steps 5 --pytorch xtask/bench/lora_step.py 2>&1 \
+    shape=$1 batch=$2 seq=$3 reference=()
+    [ "$4" = pytorch ] && reference=(--pytorch xtask/bench/lora_step.py)
+    shift 4
+    step "train-step $shape bf16 $batch x $seq $*"
+    "$bin/fedpref" bench train-step --device cuda:0 --shape "$shape" --dtype bf16 --batch "$batch" \
+        --seq "$seq" --warmup 2 --steps 5 "$@" "${reference[@]}" 2>&1 \
         | grep -v -i warn | tee -a "$summary"
 done
 

@@ -6,8 +6,9 @@
 //!    unversioned `lib*.so` links and a stub `libcuda.so` (the driver API's symbols, soname
 //!    `libcuda.so.1`) to link against; the GPU machine's driver provides the real one. nvcc
 //!    stays at 13.0 to match that machine's driver (580, CUDA 13.0).
-//! 2. `fedpref` (without the `report` feature: polars is not needed to train) and the core
-//!    library's tests are built with `--features cuda` into `target/cuda/`, for compute
+//! 2. `fedpref` (without the `report` feature: polars is not needed to train) and the model
+//!    crate's tests (where the CUDA-against-CPU tests live) are built with `--features cuda`
+//!    into `target/cuda/`, for compute
 //!    capability 9.0 (Hopper) unless `CUDA_COMPUTE_CAP` says otherwise; the plugins are the
 //!    ordinary release build (they never touch the GPU).
 //! 3. Binaries and plugins are stripped of debug info and packed (xz) into `target/cuda-dist/fedpref-cuda.tar.xz`, which a
@@ -87,7 +88,7 @@ pub fn run(sh: &Shell, flags: &flags::Build) -> Result<()> {
     .run()?;
     let tests = cmd!(
         sh,
-        "cargo test --release --package fedpref --lib --no-run --message-format json {features...} {target...}"
+        "cargo test --release --package fedpref-model --lib --no-run --message-format json {features...} {target...}"
     )
     .read()?;
     let test_binary = test_executable(&tests)?;
