@@ -433,6 +433,12 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
+/// [`max_diff`] relative to `reference`'s largest absolute entry (absolute when that is 0).
+pub fn relative_diff(a: &Tensor, reference: &Tensor) -> f64 {
+    let zero = reference.zeros_like().unwrap();
+    max_diff(a, reference) / max_diff(reference, &zero).max(f64::MIN_POSITIVE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

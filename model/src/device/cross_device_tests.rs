@@ -203,7 +203,7 @@ mod cuda {
     }
 
     #[test]
-    fn chunked_head_and_attention_on_cuda_equal_their_twins() {
+    fn chunked_head_attention_and_rms_norm_on_cuda_equal_their_twins() {
         // f32 to rounding (cuBLAS sums in another order than the CPU); bf16 as on the CPU.
         for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 2e-2)] {
             let diffs =
@@ -212,6 +212,10 @@ mod cuda {
                 diffs.iter().all(|&d| d < tol),
                 "{dtype:?} attention: {diffs:?}"
             );
+        }
+        for (dtype, tol) in [(DType::F32, 1e-5), (DType::BF16, 2e-2)] {
+            let [dy, dg] = crate::kernels::cuda::rms_norm::tests::against_twin(&gpu(), dtype);
+            assert!(dy < tol && dg < tol, "{dtype:?} rms-norm: {dy}, {dg}");
         }
         let (dy, dg, scale) =
             crate::kernels::chunked_head::tests::chunked_against_twin(&gpu(), DType::F32);

@@ -150,7 +150,7 @@ pub(crate) mod tests {
     use candle_core::Device;
 
     use super::*;
-    use crate::testing::max_diff;
+    use crate::testing::{max_diff, relative_diff};
 
     /// Largest differences of the output and of the `q`, `k`, `v` gradients between the
     /// chunked attention and its twin, each relative to the twin's largest entry: 2 rows,
@@ -199,21 +199,11 @@ pub(crate) mod tests {
         };
         let (y_chunked, g_chunked) = run(true);
         let (y_plain, g_plain) = run(false);
-        let relative = |a: &Tensor, b: &Tensor| {
-            let scale = b
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_dtype(DType::F64)
-                .unwrap();
-            max_diff(a, b) / scale.to_scalar::<f64>().unwrap().max(1e-12)
-        };
         [
-            relative(&y_chunked, &y_plain),
-            relative(&g_chunked[0], &g_plain[0]),
-            relative(&g_chunked[1], &g_plain[1]),
-            relative(&g_chunked[2], &g_plain[2]),
+            relative_diff(&y_chunked, &y_plain),
+            relative_diff(&g_chunked[0], &g_plain[0]),
+            relative_diff(&g_chunked[1], &g_plain[1]),
+            relative_diff(&g_chunked[2], &g_plain[2]),
         ]
     }
 

@@ -1,6 +1,7 @@
 //! RMSNorm, differentiable: `y = x / sqrt(mean(x^2, last) + eps) * weight`, any leading shape,
-//! `weight` of shape `(hidden,)` and frozen. The fast op and its plain twin are in
-//! [`crate::kernels::cpu::rms_norm`].
+//! `weight` of shape `(hidden,)` and frozen. The fast CPU op and the plain twin are in
+//! [`crate::kernels::cpu::rms_norm`]; on other devices [`crate::kernels::cuda::rms_norm`] keeps
+//! only the input for backward.
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -44,6 +45,9 @@ impl RmsNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if rms_norm_supported(x, &self.weight)? {
             return rms_norm(x, &self.weight, self.eps);
+        }
+        if !x.device().is_cpu() {
+            return crate::kernels::cuda::rms_norm::rms_norm(x, &self.weight, self.eps);
         }
         self.forward_plain(x)
     }
