@@ -96,6 +96,7 @@ pub fn checkpointed_forward(
         return Ok(y);
     };
     let replay = Replay {
+        input_tracked: x.track_op(),
         layer: layer.clone(),
         rope: rope.clone(),
         adapter: ctx.adapter,
@@ -110,6 +111,9 @@ pub fn checkpointed_forward(
 
 /// What the backward pass needs to run the layer again exactly as the forward pass did.
 struct Replay {
+    /// Whether the input carries a gradient (the first layer's, the embedding's output, does
+    /// not: its gradient would only take memory).
+    input_tracked: bool,
     layer: DecoderLayer,
     rope: Rope,
     adapter: bool,
@@ -156,7 +160,8 @@ impl Backward for Replay {
                 self.sink.push(var.clone(), g.clone());
             }
         }
-        Ok(vec![store.get(&x).cloned(), anchor])
+        let dx = store.get(&x).filter(|_| self.input_tracked).cloned();
+        Ok(vec![dx, anchor])
     }
 }
 
