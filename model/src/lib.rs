@@ -29,7 +29,8 @@
 //! let batch = SequenceBatch::new(&seqs, pad_id, &dev)?;
 //! let logp_ref = reference_logprobs(&model, &batch)?;      // adapter off, cached once
 //! let logp = sequence_logprobs(&model, &batch)?.logp;      // autograd to the adapter
-//! let grads = surrogate(logp).backward()?;                 // from the loss plugin's gradients
+//! let grads = model.backward(&surrogate(logp))?;          // not loss.backward(): checkpointed
+//!                                                          // layers' LoRA gradients join here
 //! ```
 #![warn(missing_docs)]
 
